@@ -1,0 +1,59 @@
+"""The ``ferry`` command: one entry point for the operator, the worker and local runs.
+
+Verbs import their implementation lazily, so ``ferry worker`` never loads kopf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ferry_runtime import cli as runtime_cli
+
+from ferry_operator import __version__
+
+__all__ = ["main"]
+
+
+def _operator(args: argparse.Namespace) -> int:
+    print("ferry operator: not yet implemented", file=sys.stderr)
+    return runtime_cli.NOT_YET
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"ferry {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferry", description="Ferry: MySQL/MariaDB change data capture on Kubernetes."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    operator = verbs.add_parser("operator", help="run the Kubernetes operator")
+    operator.set_defaults(handler=_operator)
+
+    worker = verbs.add_parser("worker", help="run one sync task from a worker config")
+    runtime_cli.add_worker_arguments(worker)
+    worker.set_defaults(handler=runtime_cli.worker)
+
+    run = verbs.add_parser("run", help="run a SyncTask from its manifests, without a cluster")
+    runtime_cli.add_run_arguments(run)
+    run.set_defaults(handler=runtime_cli.run)
+
+    version = verbs.add_parser("version", help="print the version")
+    version.set_defaults(handler=_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Fixtures for Ferry's tests: clients of the real services that tests/infra/up started.
+
+Session-scoped clients read the env file written by ``tests/infra/up``; per-test fixtures
+give each test its own namespace, database and topic names. A missing service skips the
+test with the reason locally and fails it in CI (``CI=true``), so CI never passes silently
+without the services it was meant to test against.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class TestEnv:
+    """Where the test services listen, as written by tests/infra/up."""
+
+    values: dict[str, str]
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key) or os.environ.get(key)
+
+    @property
+    def kubeconfig(self) -> str | None:
+        return self.get("KUBECONFIG")
+
+    @property
+    def kubectl(self) -> str:
+        return self.get("FERRY_KUBECTL") or "kubectl"
+
+    @property
+    def mysql(self) -> dict[str, Any]:
+        return {
+            "host": self.get("FERRY_MYSQL_HOST") or "127.0.0.1",
+            "port": int(self.get("FERRY_MYSQL_PORT") or 13306),
+            "user": self.get("FERRY_MYSQL_USER") or "ferry",
+            "password": self.get("FERRY_MYSQL_PASSWORD") or "",
+        }
+
+    @property
+    def mysql_admin(self) -> dict[str, Any]:
+        return {**self.mysql, "user": self.get("FERRY_MYSQL_ADMIN_USER") or "ferry_admin"}
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse the ``export KEY=VALUE`` lines of the env file (nothing is executed)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^export ([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
+        if match and "$" not in match.group(2):
+            values[match.group(1)] = shlex.split(match.group(2))[0] if match.group(2) else ""
+    return values
+
+
+def service_missing(service: str, reason: str) -> None:
+    """Skip locally, fail in CI: a CI run without its services must not look green."""
+    message = f"{service} is not available: {reason}. Start it with tests/infra/up."
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def unique_name(prefix: str, request: pytest.FixtureRequest, max_len: int = 40) -> str:
+    """A DNS-1123 and SQL-safe name derived from the test's name, unique per call."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
+    suffix = uuid.uuid4().hex[:6]
+    return f"{prefix}-{stem[: max_len - len(prefix) - 8].strip('-')}-{suffix}"
+
+
+@pytest.fixture(scope="session")
+def testenv() -> TestEnv:
+    env_file = Path(os.environ.get("FERRY_TESTENV_ENV", DEFAULT_ENV_FILE))
+    return TestEnv(read_env_file(env_file) if env_file.exists() else {})
+
+
+# ---------------------------------------------------------------- Kubernetes
+
+
+@pytest.fixture(scope="session")
+def kube_api(testenv: TestEnv) -> Any:
+    """An ApiClient for the test control plane (admin credentials)."""
+    from kubernetes import client, config
+
+    if not testenv.kubeconfig or not Path(testenv.kubeconfig).exists():
+        service_missing("kube-apiserver", "no kubeconfig in the test env file")
+    api_client = config.new_client_from_config(config_file=testenv.kubeconfig)
+    try:
+        client.VersionApi(api_client).get_code(_request_timeout=5)
+    except Exception as error:  # any failure to reach it means the same to the test
+        service_missing("kube-apiserver", f"{type(error).__name__}: {error}")
+    return api_client
+
+
+@pytest.fixture
+def namespace(kube_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    name = unique_name("t", request, max_len=50)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+# ---------------------------------------------------------------- MariaDB
+
+
+@pytest.fixture(scope="session")
+def mysql_connect(testenv: TestEnv) -> Callable[..., Any]:
+    """``mysql_connect(admin=False, **overrides)`` opens a PyMySQL connection."""
+    import pymysql
+
+    def connect(admin: bool = False, **overrides: Any) -> Any:
+        params = {**(testenv.mysql_admin if admin else testenv.mysql), **overrides}
+        return pymysql.connect(autocommit=True, charset="utf8mb4", connect_timeout=5, **params)
+
+    try:
+        connect(admin=True).close()
+    except Exception as error:
+        service_missing("MariaDB", f"{type(error).__name__}: {error}")
+    return connect
+
+
+@pytest.fixture
+def database(mysql_connect: Callable[..., Any], request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    name = unique_name("t", request, max_len=60).replace("-", "_")
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield name
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+# ---------------------------------------------------------------- Kafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(testenv: TestEnv) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": testenv.kafka_bootstrap})
+    try:
+        admin.list_topics(timeout=10)
+    except Exception as error:
+        service_missing("Kafka", f"{type(error).__name__}: {error}")
+    return testenv.kafka_bootstrap
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A prefix that makes this test's topic names its own."""
+    return unique_name("t", request, max_len=60).replace("-", ".")

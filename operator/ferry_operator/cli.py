@@ -9,9 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ferry_runtime import cli as runtime_cli
-
 from ferry_operator import __version__
+from ferry_runtime import cli as runtime_cli
 
 __all__ = ["main"]
 

@@ -27,9 +27,7 @@ def _images(row: dict[str, Any]) -> dict[str, Any]:
 
 def test_server_is_configured_for_row_based_cdc(mysql_connect: Callable[..., Any]) -> None:
     with mysql_connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata"
-        )
+        cur.execute("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, @@binlog_row_metadata")
         assert cur.fetchone() == (1, "ROW", "FULL", "FULL")
 
 
@@ -52,7 +50,8 @@ def test_rows_come_back_from_the_binlog(
         )
         file, pos = binlog_position(conn)
         cur.execute(
-            "INSERT INTO item VALUES (4000000000, 18446744073709551615, 255, 'caf\u00e9 \U0001f6a2')"
+            "INSERT INTO item VALUES (4000000000, 18446744073709551615, 255, %s)",
+            ("caf\u00e9 \U0001f6a2",),
         )
         cur.execute("UPDATE item SET tiny = 200, name = 'renamed' WHERE id = 4000000000")
         cur.execute("DELETE FROM item WHERE id = 4000000000")
@@ -68,13 +67,16 @@ def test_rows_come_back_from_the_binlog(
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
     )
     try:
-        events = [
-            (type(event).__name__, [_images(row) for row in event.rows]) for event in stream
-        ]
+        events = [(type(event).__name__, [_images(row) for row in event.rows]) for event in stream]
     finally:
         stream.close()
 
-    inserted = {"id": 4000000000, "big": 18446744073709551615, "tiny": 255, "name": "caf\u00e9 \U0001f6a2"}
+    inserted = {
+        "id": 4000000000,
+        "big": 18446744073709551615,
+        "tiny": 255,
+        "name": "caf\u00e9 \U0001f6a2",
+    }
     updated = {**inserted, "tiny": 200, "name": "renamed"}
     assert events == [
         ("WriteRowsEvent", [{"values": inserted}]),

@@ -19,7 +19,11 @@ def test_no_package_at_the_operator_source_root() -> None:
 def test_import_operator_from_the_repository_root_gives_the_standard_library() -> None:
     # `python -c` puts the current directory first on sys.path, the worst case.
     result = subprocess.run(
-        [sys.executable, "-c", "import operator; print(operator.__file__); print(operator.add(2, 3))"],
+        [
+            sys.executable,
+            "-c",
+            "import operator; print(operator.__file__); print(operator.add(2, 3))",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -1,0 +1,355 @@
+"""The worker's config: the contract the operator renders into a ConfigMap.
+
+Field names are camelCase in YAML, as in the SyncTask spec they come from. Unknown keys are
+refused with a message naming them. No secret ever appears here: passwords travel as the
+*name* of an environment variable that the Deployment fills from a Secret.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "BinlogFilePosition",
+    "ConfigError",
+    "Duration",
+    "ErrorPolicy",
+    "GtidPosition",
+    "KafkaSink",
+    "MySQLSink",
+    "Performance",
+    "Position",
+    "ReportingConfig",
+    "ResetPosition",
+    "RestartPolicy",
+    "SinkConfig",
+    "SourceConfig",
+    "TableMapping",
+    "TaskIdentity",
+    "TimestampPosition",
+    "WorkerConfig",
+    "format_duration",
+    "load",
+    "parse",
+    "parse_duration",
+]
+
+
+class ConfigError(ValueError):
+    """The worker config is invalid; the message names each offending field."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"500ms"``, ``"10s"``, ``"5m"``, ``"1h"``, or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (examples: 500ms, 10s, 5m, 1h)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of parse_duration: ``10s``, ``500ms``."""
+    millis = round(value.total_seconds() * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+]
+_TABLE_GLOB = re.compile(r"^[^.\s]+\.[^.\s]+$")
+
+
+def _table_glob(value: str) -> str:
+    if not _TABLE_GLOB.match(value):
+        raise ValueError(f"{value!r} is not a 'database.table' pattern (globs: * and ?)")
+    return value
+
+
+TableGlob = Annotated[str, AfterValidator(_table_glob)]
+
+
+class Model(BaseModel):
+    """Strict base: camelCase keys, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+# ---------------------------------------------------------------- positions
+
+
+class BinlogFilePosition(Model):
+    file: str = Field(min_length=1, description="Binlog file name, e.g. binlog.000042.")
+    pos: int = Field(ge=4, description="Byte offset of an event in that file (4 = its start).")
+
+
+class GtidPosition(Model):
+    gtid: str = Field(min_length=1, description="A GTID set (MySQL) or GTID position (MariaDB).")
+
+
+class TimestampPosition(Model):
+    timestamp: datetime = Field(description="The first event at or after this time (RFC 3339).")
+
+
+def _position_kind(value: Any) -> str | None:
+    """Pick the union member from the keys present, so errors name the right fields."""
+    if isinstance(value, str):
+        return "keyword"
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        for key in ("file", "gtid", "timestamp"):
+            if key in value:
+                return key
+    return None
+
+
+Position = Annotated[
+    Annotated[BinlogFilePosition, Tag("file")]
+    | Annotated[GtidPosition, Tag("gtid")]
+    | Annotated[TimestampPosition, Tag("timestamp")]
+    | Annotated[Literal["earliest", "latest"], Tag("keyword")],
+    Discriminator(
+        _position_kind,
+        custom_error_type="invalid_position",
+        custom_error_message="a position is {file, pos}, {gtid}, {timestamp}, earliest or latest",
+    ),
+]
+
+
+class ResetPosition(Model):
+    to: Position = Field(description="Where to restart reading from.")
+    nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+
+
+# ---------------------------------------------------------------- source and rules
+
+
+class SourceConfig(Model):
+    host: str = Field(min_length=1)
+    port: int = Field(default=3306, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    password_env: str = Field(
+        min_length=1, description="Name of the environment variable holding the password."
+    )
+    server_id: int = Field(
+        ge=1, le=2**32 - 1, description="Replica server id; unique among the source's replicas."
+    )
+    connect_timeout: Duration = Field(default=timedelta(seconds=10))
+
+
+class TableMapping(Model):
+    table: TableGlob = Field(description="The source table (database.table; globs allowed).")
+    target: str | None = Field(default=None, min_length=1, description="New table name.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Renames: old → new.")
+    drop: list[str] = Field(default_factory=list, description="Columns left out of events.")
+
+    def matches(self, database: str, table: str) -> bool:
+        return fnmatch.fnmatchcase(f"{database}.{table}", self.table)
+
+
+# ---------------------------------------------------------------- sinks
+
+
+class KafkaSink(Model):
+    bootstrap_servers: str = Field(min_length=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username_env: str | None = None
+    sasl_password_env: str | None = None
+    topic: str = Field(
+        default="ferry.{database}.{table}",
+        min_length=1,
+        description="Topic name template; {database} and {table} are replaced.",
+    )
+    format: Literal["maxwell", "debezium"] = "maxwell"
+    partition_by: Literal["primaryKey", "table", "database"] = "primaryKey"
+    offsets_topic: str = Field(
+        default="ferry.offsets", description="Compacted topic holding each task's checkpoint."
+    )
+    producer: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="librdkafka producer overrides."
+    )
+
+    @model_validator(mode="after")
+    def _topic_placeholders(self) -> KafkaSink:
+        unknown = set(re.findall(r"{([^}]*)}", self.topic)) - {"database", "table"}
+        if unknown:
+            raise ValueError(
+                f"topic: unknown placeholder(s) {sorted(unknown)}; use {{database}} and {{table}}"
+            )
+        return self
+
+
+class MySQLSink(Model):
+    host: str = Field(min_length=1)
+    port: int = Field(default=3306, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    password_env: str = Field(min_length=1)
+    database: str | None = Field(
+        default=None, description="Write every table here; default: the source's database."
+    )
+
+
+class SinkConfig(Model):
+    kafka: KafkaSink | None = None
+    mysql: MySQLSink | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SinkConfig:
+        if (self.kafka is None) == (self.mysql is None):
+            raise ValueError("exactly one of sink.kafka and sink.mysql must be set")
+        return self
+
+
+# ---------------------------------------------------------------- behaviour
+
+
+class Performance(Model):
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    max_batch_delay: Duration = Field(default=timedelta(milliseconds=500))
+    snapshot_chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    queue_size: int = Field(default=10_000, ge=1, description="Events buffered per stage.")
+
+
+class RestartPolicy(Model):
+    max_retries: int = Field(default=10, ge=0)
+    backoff: Duration = Field(default=timedelta(seconds=1))
+    multiplier: float = Field(default=2.0, ge=1.0)
+    max_backoff: Duration = Field(default=timedelta(minutes=5))
+
+    def delay(self, attempt: int) -> timedelta:
+        """The wait before retry number ``attempt`` (1-based)."""
+        seconds = self.backoff.total_seconds() * self.multiplier ** max(attempt - 1, 0)
+        return min(timedelta(seconds=seconds), self.max_backoff)
+
+
+class ErrorPolicy(Model):
+    mode: Literal["fail", "skip", "deadLetter"] = "fail"
+    dead_letter_topic: str | None = None
+
+    @model_validator(mode="after")
+    def _topic_for_dead_letters(self) -> ErrorPolicy:
+        if self.mode == "deadLetter" and not self.dead_letter_topic:
+            raise ValueError("errorPolicy.deadLetterTopic is required when mode is deadLetter")
+        return self
+
+
+class TaskIdentity(Model):
+    name: str = Field(min_length=1)
+    namespace: str = "default"
+    uid: str | None = Field(default=None, description="The SyncTask's uid, when on Kubernetes.")
+
+    @property
+    def id(self) -> str:
+        """Stable id: keys the checkpoint and derives the Kafka transactional.id."""
+        return f"{self.namespace}.{self.name}" if self.uid is None else self.uid
+
+
+class KubernetesReporting(Model):
+    namespace: str
+    name: str
+
+
+class ReportingConfig(Model):
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port.")
+    interval: Duration = Field(default=timedelta(seconds=10))
+    kubernetes: KubernetesReporting | None = Field(
+        default=None, description="The SyncTask whose status the worker patches."
+    )
+
+
+class WorkerConfig(Model):
+    task: TaskIdentity
+    source: SourceConfig
+    include: list[TableGlob] = Field(default_factory=lambda: ["*.*"], min_length=1)
+    exclude: list[TableGlob] = Field(default_factory=list)
+    mapping: list[TableMapping] = Field(default_factory=list)
+    sink: SinkConfig
+    mode: Literal["snapshot+cdc", "cdc", "snapshot"] = "snapshot+cdc"
+    start_position: Position | None = Field(
+        default=None,
+        description="Where cdc starts without a checkpoint; default: the snapshot's position "
+        "(snapshot+cdc) or latest (cdc).",
+    )
+    delivery: Literal["exactly-once", "at-least-once"] = "exactly-once"
+    performance: Performance = Field(default_factory=Performance)
+    restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
+    error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy)
+    reset_position: ResetPosition | None = None
+    reporting: ReportingConfig = Field(default_factory=ReportingConfig)
+
+    def selects(self, database: str, table: str) -> bool:
+        """Whether ``database.table`` passes the include and exclude globs."""
+        name = f"{database}.{table}"
+        included = any(fnmatch.fnmatchcase(name, glob) for glob in self.include)
+        return included and not any(fnmatch.fnmatchcase(name, glob) for glob in self.exclude)
+
+    def mapping_for(self, database: str, table: str) -> TableMapping | None:
+        return next((m for m in self.mapping if m.matches(database, table)), None)
+
+    def to_yaml(self) -> str:
+        """The canonical YAML the operator writes into a ConfigMap (stable key order)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=True)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{where or '(top level)'}: {message}")
+    return "invalid worker config:\n  " + "\n  ".join(lines)
+
+
+def parse(data: Any) -> WorkerConfig:
+    """Validate a mapping (e.g. parsed YAML) into a WorkerConfig, or raise ConfigError."""
+    try:
+        return WorkerConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error)) from None
+
+
+def load(path: str | Path) -> WorkerConfig:
+    """Read and validate a worker config file."""
+    return parse(yaml.safe_load(Path(path).read_text()))

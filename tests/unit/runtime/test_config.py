@@ -1,0 +1,96 @@
+"""The worker config model: defaults, round trip, and errors that name the field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from ferry_runtime import config
+
+
+def minimal(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "task": {"name": "orders", "namespace": "shop"},
+        "source": {"host": "db", "user": "repl", "passwordEnv": "SOURCE_PASSWORD", "serverId": 7},
+        "sink": {"kafka": {"bootstrapServers": "kafka:9092"}},
+    }
+    data.update(overrides)
+    return data
+
+
+def error_of(data: dict[str, Any]) -> str:
+    with pytest.raises(config.ConfigError) as raised:
+        config.parse(data)
+    return str(raised.value)
+
+
+def test_defaults_are_sane() -> None:
+    worker = config.parse(minimal())
+    assert worker.mode == "snapshot+cdc"
+    assert worker.delivery == "exactly-once"
+    assert worker.include == ["*.*"]
+    assert worker.performance.max_batch_delay == timedelta(milliseconds=500)
+    assert worker.sink.kafka is not None and worker.sink.kafka.topic == "ferry.{database}.{table}"
+    assert worker.task.id == "shop.orders"
+
+
+def test_yaml_round_trip_is_exact() -> None:
+    worker = config.parse(
+        minimal(
+            startPosition={"file": "binlog.000003", "pos": 1234},
+            resetPosition={"to": {"timestamp": "2026-01-02T03:04:05Z"}, "nonce": "n1"},
+            performance={"maxBatchDelay": "250ms", "batchSize": 10},
+            restartPolicy={"maxBackoff": "2m"},
+        )
+    )
+    assert config.parse(yaml.safe_load(worker.to_yaml())) == worker
+    assert "maxBatchDelay: 250ms" in worker.to_yaml()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"bogus": 1}, "bogus: unknown field"),
+        (
+            {"source": {"host": "db", "user": "u", "passwordEnv": "P", "serverId": 0}},
+            "source.serverId",
+        ),
+        ({"sink": {}}, "exactly one of sink.kafka and sink.mysql"),
+        ({"include": []}, "include"),
+        ({"include": ["nodot"]}, "include.0"),
+        ({"performance": {"batchSize": -1}}, "performance.batchSize"),
+        ({"performance": {"maxBatchDelay": "soon"}}, "not a duration"),
+        ({"startPosition": {"file": "binlog.000001"}}, "startPosition.file.pos"),
+        ({"startPosition": "middle"}, "startPosition"),
+        ({"errorPolicy": {"mode": "deadLetter"}}, "deadLetterTopic is required"),
+        ({"sink": {"kafka": {"bootstrapServers": "k", "topic": "x.{schema}"}}}, "placeholder"),
+        ({"delivery": "maybe-once"}, "delivery"),
+    ],
+)
+def test_errors_name_the_field(overrides: dict[str, Any], expected: str) -> None:
+    assert expected in error_of(minimal(**overrides))
+
+
+def test_table_selection_and_mapping() -> None:
+    worker = config.parse(
+        minimal(
+            include=["shop.order_*", "shop.customer"],
+            exclude=["*.order_tmp?"],
+            mapping=[{"table": "shop.order_*", "columns": {"amt": "amount"}, "drop": ["secret"]}],
+        )
+    )
+    assert worker.selects("shop", "order_items")
+    assert worker.selects("shop", "customer")
+    assert not worker.selects("shop", "order_tmp1")
+    assert not worker.selects("other", "customer")
+    mapping = worker.mapping_for("shop", "order_items")
+    assert mapping is not None and mapping.columns == {"amt": "amount"}
+    assert worker.mapping_for("shop", "customer") is None
+
+
+def test_restart_backoff_grows_and_is_capped() -> None:
+    policy = config.RestartPolicy(backoff="1s", multiplier=3, max_backoff="20s")
+    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [1, 3, 9, 20]

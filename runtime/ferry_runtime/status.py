@@ -1,0 +1,208 @@
+"""The worker's live state: one thread-safe tracker that the pipeline writes and that the
+HTTP endpoints, the Prometheus metrics and the Kubernetes reporter read.
+
+The pipeline calls the ``record_*``/``set_*`` methods; readers call :meth:`StatusTracker.view`,
+which returns a plain dict whose keys are the SyncTask status fields the worker owns
+(see docs/architecture.md): state, position, lag, throughput, progress, counters,
+lastErrors, heartbeatTime.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = ["ErrorRecord", "State", "StatusTracker", "TableProgress"]
+
+State = Literal[
+    "Starting", "Snapshotting", "Streaming", "Stopping", "Stopped", "Failed", "Completed"
+]
+MAX_ERRORS = 10
+RATE_WINDOW_SECONDS = 10.0
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TableProgress:
+    name: str  # database.table
+    rows_total: int  # an estimate (information_schema) until the table is done
+    rows_done: int = 0
+    state: Literal["Pending", "Running", "Done"] = "Pending"
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    time: float
+    reason: str  # CamelCase, e.g. ConnectionLost, PoisonRow, PositionUnavailable
+    message: str  # never holds a secret
+    table: str | None = None
+    position: str | None = None  # "file:pos"
+
+
+@dataclass
+class StatusTracker:
+    """Shared state of one worker. All methods are safe to call from any thread."""
+
+    clock: Callable[[], float] = time.time
+    state: State = "Starting"
+    position: dict[str, Any] = field(default_factory=dict)  # {file, pos, gtid?, timestamp?}
+    last_event_time: float | None = None  # source timestamp of the newest delivered event
+    caught_up: bool = False  # True when delivered up to the server's current position
+    events: int = 0
+    errors: int = 0
+    restarts: int = 0
+    events_by_table_op: dict[tuple[str, str], int] = field(default_factory=dict)
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, TableProgress] = field(default_factory=dict)
+    last_errors: deque[ErrorRecord] = field(default_factory=lambda: deque(maxlen=MAX_ERRORS))
+    snapshot_started: float | None = None
+    _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _listeners: list[Callable[[State], None]] = field(default_factory=list)
+
+    # ------------------------------------------------------------ writers (the pipeline)
+
+    def set_state(self, state: State) -> None:
+        with self._lock:
+            changed = state != self.state
+            self.state = state
+            if state == "Snapshotting" and self.snapshot_started is None:
+                self.snapshot_started = self.clock()
+        if changed:
+            for listener in list(self._listeners):
+                listener(state)
+
+    def on_state_change(self, listener: Callable[[State], None]) -> None:
+        """Call ``listener(new_state)`` on every transition (the reporter reports at once)."""
+        self._listeners.append(listener)
+
+    def record_delivered(
+        self, counts: dict[tuple[str, str], int], position: dict[str, Any], event_time: float | None
+    ) -> None:
+        """A batch was acknowledged by the sink: ``counts[(table, op)]``, the checkpointed
+        position it reached and the source timestamp of its newest event."""
+        total = sum(counts.values())
+        with self._lock:
+            for key, count in counts.items():
+                self.events_by_table_op[key] = self.events_by_table_op.get(key, 0) + count
+            self.events += total
+            self.position = dict(position)
+            if event_time is not None:
+                self.last_event_time = event_time
+            self._delivered.append((self.clock(), total))
+
+    def set_caught_up(self, caught_up: bool) -> None:
+        with self._lock:
+            self.caught_up = caught_up
+
+    def start_table(self, name: str, rows_total: int) -> None:
+        with self._lock:
+            progress = self.tables.setdefault(name, TableProgress(name, rows_total))
+            progress.rows_total = max(rows_total, progress.rows_done)
+            progress.state = "Running"
+
+    def plan_table(self, name: str, rows_total: int) -> None:
+        with self._lock:
+            self.tables.setdefault(name, TableProgress(name, rows_total))
+
+    def record_snapshot_rows(self, name: str, rows: int) -> None:
+        with self._lock:
+            progress = self.tables[name]
+            progress.rows_done += rows
+            progress.rows_total = max(progress.rows_total, progress.rows_done)
+
+    def finish_table(self, name: str) -> None:
+        with self._lock:
+            progress = self.tables[name]
+            progress.rows_total = progress.rows_done
+            progress.state = "Done"
+
+    def record_error(
+        self, reason: str, message: str, table: str | None = None, position: str | None = None
+    ) -> None:
+        with self._lock:
+            self.errors += 1
+            self.errors_by_reason[reason] = self.errors_by_reason.get(reason, 0) + 1
+            self.last_errors.append(ErrorRecord(self.clock(), reason, message, table, position))
+
+    def record_restart(self) -> None:
+        with self._lock:
+            self.restarts += 1
+
+    # ------------------------------------------------------------ readers
+
+    def lag_seconds(self) -> float:
+        """now - timestamp of the last delivered event; 0 when caught up."""
+        with self._lock:
+            if self.caught_up or self.last_event_time is None:
+                return 0.0
+            return max(0.0, self.clock() - self.last_event_time)
+
+    def events_per_second(self) -> float:
+        with self._lock:
+            now = self.clock()
+            while self._delivered and self._delivered[0][0] < now - RATE_WINDOW_SECONDS:
+                self._delivered.popleft()
+            return sum(count for _, count in self._delivered) / RATE_WINDOW_SECONDS
+
+    def progress(self) -> dict[str, Any]:
+        with self._lock:
+            done = sum(t.rows_done for t in self.tables.values())
+            total = sum(t.rows_total for t in self.tables.values())
+            all_done = bool(self.tables) and all(t.state == "Done" for t in self.tables.values())
+            percent = 100.0 if all_done else (min(99.9, 100.0 * done / total) if total else 0.0)
+            eta = None
+            if self.snapshot_started is not None and done and not all_done:
+                elapsed = self.clock() - self.snapshot_started
+                remaining = max(total - done, 0) * elapsed / done
+                eta = _rfc3339(self.clock() + remaining)
+            return {
+                "percent": round(percent, 1),
+                "rowsDone": done,
+                "rowsTotal": total,
+                "eta": eta,
+                "tables": [
+                    {
+                        "name": t.name,
+                        "rowsDone": t.rows_done,
+                        "rowsTotal": t.rows_total,
+                        "state": t.state,
+                    }
+                    for t in self.tables.values()
+                ],
+            }
+
+    def view(self) -> dict[str, Any]:
+        """The worker-owned status fields, JSON-ready, plus ``state``."""
+        with self._lock:
+            return {
+                "state": self.state,
+                "position": dict(self.position),
+                "lag": {"seconds": round(self.lag_seconds(), 3)},
+                "throughput": {"eventsPerSecond": round(self.events_per_second(), 1)},
+                "progress": self.progress(),
+                "counters": {
+                    "events": self.events,
+                    "errors": self.errors,
+                    "restarts": self.restarts,
+                },
+                "lastErrors": [
+                    {
+                        "time": _rfc3339(e.time),
+                        "reason": e.reason,
+                        "message": e.message,
+                        "table": e.table,
+                        "position": e.position,
+                    }
+                    for e in reversed(self.last_errors)
+                ],
+                "heartbeatTime": _rfc3339(self.clock()),
+            }

@@ -20,6 +20,16 @@ def _operator(args: argparse.Namespace) -> int:
     return runtime_cli.NOT_YET
 
 
+def _run(args: argparse.Namespace) -> int:
+    # `ferry run` renders the manifests with the operator's renderers, so it lives here.
+    try:
+        from ferry_operator import local_run
+    except ImportError:
+        return runtime_cli.run(args)
+    code: int = local_run.run(args)
+    return code
+
+
 def _version(args: argparse.Namespace) -> int:
     print(f"ferry {__version__}")
     return 0
@@ -40,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run a SyncTask from its manifests, without a cluster")
     runtime_cli.add_run_arguments(run)
-    run.set_defaults(handler=runtime_cli.run)
+    run.set_defaults(handler=_run)
 
     version = verbs.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)

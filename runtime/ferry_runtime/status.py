@@ -64,6 +64,7 @@ class StatusTracker:
     tables: dict[str, TableProgress] = field(default_factory=dict)
     last_errors: deque[ErrorRecord] = field(default_factory=lambda: deque(maxlen=MAX_ERRORS))
     snapshot_started: float | None = None
+    batch_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _listeners: list[Callable[[State], None]] = field(default_factory=list)
@@ -132,6 +133,11 @@ class StatusTracker:
             self.errors += 1
             self.errors_by_reason[reason] = self.errors_by_reason.get(reason, 0) + 1
             self.last_errors.append(ErrorRecord(self.clock(), reason, message, table, position))
+
+    def observe_batch_latency(self, seconds: float) -> None:
+        """Time from a batch's first event read to the sink's acknowledgement."""
+        with self._lock:
+            self.batch_latencies.append(seconds)
 
     def record_restart(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ Verbs import their implementation lazily, so ``ferry worker`` never loads kopf.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -23,8 +24,8 @@ def _operator(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # `ferry run` renders the manifests with the operator's renderers, so it lives here.
     try:
-        from ferry_operator import local_run
-    except ImportError:
+        local_run = importlib.import_module("ferry_operator.local_run")
+    except ModuleNotFoundError:
         return runtime_cli.run(args)
     code: int = local_run.run(args)
     return code

@@ -17,13 +17,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["ErrorRecord", "State", "StatusTracker", "TableProgress"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ErrorRecord",
+    "LatencyHistogram",
+    "State",
+    "StatusTracker",
+    "TableProgress",
+]
 
 State = Literal[
     "Starting", "Snapshotting", "Streaming", "Stopping", "Stopped", "Failed", "Completed"
 ]
 MAX_ERRORS = 10
 RATE_WINDOW_SECONDS = 10.0
+# Upper bounds (seconds) of the batch latency histogram; +Inf is implied.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def _rfc3339(epoch: float) -> str:
@@ -48,6 +57,30 @@ class ErrorRecord:
 
 
 @dataclass
+class LatencyHistogram:
+    """Cumulative-bucket histogram (Prometheus-shaped): no samples kept, constant memory."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        index = next((i for i, bound in enumerate(self.bounds) if value <= bound), len(self.bounds))
+        self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``[(upper bound, observations <= bound), ..., ("+Inf", count)]``."""
+        running, out = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+@dataclass
 class StatusTracker:
     """Shared state of one worker. All methods are safe to call from any thread."""
 
@@ -64,7 +97,9 @@ class StatusTracker:
     tables: dict[str, TableProgress] = field(default_factory=dict)
     last_errors: deque[ErrorRecord] = field(default_factory=lambda: deque(maxlen=MAX_ERRORS))
     snapshot_started: float | None = None
-    batch_latencies: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
+    last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
+    _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _listeners: list[Callable[[State], None]] = field(default_factory=list)
@@ -98,7 +133,20 @@ class StatusTracker:
             self.position = dict(position)
             if event_time is not None:
                 self.last_event_time = event_time
-            self._delivered.append((self.clock(), total))
+            now = self.clock()
+            self._delivered.append((now, total))
+            self.last_checkpoint_time = now
+
+    def record_checkpoint(self, position: dict[str, Any]) -> None:
+        """A checkpoint was committed without new data (e.g. a heartbeat or a skipped event)."""
+        with self._lock:
+            self.position = dict(position)
+            self.last_checkpoint_time = self.clock()
+
+    def heartbeat(self, component: str) -> None:
+        """A pipeline thread says it is alive; /healthz fails when one stops beating."""
+        with self._lock:
+            self._beats[component] = self.clock()
 
     def set_caught_up(self, caught_up: bool) -> None:
         with self._lock:
@@ -137,13 +185,36 @@ class StatusTracker:
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
-            self.batch_latencies.append(seconds)
+            self.batch_latencies.observe(seconds)
 
     def record_restart(self) -> None:
         with self._lock:
             self.restarts += 1
 
     # ------------------------------------------------------------ readers
+
+    def stalled(self, timeout: float) -> list[str]:
+        """Components whose last heartbeat is older than ``timeout`` seconds (while running)."""
+        with self._lock:
+            if self.state in ("Stopped", "Failed", "Completed"):
+                return []
+            now = self.clock()
+            return sorted(name for name, beat in self._beats.items() if now - beat > timeout)
+
+    def checkpoint_age(self) -> float | None:
+        """Seconds since the newest committed checkpoint; None before the first."""
+        with self._lock:
+            if self.last_checkpoint_time is None:
+                return None
+            return max(0.0, self.clock() - self.last_checkpoint_time)
+
+    def breakdown(self) -> dict[str, Any]:
+        """Counters by table and op, and errors by reason (for /status)."""
+        with self._lock:
+            by_table: dict[str, dict[str, int]] = {}
+            for (table, op), count in sorted(self.events_by_table_op.items()):
+                by_table.setdefault(table, {})[op] = count
+            return {"eventsByTable": by_table, "errorsByReason": dict(self.errors_by_reason)}
 
     def lag_seconds(self) -> float:
         """now - timestamp of the last delivered event; 0 when caught up."""

@@ -1,0 +1,416 @@
+"""The SyncTask resource: one change-data-capture task, and its status.
+
+``TaskFields`` are the fields a TaskTemplate may also hold; ``SyncTaskSpec`` adds the
+template reference and the lifecycle fields (paused, resumeAt, nonces). Every field is
+optional in the schema because a TaskTemplate may supply it; the effective spec (template ⊕
+task) is checked for completeness by the renderer. Defaults are applied after that merge, not
+by the API server, because a server-side default would hide the template's value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from ferry_operator.api.base import (
+    DURATION_PATTERN,
+    Condition,
+    ConnectorRef,
+    LocalObjectRef,
+    Model,
+    Position,
+    cel,
+)
+
+__all__ = [
+    "Alerts",
+    "ErrorPolicy",
+    "KafkaSinkSpec",
+    "Mapping",
+    "MySQLSinkSpec",
+    "Performance",
+    "ResetPosition",
+    "RestartPolicy",
+    "SinkSpec",
+    "SourceSpec",
+    "SyncTask",
+    "SyncTaskSpec",
+    "SyncTaskStatus",
+    "TaskFields",
+    "WorkerSpec",
+]
+
+TABLE_GLOB = r"^[^.\s]+\.[^.\s]+$"
+
+
+def _duration(description: str) -> Any:
+    return Field(default=None, pattern=DURATION_PATTERN, max_length=32, description=description)
+
+
+class SourceSpec(Model):
+    """The MySQL/MariaDB source and the tables to read."""
+
+    connector_ref: ConnectorRef | None = Field(
+        default=None, description="The mysql Connector to read the binlog from."
+    )
+    include: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="database.table globs to sync (* and ?); default: every table.",
+        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+    )
+    exclude: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="database.table globs left out, even when included.",
+        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+    )
+    server_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**32 - 1,
+        description="Replica server id; default: derived from the task's uid.",
+    )
+
+
+class KafkaSinkSpec(Model):
+    """How events are written to Kafka."""
+
+    topic: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        description="Topic name template; {database} and {table} are replaced. "
+        "Default: ferry.{database}.{table}.",
+    )
+    format: Literal["maxwell", "debezium"] | None = Field(
+        default=None, description="Event format; default: maxwell."
+    )
+    partition_by: Literal["primaryKey", "table", "database"] | None = Field(
+        default=None, description="Partition key; default: primaryKey."
+    )
+
+
+class MySQLSinkSpec(Model):
+    """How rows are written to another MySQL."""
+
+    database: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Write every table here; default: the source's database name.",
+    )
+
+
+class SinkSpec(Model):
+    """Where events go: exactly one of kafka and mysql, matching the connector's type."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            ("!(has(self.kafka) && has(self.mysql))", "set only one of sink.kafka and sink.mysql")
+        )
+    )
+
+    connector_ref: ConnectorRef | None = Field(
+        default=None, description="The Connector to write to (its type must match the block)."
+    )
+    kafka: KafkaSinkSpec | None = Field(default=None, description="Write to Kafka.")
+    mysql: MySQLSinkSpec | None = Field(default=None, description="Write to MySQL.")
+
+
+class Mapping(Model):
+    """Renames and drops for the tables matching one glob."""
+
+    table: str = Field(
+        pattern=TABLE_GLOB, max_length=512, description="Source tables (database.table glob)."
+    )
+    target: str | None = Field(
+        default=None, min_length=1, max_length=64, description="New table name."
+    )
+    columns: dict[str, str] | None = Field(default=None, description="Column renames: old → new.")
+    drop: list[str] | None = Field(
+        default=None, max_length=1024, description="Columns left out of events."
+    )
+
+
+class Performance(Model):
+    """Batching and snapshot chunking."""
+
+    batch_size: int | None = Field(
+        default=None, ge=1, le=100_000, description="Events per batch; default 500."
+    )
+    max_batch_delay: str | None = _duration("Longest wait to fill a batch; default 500ms.")
+    snapshot_chunk_size: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Rows per snapshot chunk; default 10000."
+    )
+
+
+class RestartPolicy(Model):
+    """Retries of transient errors inside the worker."""
+
+    max_retries: int | None = Field(
+        default=None, ge=0, description="Retries before the task is Stalled; default 10."
+    )
+    backoff: str | None = _duration("First wait; default 1s.")
+    multiplier: float | None = Field(
+        default=None, ge=1.0, description="Growth of the wait per retry; default 2."
+    )
+    max_backoff: str | None = _duration("Longest wait; default 5m.")
+
+
+class ErrorPolicy(Model):
+    """What happens to a row that cannot be delivered."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.mode) || self.mode != 'deadLetter' || has(self.deadLetterTopic)",
+                "errorPolicy.deadLetterTopic is required when mode is deadLetter",
+            )
+        )
+    )
+
+    mode: Literal["fail", "skip", "deadLetter"] | None = Field(
+        default=None, description="fail (default), skip, or deadLetter."
+    )
+    dead_letter_topic: str | None = Field(
+        default=None, min_length=1, max_length=249, description="Topic for dead letters."
+    )
+
+
+class Alerts(Model):
+    """Thresholds that make the task Degraded."""
+
+    lag_threshold: str | None = _duration("Lag above this makes the task Degraded.")
+    error_rate_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Errors per event above this fraction make the task Degraded.",
+    )
+
+
+class WorkerSpec(Model):
+    """The worker pod."""
+
+    resources: dict[str, dict[str, str | int]] | None = Field(
+        default=None,
+        description="Container resources: requests and limits (cpu, memory).",
+        json_schema_extra={
+            "properties": {
+                key: {
+                    "type": "object",
+                    "description": f"Resource {key}.",
+                    "additionalProperties": {"x-kubernetes-int-or-string": True},
+                }
+                for key in ("requests", "limits")
+            },
+            "additionalProperties": None,
+        },
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="Worker image override."
+    )
+    node_selector: dict[str, str] | None = Field(default=None, description="Pod nodeSelector.")
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Pod tolerations.",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+
+
+class ResetPosition(Model):
+    """Move the task's position once per nonce."""
+
+    to: Position = Field(description="Where to restart reading from.")
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+
+class TaskFields(Model):
+    """The fields a SyncTask and a TaskTemplate share."""
+
+    source: SourceSpec | None = Field(default=None, description="What to read.")
+    sink: SinkSpec | None = Field(default=None, description="Where to write.")
+    mapping: list[Mapping] | None = Field(
+        default=None, max_length=256, description="Table and column renames, column drops."
+    )
+    mode: Literal["snapshot+cdc", "cdc", "snapshot"] | None = Field(
+        default=None,
+        description="snapshot+cdc (default), cdc, or snapshot (ends in phase Completed).",
+    )
+    start_position: Position | None = Field(
+        default=None, description="Where cdc starts without a checkpoint."
+    )
+    delivery: Literal["exactly-once", "at-least-once"] | None = Field(
+        default=None, description="exactly-once (default) or at-least-once."
+    )
+    performance: Performance | None = Field(default=None, description="Batching.")
+    restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
+    error_policy: ErrorPolicy | None = Field(default=None, description="Undeliverable rows.")
+    alerts: Alerts | None = Field(default=None, description="Degraded thresholds.")
+    worker: WorkerSpec | None = Field(default=None, description="The worker pod.")
+    revision_history_limit: int | None = Field(
+        default=None, ge=1, le=100, description="Config revisions kept; default 10."
+    )
+
+
+class SyncTaskSpec(TaskFields):
+    """The desired sync task."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.templateRef) || (has(self.source) && has(self.source.connectorRef))",
+                "spec.source.connectorRef is required (or a templateRef that sets it)",
+            ),
+            (
+                "has(self.templateRef) || (has(self.sink) && has(self.sink.connectorRef))",
+                "spec.sink.connectorRef is required (or a templateRef that sets it)",
+            ),
+            (
+                "has(self.templateRef) || (has(self.sink) && (has(self.sink.kafka)"
+                " || has(self.sink.mysql)))",
+                "spec.sink needs exactly one of kafka and mysql",
+            ),
+            (
+                "!has(self.resumeAt) || (has(self.paused) && self.paused)",
+                "spec.resumeAt needs spec.paused: true (paused until then)",
+            ),
+            (
+                "!has(self.mode) || self.mode != 'snapshot' || !has(self.startPosition)",
+                "spec.startPosition does not apply to mode snapshot",
+            ),
+        )
+    )
+
+    template_ref: LocalObjectRef | None = Field(
+        default=None, description="A TaskTemplate whose spec.template supplies defaults."
+    )
+    paused: bool | None = Field(
+        default=None, description="Scale the worker to 0 (it checkpoints first)."
+    )
+    resume_at: str | None = Field(
+        default=None,
+        description="With paused: true, run again from this time on (RFC 3339); "
+        "the operator does not edit spec to do so.",
+        json_schema_extra={"format": "date-time"},
+    )
+    reset_position: ResetPosition | None = Field(
+        default=None, description="Move the position, once per nonce."
+    )
+    restart_nonce: str | None = Field(
+        default=None, min_length=1, max_length=253, description="Change to restart the worker once."
+    )
+
+
+class TableStatus(Model):
+    """Snapshot progress of one table."""
+
+    name: str = Field(description="database.table.")
+    rows_done: int | None = Field(default=None, description="Rows copied.")
+    rows_total: int | None = Field(default=None, description="Rows estimated.")
+    state: str | None = Field(default=None, description="Pending, Running or Done.")
+
+
+class Progress(Model):
+    """Snapshot progress."""
+
+    percent: float | None = Field(default=None, description="Percent done.")
+    rows_done: int | None = Field(default=None, description="Rows copied.")
+    rows_total: int | None = Field(default=None, description="Rows estimated.")
+    eta: str | None = Field(
+        default=None, description="Estimated end.", json_schema_extra={"nullable": True}
+    )
+    tables: list[TableStatus] | None = Field(default=None, description="Per table.")
+
+
+class PositionStatus(Model):
+    """The checkpointed position."""
+
+    file: str | None = Field(default=None, description="Binlog file.")
+    pos: int | None = Field(default=None, description="Offset in file.")
+    gtid: str | None = Field(default=None, description="GTID position.")
+    timestamp: str | None = Field(default=None, description="Time of the newest event.")
+
+
+class Lag(Model):
+    """Replication lag."""
+
+    seconds: float | None = Field(default=None, description="Seconds behind the source.")
+
+
+class Throughput(Model):
+    """Delivery rate."""
+
+    events_per_second: float | None = Field(default=None, description="Events per second.")
+
+
+class Counters(Model):
+    """Totals since the task started."""
+
+    events: int | None = Field(default=None, description="Events delivered.")
+    errors: int | None = Field(default=None, description="Errors seen.")
+    restarts: int | None = Field(default=None, description="Worker restarts.")
+
+
+class ErrorEntry(Model):
+    """One recent error."""
+
+    time: str | None = Field(default=None, description="When.")
+    reason: str | None = Field(default=None, description="CamelCase cause.")
+    message: str | None = Field(default=None, description="What happened.")
+    table: str | None = Field(
+        default=None, description="Table involved.", json_schema_extra={"nullable": True}
+    )
+    position: str | None = Field(
+        default=None, description="file:pos.", json_schema_extra={"nullable": True}
+    )
+
+
+class SyncTaskStatus(Model):
+    """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
+    lastResetNonce, lastRestartNonce. Worker-owned: the rest."""
+
+    phase: (
+        Literal["Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"]
+        | None
+    ) = Field(default=None, description="Where the task is in its life.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the status describes."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="Ready, Reconciling, Stalled, Degraded."
+    )
+    config_revision: str | None = Field(
+        default=None, description="The ConfigMap revision the worker runs."
+    )
+    scheduled_resume: str | None = Field(
+        default=None,
+        description="When a paused task resumes (from spec.resumeAt).",
+        json_schema_extra={"format": "date-time"},
+    )
+    last_reset_nonce: str | None = Field(default=None, description="The reset applied last.")
+    last_restart_nonce: str | None = Field(default=None, description="The restart done last.")
+    worker_state: str | None = Field(default=None, description="The worker's own state.")
+    position: PositionStatus | None = Field(default=None, description="Checkpointed position.")
+    lag: Lag | None = Field(default=None, description="Lag behind the source.")
+    throughput: Throughput | None = Field(default=None, description="Delivery rate.")
+    progress: Progress | None = Field(default=None, description="Snapshot progress.")
+    counters: Counters | None = Field(default=None, description="Totals.")
+    last_errors: list[ErrorEntry] | None = Field(default=None, description="The newest 10.")
+    heartbeat_time: str | None = Field(
+        default=None,
+        description="The worker's last report.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+class SyncTask(Model):
+    """A SyncTask (only spec is parsed; metadata is handled by the caller)."""
+
+    spec: SyncTaskSpec = Field(description="The desired task.")

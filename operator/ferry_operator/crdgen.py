@@ -1,0 +1,213 @@
+"""Generate crds/*.yaml from the API models: ``python -m ferry_operator.crdgen [DIR]``.
+
+The CRDs are the models' structural schemas plus what only a CRD has: names, short names, the
+``ferry`` category, the status subresource and printer columns. A unit test fails when the
+files in crds/ differ from :func:`render_all`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from ferry_operator.api import GROUP, VERSION, connector, synctask, tasktemplate
+from ferry_operator.api.schema import structural
+
+__all__ = ["CRDS", "CrdSpec", "main", "render", "render_all"]
+
+AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _ready(path: str) -> str:
+    return f'.status.conditions[?(@.type=="Ready")].{path}'
+
+
+class CrdSpec:
+    """What one CRD is made of."""
+
+    def __init__(
+        self,
+        kind: str,
+        plural: str,
+        short_names: list[str],
+        spec: type[BaseModel],
+        status: type[BaseModel],
+        columns: list[dict[str, Any]],
+        description: str,
+    ) -> None:
+        self.kind, self.plural, self.short_names = kind, plural, short_names
+        self.spec, self.status, self.columns = spec, status, columns
+        self.description = description
+
+    @property
+    def file_name(self) -> str:
+        return f"{GROUP}_{self.plural}.yaml"
+
+
+CRDS = [
+    CrdSpec(
+        "SyncTask",
+        "synctasks",
+        ["st", "fst"],
+        synctask.SyncTaskSpec,
+        synctask.SyncTaskStatus,
+        [
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {
+                "name": "Lag",
+                "type": "number",
+                "jsonPath": ".status.lag.seconds",
+                "description": "Seconds behind the source.",
+            },
+            {
+                "name": "Progress",
+                "type": "number",
+                "jsonPath": ".status.progress.percent",
+                "description": "Snapshot percent done.",
+            },
+            {
+                "name": "Position",
+                "type": "string",
+                "jsonPath": ".status.position.file",
+                "description": "Binlog file of the checkpoint.",
+            },
+            {
+                "name": "Offset",
+                "type": "integer",
+                "jsonPath": ".status.position.pos",
+                "priority": 1,
+                "description": "Offset in that file.",
+            },
+            {"name": "Reason", "type": "string", "jsonPath": _ready("reason"), "priority": 1},
+            {
+                "name": "Revision",
+                "type": "string",
+                "jsonPath": ".status.configRevision",
+                "priority": 1,
+            },
+            AGE,
+        ],
+        "A MySQL/MariaDB change-data-capture task run by a Ferry worker.",
+    ),
+    CrdSpec(
+        "Connector",
+        "connectors",
+        ["fconn"],
+        connector.ConnectorSpec,
+        connector.ConnectorStatus,
+        [
+            {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+            {"name": "Ready", "type": "string", "jsonPath": _ready("status")},
+            {"name": "Reason", "type": "string", "jsonPath": _ready("reason")},
+            {
+                "name": "Version",
+                "type": "string",
+                "jsonPath": ".status.server.version",
+                "priority": 1,
+            },
+            AGE,
+        ],
+        "An endpoint (MySQL/MariaDB server or Kafka cluster) that SyncTasks use.",
+    ),
+    CrdSpec(
+        "TaskTemplate",
+        "tasktemplates",
+        ["ftt"],
+        tasktemplate.TaskTemplateSpec,
+        tasktemplate.TaskTemplateStatus,
+        [{"name": "Users", "type": "integer", "jsonPath": ".status.users"}, AGE],
+        "Shared SyncTask fields; a SyncTask with spec.templateRef merges them under its own.",
+    ),
+]
+
+
+def render(crd: CrdSpec) -> dict[str, Any]:
+    """The CustomResourceDefinition object for one kind."""
+    spec_schema = structural(crd.spec)
+    spec_schema["description"] = crd.spec.__doc__ or crd.kind
+    status_schema = structural(crd.status)
+    status_schema["description"] = crd.status.__doc__ or "Status."
+    singular = crd.kind.lower()
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{crd.plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "ferry"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": crd.kind,
+                "listKind": f"{crd.kind}List",
+                "plural": crd.plural,
+                "singular": singular,
+                "shortNames": crd.short_names,
+                "categories": ["ferry"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": crd.columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": crd.description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": "ferry.dev/v1alpha1.",
+                                },
+                                "kind": {"type": "string", "description": crd.kind + "."},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": status_schema,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes repeated sub-schemas out in full (no &anchors), as kubectl users expect."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_all() -> dict[str, str]:
+    """File name → YAML text, for every CRD."""
+    header = (
+        "# Generated by `python -m ferry_operator.crdgen` from ferry_operator/api. Do not edit.\n"
+    )
+    return {
+        crd.file_name: header
+        + yaml.dump(render(crd), Dumper=_NoAliasDumper, sort_keys=False, width=100)
+        for crd in CRDS
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    target = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "crds"
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        (target / name).write_text(text)
+        print(f"wrote {target / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

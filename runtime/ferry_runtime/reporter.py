@@ -1,7 +1,7 @@
 """Reports the worker's live state onto its SyncTask's status, at a bounded rate.
 
 A :class:`Reporter` thread reads the StatusTracker and hands the worker-owned status fields
-(position, lag, throughput, progress, counters, lastErrors, heartbeatTime) to a
+(workerState, position, lag, throughput, progress, counters, lastErrors, heartbeatTime) to a
 :class:`StatusWriter`. It writes every ``reporting.interval`` (default 10 s) and at once on a
 state change, never twice within ``min_spacing`` seconds, and once more on ``stop()``.
 A failed write is logged and retried with backoff; it never stops the worker.
@@ -37,6 +37,7 @@ __all__ = [
 FIELD_MANAGER = "ferry-worker"
 GROUP, VERSION, PLURAL, KIND = "ferry.dev", "v1alpha1", "synctasks", "SyncTask"
 WORKER_FIELDS = (
+    "workerState",
     "position",
     "lag",
     "throughput",
@@ -84,6 +85,7 @@ def redact(value: Any, secrets: Collection[str]) -> Any:
 
 def worker_fields(view: dict[str, Any], secrets: Collection[str] = ()) -> dict[str, Any]:
     """The status fields the worker owns, from ``tracker.view()``, without nulls."""
+    view = {**view, "workerState": view.get("state")}
     fields = {key: view[key] for key in WORKER_FIELDS if key in view}
     return redact(_drop_none(fields), secrets)  # type: ignore[no-any-return]
 

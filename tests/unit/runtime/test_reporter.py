@@ -1,0 +1,32 @@
+"""Pure parts of the reporter: which fields the worker writes, and secret scrubbing."""
+
+from __future__ import annotations
+
+from ferry_runtime import reporter
+from ferry_runtime.status import StatusTracker
+
+
+def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> None:
+    tracker = StatusTracker(clock=lambda: 1_800_000_000.0)
+    tracker.set_state("Streaming")
+    tracker.record_error("PoisonRow", "cannot decode row", table=None, position="b.1:4")
+    fields = reporter.worker_fields(tracker.view())
+    assert set(fields) == set(reporter.WORKER_FIELDS)
+    assert fields["workerState"] == "Streaming"
+    assert "state" not in fields  # phase is the operator's; the worker reports workerState
+    assert fields["lastErrors"][0] == {
+        "time": "2027-01-15T08:00:00Z",
+        "reason": "PoisonRow",
+        "message": "cannot decode row",
+        "position": "b.1:4",
+    }
+    assert "eta" not in fields["progress"]
+
+
+def test_redact_replaces_secrets_in_nested_strings() -> None:
+    value = {"a": ["user x password hunter2", {"b": "hunter2hunter2"}], "n": 3, "e": ""}
+    assert reporter.redact(value, ["hunter2", ""]) == {
+        "a": ["user x password ***", {"b": "******"}],
+        "n": 3,
+        "e": "",
+    }

@@ -30,7 +30,17 @@ MYSQL_SOCKET=$STATE_DIR/mariadb/mysqld.sock
 log() { printf '[infra %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive PIDFILE: the process is running and is still ours (after a reboot a pid may
+# belong to something else), recognised by a word of its command line.
+pid_alive() {
+  local pid
+  [ -f "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null || return 1
+  case $(basename "$1" .pid) in
+    mariadb) grep -qa mariadbd "/proc/$pid/cmdline" ;;
+    kafka) grep -qa kafka.Kafka "/proc/$pid/cmdline" ;;
+    *) grep -qa "$(basename "$1" .pid)" "/proc/$pid/cmdline" ;;
+  esac
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -28,9 +28,16 @@ __all__ = [
 DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?(ms|s|m|h)$"
 
 
-def cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """``json_schema_extra`` holding CEL rules as (rule, message) pairs."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+def cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
+    """``json_schema_extra`` holding CEL rules as (rule, message[, fieldPath]) tuples; the
+    fieldPath makes the API server's error name the field rather than its parent."""
+    validations: list[dict[str, Any]] = []
+    for rule, message, *field_path in rules:
+        entry = {"rule": rule, "message": message}
+        if field_path:
+            entry["fieldPath"] = field_path[0]
+        validations.append(entry)
+    return {"x-kubernetes-validations": validations}
 
 
 class Model(BaseModel):

@@ -267,23 +267,28 @@ class SyncTaskSpec(TaskFields):
             (
                 "has(self.templateRef) || (has(self.source) && has(self.source.connectorRef))",
                 "spec.source.connectorRef is required (or a templateRef that sets it)",
+                ".source",
             ),
             (
                 "has(self.templateRef) || (has(self.sink) && has(self.sink.connectorRef))",
                 "spec.sink.connectorRef is required (or a templateRef that sets it)",
+                ".sink",
             ),
             (
                 "has(self.templateRef) || (has(self.sink) && (has(self.sink.kafka)"
                 " || has(self.sink.mysql)))",
                 "spec.sink needs exactly one of kafka and mysql",
+                ".sink",
             ),
             (
                 "!has(self.resumeAt) || (has(self.paused) && self.paused)",
                 "spec.resumeAt needs spec.paused: true (paused until then)",
+                ".resumeAt",
             ),
             (
                 "!has(self.mode) || self.mode != 'snapshot' || !has(self.startPosition)",
                 "spec.startPosition does not apply to mode snapshot",
+                ".startPosition",
             ),
         )
     )

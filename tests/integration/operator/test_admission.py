@@ -1,0 +1,307 @@
+"""The API server itself refuses bad Ferry manifests, naming the field (docs/invalid-manifests.md
+lists the same cases), accepts the valid ones, and ``kubectl explain`` documents fields."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.kube
+
+GROUP, VERSION = "ferry.dev", "v1alpha1"
+
+TASK: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "SyncTask",
+    "metadata": {"name": "orders"},
+    "spec": {
+        "source": {"connectorRef": {"name": "shop-db"}, "include": ["shop.order_*"]},
+        "sink": {"connectorRef": {"name": "events"}, "kafka": {"topic": "ferry.{table}"}},
+    },
+}
+MYSQL_CONNECTOR: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "Connector",
+    "metadata": {"name": "shop-db"},
+    "spec": {
+        "type": "mysql",
+        "mysql": {
+            "host": "db",
+            "user": "ferry",
+            "passwordSecretRef": {"name": "shop-db", "key": "password"},
+        },
+    },
+}
+KAFKA_CONNECTOR: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "Connector",
+    "metadata": {"name": "events"},
+    "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka:9092"}},
+}
+TEMPLATE: dict[str, Any] = {
+    "apiVersion": f"{GROUP}/{VERSION}",
+    "kind": "TaskTemplate",
+    "metadata": {"name": "defaults"},
+    "spec": {"template": {"delivery": "at-least-once", "performance": {"batchSize": 100}}},
+}
+
+
+def _spec(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(obj: dict[str, Any]) -> None:
+        for path, value in changes.items():
+            node = obj
+            *parents, last = path.split("__")
+            for key in parents:
+                node = node.setdefault(key, {})
+            if value is None:
+                node.pop(last, None)
+            else:
+                node[last] = value
+
+    return edit
+
+
+# (case id, base object, edit, substrings the API server's message must hold)
+INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[str]]] = [
+    (
+        "no-source",
+        TASK,
+        _spec(spec__source=None),
+        ["spec.source: Invalid value", "spec.source.connectorRef is required"],
+    ),
+    (
+        "two-sinks",
+        TASK,
+        _spec(spec__sink__mysql={"database": "x"}),
+        ["spec.sink", "only one of sink.kafka and sink.mysql"],
+    ),
+    (
+        "no-sink-kind",
+        TASK,
+        _spec(spec__sink__kafka=None),
+        ["spec.sink: Invalid value", "spec.sink needs exactly one of kafka and mysql"],
+    ),
+    (
+        "position-file-without-pos",
+        TASK,
+        _spec(spec__startPosition={"file": "binlog.000001"}),
+        ["spec.startPosition", "file and pos go together"],
+    ),
+    (
+        "position-two-kinds",
+        TASK,
+        _spec(spec__startPosition={"gtid": "0-1-5", "at": "latest"}),
+        ["spec.startPosition", "exactly one of"],
+    ),
+    (
+        "position-keyword-unknown",
+        TASK,
+        _spec(spec__startPosition={"at": "middle"}),
+        ["spec.startPosition.at", "Unsupported value"],
+    ),
+    (
+        "position-pos-too-small",
+        TASK,
+        _spec(spec__startPosition={"file": "binlog.000001", "pos": 1}),
+        ["spec.startPosition.pos"],
+    ),
+    ("unknown-field", TASK, _spec(spec__colour="red"), ['unknown field "spec.colour"']),
+    (
+        "negative-batch-size",
+        TASK,
+        _spec(spec__performance={"batchSize": -5}),
+        ["spec.performance.batchSize"],
+    ),
+    (
+        "empty-include",
+        TASK,
+        _spec(spec__source={"connectorRef": {"name": "db"}, "include": []}),
+        ["spec.source.include"],
+    ),
+    (
+        "include-not-database-table",
+        TASK,
+        _spec(spec__source={"connectorRef": {"name": "db"}, "include": ["orders"]}),
+        ["spec.source.include[0]"],
+    ),
+    (
+        "resume-at-not-a-time",
+        TASK,
+        _spec(spec__paused=True, spec__resumeAt="tomorrow morning"),
+        ["spec.resumeAt"],
+    ),
+    (
+        "resume-at-without-paused",
+        TASK,
+        _spec(spec__resumeAt="2030-01-01T00:00:00Z"),
+        ["spec.resumeAt: Invalid value", "spec.resumeAt needs spec.paused: true"],
+    ),
+    ("bad-mode", TASK, _spec(spec__mode="mirror"), ["spec.mode", "Unsupported value"]),
+    (
+        "bad-delivery",
+        TASK,
+        _spec(spec__delivery="exactly-twice"),
+        ["spec.delivery", "Unsupported value"],
+    ),
+    (
+        "bad-kafka-format",
+        TASK,
+        _spec(spec__sink__kafka={"format": "avro"}),
+        ["spec.sink.kafka.format"],
+    ),
+    (
+        "dead-letter-without-topic",
+        TASK,
+        _spec(spec__errorPolicy={"mode": "deadLetter"}),
+        ["spec.errorPolicy", "deadLetterTopic is required"],
+    ),
+    (
+        "bad-duration",
+        TASK,
+        _spec(spec__performance={"maxBatchDelay": "fast"}),
+        ["spec.performance.maxBatchDelay"],
+    ),
+    (
+        "history-limit-zero",
+        TASK,
+        _spec(spec__revisionHistoryLimit=0),
+        ["spec.revisionHistoryLimit"],
+    ),
+    (
+        "reset-without-nonce",
+        TASK,
+        _spec(spec__resetPosition={"to": {"at": "earliest"}}),
+        ["spec.resetPosition.nonce", "Required value"],
+    ),
+    (
+        "snapshot-with-start-position",
+        TASK,
+        _spec(spec__mode="snapshot", spec__startPosition={"at": "latest"}),
+        ["spec.startPosition: Invalid value", "does not apply to mode snapshot"],
+    ),
+    (
+        "connector-type-without-block",
+        MYSQL_CONNECTOR,
+        _spec(spec__type="kafka"),
+        ["spec", "set exactly the block matching type"],
+    ),
+    (
+        "connector-port-out-of-range",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__port=70000),
+        ["spec.mysql.port"],
+    ),
+    (
+        "connector-no-password-ref",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__passwordSecretRef=None),
+        ["spec.mysql.passwordSecretRef", "Required value"],
+    ),
+    (
+        "kafka-bad-bootstrap",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__bootstrapServers="kafka"),
+        ["spec.kafka.bootstrapServers"],
+    ),
+    (
+        "template-unknown-field",
+        TEMPLATE,
+        _spec(spec__template__paused=True),
+        ['unknown field "spec.template.paused"'],
+    ),
+]
+
+VALID = [
+    ("task", TASK, _spec()),
+    ("task-from-template", TASK, _spec(spec__source=None, spec__templateRef={"name": "defaults"})),
+    (
+        "task-paused-until",
+        TASK,
+        _spec(spec__paused=True, spec__resumeAt="2030-01-01T00:00:00Z"),
+    ),
+    (
+        "task-everything",
+        TASK,
+        _spec(
+            spec__startPosition={"file": "binlog.000001", "pos": 4},
+            spec__resetPosition={"to": {"at": "earliest"}, "nonce": "r1"},
+            spec__restartNonce="n1",
+            spec__mapping=[{"table": "shop.orders", "target": "o", "columns": {"a": "b"}}],
+            spec__worker={"resources": {"requests": {"cpu": 1, "memory": "1Gi"}}},
+            spec__alerts={"lagThreshold": "30s", "errorRateThreshold": 0.05},
+            spec__errorPolicy={"mode": "deadLetter", "deadLetterTopic": "dlq"},
+        ),
+    ),
+    ("mysql-connector", MYSQL_CONNECTOR, _spec()),
+    ("kafka-connector", KAFKA_CONNECTOR, _spec()),
+    ("template", TEMPLATE, _spec()),
+]
+
+PLURALS = {"SyncTask": "synctasks", "Connector": "connectors", "TaskTemplate": "tasktemplates"}
+
+
+def _create(custom: client.CustomObjectsApi, namespace: str, obj: dict[str, Any]) -> Any:
+    return custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURALS[obj["kind"]], obj, field_validation="Strict"
+    )
+
+
+def test_there_are_at_least_fifteen_invalid_cases() -> None:
+    assert len(INVALID) >= 15
+
+
+@pytest.mark.parametrize(("case", "base", "edit", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_manifest_is_refused_naming_the_field(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    case: str,
+    base: dict[str, Any],
+    edit: Callable[[dict[str, Any]], None],
+    expected: list[str],
+) -> None:
+    obj = copy.deepcopy(base)
+    edit(obj)
+    with pytest.raises(ApiException) as refused:
+        _create(custom, namespace, obj)
+    assert refused.value.status == 422 or (refused.value.status == 400 and case.endswith("field"))
+    message = json.loads(refused.value.body)["message"]
+    for text in expected:
+        assert text in message, f"{text!r} not in {message}"
+
+
+@pytest.mark.parametrize(("case", "base", "edit"), VALID, ids=[c[0] for c in VALID])
+def test_valid_manifest_is_accepted(
+    custom: client.CustomObjectsApi,
+    namespace: str,
+    case: str,
+    base: dict[str, Any],
+    edit: Callable[[dict[str, Any]], None],
+) -> None:
+    obj = copy.deepcopy(base)
+    edit(obj)
+    created = _create(custom, namespace, obj)
+    assert created["spec"]["type" if obj["kind"] == "Connector" else next(iter(obj["spec"]))]
+
+
+def test_connector_defaults_are_filled_in(custom: client.CustomObjectsApi, namespace: str) -> None:
+    created = _create(custom, namespace, copy.deepcopy(MYSQL_CONNECTOR))
+    assert created["spec"]["mysql"]["port"] == 3306
+
+
+def test_kubectl_explain_prints_the_description(testenv: Any, ferry_crds: None) -> None:
+    result = subprocess.run(
+        [testenv.kubectl, "explain", "synctask.spec.resumeAt"],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "With paused: true, run again from this time on" in " ".join(result.stdout.split())

@@ -1,14 +1,24 @@
-"""Command line of the worker: ``ferry-worker`` and the ``worker``/``run`` verbs of ``ferry``."""
+"""Command line of the worker: ``ferry-worker`` and the ``worker``/``run`` verbs of ``ferry``.
+
+``ferry worker --config worker.yaml`` runs one task: SIGTERM/SIGINT flush, commit the
+checkpoint and exit 0; an unrecoverable error exits 1 after printing
+``ferry worker: failed: <Reason>: <what to do>`` (never a password).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["add_run_arguments", "add_worker_arguments", "main", "run", "worker"]
 
 NOT_YET = 2  # exit code of a verb whose implementation has not landed yet
+EXIT_INVALID_CONFIG = 1
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,9 +29,58 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifests", nargs="+", help="SyncTask, Connector and Secret manifests")
 
 
+def _optional(module: str) -> Any:
+    """server.py and reporter.py are written separately; run without them if absent."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+        return None
+
+
 def worker(args: argparse.Namespace) -> int:
-    print(f"ferry worker: not yet implemented (config {args.config!r} not read)", file=sys.stderr)
-    return NOT_YET
+    from ferry_runtime import config as config_module
+    from ferry_runtime import status
+    from ferry_runtime import worker as worker_module
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = config_module.load(args.config)
+    except (config_module.ConfigError, OSError) as error:
+        print(f"ferry worker: failed: InvalidConfig: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    tracker = status.StatusTracker()
+    the_worker = worker_module.Worker(config, tracker)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        tracker.set_state("Stopping")
+        the_worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    server_module = _optional("ferry_runtime.server")
+    reporter_module = _optional("ferry_runtime.reporter")
+    server = server_module.start(tracker, config.reporting.port) if server_module else None
+    if server is not None:
+        print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
+    reporter = (
+        reporter_module.start(tracker, config.reporting, config.task) if reporter_module else None
+    )
+    try:
+        code = the_worker.run()
+    finally:
+        if reporter is not None:
+            reporter.stop()
+        if server is not None:
+            server.stop()
+    if the_worker.failure is not None:
+        failure = the_worker.failure
+        print(f"ferry worker: failed: {failure.reason}: {failure.message}", file=sys.stderr)
+    else:
+        print(f"ferry worker: {tracker.state.lower()}", file=sys.stderr)
+    return code
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,89 @@
+"""The checkpoint record: where a task is, stored beside its data.
+
+One JSON record per task (key = task id) in a compacted topic. It holds the binlog position
+reached (always at a transaction boundary), the nonce of the last resetPosition applied, and
+the snapshot's progress: the binlog position the snapshot started at and, per table, whether
+it is done and the primary key of the last row delivered (keyset pagination resumes after it).
+Pure: (de)serialization only; the sink reads and writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+__all__ = ["Checkpoint", "SnapshotState", "TableState", "decode", "encode", "format_position"]
+
+
+@dataclass(frozen=True)
+class TableState:
+    done: bool = False
+    after: list[Any] | None = None  # primary key of the last row delivered
+    rows: int = 0
+
+
+@dataclass(frozen=True)
+class SnapshotState:
+    position: dict[str, Any]  # binlog position of the consistent snapshot
+    tables: dict[str, TableState] = field(default_factory=dict)
+    done: bool = False
+
+    def with_table(self, name: str, state: TableState) -> SnapshotState:
+        return replace(self, tables={**self.tables, name: state})
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    position: dict[str, Any] | None = None  # {file, pos}: resume the binlog here
+    reset_nonce: str | None = None
+    snapshot: SnapshotState | None = None
+    time: float = 0.0
+
+    def stamped(self) -> Checkpoint:
+        return replace(self, time=time.time())
+
+
+def format_position(position: dict[str, Any] | None) -> str | None:
+    return None if not position else f"{position['file']}:{position['pos']}"
+
+
+def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
+    data: dict[str, Any] = {
+        "task": task_id,
+        "position": checkpoint.position,
+        "resetNonce": checkpoint.reset_nonce,
+        "time": checkpoint.time,
+    }
+    if checkpoint.snapshot is not None:
+        data["snapshot"] = {
+            "position": checkpoint.snapshot.position,
+            "done": checkpoint.snapshot.done,
+            "tables": {
+                name: {"done": t.done, "after": t.after, "rows": t.rows}
+                for name, t in checkpoint.snapshot.tables.items()
+            },
+        }
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+
+def decode(raw: bytes) -> Checkpoint:
+    data = json.loads(raw)
+    snapshot = None
+    if data.get("snapshot"):
+        snap = data["snapshot"]
+        snapshot = SnapshotState(
+            position=snap["position"],
+            done=bool(snap.get("done")),
+            tables={
+                name: TableState(bool(t.get("done")), t.get("after"), int(t.get("rows", 0)))
+                for name, t in snap.get("tables", {}).items()
+            },
+        )
+    return Checkpoint(
+        position=data.get("position"),
+        reset_nonce=data.get("resetNonce"),
+        snapshot=snapshot,
+        time=float(data.get("time", 0.0)),
+    )

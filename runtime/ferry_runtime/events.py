@@ -1,0 +1,30 @@
+"""The pipeline's unit of data: one row change, already converted to JSON values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Change", "Op"]
+
+Op = Literal["insert", "update", "delete", "read"]  # read = a snapshot row
+
+
+@dataclass(frozen=True)
+class Change:
+    database: str
+    table: str
+    op: Op
+    data: dict[str, Any]  # the row after the change (before it, for a delete)
+    old: dict[str, Any] | None = None  # the full row before an update
+    primary_key: tuple[str, ...] = ()  # column names; empty for a table without a key
+    ts: int = 0  # source commit time, epoch seconds
+    position: str = ""  # "file:pos" of the event, or of the snapshot
+    xid: int | None = None
+    commit: bool = False  # the last row of its source transaction
+    server_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}.{self.table}"

@@ -1,0 +1,98 @@
+"""Kafka record formats: Maxwell-compatible JSON and a Debezium-style envelope.
+
+Pure functions from a (mapped) :class:`Change` to key and value bytes. The key is the
+primary key; a table without one is keyed by its name, so its rows stay in order on one
+partition.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ferry_runtime.events import Change
+
+__all__ = ["debezium", "encode", "key", "maxwell"]
+
+_MAXWELL_TYPE = {
+    "insert": "insert",
+    "update": "update",
+    "delete": "delete",
+    "read": "bootstrap-insert",
+}
+_DEBEZIUM_OP = {"insert": "c", "update": "u", "delete": "d", "read": "r"}
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _row_key(change: Change) -> dict[str, Any]:
+    row = change.data
+    return {name: row.get(name) for name in change.primary_key}
+
+
+def key(change: Change, fmt: str) -> bytes:
+    """Maxwell: {"database","table","pk.<col>"...}; Debezium: {<col>: value...}."""
+    pk = _row_key(change)
+    if fmt == "debezium":
+        return _dumps(pk if pk else {"database": change.database, "table": change.table})
+    return _dumps(
+        {"database": change.database, "table": change.table}
+        | {f"pk.{name}": value for name, value in pk.items()}
+    )
+
+
+def maxwell(change: Change) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "database": change.database,
+        "table": change.table,
+        "type": _MAXWELL_TYPE[change.op],
+        "ts": change.ts,
+    }
+    if change.xid is not None:
+        record["xid"] = change.xid
+    if change.commit:
+        record["commit"] = True
+    record["position"] = change.position
+    if change.primary_key:
+        record["primary_key"] = [change.data.get(name) for name in change.primary_key]
+    record["data"] = change.data
+    if change.op == "update" and change.old is not None:
+        record["old"] = {
+            name: value
+            for name, value in change.old.items()
+            if name not in change.data or change.data[name] != value
+        }
+    return record
+
+
+def debezium(change: Change, task: str) -> dict[str, Any]:
+    file, _, pos = change.position.rpartition(":")
+    before = change.old if change.op == "update" else None
+    if change.op == "delete":
+        before = change.data
+    return {
+        "before": before,
+        "after": None if change.op == "delete" else change.data,
+        "source": {
+            "connector": "ferry",
+            "name": task,
+            "ts_ms": change.ts * 1000,
+            "snapshot": change.op == "read",
+            "db": change.database,
+            "table": change.table,
+            "server_id": change.server_id,
+            "file": file,
+            "pos": int(pos) if pos.isdigit() else 0,
+            "xid": change.xid,
+        },
+        "op": _DEBEZIUM_OP[change.op],
+        "ts_ms": change.ts * 1000,
+    }
+
+
+def encode(change: Change, fmt: str, task: str) -> tuple[bytes, bytes]:
+    """(key, value) bytes of one Kafka record."""
+    value = debezium(change, task) if fmt == "debezium" else maxwell(change)
+    return key(change, fmt), _dumps(value)

@@ -1,0 +1,63 @@
+"""Which tables flow, under what names, to which topic, with which key.
+
+Pure functions over the WorkerConfig: :func:`apply` filters (include/exclude) and maps
+(rename table, rename columns, drop columns) a change; :func:`topic` and :func:`key_columns`
+route it. A dropped column is removed here, before any format sees the row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ferry_runtime.config import TableMapping, WorkerConfig
+from ferry_runtime.events import Change
+
+__all__ = ["apply", "partition_value", "topic"]
+
+
+def _map_row(row: dict[str, Any], mapping: TableMapping) -> dict[str, Any]:
+    return {
+        mapping.columns.get(name, name): value
+        for name, value in row.items()
+        if name not in mapping.drop
+    }
+
+
+def apply(config: WorkerConfig, change: Change) -> Change | None:
+    """The change as it leaves the worker, or None when its table is not selected."""
+    if not config.selects(change.database, change.table):
+        return None
+    mapping = config.mapping_for(change.database, change.table)
+    if mapping is None:
+        return change
+    return dataclasses.replace(
+        change,
+        table=mapping.target or change.table,
+        data=_map_row(change.data, mapping),
+        old=None if change.old is None else _map_row(change.old, mapping),
+        primary_key=tuple(
+            mapping.columns.get(name, name)
+            for name in change.primary_key
+            if name not in mapping.drop
+        ),
+    )
+
+
+def topic(config: WorkerConfig, change: Change) -> str:
+    """The topic template with {database} and {table} replaced (after mapping)."""
+    assert config.sink.kafka is not None
+    return config.sink.kafka.topic.replace("{database}", change.database).replace(
+        "{table}", change.table
+    )
+
+
+def partition_value(config: WorkerConfig, change: Change) -> str | None:
+    """What picks the partition when partitionBy is not the primary key (None: use the key)."""
+    assert config.sink.kafka is not None
+    by = config.sink.kafka.partition_by
+    if by == "table":
+        return change.name
+    if by == "database":
+        return change.database
+    return None

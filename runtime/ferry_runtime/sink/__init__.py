@@ -1,0 +1,1 @@
+"""Sinks: where events and the checkpoint go, together."""

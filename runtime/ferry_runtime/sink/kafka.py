@@ -1,0 +1,204 @@
+"""The Kafka sink: records and the checkpoint, delivered together.
+
+``exactly-once``: one Kafka transaction holds a batch of records *and* the checkpoint record
+(compacted offsets topic, key = task id). ``transactional.id`` is derived from the task id,
+so ``init_transactions`` of a second worker with the same id fences the first and aborts its
+open transaction. ``at-least-once``: idempotent producer, no transaction; the checkpoint is
+produced only after every record of the batch was acknowledged.
+
+The last checkpoint is read with ``isolation.level=read_committed``, after fencing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from ferry_runtime import checkpoint, errors
+from ferry_runtime.config import KafkaSink as KafkaSinkConfig
+
+__all__ = ["KafkaSink", "Record", "transactional_id"]
+
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes
+    value: bytes
+    partition_by: str | None = None  # hash this instead of the key to pick the partition
+
+
+def transactional_id(task_id: str) -> str:
+    return f"ferry-{task_id}"
+
+
+class KafkaSink:
+    """Delivers batches with their checkpoint; every method raises errors.WorkerError."""
+
+    def __init__(self, config: KafkaSinkConfig, task_id: str, exactly_once: bool) -> None:
+        self.config = config
+        self.task_id = task_id
+        self.exactly_once = exactly_once
+        self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers}
+        if config.security_protocol != "PLAINTEXT":
+            self._common["security.protocol"] = config.security_protocol
+        self._partitions: dict[str, int] = {}
+        self._producer: Producer | None = None
+        self._failures: list[KafkaError] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> None:
+        """Create the producer; with exactly-once, fence older workers of this task."""
+        settings: dict[str, Any] = {
+            **self._common,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": 60_000,
+            **self.config.producer,
+        }
+        if self.exactly_once:
+            settings["transactional.id"] = transactional_id(self.task_id)
+            settings.setdefault("transaction.timeout.ms", 60_000)
+        try:
+            self.ensure_topic(self.config.offsets_topic, compacted=True)
+            self._producer = Producer(settings)
+            if self.exactly_once:
+                self._producer.init_transactions(TIMEOUT)
+        except KafkaException as error:
+            raise errors.from_kafka(error, "opening the Kafka producer") from None
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+    # ------------------------------------------------------------ topics
+
+    def ensure_topic(self, topic: str, compacted: bool = False) -> int:
+        """Create ``topic`` when missing (broker defaults); return its partition count."""
+        if topic in self._partitions:
+            return self._partitions[topic]
+        admin = AdminClient(self._common)
+        metadata = admin.list_topics(topic=None, timeout=TIMEOUT)
+        if topic not in metadata.topics:
+            config = {"cleanup.policy": "compact"} if compacted else {}
+            new = NewTopic(topic, num_partitions=1 if compacted else -1, config=config)
+            for future in admin.create_topics([new], request_timeout=TIMEOUT).values():
+                try:
+                    future.result()
+                except KafkaException as error:
+                    if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise
+            metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
+        self._partitions[topic] = len(metadata.topics[topic].partitions) or 1
+        return self._partitions[topic]
+
+    # ------------------------------------------------------------ checkpoint
+
+    def read_checkpoint(self) -> checkpoint.Checkpoint | None:
+        """The last committed checkpoint of this task (read_committed), or None."""
+        topic = self.config.offsets_topic
+        consumer = Consumer(
+            {
+                **self._common,
+                "group.id": f"ferry-checkpoint-{self.task_id}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            metadata = consumer.list_topics(topic, timeout=TIMEOUT)
+            partitions = list(metadata.topics[topic].partitions)
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            pending = set(partitions)
+            found: checkpoint.Checkpoint | None = None
+            key = self.task_id.encode()
+            while pending:
+                message = consumer.poll(TIMEOUT)
+                if message is None:
+                    raise errors.TransientError(
+                        "SinkUnavailable", f"timed out reading the checkpoint from {topic}"
+                    )
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(message.partition())
+                        continue
+                    raise KafkaException(error)
+                if message.key() == key:
+                    value = message.value()
+                    found = None if value is None else checkpoint.decode(value)
+            return found
+        except KafkaException as error:
+            raise errors.from_kafka(error, f"reading the checkpoint from {topic}") from None
+        finally:
+            consumer.close()
+
+    # ------------------------------------------------------------ delivery
+
+    def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def _produce(
+        self, producer: Producer, topic: str, key: bytes, value: bytes, part: str | None
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if part is not None:
+            kwargs["partition"] = zlib.crc32(part.encode()) % self.ensure_topic(topic)
+        else:
+            self.ensure_topic(topic)
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=self._on_delivery, **kwargs)
+                return
+            except BufferError:  # local queue full: let librdkafka send some
+                producer.poll(0.05)
+
+    def deliver(self, records: list[Record], state: checkpoint.Checkpoint) -> None:
+        """Deliver ``records`` and then ``state``; return once Kafka acknowledged both."""
+        producer = self._producer
+        assert producer is not None, "open() first"
+        self._failures = []
+        cp = (
+            self.config.offsets_topic,
+            self.task_id.encode(),
+            checkpoint.encode(state, self.task_id),
+        )
+        try:
+            if self.exactly_once:
+                producer.begin_transaction()
+            for record in records:
+                self._produce(producer, record.topic, record.key, record.value, record.partition_by)
+            if self.exactly_once:
+                self._produce(producer, *cp, None)
+                producer.commit_transaction(TIMEOUT)  # flushes; raises if any record failed
+            else:
+                self._flush(producer)
+                self._produce(producer, *cp, None)
+                self._flush(producer)
+        except KafkaException as error:
+            raise errors.from_kafka(error, "delivering a batch to Kafka") from None
+
+    def _flush(self, producer: Producer) -> None:
+        if producer.flush(TIMEOUT) > 0:
+            raise errors.TransientError("SinkUnavailable", "Kafka did not acknowledge in time")
+        if self._failures:
+            raise KafkaException(self._failures[0])

@@ -1,0 +1,1 @@
+"""Sources: the MySQL/MariaDB side (connections, schema, snapshot, binlog)."""

@@ -1,0 +1,122 @@
+"""Connections to the source and binlog positions.
+
+The password is read from the environment variable named by ``source.passwordEnv`` and goes
+nowhere else: errors are classified by :func:`ferry_runtime.errors.from_mysql`, which scrubs it.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import pymysql
+
+from ferry_runtime import errors
+from ferry_runtime.config import BinlogFilePosition, Position, SourceConfig
+
+__all__ = [
+    "binary_logs",
+    "check_position",
+    "connect",
+    "connection_settings",
+    "password",
+    "resolve",
+    "server_position",
+]
+
+
+def password(source: SourceConfig) -> str:
+    value = os.environ.get(source.password_env)
+    if value is None:
+        raise errors.FatalError(
+            "InvalidConfig",
+            f"source.passwordEnv: the environment variable {source.password_env} is not set; "
+            "set it (from a Secret on Kubernetes).",
+        )
+    return value
+
+
+def connection_settings(source: SourceConfig) -> dict[str, Any]:
+    """Settings for PyMySQL and python-mysql-replication (``passwd`` holds the secret)."""
+    return {
+        "host": source.host,
+        "port": source.port,
+        "user": source.user,
+        "passwd": password(source),
+        "connect_timeout": int(source.connect_timeout.total_seconds()),
+        "charset": "utf8mb4",
+    }
+
+
+def connect(source: SourceConfig, **extra: Any) -> pymysql.connections.Connection[Any]:
+    settings = connection_settings(source)
+    try:
+        return pymysql.connect(autocommit=True, **settings, **extra)
+    except pymysql.err.MySQLError as error:
+        raise errors.from_mysql(
+            error, f"connecting to {source.host}:{source.port} as {source.user}", settings["passwd"]
+        ) from None
+
+
+def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    except pymysql.err.MySQLError as error:
+        raise errors.from_mysql(error, sql) from None
+
+
+def server_position(conn: Any) -> dict[str, Any]:
+    """The server's current binlog position (SHOW MASTER STATUS)."""
+    rows = _rows(conn, "SHOW MASTER STATUS")
+    if not rows:
+        raise errors.FatalError(
+            "BinlogDisabled", "the source has no binary log; enable log_bin with binlog_format=ROW"
+        )
+    return {"file": rows[0][0], "pos": int(rows[0][1])}
+
+
+def binary_logs(conn: Any) -> list[tuple[str, int]]:
+    return [(str(row[0]), int(row[1])) for row in _rows(conn, "SHOW BINARY LOGS")]
+
+
+def check_position(conn: Any, position: dict[str, Any]) -> None:
+    """Raise PositionUnavailable when ``position`` is not on the server any more."""
+    logs = dict(binary_logs(conn))
+    size = logs.get(position["file"])
+    if size is None:
+        oldest = min(logs) if logs else "none"
+        raise errors.FatalError(
+            "PositionUnavailable",
+            f"binlog {position['file']} is not on the server (oldest: {oldest}); it was purged "
+            "or never existed. Set resetPosition with a new nonce (e.g. to: earliest) and "
+            "re-snapshot if the data must be complete.",
+        )
+    if position["pos"] > size:
+        raise errors.FatalError(
+            "InvalidPosition",
+            f"position {position['file']}:{position['pos']} is past the end of that file "
+            f"({size} bytes). Set resetPosition with a new nonce.",
+        )
+
+
+def resolve(conn: Any, position: Position) -> dict[str, Any]:
+    """A config Position → a concrete {file, pos}."""
+    if position == "latest":
+        return server_position(conn)
+    if position == "earliest":
+        logs = binary_logs(conn)
+        return {"file": logs[0][0], "pos": 4}
+    if isinstance(position, BinlogFilePosition):
+        resolved = {"file": position.file, "pos": position.pos}
+        check_position(conn, resolved)
+        return resolved
+    kind = "gtid" if hasattr(position, "gtid") else "timestamp"
+    when = getattr(position, "timestamp", None)
+    raise errors.FatalError(
+        "NotSupported",
+        f"a {kind} start position{'' if not isinstance(when, datetime) else f' ({when})'} is "
+        "not supported yet; use {file, pos}, earliest or latest.",
+    )

@@ -1,0 +1,312 @@
+"""The worker: snapshot, then binlog, into the sink, with the checkpoint beside the data.
+
+:class:`Worker` sequences the steps of one run (open the sink and fence older workers, read
+the checkpoint, apply a new resetPosition, snapshot what is left, stream) and is the one
+place that decides "retry, skip or stop" for an error: transient errors restart the run
+from the last committed checkpoint after the restart policy's backoff; fatal errors end it
+with their reason. The tracker is told about delivered data only after the sink
+acknowledged it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from ferry_runtime import checkpoint, errors, formats, rules
+from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
+from ferry_runtime.config import WorkerConfig
+from ferry_runtime.events import Change
+from ferry_runtime.sink.kafka import KafkaSink, Record
+from ferry_runtime.source import binlog, mysql, schema
+from ferry_runtime.source.snapshot import Snapshot
+from ferry_runtime.status import StatusTracker
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+log = logging.getLogger("ferry.worker")
+
+
+class _Stopped(Exception):
+    """stop() was called; unwind and exit cleanly."""
+
+
+class Worker:
+    """Runs one task until stopped, completed (mode: snapshot) or failed."""
+
+    def __init__(self, config: WorkerConfig, tracker: StatusTracker) -> None:
+        self.config = config
+        self.tracker = tracker
+        self.task_id = config.task.id
+        self.failure: errors.WorkerError | None = None
+        self._stop = threading.Event()
+        self._progressed = False
+
+    def stop(self) -> None:
+        """Ask the worker to flush, commit its checkpoint and return (thread-safe)."""
+        self._stop.set()
+
+    # ------------------------------------------------------------ the retry loop
+
+    def run(self) -> int:
+        attempt = 0
+        while True:
+            self._progressed = False
+            try:
+                completed = self._run_once()
+                self.tracker.set_state("Completed" if completed else "Stopped")
+                return EXIT_OK
+            except _Stopped:
+                self.tracker.set_state("Stopped")
+                return EXIT_OK
+            except errors.TransientError as error:
+                self.tracker.record_error(error.reason, error.message)
+                attempt = 1 if self._progressed else attempt + 1
+                if attempt > self.config.restart_policy.max_retries:
+                    return self._fail(error)
+                delay = self.config.restart_policy.delay(attempt).total_seconds()
+                log.warning("%s; retry %d in %.1fs", error, attempt, delay)
+                self.tracker.record_restart()
+                if self._stop.wait(delay):
+                    self.tracker.set_state("Stopped")
+                    return EXIT_OK
+            except errors.WorkerError as error:
+                self.tracker.record_error(error.reason, error.message)
+                return self._fail(error)
+
+    def _fail(self, error: errors.WorkerError) -> int:
+        self.failure = error
+        self.tracker.set_state("Failed")
+        return EXIT_FAILED
+
+    # ------------------------------------------------------------ one run
+
+    def _run_once(self) -> bool:
+        if self.config.sink.kafka is None:
+            raise errors.FatalError(
+                "NotSupported", "sink.mysql is not supported yet; use sink.kafka."
+            )
+        sink = KafkaSink(
+            self.config.sink.kafka, self.task_id, self.config.delivery == "exactly-once"
+        )
+        ctl = mysql.connect(self.config.source)
+        try:
+            sink.open()
+            state = sink.read_checkpoint() or Checkpoint()
+            state = self._apply_reset(ctl, sink, state)
+            mode = self.config.mode
+            unfinished = state.snapshot is not None and not state.snapshot.done
+            if mode != "cdc" and (state.position is None or unfinished):
+                state = self._snapshot(sink, state)
+            if mode == "snapshot":
+                return True
+            if state.position is None:
+                start = self.config.start_position or "latest"
+                state = dataclasses.replace(state, position=mysql.resolve(ctl, start))
+            mysql.check_position(ctl, state.position)  # type: ignore[arg-type]
+            self._stream(sink, state)
+            return False
+        finally:
+            ctl.close()
+            sink.close()
+
+    def _apply_reset(self, ctl: Any, sink: KafkaSink, state: Checkpoint) -> Checkpoint:
+        """Apply resetPosition once per nonce; record the nonce with the new position."""
+        reset = self.config.reset_position
+        if reset is None or reset.nonce == state.reset_nonce:
+            return state
+        position = mysql.resolve(ctl, reset.to)
+        snapshot = state.snapshot
+        if snapshot is not None and not snapshot.done:
+            snapshot = dataclasses.replace(snapshot, done=True)
+        new = Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot).stamped()
+        sink.deliver([], new)
+        self.tracker.record_error(
+            "PositionReset",
+            f"resetPosition (nonce {reset.nonce}) applied: reading from "
+            f"{checkpoint.format_position(position)}",
+            position=checkpoint.format_position(position),
+        )
+        return new
+
+    # ------------------------------------------------------------ snapshot
+
+    def _snapshot(self, sink: KafkaSink, state: Checkpoint) -> Checkpoint:
+        self.tracker.set_state("Snapshotting")
+        conn = mysql.connect(self.config.source)
+        try:
+            snap = Snapshot(conn)
+            position = snap.begin()
+            progress = state.snapshot or SnapshotState(position=position)
+            tables = [
+                t
+                for t in (schema.load(conn, db, name) for db, name in schema.list_tables(conn))
+                if t is not None and self.config.selects(t.database, t.table)
+            ]
+            for table in tables:
+                done = progress.tables.get(table.name, TableState())
+                self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))
+            for table in tables:
+                progress = self._snapshot_table(sink, snap, table, state, progress)
+            snap.end()
+            progress = dataclasses.replace(progress, done=True)
+            state = dataclasses.replace(state, position=progress.position, snapshot=progress)
+            sink.deliver([], state.stamped())
+            return state
+        finally:
+            conn.close()
+
+    def _snapshot_table(
+        self,
+        sink: KafkaSink,
+        snap: Snapshot,
+        table: schema.TableSchema,
+        state: Checkpoint,
+        progress: SnapshotState,
+    ) -> SnapshotState:
+        done = progress.tables.get(table.name, TableState())
+        self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
+        if done.done:
+            self.tracker.record_snapshot_rows(table.name, done.rows)
+            self.tracker.finish_table(table.name)
+            return progress
+        if done.rows:
+            self.tracker.record_snapshot_rows(table.name, done.rows)
+        where = checkpoint.format_position(progress.position) or ""
+        size = self.config.performance.snapshot_chunk_size
+        for chunk in snap.chunks(table, done.after, done.rows, size):
+            if self._stop.is_set():
+                raise _Stopped
+            started = time.monotonic()
+            changes = [
+                Change(table.database, table.table, "read", row, None, table.primary_key,
+                       int(time.time()), where, server_id=self.config.source.server_id)
+                for row in chunk.rows
+            ]  # fmt: skip
+            records, counts = self._records(changes)
+            progress = progress.with_table(
+                table.name, TableState(False, chunk.after, chunk.scanned)
+            )
+            sink.deliver(records, dataclasses.replace(state, snapshot=progress).stamped())
+            self._progressed = True
+            self.tracker.record_snapshot_rows(table.name, len(chunk.rows))
+            self.tracker.record_delivered(counts, dict(progress.position), None)
+            self.tracker.observe_batch_latency(time.monotonic() - started)
+        final = progress.tables.get(table.name, done)
+        progress = progress.with_table(table.name, TableState(True, final.after, final.rows))
+        self.tracker.finish_table(table.name)
+        return progress
+
+    # ------------------------------------------------------------ streaming
+
+    def _stream(self, sink: KafkaSink, state: Checkpoint) -> None:
+        self.tracker.set_state("Streaming")
+        items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
+        reader = binlog.BinlogReader(self.config, dict(state.position or {}), items, self._poison)
+        reader.start()
+        try:
+            self._deliver_loop(sink, state, items)
+        finally:
+            reader.stop()
+
+    def _deliver_loop(
+        self, sink: KafkaSink, state: Checkpoint, items: queue.Queue[binlog.Item]
+    ) -> None:
+        perf = self.config.performance
+        delay = perf.max_batch_delay.total_seconds()
+        batch: list[binlog.Transaction] = []
+        size = 0
+        deadline = 0.0
+        committed = dict(state.position or {})
+        while True:
+            timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
+            try:
+                item = items.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if isinstance(item, binlog.Failure):
+                raise item.error
+            if isinstance(item, binlog.Transaction):
+                if not batch:
+                    deadline = time.monotonic() + delay
+                batch.append(item)
+                size += len(item.changes)
+                if item.changes:
+                    self.tracker.set_caught_up(False)
+            stopping = self._stop.is_set()
+            due = batch and (size >= perf.batch_size or time.monotonic() >= deadline or stopping)
+            if due:
+                state = self._deliver_batch(sink, state, batch)
+                committed = dict(state.position or {})
+                batch, size = [], 0
+            if isinstance(item, binlog.Heartbeat) and not batch and item.position == committed:
+                self.tracker.set_caught_up(True)
+            if stopping:
+                raise _Stopped
+
+    def _deliver_batch(
+        self, sink: KafkaSink, state: Checkpoint, batch: list[binlog.Transaction]
+    ) -> Checkpoint:
+        changes = [change for txn in batch for change in txn.changes]
+        records, counts = self._records(changes)
+        for txn in batch:
+            records.extend(self._dead_letters(txn))
+        state = dataclasses.replace(state, position=batch[-1].position).stamped()
+        sink.deliver(records, state)
+        self._progressed = True
+        newest = max((t.ts for t in batch if t.changes), default=None)
+        self.tracker.record_delivered(counts, dict(batch[-1].position), newest)
+        started = min(t.read_at for t in batch)
+        self.tracker.observe_batch_latency(max(0.0, time.monotonic() - started))
+        return state
+
+    # ------------------------------------------------------------ records and errors
+
+    def _records(self, changes: list[Change]) -> tuple[list[Record], dict[tuple[str, str], int]]:
+        kafka = self.config.sink.kafka
+        assert kafka is not None
+        records: list[Record] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        for change in changes:
+            mapped = rules.apply(self.config, change)
+            if mapped is None:
+                continue
+            key, value = formats.encode(mapped, kafka.format, self.task_id)
+            records.append(
+                Record(
+                    rules.topic(self.config, mapped),
+                    key,
+                    value,
+                    rules.partition_value(self.config, mapped),
+                )
+            )
+            counts[(change.name, change.op)] += 1
+        return records, dict(counts)
+
+    def _dead_letters(self, txn: binlog.Transaction) -> list[Record]:
+        topic = self.config.error_policy.dead_letter_topic
+        if not topic:
+            return []
+        position = checkpoint.format_position(txn.position) or ""
+        return [
+            Record(
+                topic,
+                table.encode(),
+                formats._dumps({"table": table, "position": position, "error": message}),
+            )
+            for table, message in txn.dead_letters
+        ]
+
+    def _poison(self, error: errors.PoisonRow) -> str | None:
+        """The error policy, called from the reader thread for a row it cannot convert."""
+        self.tracker.record_error(error.reason, error.message, error.table, error.position)
+        if self.config.error_policy.mode == "fail":
+            raise errors.FatalError("PoisonRow", error.message + " (errorPolicy: fail)")
+        return error.message if self.config.error_policy.mode == "deadLetter" else None

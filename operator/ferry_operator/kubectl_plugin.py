@@ -1,18 +1,139 @@
-"""``kubectl ferry``: the kubectl plugin for people at a terminal."""
+"""``kubectl ferry``: the kubectl plugin for people at a terminal and for scripts.
+
+Installed as the ``kubectl-ferry`` executable, so ``kubectl ferry VERB`` finds it on PATH.
+Verbs that change something send one JSON merge patch of the SyncTask's ``spec`` (the
+same fields a manifest would set) and nothing else; a repeated call writes nothing.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 the task or revision does not exist.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from ferry_operator.plugin import commands
+from ferry_operator.plugin.errors import PluginError
+from ferry_operator.plugin.formatting import PHASES
+from ferry_operator.plugin.kube import Kube
+
+__all__ = ["build_parser", "main"]
+
+
+def _revision(text: str) -> int:
+    """A revision as typed: ``3``, ``r3`` or ``<task>-r3``."""
+    digits = text.rsplit("-r", 1)[-1].lstrip("r")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a revision number (e.g. 3)")
+    return int(digits)
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    # On the verbs the defaults are suppressed, so `-n x` works before or after the verb.
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-n", "--namespace", default=default, help="the namespace (default: the context's)"
+    )
+    common.add_argument("--context", default=default, help="the kubeconfig context to use")
+    common.add_argument("--kubeconfig", default=default, help="path to the kubeconfig file")
+    common.add_argument(
+        "-o", "--output", choices=["json", "yaml"], default=default, help="machine-readable output"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubectl ferry",
+        description=(
+            "Inspect and drive Ferry SyncTasks. Exit codes: 0 ok, 1 error, 2 usage, 3 not found."
+        ),
+        parents=[_common(suppress=False)],
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    common = [_common(suppress=True)]
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text, parents=common)
+        sub.set_defaults(handler=commands.VERBS[name])
+        return sub
+
+    for name, help_text in (
+        ("list", "list SyncTasks: name, phase, lag, progress, position, age"),
+        ("stats", "count SyncTasks per phase"),
+    ):
+        sub = verb(name, help_text)
+        sub.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+        if name == "list":
+            sub.add_argument("--phase", choices=PHASES, help="only tasks in this phase")
+
+    verb("status", "a task's phase, conditions, position, counters and last errors").add_argument(
+        "name"
+    )
+
+    progress = verb("progress", "snapshot progress bars and ETA")
+    progress.add_argument("name")
+    progress.add_argument("--by-table", action="store_true", help="one bar per table")
+    progress.add_argument(
+        "-w", "--watch", action="store_true", help="redraw until the snapshot is over"
+    )
+    progress.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between redraws (default 2)"
+    )
+
+    pause = verb("pause", "set spec.paused (the worker checkpoints and stops)")
+    pause.add_argument("name")
+    pause.add_argument(
+        "--resume-at", metavar="TIME", help="RFC 3339 time or a duration from now (30m, 2h, 1d)"
+    )
+
+    verb("resume", "clear spec.paused and spec.resumeAt").add_argument("name")
+
+    restart = verb("restart", "restart the worker once (a new spec.restartNonce)")
+    restart.add_argument("name")
+    restart.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
+    reset = verb("reset-position", "move the worker's position once (a new spec.resetPosition)")
+    reset.add_argument("name")
+    reset.add_argument(
+        "--to",
+        required=True,
+        metavar="POSITION",
+        help="FILE:POS, gtid:SET, an RFC 3339 time, earliest or latest",
+    )
+    reset.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
+    verb("history", "the task's config revisions").add_argument("name")
+
+    diff = verb("diff", "diff two config revisions (default: against the current one)")
+    diff.add_argument("name")
+    diff.add_argument("rev", type=_revision, metavar="REV")
+    diff.add_argument("other", type=_revision, nargs="?", metavar="REV")
+
+    rollback = verb("rollback", "patch the spec back to a revision's (lifecycle fields kept)")
+    rollback.add_argument("name")
+    rollback.add_argument("--to-revision", type=_revision, required=True, metavar="N")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    verb = args[0] if args else "(none)"
-    print(f"kubectl ferry {verb}: not yet implemented", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        kube = Kube(kubeconfig=args.kubeconfig, context=args.context)
+        ctx = commands.Context(
+            kube=kube, namespace=args.namespace or kube.default_namespace, output=args.output
+        )
+        code: int = args.handler(args, ctx)
+    except PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    return code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,267 @@
+"""Text for people: the task table, the status panel, progress bars, history and stats.
+
+Pure functions of SyncTask objects as the API returns them (plain dicts) and of ``now``;
+a missing field shows as ``-`` rather than failing, since a new task has no status yet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from ferry_operator.plugin import revisions
+
+__all__ = [
+    "PHASES",
+    "age",
+    "bar",
+    "duration",
+    "history_table",
+    "list_table",
+    "percent",
+    "phase_counts",
+    "position",
+    "progress_view",
+    "stats_table",
+    "status_panel",
+    "table",
+]
+
+PHASES = ("Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed")
+NONE = "-"
+
+
+def _parse(moment: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
+def duration(seconds: float | None) -> str:
+    """``0s``, ``42s``, ``3m05s``, ``2h07m``, ``3d04h``: compact, like kubectl."""
+    if seconds is None:
+        return NONE
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def age(timestamp: str | None, now: datetime) -> str:
+    """How long ago ``timestamp`` (RFC 3339) was, in kubectl's AGE style (``5m``, ``3d``)."""
+    moment = _parse(timestamp) if timestamp else None
+    if moment is None:
+        return NONE
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size or (unit == "m" and seconds >= size):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def position(value: Any) -> str:
+    """``binlog.000042:1234``, a GTID, or a time; ``-`` when unknown."""
+    if not isinstance(value, dict):
+        return str(value) if value else NONE
+    if value.get("file"):
+        return f"{value['file']}:{value.get('pos', '?')}"
+    return str(value.get("gtid") or value.get("timestamp") or value.get("at") or NONE)
+
+
+def percent(progress: Any) -> str:
+    if not isinstance(progress, dict) or progress.get("percent") is None:
+        return NONE
+    return f"{float(progress['percent']):.0f}%"
+
+
+def _lag(status: dict[str, Any]) -> str:
+    lag = status.get("lag")
+    return duration(lag.get("seconds")) if isinstance(lag, dict) else NONE
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns three spaces apart, as ``kubectl get`` prints them."""
+    lines = [list(headers), *(list(row) for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def list_table(tasks: Sequence[dict[str, Any]], now: datetime, all_namespaces: bool) -> str:
+    """``kubectl ferry list``: NAME, PHASE, LAG, PROGRESS, POSITION, AGE."""
+    headers = ["NAME", "PHASE", "LAG", "PROGRESS", "POSITION", "AGE"]
+    rows = []
+    for task in tasks:
+        meta, status = task.get("metadata") or {}, task.get("status") or {}
+        row = [
+            meta.get("name", NONE),
+            status.get("phase") or "Pending",
+            _lag(status),
+            percent(status.get("progress")),
+            position(status.get("position")),
+            age(meta.get("creationTimestamp"), now),
+        ]
+        rows.append([meta.get("namespace", NONE), *row] if all_namespaces else row)
+    return table(["NAMESPACE", *headers] if all_namespaces else headers, rows)
+
+
+def _condition_lines(conditions: Sequence[dict[str, Any]], now: datetime) -> list[str]:
+    rows = [
+        [
+            str(c.get("type", NONE)),
+            str(c.get("status", NONE)),
+            str(c.get("reason") or NONE),
+            age(c.get("lastTransitionTime"), now),
+            str(c.get("message") or ""),
+        ]
+        for c in conditions
+    ]
+    return table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows).splitlines()
+
+
+def status_panel(task: dict[str, Any], now: datetime) -> str:
+    """``kubectl ferry status``: phase, conditions, position, counters and the last errors."""
+    meta, spec, status = (
+        task.get("metadata") or {},
+        task.get("spec") or {},
+        task.get("status") or {},
+    )
+    counters = status.get("counters") or {}
+    throughput = status.get("throughput") or {}
+    generation, observed = meta.get("generation"), status.get("observedGeneration")
+    resume = status.get("scheduledResume") or spec.get("resumeAt")
+    lines = [
+        f"SyncTask:     {meta.get('namespace', NONE)}/{meta.get('name', NONE)}",
+        f"Phase:        {status.get('phase') or 'Pending'}"
+        + (
+            f" (resumes at {spec['resumeAt']})"
+            if spec.get("paused") and spec.get("resumeAt")
+            else ""
+        ),
+        f"Generation:   {generation if generation is not None else NONE}"
+        f" (observed {observed if observed is not None else NONE})",
+        f"Revision:     {status.get('configRevision') or NONE}",
+        f"Position:     {position(status.get('position'))}",
+        f"Lag:          {_lag(status)}",
+        f"Throughput:   {throughput.get('eventsPerSecond', NONE)} events/s",
+        f"Progress:     {percent(status.get('progress'))}",
+        f"Counters:     events {counters.get('events', 0)}, errors {counters.get('errors', 0)}, "
+        f"restarts {counters.get('restarts', 0)}",
+        f"Heartbeat:    {status.get('heartbeatTime') or NONE}"
+        + (f" ({age(status['heartbeatTime'], now)} ago)" if status.get("heartbeatTime") else ""),
+        "",
+        "Conditions:",
+    ]
+    conditions = status.get("conditions") or []
+    lines += (
+        ["  " + line for line in _condition_lines(conditions, now)] if conditions else ["  none"]
+    )
+    errors = status.get("lastErrors") or []
+    lines += ["", f"Last errors ({len(errors)}):"]
+    for error in errors:
+        where = " ".join(
+            part
+            for part in (
+                str(error.get("reason") or ""),
+                str(error.get("table") or ""),
+                position(error.get("position")) if error.get("position") else "",
+            )
+            if part
+        )
+        prefix = f"{where}: " if where else ""
+        lines.append(f"  {error.get('time', NONE)}  {prefix}{error.get('message', '')}")
+    if not errors:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def bar(fraction: float, width: int = 30) -> str:
+    """A fixed-width bar: ``██████░░░░``; ``fraction`` is clamped to 0..1."""
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _fraction(done: Any, total: Any) -> float:
+    try:
+        return float(done) / float(total) if float(total) > 0 else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _eta(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return duration(value)
+    return str(value) if value else NONE
+
+
+def progress_view(task: dict[str, Any], by_table: bool) -> str:
+    """``kubectl ferry progress``: the overall bar, ETA, and one bar per table if asked."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    progress = status.get("progress") or {}
+    name, phase = meta.get("name", NONE), status.get("phase") or "Pending"
+    if not progress:
+        return f"{name}: {phase}, no snapshot progress reported"
+    pct = progress.get("percent")
+    fraction = (
+        float(pct) / 100
+        if pct is not None
+        else _fraction(progress.get("rowsDone"), progress.get("rowsTotal"))
+    )
+    lines = [
+        f"{name}  {phase}",
+        f"{bar(fraction)} {fraction * 100:5.1f}%  rows {progress.get('rowsDone', NONE)}"
+        f"/{progress.get('rowsTotal', NONE)}  ETA {_eta(progress.get('eta'))}",
+    ]
+    if by_table:
+        tables = progress.get("tables") or []
+        rows = [
+            [
+                str(t.get("name", NONE)),
+                bar(_fraction(t.get("rowsDone"), t.get("rowsTotal")), 20),
+                f"{_fraction(t.get('rowsDone'), t.get('rowsTotal')) * 100:.0f}%",
+                f"{t.get('rowsDone', NONE)}/{t.get('rowsTotal', NONE)}",
+                str(t.get("state") or NONE),
+            ]
+            for t in tables
+        ]
+        lines += ["", table(["TABLE", "PROGRESS", "%", "ROWS", "STATE"], rows)] if rows else []
+    return "\n".join(lines)
+
+
+def history_table(items: Sequence[revisions.Revision], current: int | None, now: datetime) -> str:
+    """``kubectl ferry history``: one line per revision, the current one marked."""
+    rows = [
+        [
+            f"{r.number}{' *' if r.number == current else ''}",
+            age(r.created, now),
+            (r.config_hash or NONE)[:12],
+            r.cause or NONE,
+        ]
+        for r in sorted(items, key=lambda r: r.number)
+    ]
+    return table(["REVISION", "AGE", "HASH", "CHANGE-CAUSE"], rows)
+
+
+def phase_counts(tasks: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Tasks per phase, every known phase listed (0 included), unknown ones after."""
+    counts = Counter(((t.get("status") or {}).get("phase") or "Pending") for t in tasks)
+    return {
+        **{p: counts.get(p, 0) for p in PHASES},
+        **{p: n for p, n in counts.items() if p not in PHASES},
+    }
+
+
+def stats_table(tasks: Sequence[dict[str, Any]]) -> str:
+    """``kubectl ferry stats``: tasks per phase and the total."""
+    counts = phase_counts(tasks)
+    rows = [[phase, str(count)] for phase, count in counts.items()]
+    return table(["PHASE", "TASKS"], [*rows, ["total", str(len(tasks))]])

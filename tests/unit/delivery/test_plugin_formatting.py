@@ -1,0 +1,174 @@
+"""kubectl ferry: the table, panel, bars and counts people read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ferry_operator.plugin import formatting, revisions
+
+NOW = datetime(2026, 1, 31, 18, 0, 0, tzinfo=UTC)
+
+
+def task(name: str, status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "shop",
+            "generation": 3,
+            "creationTimestamp": "2026-01-31T15:00:00Z",
+        },
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+RUNNING = task(
+    "orders",
+    {
+        "phase": "Running",
+        "observedGeneration": 3,
+        "configRevision": "orders-r2",
+        "lag": {"seconds": 125.4},
+        "position": {"file": "binlog.000042", "pos": 1234},
+        "progress": {
+            "percent": 100.0,
+            "rowsDone": 10,
+            "rowsTotal": 10,
+            "eta": None,
+            "tables": [{"name": "shop.orders", "rowsDone": 10, "rowsTotal": 10, "state": "done"}],
+        },
+        "counters": {"events": 500, "errors": 2, "restarts": 1},
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Running",
+                "lastTransitionTime": "2026-01-31T17:55:00Z",
+                "message": "streaming",
+            }
+        ],
+        "lastErrors": [
+            {
+                "time": "2026-01-31T17:50:00Z",
+                "reason": "ConnectionLost",
+                "table": "shop.orders",
+                "position": "binlog.000042:1000",
+                "message": "lost connection, retried",
+            }
+        ],
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (0, "0s"), (59.6, "1m00s"), (125, "2m05s"), (7500, "2h05m"), (90000, "1d01h")],
+)
+def test_durations_are_compact(seconds: float | None, text: str) -> None:
+    assert formatting.duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "text"),
+    [
+        ("2026-01-31T17:59:30Z", "30s"),
+        ("2026-01-31T17:58:00Z", "2m"),
+        ("2026-01-31T15:00:00Z", "3h"),
+        ("2026-01-28T18:00:00Z", "3d"),
+        (None, "-"),
+        ("garbage", "-"),
+    ],
+)
+def test_age_like_kubectl(timestamp: str | None, text: str) -> None:
+    assert formatting.age(timestamp, NOW) == text
+
+
+def test_list_table_has_the_dashboard_columns() -> None:
+    lines = formatting.list_table([RUNNING, task("fresh")], NOW, all_namespaces=False).splitlines()
+    assert lines[0].split() == ["NAME", "PHASE", "LAG", "PROGRESS", "POSITION", "AGE"]
+    assert lines[1].split() == ["orders", "Running", "2m05s", "100%", "binlog.000042:1234", "3h"]
+    assert lines[2].split() == ["fresh", "Pending", "-", "-", "-", "3h"]
+    wide = formatting.list_table([RUNNING], NOW, all_namespaces=True).splitlines()
+    assert wide[0].split()[0] == "NAMESPACE" and wide[1].split()[0] == "shop"
+
+
+def test_status_panel_shows_conditions_counters_and_errors() -> None:
+    panel = formatting.status_panel(RUNNING, NOW)
+    assert "SyncTask:     shop/orders" in panel
+    assert "Phase:        Running" in panel
+    assert "Generation:   3 (observed 3)" in panel
+    assert "events 500, errors 2, restarts 1" in panel
+    ready = next(line for line in panel.splitlines() if line.strip().startswith("Ready"))
+    assert ready.split() == ["Ready", "True", "Running", "5m", "streaming"]
+    assert "ConnectionLost shop.orders binlog.000042:1000: lost connection, retried" in panel
+
+
+def test_status_panel_of_a_new_task_says_none() -> None:
+    panel = formatting.status_panel(task("fresh"), NOW)
+    assert "Phase:        Pending" in panel
+    assert panel.count("  none") == 2
+
+
+def test_status_panel_shows_the_scheduled_resume() -> None:
+    paused = task("p", {"phase": "Paused"}, paused=True, resumeAt="2026-02-01T00:00:00Z")
+    assert "Paused (resumes at 2026-02-01T00:00:00Z)" in formatting.status_panel(paused, NOW)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "filled"), [(0.0, 0), (0.5, 5), (1.0, 10), (2.0, 10), (-1, 0)]
+)
+def test_bar_is_clamped(fraction: float, filled: int) -> None:
+    drawn = formatting.bar(fraction, 10)
+    assert len(drawn) == 10 and drawn.count("█") == filled
+
+
+def test_progress_view_per_table() -> None:
+    snapshotting = task(
+        "big",
+        {
+            "phase": "Snapshotting",
+            "progress": {
+                "percent": 25.0,
+                "rowsDone": 250,
+                "rowsTotal": 1000,
+                "eta": "3m",
+                "tables": [
+                    {"name": "s.a", "rowsDone": 250, "rowsTotal": 500, "state": "copying"},
+                    {"name": "s.b", "rowsDone": 0, "rowsTotal": 500, "state": "pending"},
+                ],
+            },
+        },
+    )
+    view = formatting.progress_view(snapshotting, by_table=True)
+    assert " 25.0%  rows 250/1000  ETA 3m" in view
+    assert "s.a" in view and "50%" in view and "copying" in view
+    assert "s.b" not in formatting.progress_view(snapshotting, by_table=False)
+    assert "no snapshot progress" in formatting.progress_view(task("fresh"), by_table=True)
+
+
+def test_history_marks_the_current_revision() -> None:
+    items = [
+        revisions.Revision(2, "t-r2", "2026-01-31T17:00:00Z", {}, "", "abcdef0123456789", "spec"),
+        revisions.Revision(1, "t-r1", "2026-01-31T16:00:00Z", {}, "", None, None),
+    ]
+    lines = formatting.history_table(items, 2, NOW).splitlines()
+    assert lines[0].split() == ["REVISION", "AGE", "HASH", "CHANGE-CAUSE"]
+    assert lines[1].split() == ["1", "2h", "-", "-"]
+    assert lines[2].split() == ["2", "*", "60m", "abcdef012345", "spec"]
+
+
+def test_stats_counts_every_phase() -> None:
+    counts = formatting.phase_counts([RUNNING, task("a"), task("b", {"phase": "Failed"})])
+    assert counts == {
+        "Pending": 1,
+        "Starting": 0,
+        "Snapshotting": 0,
+        "Running": 1,
+        "Paused": 0,
+        "Failed": 1,
+        "Completed": 0,
+    }
+    assert formatting.stats_table([RUNNING]).splitlines()[-1].split() == ["total", "1"]

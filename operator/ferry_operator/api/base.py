@@ -19,7 +19,9 @@ __all__ = [
     "ConnectorRef",
     "LocalObjectRef",
     "Model",
+    "ObjectMeta",
     "Position",
+    "Resource",
     "SecretKeyRef",
     "cel",
 ]
@@ -46,6 +48,25 @@ class Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
     )
+
+
+class ObjectMeta(BaseModel):
+    """The part of metadata Ferry reads; other keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1, description="Object name.")
+    namespace: str = Field(default="default", description="Object namespace.")
+    uid: str | None = Field(default=None, description="Object uid, when on Kubernetes.")
+    generation: int | None = Field(default=None, description="Spec generation.")
+
+
+class Resource(BaseModel):
+    """A whole object as the API returns it: apiVersion, kind and status are ignored here."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    metadata: ObjectMeta = Field(description="Name, namespace, uid.")
 
 
 class LocalObjectRef(Model):

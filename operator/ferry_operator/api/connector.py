@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ferry_operator.api.base import Condition, Model, SecretKeyRef, cel
+from ferry_operator.api.base import Condition, Model, Resource, SecretKeyRef, cel
 
 __all__ = [
     "SASL",
@@ -125,7 +125,7 @@ class ConnectorStatus(Model):
     )
 
 
-class Connector(Model):
-    """A Connector (only spec is parsed; metadata is handled by the caller)."""
+class Connector(Resource):
+    """A whole Connector manifest or API object (status is not parsed)."""
 
     spec: ConnectorSpec = Field(description="The endpoint.")

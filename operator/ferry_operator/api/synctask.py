@@ -20,6 +20,7 @@ from ferry_operator.api.base import (
     LocalObjectRef,
     Model,
     Position,
+    Resource,
     cel,
 )
 
@@ -415,7 +416,7 @@ class SyncTaskStatus(Model):
     )
 
 
-class SyncTask(Model):
-    """A SyncTask (only spec is parsed; metadata is handled by the caller)."""
+class SyncTask(Resource):
+    """A whole SyncTask manifest or API object (status is not parsed)."""
 
     spec: SyncTaskSpec = Field(description="The desired task.")

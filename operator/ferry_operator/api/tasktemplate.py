@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ferry_operator.api.base import Condition, Model
+from ferry_operator.api.base import Condition, Model, Resource
 from ferry_operator.api.synctask import TaskFields
 
 __all__ = ["TaskTemplate", "TaskTemplateSpec", "TaskTemplateStatus"]
@@ -26,7 +26,7 @@ class TaskTemplateStatus(Model):
     conditions: list[Condition] | None = Field(default=None, description="Ready.")
 
 
-class TaskTemplate(Model):
-    """A TaskTemplate (only spec is parsed)."""
+class TaskTemplate(Resource):
+    """A whole TaskTemplate manifest or API object (status is not parsed)."""
 
     spec: TaskTemplateSpec = Field(description="The template.")

@@ -1,0 +1,181 @@
+"""The Kubernetes objects of one SyncTask, as plain dicts ready for server-side apply:
+the immutable config revision, the worker Deployment and the worker's RBAC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ferry_operator.api import GROUP
+from ferry_operator.api.synctask import SyncTaskSpec
+from ferry_operator.render import meta
+from ferry_operator.render.meta import Owner
+from ferry_operator.render.worker_config import SecretEnv
+from ferry_runtime.config import WorkerConfig
+
+__all__ = [
+    "CONFIG_DIR",
+    "DEFAULT_IMAGE",
+    "WORKER_CONFIG_KEY",
+    "deployment",
+    "revision_configmap",
+    "role",
+    "role_binding",
+    "service_account",
+]
+
+DEFAULT_IMAGE = "ghcr.io/ferry-sync/ferry-worker:0.1.0"
+WORKER_CONFIG_KEY = "worker.yaml"
+SPEC_KEY = "spec.yaml"
+CONFIG_DIR = "/etc/ferry"
+# Time for the worker to flush and checkpoint after SIGTERM (pause, restart, delete).
+GRACE_SECONDS = 60
+
+
+def revision_configmap(
+    owner: Owner,
+    number: int,
+    config: WorkerConfig,
+    spec: dict[str, Any],
+    config_hash: str,
+    cause: str,
+) -> dict[str, Any]:
+    """ConfigMap ``<task>-r<N>``: the worker config (no secret), the effective spec, its hash
+    and the change cause. Immutable: a new config is a new revision."""
+    metadata = owner.metadata(
+        meta.revision_name(owner.name, number), **{meta.REVISION: str(number)}
+    )
+    metadata["annotations"] = {meta.CONFIG_HASH: config_hash, meta.CHANGE_CAUSE: cause}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata,
+        "immutable": True,
+        "data": {
+            WORKER_CONFIG_KEY: config.to_yaml(),
+            SPEC_KEY: yaml.safe_dump(spec, sort_keys=True),
+        },
+    }
+
+
+def _container(spec: SyncTaskSpec, env: list[SecretEnv], image: str, port: int) -> dict[str, Any]:
+    worker = spec.worker
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": (worker and worker.image) or image,
+        "args": ["ferry-worker", "--config", f"{CONFIG_DIR}/{WORKER_CONFIG_KEY}"],
+        "env": [
+            {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for name, secret, key in env
+        ],
+        "ports": [{"name": "http", "containerPort": port}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    if worker and worker.resources:
+        container["resources"] = worker.resources
+    return container
+
+
+def deployment(
+    owner: Owner,
+    spec: SyncTaskSpec,
+    revision: str,
+    config_hash: str,
+    env: list[SecretEnv],
+    *,
+    replicas: int,
+    image: str = DEFAULT_IMAGE,
+    port: int = 8080,
+) -> dict[str, Any]:
+    """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers."""
+    name = meta.worker_name(owner.name)
+    selector = {meta.TASK_LABEL: owner.name, "app.kubernetes.io/component": "worker"}
+    annotations = {meta.CONFIG_HASH: config_hash}
+    if spec.restart_nonce:
+        annotations[meta.RESTART_NONCE] = spec.restart_nonce
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": name,
+        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(spec, env, image, port)],
+        "volumes": [
+            {"name": "config", "configMap": {"name": revision}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    if spec.worker and spec.worker.node_selector:
+        pod_spec["nodeSelector"] = spec.worker.node_selector
+    if spec.worker and spec.worker.tolerations:
+        pod_spec["tolerations"] = spec.worker.tolerations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": owner.metadata(name, **{"app.kubernetes.io/component": "worker"}),
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**meta.labels(owner.name), **selector},
+                    "annotations": annotations,
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service_account(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": owner.metadata(meta.worker_name(owner.name)),
+    }
+
+
+def role(owner: Owner) -> dict[str, Any]:
+    """get and patch on this task's status, nothing else."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": owner.metadata(meta.worker_name(owner.name)),
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["synctasks/status"],
+                "resourceNames": [owner.name],
+                "verbs": ["get", "patch"],
+            }
+        ],
+    }
+
+
+def role_binding(owner: Owner) -> dict[str, Any]:
+    name = meta.worker_name(owner.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": owner.metadata(name),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}],
+    }

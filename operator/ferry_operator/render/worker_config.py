@@ -1,0 +1,196 @@
+"""Render the WorkerConfig (the worker's contract, ferry_runtime.config) from a SyncTask, its
+TaskTemplate and its Connectors, all as parsed models. ``ferry run`` uses the same function.
+
+Passwords are never rendered: the config names environment variables (:data:`SOURCE_PASSWORD`
+…) that the Deployment fills from the Connectors' Secrets (:func:`secret_env`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from ferry_operator.api.connector import Connector, ConnectorSpec
+from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
+from ferry_operator.api.tasktemplate import TaskTemplate
+from ferry_operator.render.errors import ConnectorNotFound, ConnectorTypeMismatch, InvalidSpec
+from ferry_operator.render.merge import deep_merge
+from ferry_runtime.config import WorkerConfig
+
+__all__ = [
+    "SINK_PASSWORD",
+    "SINK_SASL_PASSWORD",
+    "SINK_SASL_USERNAME",
+    "SOURCE_PASSWORD",
+    "SecretEnv",
+    "config_hash",
+    "effective_spec",
+    "render_worker_config",
+    "secret_env",
+    "stored_spec",
+]
+
+SOURCE_PASSWORD = "FERRY_SOURCE_PASSWORD"
+SINK_PASSWORD = "FERRY_SINK_PASSWORD"
+SINK_SASL_USERNAME = "FERRY_SINK_SASL_USERNAME"
+SINK_SASL_PASSWORD = "FERRY_SINK_SASL_PASSWORD"
+# Fields that steer the worker's lifecycle, not its config: left out of the stored spec.
+LIFECYCLE_FIELDS = ("paused", "resumeAt", "restartNonce")
+
+SecretEnv = tuple[str, str, str]  # (environment variable, Secret name, key)
+
+
+def effective_spec(task: SyncTask, template: TaskTemplate | None) -> SyncTaskSpec:
+    """TaskTemplate ⊕ SyncTask (the task wins; maps merge deeply)."""
+    own = task.spec.model_dump(by_alias=True, exclude_none=True)
+    shared = template.spec.template.model_dump(by_alias=True, exclude_none=True) if template else {}
+    return SyncTaskSpec.model_validate(deep_merge(shared, own))
+
+
+def _connector(
+    connectors: Mapping[str, Connector], name: str | None, where: str, kind: str
+) -> ConnectorSpec:
+    if name is None:
+        raise InvalidSpec(f"{where}.connectorRef is required")
+    found = connectors.get(name)
+    if found is None:
+        raise ConnectorNotFound(f"{where}.connectorRef: Connector {name!r} not found", name)
+    if found.spec.type != kind:
+        raise ConnectorTypeMismatch(
+            f"{where}.connectorRef: Connector {name!r} is of type {found.spec.type}, "
+            f"this needs type {kind}"
+        )
+    return found.spec
+
+
+def _server_id(key: str) -> int:
+    """A replica server id that is stable for the task and unlikely to collide."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**31 - 2) + 2
+
+
+def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, Any]:
+    sink = spec.sink
+    if sink is None or (sink.kafka is None) == (sink.mysql is None):
+        raise InvalidSpec("spec.sink needs exactly one of kafka and mysql")
+    name = sink.connector_ref.name if sink.connector_ref else None
+    if sink.kafka is not None:
+        kafka = _connector(connectors, name, "spec.sink", "kafka").kafka
+        assert kafka is not None  # admission guarantees the block matches the type
+        out: dict[str, Any] = {
+            "bootstrapServers": kafka.bootstrap_servers,
+            "securityProtocol": kafka.security_protocol,
+            **sink.kafka.model_dump(by_alias=True, exclude_none=True),
+        }
+        if kafka.sasl is not None:
+            out |= {
+                "saslMechanism": kafka.sasl.mechanism,
+                "saslUsernameEnv": SINK_SASL_USERNAME,
+                "saslPasswordEnv": SINK_SASL_PASSWORD,
+            }
+        return {"kafka": out}
+    mysql = _connector(connectors, name, "spec.sink", "mysql").mysql
+    assert mysql is not None and sink.mysql is not None
+    return {
+        "mysql": {
+            "host": mysql.host,
+            "port": mysql.port,
+            "user": mysql.user,
+            "passwordEnv": SINK_PASSWORD,
+            **sink.mysql.model_dump(by_alias=True, exclude_none=True),
+        }
+    }
+
+
+def render_worker_config(
+    task: SyncTask,
+    connectors: Mapping[str, Connector],
+    template: TaskTemplate | None = None,
+    *,
+    report_to_kubernetes: bool = True,
+    reporting_port: int = 8080,
+) -> WorkerConfig:
+    """The worker config for ``task``; raises a RenderError subclass naming the field."""
+    spec = effective_spec(task, template)
+    meta = task.metadata
+    source_ref = (
+        spec.source.connector_ref.name if spec.source and spec.source.connector_ref else None
+    )
+    source = _connector(connectors, source_ref, "spec.source", "mysql").mysql
+    assert source is not None
+    identity_key = meta.uid or f"{meta.namespace}/{meta.name}"
+    dumped = spec.model_dump(by_alias=True, exclude_none=True)
+    data: dict[str, Any] = {
+        "task": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
+        "source": {
+            "host": source.host,
+            "port": source.port,
+            "user": source.user,
+            "passwordEnv": SOURCE_PASSWORD,
+            "serverId": (spec.source and spec.source.server_id) or _server_id(identity_key),
+        },
+        "sink": _sink(spec, connectors),
+        "reporting": {"port": reporting_port},
+    }
+    for key in ("include", "exclude"):
+        if key in dumped.get("source", {}):
+            data[key] = dumped["source"][key]
+    for key in ("mapping", "mode", "delivery", "performance", "restartPolicy", "errorPolicy"):
+        if key in dumped:
+            data[key] = dumped[key]
+    if spec.start_position is not None:
+        data["startPosition"] = spec.start_position.to_worker()
+    if spec.reset_position is not None:
+        data["resetPosition"] = {
+            "to": spec.reset_position.to.to_worker(),
+            "nonce": spec.reset_position.nonce,
+        }
+    if report_to_kubernetes:
+        data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
+    try:
+        return WorkerConfig.model_validate(data)
+    except ValidationError as error:
+        raise InvalidSpec(_explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{where}: {item['msg']}")
+    return "the rendered worker config is invalid: " + "; ".join(parts)
+
+
+def config_hash(config: WorkerConfig) -> str:
+    """A short, stable hash of the rendered config: a new revision exactly when it changes."""
+    return hashlib.sha256(config.to_yaml().encode()).hexdigest()[:16]
+
+
+def stored_spec(spec: SyncTaskSpec) -> dict[str, Any]:
+    """The effective spec as kept in a revision (lifecycle fields left out)."""
+    dumped = spec.model_dump(by_alias=True, exclude_none=True)
+    return {k: v for k, v in dumped.items() if k not in LIFECYCLE_FIELDS}
+
+
+def secret_env(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[SecretEnv]:
+    """The environment variables the worker reads credentials from, and their Secret keys."""
+    out: list[SecretEnv] = []
+    if spec.source and spec.source.connector_ref:
+        found = connectors.get(spec.source.connector_ref.name)
+        if found and found.spec.mysql:
+            ref = found.spec.mysql.password_secret_ref
+            out.append((SOURCE_PASSWORD, ref.name, ref.key))
+    if spec.sink and spec.sink.connector_ref:
+        found = connectors.get(spec.sink.connector_ref.name)
+        if found and found.spec.mysql:
+            ref = found.spec.mysql.password_secret_ref
+            out.append((SINK_PASSWORD, ref.name, ref.key))
+        if found and found.spec.kafka and found.spec.kafka.sasl:
+            secret = found.spec.kafka.sasl.secret_ref
+            out += [
+                (SINK_SASL_USERNAME, secret, "username"),
+                (SINK_SASL_PASSWORD, secret, "password"),
+            ]
+    return out

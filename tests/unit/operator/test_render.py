@@ -1,0 +1,231 @@
+"""The pure renderers: golden files for every object of a task (regenerate with
+FERRY_UPDATE_GOLDEN=1), the merge rule, and the errors that name the field."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ferry_operator.api.connector import Connector
+from ferry_operator.api.synctask import SyncTask
+from ferry_operator.api.tasktemplate import TaskTemplate
+from ferry_operator.render import errors, objects
+from ferry_operator.render.merge import deep_merge
+from ferry_operator.render.meta import Owner
+from ferry_operator.render.worker_config import (
+    config_hash,
+    effective_spec,
+    render_worker_config,
+    secret_env,
+    stored_spec,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, so the golden files read like the cluster's."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(objs: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(objs, Dumper=_Dumper, sort_keys=True)
+
+
+UPDATE = os.environ.get("FERRY_UPDATE_GOLDEN") == "1"
+
+CONNECTORS = {
+    "shop-db": Connector.model_validate(
+        {
+            "metadata": {"name": "shop-db", "namespace": "shop"},
+            "spec": {
+                "type": "mysql",
+                "mysql": {
+                    "host": "mariadb.shop",
+                    "user": "ferry",
+                    "passwordSecretRef": {"name": "shop-db", "key": "password"},
+                },
+            },
+        }
+    ),
+    "events": Connector.model_validate(
+        {
+            "metadata": {"name": "events", "namespace": "shop"},
+            "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka:9092"}},
+        }
+    ),
+    "replica": Connector.model_validate(
+        {
+            "metadata": {"name": "replica", "namespace": "shop"},
+            "spec": {
+                "type": "mysql",
+                "mysql": {
+                    "host": "replica.shop",
+                    "port": 3307,
+                    "user": "writer",
+                    "passwordSecretRef": {"name": "replica", "key": "pw"},
+                },
+            },
+        }
+    ),
+}
+TEMPLATE = TaskTemplate.model_validate(
+    {
+        "metadata": {"name": "defaults", "namespace": "shop"},
+        "spec": {
+            "template": {
+                "source": {"connectorRef": {"name": "shop-db"}, "include": ["shop.*"]},
+                "sink": {"kafka": {"format": "debezium", "topic": "t.{table}"}},
+                "performance": {"batchSize": 100, "maxBatchDelay": "1s"},
+                "delivery": "at-least-once",
+            }
+        },
+    }
+)
+
+
+def _task(**spec: Any) -> SyncTask:
+    base = {
+        "source": {"connectorRef": {"name": "shop-db"}, "include": ["shop.order_*"]},
+        "sink": {"connectorRef": {"name": "events"}, "kafka": {"topic": "ferry.{table}"}},
+    }
+    return SyncTask.model_validate(
+        {
+            "metadata": {"name": "orders", "namespace": "shop", "uid": "1234-abcd"},
+            "spec": deep_merge(base, spec),
+        }
+    )
+
+
+def _objects(task: SyncTask, template: TaskTemplate | None = None) -> list[dict[str, Any]]:
+    owner = Owner(task.metadata.name, task.metadata.namespace, task.metadata.uid or "")
+    spec = effective_spec(task, template)
+    config = render_worker_config(task, CONNECTORS, template)
+    digest = config_hash(config)
+    return [
+        objects.revision_configmap(owner, 3, config, stored_spec(spec), digest, "spec changed"),
+        objects.deployment(
+            owner,
+            spec,
+            "orders-r3",
+            digest,
+            secret_env(spec, CONNECTORS),
+            replicas=0 if spec.paused else 1,
+        ),
+        objects.service_account(owner),
+        objects.role(owner),
+        objects.role_binding(owner),
+    ]
+
+
+CASES = {
+    "kafka-task": _task(
+        worker={"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}},
+        startPosition={"file": "binlog.000001", "pos": 4},
+    ),
+    "paused-restart-reset": _task(
+        paused=True,
+        resumeAt="2030-01-01T00:00:00Z",
+        restartNonce="n1",
+        resetPosition={"to": {"at": "earliest"}, "nonce": "r1"},
+    ),
+    "mysql-sink": _task(
+        sink={"connectorRef": {"name": "replica"}, "kafka": None, "mysql": {"database": "copy"}}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_objects_match_golden_file(case: str) -> None:
+    task = CASES[case]
+    text = _dump(_objects(task))
+    path = GOLDEN / f"{case}.yaml"
+    if UPDATE:
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with FERRY_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{path} differs: review, then FERRY_UPDATE_GOLDEN=1"
+
+
+def test_template_merges_under_the_task() -> None:
+    task = SyncTask.model_validate(
+        {
+            "metadata": {"name": "orders", "namespace": "shop", "uid": "u"},
+            "spec": {
+                "templateRef": {"name": "defaults"},
+                "sink": {"connectorRef": {"name": "events"}, "kafka": {"topic": "mine"}},
+                "performance": {"batchSize": 7},
+            },
+        }
+    )
+    text = _dump(_objects(task, TEMPLATE))
+    path = GOLDEN / "from-template.yaml"
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text()
+    config = render_worker_config(task, CONNECTORS, TEMPLATE)
+    assert config.sink.kafka is not None
+    assert (config.sink.kafka.topic, config.sink.kafka.format) == ("mine", "debezium")
+    assert config.performance.batch_size == 7
+    assert config.performance.max_batch_delay.total_seconds() == 1.0
+    assert config.delivery == "at-least-once"
+    assert config.include == ["shop.*"]
+
+
+def test_deep_merge_precedence_and_no_mutation() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    over = {"a": {"c": [3]}, "e": {"f": 1}}
+    merged = deep_merge(base, over)
+    assert merged == {"a": {"b": 1, "c": [3]}, "d": 1, "e": {"f": 1}}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    merged["e"]["f"] = 2
+    assert over["e"]["f"] == 1
+
+
+def test_no_secret_in_the_config_and_passwords_come_from_secret_refs() -> None:
+    rendered = _objects(CASES["mysql-sink"])
+    configmap, deploy = rendered[0], rendered[1]
+    assert "password:" not in configmap["data"]["worker.yaml"]
+    env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env} == {
+        "FERRY_SOURCE_PASSWORD": {"name": "shop-db", "key": "password"},
+        "FERRY_SINK_PASSWORD": {"name": "replica", "key": "pw"},
+    }
+
+
+def test_hash_changes_with_the_config_only() -> None:
+    same = config_hash(render_worker_config(_task(paused=True), CONNECTORS))
+    assert same == config_hash(render_worker_config(_task(), CONNECTORS))
+    assert same == config_hash(render_worker_config(_task(restartNonce="x"), CONNECTORS))
+    assert same != config_hash(render_worker_config(_task(mode="cdc"), CONNECTORS))
+
+
+def test_missing_connector_is_named() -> None:
+    task = _task(sink={"connectorRef": {"name": "nowhere"}})
+    with pytest.raises(errors.ConnectorNotFound, match="Connector 'nowhere' not found") as info:
+        render_worker_config(task, CONNECTORS)
+    assert info.value.name == "nowhere"
+
+
+def test_sink_kind_must_match_the_connector_type() -> None:
+    task = _task(sink={"connectorRef": {"name": "shop-db"}})
+    with pytest.raises(errors.ConnectorTypeMismatch, match=r"spec.sink.connectorRef.*type mysql"):
+        render_worker_config(task, CONNECTORS)
+
+
+def test_template_task_without_source_is_invalid() -> None:
+    task = SyncTask.model_validate(
+        {"metadata": {"name": "x"}, "spec": {"templateRef": {"name": "gone"}}}
+    )
+    with pytest.raises(errors.InvalidSpec, match=r"spec.source.connectorRef is required"):
+        render_worker_config(task, CONNECTORS, None)

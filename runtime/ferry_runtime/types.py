@@ -34,7 +34,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["Column", "Kind", "from_binlog_column", "from_information_schema", "to_json"]
+__all__ = [
+    "Column",
+    "Kind",
+    "binlog_to_json",
+    "from_binlog_column",
+    "from_information_schema",
+    "to_json",
+]
 
 Kind = Literal[
     "int", "decimal", "float", "double", "bit", "date", "time", "datetime", "timestamp",
@@ -248,3 +255,20 @@ def to_json(column: Column, value: Any) -> JsonValue:
     if kind == "set":
         return _set(value, column.values)
     return _json(value)
+
+
+def _fix_negative_time2(value: timedelta) -> timedelta:
+    """python-mysql-replication 1.0.17 decodes a negative TIME2 with a fraction as
+    -(seconds + (1 - fraction)); -00:00:00.000001 comes out as -00:00:00.999999."""
+    magnitude = -(value // timedelta(microseconds=1))
+    seconds, fraction = divmod(magnitude, 1_000_000)
+    if value >= timedelta(0) or fraction == 0:
+        return value
+    return -timedelta(seconds=seconds, microseconds=1_000_000 - fraction)
+
+
+def binlog_to_json(column: Column, value: Any) -> JsonValue:
+    """Like :func:`to_json`, for a value decoded by python-mysql-replication."""
+    if column.kind == "time" and isinstance(value, timedelta):
+        value = _fix_negative_time2(value)
+    return to_json(column, value)

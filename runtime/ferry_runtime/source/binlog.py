@@ -255,4 +255,4 @@ class BinlogReader:
 
 
 def _convert(columns: list[types.Column], values: dict[str, Any]) -> dict[str, Any]:
-    return {c.name: types.to_json(c, values.get(c.name)) for c in columns}
+    return {c.name: types.binlog_to_json(c, values.get(c.name)) for c in columns}

@@ -1,0 +1,223 @@
+"""Helpers for the worker's integration tests: configs, running workers, reading topics.
+
+Workers run against the real MariaDB and Kafka from tests/infra, either in a thread
+(``run_worker``) or as a ``ferry-worker`` subprocess (``spawn_worker``) when a test needs to
+SIGKILL or SIGTERM it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from ferry_runtime import config as config_module
+from ferry_runtime.status import StatusTracker
+from ferry_runtime.worker import Worker
+
+PASSWORD_ENV = "FERRY_TEST_SOURCE_PASSWORD"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def read_topic(bootstrap: str, topic: str, committed: bool = True) -> list[tuple[Any, Any]]:
+    """Every record of ``topic`` as (key, value) JSON, partition by partition."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        if metadata.topics[topic].error is not None:
+            return []
+        partitions = sorted(metadata.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = set(partitions)
+        out: list[tuple[Any, Any]] = []
+        while pending:
+            message = consumer.poll(15)
+            assert message is not None, f"no EOF from {topic}"
+            error = message.error()
+            if error is not None:
+                assert error.code() == KafkaError._PARTITION_EOF, error
+                pending.discard(message.partition())
+                continue
+            value = message.value()
+            out.append((json.loads(message.key()), None if value is None else json.loads(value)))
+        return out
+    finally:
+        consumer.close()
+
+
+def replay(records: list[tuple[Any, Any]]) -> dict[Any, dict[str, Any]]:
+    """Rebuild table contents (by primary key) from Maxwell records."""
+    rows: dict[Any, dict[str, Any]] = {}
+    for _, value in records:
+        key = tuple(value["primary_key"])
+        if value["type"] == "delete":
+            rows.pop(key, None)
+        else:
+            rows[key] = value["data"]
+    return rows
+
+
+@pytest.fixture
+def source_password(testenv: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    password = str(testenv.mysql["password"])
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    return password
+
+
+@pytest.fixture
+def make_config(
+    testenv: Any, kafka_bootstrap: str, topic_prefix: str, database: str, source_password: str
+) -> Callable[..., dict[str, Any]]:
+    """``make_config(**overrides)``: a worker config dict for this test's database/topics."""
+    server_ids = iter(range(10_000 + (os.getpid() % 1000) * 50, 1_000_000))
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "task": {"name": topic_prefix.replace(".", "-")[:60], "namespace": "test"},
+            "source": {
+                "host": testenv.mysql["host"],
+                "port": testenv.mysql["port"],
+                "user": testenv.mysql["user"],
+                "passwordEnv": PASSWORD_ENV,
+                "serverId": next(server_ids),
+            },
+            "include": [f"{database}.*"],
+            "sink": {
+                "kafka": {
+                    "bootstrapServers": kafka_bootstrap,
+                    "topic": f"{topic_prefix}.{{database}}.{{table}}",
+                    "offsetsTopic": f"{topic_prefix}.offsets",
+                }
+            },
+            "performance": {"maxBatchDelay": "100ms", "snapshotChunkSize": 1000},
+            "restartPolicy": {"maxRetries": 3, "backoff": "200ms"},
+            "reporting": {"port": 0},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return data
+
+    return make
+
+
+class WorkerThread:
+    """A Worker running on a thread of the test process."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.tracker = StatusTracker()
+        self.worker = Worker(config_module.parse(config), self.tracker)
+        self.exit_code: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.exit_code = self.worker.run()
+
+    def stop(self, timeout: float = 30) -> int | None:
+        self.worker.stop()
+        self.thread.join(timeout)
+        return self.exit_code
+
+    def join(self, timeout: float = 60) -> int | None:
+        self.thread.join(timeout)
+        return self.exit_code
+
+
+@pytest.fixture
+def run_worker() -> Iterator[Callable[[dict[str, Any]], WorkerThread]]:
+    started: list[WorkerThread] = []
+
+    def run(config: dict[str, Any]) -> WorkerThread:
+        started.append(WorkerThread(config))
+        return started[-1]
+
+    yield run
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """``spawn_worker(config)``: ``ferry-worker --config`` as a subprocess (stderr piped)."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def spawn(config: dict[str, Any], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        path = tmp_path / f"worker-{len(processes)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ferry_runtime.cli", "--config", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        processes.append(process)
+        return process
+
+    yield spawn
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def admin_sql(mysql_connect: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """``admin_sql(statement, args=None, many=False)`` on one autocommit admin connection."""
+    conn = mysql_connect(admin=True)
+    lock = threading.Lock()
+
+    def execute(sql: str, args: Any = None, many: bool = False) -> Any:
+        with lock, conn.cursor() as cursor:
+            if many:
+                cursor.executemany(sql, args)
+            else:
+                cursor.execute(sql, args)
+            return cursor.fetchall()
+
+    yield execute
+    conn.close()
+
+
+class Helpers:
+    """Plain helper functions, handed to tests as the ``helpers`` fixture (importlib mode
+    does not let test modules import conftest)."""
+
+    wait_until = staticmethod(wait_until)
+    read_topic = staticmethod(read_topic)
+    replay = staticmethod(replay)
+
+
+@pytest.fixture
+def helpers() -> type[Helpers]:
+    return Helpers

@@ -1,0 +1,48 @@
+"""The checkpoint record round-trips; errors are classified and never carry a password."""
+
+from __future__ import annotations
+
+import pymysql
+
+from ferry_runtime import checkpoint, errors
+from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
+
+
+def test_checkpoint_round_trip() -> None:
+    state = Checkpoint(
+        position={"file": "binlog.000003", "pos": 1234},
+        reset_nonce="n1",
+        snapshot=SnapshotState(
+            position={"file": "binlog.000002", "pos": 4},
+            tables={"db.a": TableState(True, [10], 10), "db.b": TableState(False, ["k", 2], 5)},
+        ),
+        time=12.5,
+    )
+    assert checkpoint.decode(checkpoint.encode(state, "ns.task")) == state
+    assert checkpoint.decode(checkpoint.encode(Checkpoint(), "t")) == Checkpoint()
+    assert checkpoint.format_position(state.position) == "binlog.000003:1234"
+
+
+def test_mysql_errors_are_classified() -> None:
+    denied = pymysql.err.OperationalError(
+        1045, "Access denied for user 'ferry'@'x' (using password: YES)"
+    )
+    assert isinstance(errors.from_mysql(denied, "connect"), errors.FatalError)
+    assert errors.from_mysql(denied, "connect").reason == "AuthenticationFailed"
+    purged = pymysql.err.OperationalError(
+        1236, "Could not find first log file name in binary log index file"
+    )
+    assert errors.from_mysql(purged, "binlog").reason == "PositionUnavailable"
+    privileges = pymysql.err.OperationalError(
+        1227, "Access denied; you need the REPLICATION SLAVE privilege"
+    )
+    assert errors.from_mysql(privileges, "binlog").reason == "InsufficientPrivileges"
+    lost = pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+    assert isinstance(errors.from_mysql(lost, "binlog"), errors.TransientError)
+
+
+def test_messages_never_hold_the_password() -> None:
+    error = pymysql.err.OperationalError(1045, "bad login hunter2 password=hunter2")
+    message = errors.from_mysql(error, "connect", secret="hunter2").message
+    assert "hunter2" not in message
+    assert "s3cret" not in errors.scrub("password: s3cret")

@@ -1,0 +1,97 @@
+"""Filtering, mapping, routing and the two record formats (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ferry_runtime import config, formats, rules
+from ferry_runtime.events import Change
+
+
+def make_config(**overrides: Any) -> config.WorkerConfig:
+    data: dict[str, Any] = {
+        "task": {"name": "t1", "namespace": "ns"},
+        "source": {"host": "db", "user": "u", "passwordEnv": "PW", "serverId": 7},
+        "sink": {"kafka": {"bootstrapServers": "k:9092", "topic": "cdc.{database}.{table}"}},
+    }
+    data.update(overrides)
+    return config.parse(data)
+
+
+UPDATE = Change(
+    "shop", "orders", "update", {"id": 1, "total": "9.50", "secret": "x"},
+    {"id": 1, "total": "7.00", "secret": "x"}, ("id",), 1700000000, "binlog.000001:420",
+    xid=42, commit=True, server_id=7,
+)  # fmt: skip
+
+
+def test_include_and_exclude() -> None:
+    cfg = make_config(include=["shop.*"], exclude=["shop.audit_*"])
+    assert rules.apply(cfg, UPDATE) == UPDATE
+    assert rules.apply(cfg, Change("shop", "audit_log", "insert", {})) is None
+    assert rules.apply(cfg, Change("other", "orders", "insert", {})) is None
+
+
+def test_mapping_renames_and_drops_before_any_format_sees_the_row() -> None:
+    cfg = make_config(
+        mapping=[
+            {
+                "table": "shop.ord*",
+                "target": "sales",
+                "columns": {"id": "order_id"},
+                "drop": ["secret"],
+            }
+        ]
+    )
+    mapped = rules.apply(cfg, UPDATE)
+    assert mapped is not None
+    assert mapped.table == "sales"
+    assert mapped.data == {"order_id": 1, "total": "9.50"}
+    assert mapped.old == {"order_id": 1, "total": "7.00"}
+    assert mapped.primary_key == ("order_id",)
+    assert rules.topic(cfg, mapped) == "cdc.shop.sales"
+    _, value = formats.encode(mapped, "maxwell", "ns.t1")
+    assert b"secret" not in value
+
+
+def test_partition_value_follows_partition_by() -> None:
+    by_table = make_config(sink={"kafka": {"bootstrapServers": "k", "partitionBy": "table"}})
+    by_db = make_config(sink={"kafka": {"bootstrapServers": "k", "partitionBy": "database"}})
+    assert rules.partition_value(make_config(), UPDATE) is None
+    assert rules.partition_value(by_table, UPDATE) == "shop.orders"
+    assert rules.partition_value(by_db, UPDATE) == "shop"
+
+
+def test_maxwell_record_and_key() -> None:
+    key, value = formats.encode(UPDATE, "maxwell", "ns.t1")
+    assert json.loads(key) == {"database": "shop", "table": "orders", "pk.id": 1}
+    assert json.loads(value) == {
+        "database": "shop", "table": "orders", "type": "update", "ts": 1700000000, "xid": 42,
+        "commit": True, "position": "binlog.000001:420", "primary_key": [1],
+        "data": {"id": 1, "total": "9.50", "secret": "x"}, "old": {"total": "7.00"},
+    }  # fmt: skip
+
+
+def test_debezium_envelope_and_key() -> None:
+    key, value = formats.encode(UPDATE, "debezium", "ns.t1")
+    record = json.loads(value)
+    assert json.loads(key) == {"id": 1}
+    assert record["op"] == "u"
+    assert record["before"] == UPDATE.old and record["after"] == UPDATE.data
+    assert record["source"]["file"] == "binlog.000001" and record["source"]["pos"] == 420
+    assert record["source"]["db"] == "shop" and record["ts_ms"] == 1700000000000
+    delete = formats.debezium(
+        Change("shop", "orders", "delete", {"id": 2}, primary_key=("id",)), "t"
+    )
+    assert delete["before"] == {"id": 2} and delete["after"] is None and delete["op"] == "d"
+    snap = formats.debezium(Change("shop", "orders", "read", {"id": 3}), "t")
+    assert snap["op"] == "r" and snap["source"]["snapshot"] is True
+
+
+def test_table_without_primary_key_is_keyed_by_table() -> None:
+    change = Change("shop", "log", "insert", {"line": "x"})
+    assert json.loads(formats.key(change, "maxwell")) == {"database": "shop", "table": "log"}
+    assert json.loads(formats.key(change, "debezium")) == {"database": "shop", "table": "log"}
+    assert "primary_key" not in formats.maxwell(change)
+    assert formats.maxwell(Change("d", "t", "read", {}))["type"] == "bootstrap-insert"

@@ -142,11 +142,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
     lines = [
         f"SyncTask:     {meta.get('namespace', NONE)}/{meta.get('name', NONE)}",
         f"Phase:        {status.get('phase') or 'Pending'}"
-        + (
-            f" (resumes at {spec['resumeAt']})"
-            if spec.get("paused") and spec.get("resumeAt")
-            else ""
-        ),
+        + (f" (resumes at {resume})" if spec.get("paused") and resume else ""),
         f"Generation:   {generation if generation is not None else NONE}"
         f" (observed {observed if observed is not None else NONE})",
         f"Revision:     {status.get('configRevision') or NONE}",

@@ -1,9 +1,10 @@
 """Config revisions: read the immutable ``<task>-r<N>`` ConfigMaps, diff them, plan a rollback.
 
 The operator writes one ConfigMap per distinct rendered config, labelled
-``ferry.dev/task: <task>``, holding the worker config and the effective spec it came from
-(see ``ferry_operator.render``). Everything here is pure: it takes ConfigMaps as plain
-dicts (as the API returns them) and returns values.
+``ferry.dev/task: <task>`` and ``ferry.dev/revision: <N>``, holding the worker config and
+the effective spec it came from; the key names are the renderer's own
+(:func:`ferry_operator.render.objects.revision_configmap`). Everything here is pure: it
+takes ConfigMaps as plain dicts (as the API returns them) and returns values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 from ferry_operator.plugin import mergepatch
 from ferry_operator.plugin.errors import NotFoundError
 from ferry_operator.plugin.lifecycle import Change
+from ferry_operator.render import meta, objects
 
 __all__ = [
     "LIFECYCLE_FIELDS",
@@ -31,12 +33,7 @@ __all__ = [
     "summary",
 ]
 
-TASK_LABEL = "ferry.dev/task"
-REVISION_KEY = "ferry.dev/revision"
-HASH_KEYS = ("ferry.dev/config-hash", "ferry.dev/hash")
-CAUSE_KEYS = ("ferry.dev/change-cause", "kubernetes.io/change-cause")
-SPEC_KEYS = ("spec.yaml", "effective-spec.yaml", "spec.json")
-CONFIG_KEYS = ("worker.yaml", "config.yaml", "worker.json")
+TASK_LABEL = meta.TASK_LABEL
 # Fields a rollback keeps as they are now: they are actions and links, not configuration.
 LIFECYCLE_FIELDS = ("paused", "resumeAt", "resetPosition", "restartNonce", "templateRef")
 
@@ -54,31 +51,27 @@ class Revision:
     cause: str | None
 
 
-def _first(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((mapping[key] for key in keys if mapping.get(key) is not None), None)
-
-
 def from_configmap(task: str, configmap: dict[str, Any]) -> Revision | None:
     """The revision a ConfigMap holds, or ``None`` when it is not one of ``task``'s."""
-    meta = configmap.get("metadata") or {}
-    name = str(meta.get("name", ""))
+    metadata = configmap.get("metadata") or {}
+    name = str(metadata.get("name", ""))
     match = re.fullmatch(rf"{re.escape(task)}-r(\d+)", name)
-    labels = meta.get("labels") or {}
+    labels = metadata.get("labels") or {}
     if not match or labels.get(TASK_LABEL) != task:
         return None
-    annotations = {**labels, **(meta.get("annotations") or {})}
+    annotations = metadata.get("annotations") or {}
     data = configmap.get("data") or {}
-    number = annotations.get(REVISION_KEY) or match.group(1)
-    spec_text = _first(data, SPEC_KEYS)
+    number = labels.get(meta.REVISION) or match.group(1)
+    spec_text = data.get(objects.SPEC_KEY)
     spec = yaml.safe_load(spec_text) if spec_text else {}
     return Revision(
         number=int(number),
         name=name,
-        created=meta.get("creationTimestamp"),
+        created=metadata.get("creationTimestamp"),
         spec=spec if isinstance(spec, dict) else {},
-        config=str(_first(data, CONFIG_KEYS) or ""),
-        config_hash=_first(annotations, HASH_KEYS) or _first(data, ("hash", "configHash")),
-        cause=_first(annotations, CAUSE_KEYS) or _first(data, ("change-cause", "changeCause")),
+        config=str(data.get(objects.WORKER_CONFIG_KEY) or ""),
+        config_hash=annotations.get(meta.CONFIG_HASH),
+        cause=annotations.get(meta.CHANGE_CAUSE),
     )
 
 

@@ -13,6 +13,11 @@ import yaml
 from kubernetes import client
 from tests.integration.delivery.conftest import GROUP, PLURAL, VERSION, Ran, task_spec
 
+from ferry_operator.api.connector import Connector
+from ferry_operator.api.synctask import SyncTask
+from ferry_operator.render import objects, worker_config
+from ferry_operator.render.meta import Owner
+
 pytestmark = pytest.mark.kube
 
 Ferry = Callable[..., Ran]
@@ -224,20 +229,43 @@ def test_progress_by_table(ferry: Ferry, make_task: MakeTask) -> None:
     assert "40.0%  rows 400/1000  ETA 2m" in ran.out and "shop.orders" in ran.out
 
 
-def _revision_configmap(task: dict[str, Any], number: int, spec: dict[str, Any]) -> dict[str, Any]:
-    name = task["metadata"]["name"]
-    return {
-        "metadata": {
-            "name": f"{name}-r{number}",
-            "labels": {"ferry.dev/task": name, "app.kubernetes.io/managed-by": "ferry"},
-            "annotations": {"ferry.dev/change-cause": f"revision {number}"},
-        },
-        "immutable": True,
-        "data": {
-            "spec.yaml": yaml.safe_dump(spec),
-            "worker.yaml": yaml.safe_dump({"mode": spec["mode"]}),
-        },
-    }
+CONNECTORS = {
+    "shop-db": Connector.model_validate(
+        {
+            "metadata": {"name": "shop-db"},
+            "spec": {
+                "type": "mysql",
+                "mysql": {
+                    "host": "mariadb.shop",
+                    "user": "ferry",
+                    "passwordSecretRef": {"name": "shop-db", "key": "password"},
+                },
+            },
+        }
+    ),
+    "kafka": Connector.model_validate(
+        {
+            "metadata": {"name": "kafka"},
+            "spec": {"type": "kafka", "kafka": {"bootstrapServers": "k:9092"}},
+        }
+    ),
+}
+
+
+def _revision(
+    task: dict[str, Any], number: int, spec: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The revision ConfigMap the operator's renderer makes for ``spec``, and its stored spec."""
+    meta = task["metadata"]
+    model = SyncTask.model_validate({"metadata": {**meta}, "spec": spec})
+    owner = Owner(meta["name"], meta["namespace"], meta["uid"])
+    effective = worker_config.effective_spec(model, None)
+    config = worker_config.render_worker_config(model, CONNECTORS, None)
+    stored = worker_config.stored_spec(effective)
+    digest = worker_config.config_hash(config)
+    return objects.revision_configmap(
+        owner, number, config, stored, digest, f"change {number}"
+    ), stored
 
 
 def test_history_diff_rollback(
@@ -245,9 +273,10 @@ def test_history_diff_rollback(
 ) -> None:
     task = make_task("orders", mode="snapshot+cdc", paused=True)
     core = client.CoreV1Api(kube_api)
-    old_spec = task_spec(mode="cdc", performance={"batchSize": 100})
-    core.create_namespaced_config_map(namespace, _revision_configmap(task, 1, old_spec))
-    core.create_namespaced_config_map(namespace, _revision_configmap(task, 2, task["spec"]))
+    first, old_spec = _revision(task, 1, task_spec(mode="cdc", performance={"batchSize": 100}))
+    second, _ = _revision(task, 2, task["spec"])
+    core.create_namespaced_config_map(namespace, first)
+    core.create_namespaced_config_map(namespace, second)
     client.CustomObjectsApi(kube_api).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "orders", {"status": {"configRevision": "orders-r2"}}
     )
@@ -257,6 +286,8 @@ def test_history_diff_rollback(
     rows = [line.split() for line in history.out.splitlines()]
     assert rows[0] == ["REVISION", "AGE", "HASH", "CHANGE-CAUSE"]
     assert rows[1][0] == "1" and rows[2][:2] == ["2", "*"]
+    assert rows[1][-2:] == ["change", "1"]
+    assert rows[2][3] == second["metadata"]["annotations"]["ferry.dev/config-hash"][:12]
 
     diff = ferry("diff", "orders", "1")
     assert diff.code == 0, diff

@@ -1,0 +1,63 @@
+"""The Argo CD health check (gitops/argocd/health.lua) run in Lua 5.1, as Argo CD's
+gopher-lua runs it, against the SyncTask status fixtures in gitops/argocd/health_test.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lupa.lua51 as lua51  # in the test extra: a missing one fails, never skips
+import pytest
+import yaml
+
+ARGOCD = Path(__file__).resolve().parents[3] / "gitops" / "argocd"
+HEALTH_LUA = (ARGOCD / "health.lua").read_text()
+CASES = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+PHASES = {"Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"}
+
+
+def to_lua(lua: Any, value: Any) -> Any:
+    """JSON-shaped Python data as Lua tables (lists 1-based), as Argo CD hands ``obj`` over."""
+    if isinstance(value, dict):
+        return lua.table_from({key: to_lua(lua, item) for key, item in value.items()})
+    if isinstance(value, list):
+        return lua.table(*(to_lua(lua, item) for item in value))
+    return value
+
+
+def health(obj: dict[str, Any]) -> dict[str, str]:
+    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+    lua.globals().obj = to_lua(lua, obj)
+    result = lua.execute(HEALTH_LUA)
+    return {"status": result["status"], "message": result["message"]}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])
+def test_health_of_each_fixture(case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((ARGOCD / case["inputPath"]).read_text())
+    assert health(obj) == case["healthStatus"]
+
+
+def test_every_phase_and_the_lagging_generation_have_a_fixture() -> None:
+    fixtures = [yaml.safe_load((ARGOCD / c["inputPath"]).read_text()) for c in CASES]
+    phases = {(f.get("status") or {}).get("phase") for f in fixtures}
+    assert phases >= PHASES
+    statuses = {c["healthStatus"]["status"] for c in CASES}
+    assert statuses == {"Healthy", "Progressing", "Degraded", "Suspended"}
+
+
+def test_paused_is_suspended_even_with_a_stale_degraded_condition() -> None:
+    obj = {
+        "metadata": {"generation": 1},
+        "status": {
+            "phase": "Paused",
+            "observedGeneration": 1,
+            "conditions": [{"type": "Degraded", "status": "True", "reason": "LagOverThreshold"}],
+        },
+    }
+    assert health(obj)["status"] == "Suspended"
+
+
+def test_argocd_cm_embeds_the_same_lua() -> None:
+    configmap = yaml.safe_load((ARGOCD / "argocd-cm.yaml").read_text())
+    assert configmap["data"]["resource.customizations.health.ferry.dev_SyncTask"] == HEALTH_LUA

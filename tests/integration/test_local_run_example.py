@@ -1,0 +1,201 @@
+"""``ferry run`` on examples/local, as a new user would run it, against the real MariaDB and
+Kafka: snapshot, then streaming, /status while it runs, then a clean stop on Ctrl-C.
+
+The example's files are copied with this test's own database, task and topic names (and the
+test services' addresses), so runs never share a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "local"
+
+
+class Lines:
+    """Collects a process's stdout lines from a thread."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            time.sleep(0.2)
+        raise AssertionError(f"no line matching {pattern!r} in {timeout} s:\n" + self.text())
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def copy_example(tmp_path: Path, database: str, task: str, topic: str, env: Any) -> list[Path]:
+    mysql = env.mysql
+    replacements = {
+        "ferry_demo": database,
+        "name: demo": f"name: {task}",
+        "ferry-demo.{table}": topic + ".{table}",
+        "host: 127.0.0.1": f"host: {mysql['host']}",
+        "port: 13306": f"port: {mysql['port']}",
+        "127.0.0.1:19092": env.kafka_bootstrap,
+        "password: ferry-test-pw": f"password: {mysql['password']}",
+    }
+    paths = []
+    for source in sorted(EXAMPLE.glob("*.yaml")):
+        text = source.read_text()
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        target = tmp_path / source.name
+        target.write_text(text)
+        paths.append(target)
+    return paths
+
+
+def seed(mysql_connect: Callable[..., Any], database: str) -> None:
+    script = (EXAMPLE / "seed.sql").read_text().replace("ferry_demo", database)
+    statements = [s for s in re.sub(r"--[^\n]*", "", script).split(";") if s.strip()]
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def get_status(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+def consume(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[dict[str, Any]]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            values.append(json.loads(message.value()))
+    finally:
+        consumer.close()
+    return values
+
+
+@pytest.fixture
+def ferry_run(tmp_path: Path) -> Iterator[Callable[[list[Path]], subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(paths: list[Path]) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ferry_operator.cli", "run", *map(str, paths)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,  # as a user would, outside the repository
+            env={k: v for k, v in os.environ.items() if not k.startswith("FERRY_SECRET_")},
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_ferry_run_snapshots_streams_and_stops_cleanly(
+    tmp_path: Path,
+    testenv: Any,
+    mysql_connect: Callable[..., Any],
+    database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+) -> None:
+    seed(mysql_connect, database)
+    task = f"demo-{uuid.uuid4().hex[:8]}"
+    paths = copy_example(tmp_path, database, task, topic_prefix, testenv)
+    process = ferry_run(paths)
+    out = Lines(process.stdout)
+
+    url = out.wait_for(r"\(status: (http://\S+/status)\)", timeout=30).group(1)
+    out.wait_for(r"^Streaming ", timeout=180)
+    status = get_status(url)
+    assert status["state"] == "Streaming"
+    assert {t["name"]: (t["rowsDone"], t["state"]) for t in status["progress"]["tables"]} == {
+        f"{database}.customers": (20_000, "Done"),
+        f"{database}.orders": (50_000, "Done"),
+    }
+    assert status["progress"]["percent"] == 100.0
+    # plain lines (stdout is a pipe): each table reported, no terminal escape codes
+    assert re.search(rf"^{database}\.orders +100\.0%  50,000/50,000 rows  done$", out.text(), re.M)
+    assert "\x1b" not in out.text()
+
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO `{database}`.customers (id, name, email, card_number) "
+            "VALUES (900001, 'new one', 'n@example.com', '4111111111111111')"
+        )
+    deadline = time.monotonic() + 60
+    while get_status(url)["counters"]["events"] < 70_001 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert get_status(url)["counters"]["events"] == 70_001
+
+    customers = consume(kafka_bootstrap, f"{topic_prefix}.customers", 20_001)
+    assert len(customers) == 20_001
+    assert all("card_number" not in c["data"] for c in customers)  # mapping.drop
+    inserted = [c for c in customers if c["data"]["id"] == 900001]
+    assert [(c["type"], c["data"]["name"]) for c in inserted] == [("insert", "new one")]
+
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    out._thread.join(timeout=5)
+    assert out.lines[-1] == "ferry run: stopped"
+    assert testenv.mysql["password"] not in out.text()
+
+
+def test_ferry_run_refuses_a_missing_password_naming_the_variable(
+    tmp_path: Path,
+    testenv: Any,
+    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+) -> None:
+    paths = [p for p in copy_example(tmp_path, "db", "t", "x", testenv) if p.name != "secret.yaml"]
+    process = ferry_run(paths)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "FERRY_SECRET_LOCAL_MARIADB_CREDENTIALS_PASSWORD" in stderr

@@ -103,6 +103,10 @@ class StatusTracker:
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _listeners: list[Callable[[State], None]] = field(default_factory=list)
+    _created: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._created = self.clock()
 
     # ------------------------------------------------------------ writers (the pipeline)
 
@@ -228,7 +232,10 @@ class StatusTracker:
             now = self.clock()
             while self._delivered and self._delivered[0][0] < now - RATE_WINDOW_SECONDS:
                 self._delivered.popleft()
-            return sum(count for _, count in self._delivered) / RATE_WINDOW_SECONDS
+            # Over the window, or over the tracker's life while that is shorter, so the
+            # first seconds of a run do not show a tenth of the real rate.
+            span = max(1.0, min(RATE_WINDOW_SECONDS, now - self._created))
+            return sum(count for _, count in self._delivered) / span
 
     def progress(self) -> dict[str, Any]:
         with self._lock:

@@ -152,7 +152,7 @@ def test_lines_show_tables_then_the_state_line() -> None:
     lines = local_run.render_lines(tracker.view(), meter, 5.0, bars=True)
     assert lines[0] == "shop.orders  [######..................]  25.0%  250/1,000 rows  ETA 15s"
     assert lines[1] == "shop.users   [........................]   0.0%  0/10 rows  waiting"
-    assert lines[2].startswith("Snapshotting  lag 0.0s  25 ev/s  position b.7:99  events 250")
+    assert lines[2].startswith("Snapshotting  lag 0.0s  250 ev/s  position b.7:99  events 250")
 
     tracker.record_error("ConnectionLost", "lost")
     plain = local_run.render_lines(tracker.view(), meter, 6.0, bars=False)

@@ -31,11 +31,15 @@ def test_lag_is_now_minus_last_event_time_and_zero_when_caught_up() -> None:
 def test_events_per_second_counts_a_ten_second_window() -> None:
     clock = Clock()
     tracker = StatusTracker(clock=clock)
+    clock.now += 0.2
     tracker.record_delivered({("db.t", "insert"): 50}, {}, None)
-    clock.now += 5
+    assert tracker.events_per_second() == 50.0  # young tracker: over at least 1 s
+    clock.now += 4.8
     tracker.record_delivered({("db.t", "update"): 30, ("db.u", "delete"): 20}, {}, None)
-    assert tracker.events_per_second() == 10.0  # 100 events / 10 s
-    clock.now += 6  # the first batch leaves the window
+    assert tracker.events_per_second() == 20.0  # 100 events over its 5 s of life
+    clock.now += 5
+    assert tracker.events_per_second() == 10.0  # 100 events / the 10 s window
+    clock.now += 0.5  # the first batch leaves the window
     assert tracker.events_per_second() == 5.0
     clock.now += 20
     assert tracker.events_per_second() == 0.0

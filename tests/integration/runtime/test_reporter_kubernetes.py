@@ -248,6 +248,7 @@ def test_write_rate_is_bounded_even_when_the_state_flaps(
     watcher.join()
 
     in_window = [t for t in modified if t - began <= window + 0.5]
+    print(f"reporter: {writes} writes, {len(in_window)} modifications in {window} s")
     # one write at start, then at most one per second (interval and min spacing are 1 s)
     assert writes <= window + 2, writes
     assert len(in_window) <= window + 2, in_window

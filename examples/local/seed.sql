@@ -1,5 +1,6 @@
--- Demo data for examples/local (run as ferry_admin).
-CREATE DATABASE IF NOT EXISTS ferry_demo CHARACTER SET utf8mb4;
+-- Demo data for examples/local (run as ferry_admin). Starts over: drops ferry_demo first.
+DROP DATABASE IF EXISTS ferry_demo;
+CREATE DATABASE ferry_demo CHARACTER SET utf8mb4;
 USE ferry_demo;
 CREATE TABLE IF NOT EXISTS customers (
   id INT PRIMARY KEY AUTO_INCREMENT,

@@ -114,7 +114,7 @@ class BinlogReader:
             finally:
                 ctl.close()
         except pymysql.err.MySQLError as error:
-            self._put(Failure(errors.from_mysql(error, "reading the binlog", settings["passwd"])))
+            self._put(Failure(errors.from_mysql(error, "reading the binlog", settings["password"])))
         except BaseException as error:
             self._put(Failure(error))
 

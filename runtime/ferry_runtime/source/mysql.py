@@ -38,12 +38,12 @@ def password(source: SourceConfig) -> str:
 
 
 def connection_settings(source: SourceConfig) -> dict[str, Any]:
-    """Settings for PyMySQL and python-mysql-replication (``passwd`` holds the secret)."""
+    """Settings for PyMySQL and python-mysql-replication (``password`` holds the secret)."""
     return {
         "host": source.host,
         "port": source.port,
         "user": source.user,
-        "passwd": password(source),
+        "password": password(source),
         "connect_timeout": int(source.connect_timeout.total_seconds()),
         "charset": "utf8mb4",
     }
@@ -55,7 +55,9 @@ def connect(source: SourceConfig, **extra: Any) -> pymysql.connections.Connectio
         return pymysql.connect(autocommit=True, **settings, **extra)
     except pymysql.err.MySQLError as error:
         raise errors.from_mysql(
-            error, f"connecting to {source.host}:{source.port} as {source.user}", settings["passwd"]
+            error,
+            f"connecting to {source.host}:{source.port} as {source.user}",
+            settings["password"],
         ) from None
 
 

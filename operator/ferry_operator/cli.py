@@ -17,8 +17,12 @@ __all__ = ["main"]
 
 
 def _operator(args: argparse.Namespace) -> int:
-    print("ferry operator: not yet implemented", file=sys.stderr)
-    return runtime_cli.NOT_YET
+    # Namespaces come from --namespace when the parser has it, else $FERRY_NAMESPACES, else all.
+    operator_main = importlib.import_module("ferry_operator.main")
+    code: int = operator_main.run(
+        operator_main.namespaces_from(args), bool(getattr(args, "verbose", False))
+    )
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,191 @@
+"""kopf registrations: each handler builds a Context, calls one reconciler and turns its
+outcome into kopf's language (TemporaryError to wait, PermanentError for a bad spec) and
+Kubernetes Events. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from ferry_operator.api import GROUP, VERSION
+from ferry_operator.applier import Applier
+from ferry_operator.context import Context
+from ferry_operator.kube import clients
+from ferry_operator.reconcile import connector, synctask, tasktemplate
+from ferry_operator.reconcile.health import parse_time
+
+__all__ = ["APPLIER", "PROBE_SECONDS", "RESYNC_SECONDS"]
+
+RESYNC_SECONDS = float(os.environ.get("FERRY_RESYNC_SECONDS", "10"))
+PROBE_SECONDS = float(os.environ.get("FERRY_PROBE_SECONDS", "60"))
+WAIT_SECONDS = float(os.environ.get("FERRY_WAIT_SECONDS", "5"))
+APPLIER: Applier | None = None  # made on first use, so importing needs no cluster
+log = logging.getLogger(__name__)
+
+
+def _applier() -> Applier:
+    global APPLIER
+    if APPLIER is None:
+        APPLIER = Applier(clients())
+    return APPLIER
+
+
+def _ctx(body: Any, trigger: str) -> Context:
+    meta = body["metadata"]
+    return Context(meta["namespace"], meta["name"], meta["uid"], trigger)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf's own bookkeeping goes to annotations, so status has one owner per field.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="ferry.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "ferry.dev/finalizer"
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
+    settings.watching.server_timeout = 300
+
+
+# ---------------------------------------------------------------- SyncTask
+
+
+def _task_outcome(body: Any, plan: synctask.Plan, raise_problem: bool = True) -> None:
+    for kind, reason, message in plan.events:
+        kopf.event(body, type=kind, reason=reason, message=message)
+    if plan.problem is None or not raise_problem:
+        return
+    if plan.problem.permanent:
+        raise kopf.PermanentError(plan.problem.message)
+    raise kopf.TemporaryError(plan.problem.message, delay=WAIT_SECONDS)
+
+
+@kopf.on.resume(GROUP, VERSION, "synctasks")
+@kopf.on.create(GROUP, VERSION, "synctasks")
+@kopf.on.update(GROUP, VERSION, "synctasks")
+def synctask_changed(body: kopf.Body, reason: str, **_: Any) -> None:
+    ctx = _ctx(body, str(reason))
+    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), dict(body)))
+
+
+@kopf.timer(GROUP, VERSION, "synctasks", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def synctask_resync(body: kopf.Body, **_: Any) -> None:
+    """Follow what the worker reports (phase, Degraded, Stalled) and connector changes."""
+    if body["metadata"].get("deletionTimestamp"):
+        return
+    plan = synctask.reconcile(_ctx(body, "resync"), clients(), _applier(), dict(body))
+    _task_outcome(body, plan, raise_problem=False)
+
+
+def _resume_scheduled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("paused") and spec.get("resumeAt"))
+
+
+@kopf.daemon(GROUP, VERSION, "synctasks", when=_resume_scheduled, cancellation_timeout=5)
+def synctask_resume_at(
+    stopped: kopf.DaemonStopped, body: kopf.Body, spec: kopf.Spec, **_: Any
+) -> None:
+    """Sleep until spec.resumeAt, then reconcile: the task runs again, spec untouched."""
+    resume_at = parse_time(spec["resumeAt"])
+    assert resume_at is not None
+    delay = (resume_at - datetime.now(UTC)).total_seconds()
+    if delay > 0 and stopped.wait(delay):
+        return
+    ctx = _ctx(body, "resumeAt")
+    fresh = clients().get_custom(ctx.namespace, "synctasks", ctx.name)
+    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+        return
+    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), fresh), raise_problem=False)
+
+
+@kopf.on.delete(GROUP, VERSION, "synctasks")
+def synctask_deleted(body: kopf.Body, **_: Any) -> None:
+    """Let the worker stop (SIGTERM → checkpoint) before the owned objects are collected."""
+    ctx = _ctx(body, "delete")
+    name = f"{ctx.name}-worker"
+    try:
+        deployment = clients().apps.read_namespaced_deployment(name, ctx.namespace)
+    except Exception as error:  # gone already: nothing to stop
+        if getattr(error, "status", None) == 404:
+            return
+        raise
+    if deployment.spec.replicas:
+        clients().apps.patch_namespaced_deployment_scale(
+            name, ctx.namespace, {"spec": {"replicas": 0}}
+        )
+    if deployment.status and deployment.status.replicas:
+        raise kopf.TemporaryError("waiting for the worker to stop", delay=2)
+
+
+# ---------------------------------------------------------------- Connector
+
+
+def _probe(body: Any, trigger: str) -> None:
+    ctx = _ctx(body, trigger)
+    ready, reason, message, changed = connector.reconcile(ctx, clients(), _applier(), dict(body))
+    if changed:
+        kopf.event(
+            body,
+            type="Normal" if ready else "Warning",
+            reason=reason,
+            message=message,
+        )
+
+
+@kopf.on.resume(GROUP, VERSION, "connectors")
+@kopf.on.create(GROUP, VERSION, "connectors")
+@kopf.on.update(GROUP, VERSION, "connectors")
+def connector_changed(body: kopf.Body, reason: str, **_: Any) -> None:
+    _probe(body, str(reason))
+
+
+@kopf.timer(GROUP, VERSION, "connectors", interval=PROBE_SECONDS, initial_delay=PROBE_SECONDS)
+def connector_reprobe(body: kopf.Body, **_: Any) -> None:
+    _probe(body, "reprobe")
+
+
+def _uses_secret(connector_body: dict[str, Any], secret: str) -> bool:
+    spec = connector_body.get("spec") or {}
+    mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
+    sasl_ref = ((spec.get("kafka") or {}).get("sasl") or {}).get("secretRef")
+    return secret in (mysql_ref, sasl_ref)
+
+
+@kopf.on.event("", "v1", "secrets")
+def secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    """A Secret changed: re-probe the Connectors that use it (the initial listing is skipped)."""
+    if type not in ("ADDED", "MODIFIED"):
+        return
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    for found in clients().list_custom(namespace, "connectors"):
+        if _uses_secret(found, name):
+            _probe(found, f"secret/{name}")
+
+
+# ---------------------------------------------------------------- TaskTemplate
+
+
+def _template(body: Any, trigger: str, deleted: bool = False) -> None:
+    ctx = _ctx(body, trigger)
+
+    def on_task(task: dict[str, Any], plan: synctask.Plan) -> None:
+        _task_outcome(task, plan, raise_problem=False)
+
+    tasktemplate.reconcile(ctx, clients(), _applier(), None if deleted else dict(body), on_task)
+
+
+@kopf.on.resume(GROUP, VERSION, "tasktemplates")
+@kopf.on.create(GROUP, VERSION, "tasktemplates")
+@kopf.on.update(GROUP, VERSION, "tasktemplates")
+def template_changed(body: kopf.Body, reason: str, **_: Any) -> None:
+    _template(body, str(reason))
+
+
+@kopf.on.delete(GROUP, VERSION, "tasktemplates", optional=True)
+def template_deleted(body: kopf.Body, **_: Any) -> None:
+    _template(body, "delete", deleted=True)

@@ -1,0 +1,63 @@
+"""Run the operator: ``python -m ferry_operator.main [--namespace NS ...] [--all-namespaces]``
+(``ferry operator`` calls :func:`run`). Without a namespace it watches all of them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+__all__ = ["add_arguments", "main", "namespaces_from", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: $FERRY_NAMESPACES or all",
+    )
+    parser.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def namespaces_from(args: argparse.Namespace) -> list[str]:
+    """The namespaces to watch; [] means all of them."""
+    if getattr(args, "all_namespaces", False):
+        return []
+    given = list(getattr(args, "namespace", None) or [])
+    env = os.environ.get("FERRY_NAMESPACES", "")
+    return given or [ns for ns in env.split(",") if ns.strip()]
+
+
+def run(namespaces: Sequence[str], verbose: bool = False) -> int:
+    """Run kopf with Ferry's handlers until interrupted."""
+    from ferry_operator import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=verbose)  # kopf's log format, for its lines and ours
+    logging.getLogger("ferry_operator").setLevel(logging.DEBUG if verbose else logging.INFO)
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            namespaces=list(namespaces),
+            clusterwide=not namespaces,
+        )
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ferry operator", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(namespaces_from(args), args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

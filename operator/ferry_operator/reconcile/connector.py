@@ -1,0 +1,110 @@
+"""Reconcile one Connector: observe (read its Secret, probe the endpoint) → decide (Ready and
+the message naming what is missing) → act (record status, event on a transition)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ferry_operator.api.connector import Connector
+from ferry_operator.applier import Applier
+from ferry_operator.context import Context
+from ferry_operator.kube import Clients, is_not_found
+from ferry_operator.reconcile import probe
+from ferry_operator.recorder import conditions, record, rfc3339
+
+__all__ = ["OWNED_STATUS", "decide", "observe", "reconcile"]
+
+OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime"}
+
+
+@dataclass(frozen=True)
+class Observed:
+    connector: dict[str, Any]
+    result: probe.ProbeResult
+    now: datetime
+
+
+def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str | None:
+    try:
+        secret = clients.core.read_namespaced_secret(name, namespace)
+    except Exception as error:
+        if is_not_found(error):
+            return None
+        raise
+    value = (secret.data or {}).get(key)
+    return base64.b64decode(value).decode() if value is not None else None
+
+
+def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
+    spec = Connector.model_validate(body).spec
+    now = datetime.now(UTC)
+    if spec.mysql is not None:
+        ref = spec.mysql.password_secret_ref
+        password = _secret_value(clients, ctx.namespace, ref.name, ref.key)
+        if password is None:
+            result = probe.ProbeResult(
+                [f"spec.mysql.passwordSecretRef: Secret {ref.name!r} key {ref.key!r} not found"],
+                "SecretNotFound",
+            )
+        else:
+            result = probe.probe_mysql(spec.mysql.host, spec.mysql.port, spec.mysql.user, password)
+    else:
+        assert spec.kafka is not None
+        settings: dict[str, str] = {"security.protocol": spec.kafka.security_protocol}
+        if spec.kafka.sasl is not None:
+            user = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "username")
+            secret = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "password")
+            settings |= {
+                "sasl.mechanism": spec.kafka.sasl.mechanism,
+                "sasl.username": user or "",
+                "sasl.password": secret or "",
+            }
+        result = probe.probe_kafka(spec.kafka.bootstrap_servers, settings)
+    return Observed(body, result, now)
+
+
+def decide(observed: Observed) -> dict[str, Any]:
+    """The operator-owned status fields."""
+    result = observed.result
+    ready = (
+        ("True", "Ready", "the endpoint has what a sync needs")
+        if not result.missing
+        else ("False", result.reason, "; ".join(result.missing))
+    )
+    previous = (observed.connector.get("status") or {}).get("conditions")
+    generation = observed.connector["metadata"].get("generation")
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions({"Ready": ready}, previous, generation, observed.now),
+        "server": result.server or None,
+        "lastProbeTime": rfc3339(observed.now),
+    }
+
+
+def _ready_of(status: dict[str, Any]) -> tuple[str | None, str | None]:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status"), condition.get("message")
+    return None, None
+
+
+def reconcile(
+    ctx: Context, clients: Clients, applier: Applier, body: dict[str, Any]
+) -> tuple[bool, str, str, bool]:
+    """observe → decide → act. Returns (ready, reason, message, transitioned)."""
+    observed = observe(ctx, clients, body)
+    fields = decide(observed)
+    before = _ready_of(observed.connector.get("status") or {})
+    # lastProbeTime alone is not a change worth a write: compare without it.
+    compared = OWNED_STATUS - {"lastProbeTime"}
+    current = observed.connector.get("status") or {}
+    before_fields = {k: v for k, v in current.items() if k in compared and v is not None}
+    after_fields = {k: v for k, v in fields.items() if k in compared and v is not None}
+    if before_fields != after_fields:
+        record(ctx, applier, observed.connector, fields, OWNED_STATUS)
+    ready = fields["conditions"][0]
+    after = (ready["status"], ready["message"])
+    return ready["status"] == "True", ready["reason"], ready["message"], before != after

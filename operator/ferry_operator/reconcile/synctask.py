@@ -1,0 +1,332 @@
+"""Reconcile one SyncTask: observe (read the task, its template, connectors, revisions and
+owned objects) → decide (pure: render the desired objects, the revision to create or prune,
+the operator-owned status) → act (apply through the one applier, record status, emit events).
+
+Waiting is not failing: a missing or not-Ready Connector, or a missing TaskTemplate, gives a
+Problem(permanent=False) that the handler turns into kopf.TemporaryError; a spec that cannot
+work gives Problem(permanent=True) → kopf.PermanentError. The operator never writes spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ferry_operator.api.connector import Connector
+from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
+from ferry_operator.api.tasktemplate import TaskTemplate
+from ferry_operator.applier import Applier
+from ferry_operator.context import Context
+from ferry_operator.kube import Clients
+from ferry_operator.reconcile.health import Problem, assess, parse_time
+from ferry_operator.recorder import conditions, record, rfc3339
+from ferry_operator.render import errors, meta, objects
+from ferry_operator.render.meta import Owner
+from ferry_operator.render.worker_config import (
+    config_hash,
+    effective_spec,
+    render_worker_config,
+    secret_env,
+    stored_spec,
+)
+
+__all__ = ["OWNED_STATUS", "Observed", "Plan", "act", "decide", "observe", "reconcile"]
+
+DEFAULT_HISTORY = 10
+OWNED_STATUS = {
+    "phase",
+    "observedGeneration",
+    "conditions",
+    "configRevision",
+    "scheduledResume",
+    "lastResetNonce",
+    "lastRestartNonce",
+}
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What is there now (read-only snapshot)."""
+
+    task: dict[str, Any]
+    template: dict[str, Any] | None
+    connectors: dict[str, dict[str, Any]]
+    revisions: list[dict[str, Any]]  # this task's ConfigMaps, oldest first
+    owned: dict[str, dict[str, Any] | None]  # kind → observed object
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do; computed without side effects."""
+
+    apply: list[tuple[dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)
+    delete: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    problem: Problem | None = None
+
+
+# ---------------------------------------------------------------- observe
+
+
+def _revision_number(configmap: dict[str, Any]) -> int:
+    return int(configmap["metadata"].get("labels", {}).get(meta.REVISION, "0"))
+
+
+def observe(ctx: Context, clients: Clients, task: dict[str, Any]) -> Observed:
+    spec = task.get("spec") or {}
+    template = None
+    if spec.get("templateRef"):
+        template = clients.get_custom(ctx.namespace, "tasktemplates", spec["templateRef"]["name"])
+    names = {
+        ref["name"]
+        for part in ("source", "sink")
+        for ref in [(spec.get(part) or {}).get("connectorRef")]
+        if ref
+    }
+    if template:
+        shared = template.get("spec", {}).get("template", {})
+        names |= {
+            ref["name"]
+            for part in ("source", "sink")
+            for ref in [(shared.get(part) or {}).get("connectorRef")]
+            if ref
+        }
+    connectors = {
+        name: found
+        for name in sorted(names)
+        if (found := clients.get_custom(ctx.namespace, "connectors", name)) is not None
+    }
+    selector = f"{meta.TASK_LABEL}={ctx.name}"
+    listed = clients.core.list_namespaced_config_map(ctx.namespace, label_selector=selector)
+    revisions = sorted(
+        (clients.api.sanitize_for_serialization(item) for item in listed.items),
+        key=_revision_number,
+    )
+    worker = meta.worker_name(ctx.name)
+    owned = {
+        "Deployment": _read(clients.apps.read_namespaced_deployment, worker, ctx.namespace),
+        "ServiceAccount": _read(
+            clients.core.read_namespaced_service_account, worker, ctx.namespace
+        ),
+        "Role": _read(clients.rbac.read_namespaced_role, worker, ctx.namespace),
+        "RoleBinding": _read(clients.rbac.read_namespaced_role_binding, worker, ctx.namespace),
+    }
+    owned = {
+        kind: clients.api.sanitize_for_serialization(obj) if obj is not None else None
+        for kind, obj in owned.items()
+    }
+    return Observed(task, template, connectors, revisions, owned, datetime.now(UTC))
+
+
+def _read(reader: Any, name: str, namespace: str) -> Any:
+    from kubernetes import client
+
+    try:
+        return reader(name, namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- decide
+
+
+def _ready(connector: dict[str, Any]) -> tuple[bool, str]:
+    status = connector.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True", condition.get("message") or ""
+    return False, "not probed yet"
+
+
+def _connector_problem(spec: SyncTaskSpec, observed: Observed) -> Problem | None:
+    for part in ("source", "sink"):
+        ref = getattr(getattr(spec, part), "connector_ref", None)
+        if ref is None:
+            continue
+        found = observed.connectors.get(ref.name)
+        if found is None:
+            return Problem(
+                "ConnectorNotFound",
+                f"spec.{part}.connectorRef: Connector {ref.name!r} does not exist "
+                f"in namespace {observed.task['metadata']['namespace']}",
+                False,
+            )
+        ready, why = _ready(found)
+        if not ready:
+            return Problem(
+                "ConnectorNotReady",
+                f"spec.{part}.connectorRef: Connector {ref.name!r} is not Ready: {why}",
+                False,
+            )
+    return None
+
+
+def _cause(
+    ctx: Context, task: dict[str, Any], previous: dict[str, Any] | None, spec: SyncTaskSpec
+) -> str:
+    if previous is None:
+        return "created"
+    if ctx.trigger.startswith("template/"):
+        return f"TaskTemplate {ctx.trigger.split('/', 1)[1]} changed"
+    old_spec = yaml.safe_load(previous.get("data", {}).get(objects.SPEC_KEY) or "{}") or {}
+    old_nonce = (old_spec.get("resetPosition") or {}).get("nonce")
+    if spec.reset_position and spec.reset_position.nonce != old_nonce:
+        return f"resetPosition (nonce {spec.reset_position.nonce})"
+    return f"spec changed (generation {task['metadata'].get('generation')})"
+
+
+def _status_base(observed: Observed) -> dict[str, Any]:
+    return dict(observed.task.get("status") or {})
+
+
+def _finish(
+    observed: Observed,
+    spec: SyncTaskSpec | None,
+    problem: Problem | None,
+    fields: dict[str, Any],
+    plan_apply: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    delete: list[dict[str, Any]],
+    events: list[Event],
+    paused: bool,
+    resume_at: datetime | None,
+) -> Plan:
+    status = _status_base(observed)
+    verdict = assess(
+        spec or SyncTaskSpec(),
+        status,
+        problem=problem,
+        paused=paused,
+        resume_at=resume_at,
+        now=observed.now,
+    )
+    generation = observed.task["metadata"].get("generation")
+    fields = {
+        **{k: status.get(k) for k in ("configRevision", "lastResetNonce", "lastRestartNonce")},
+        **fields,
+        "phase": verdict.phase,
+        "observedGeneration": generation,
+        "conditions": conditions(
+            verdict.conditions, status.get("conditions"), generation, observed.now
+        ),
+    }
+    if verdict.phase != status.get("phase"):
+        kind = "Warning" if verdict.phase in ("Failed",) or problem else "Normal"
+        ready = verdict.conditions["Ready"]
+        events.append((kind, verdict.phase, ready[2] or f"phase {verdict.phase}"))
+    return Plan(plan_apply, delete, fields, events, problem)
+
+
+def decide(ctx: Context, observed: Observed) -> Plan:
+    """Everything to do, as data; raises nothing."""
+    task = SyncTask.model_validate(observed.task)
+    template = None
+    if task.spec.template_ref is not None:
+        if observed.template is None:
+            problem = Problem(
+                "TemplateNotFound",
+                f"spec.templateRef: TaskTemplate {task.spec.template_ref.name!r} does not exist",
+                False,
+            )
+            return _finish(observed, None, problem, {}, [], [], [], False, None)
+        template = TaskTemplate.model_validate(observed.template)
+    try:
+        spec = effective_spec(task, template)
+    except ValidationError as error:
+        problem = Problem("InvalidSpec", f"template and task do not merge: {error}", True)
+        return _finish(observed, None, problem, {}, [], [], [], False, None)
+    waiting = _connector_problem(spec, observed)
+    if waiting is not None:
+        return _finish(observed, spec, waiting, {}, [], [], [], False, None)
+    connectors = {
+        name: Connector.model_validate(body) for name, body in observed.connectors.items()
+    }
+    try:
+        config = render_worker_config(task, connectors, template)
+    except errors.RenderError as error:
+        problem = Problem(error.reason, str(error), True)
+        return _finish(observed, spec, problem, {}, [], [], [], False, None)
+
+    owner = Owner(ctx.name, ctx.namespace, ctx.uid)
+    digest = config_hash(config)
+    events: list[Event] = []
+    apply: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    latest = observed.revisions[-1] if observed.revisions else None
+    latest_hash = (latest or {}).get("metadata", {}).get("annotations", {}).get(meta.CONFIG_HASH)
+    if latest is not None and latest_hash == digest:
+        revision = latest["metadata"]["name"]
+        kept = observed.revisions
+    else:
+        number = (_revision_number(latest) if latest else 0) + 1
+        cause = _cause(ctx, observed.task, latest, spec)
+        configmap = objects.revision_configmap(
+            owner, number, config, stored_spec(spec), digest, cause
+        )
+        apply.append((configmap, None))
+        revision = configmap["metadata"]["name"]
+        kept = [*observed.revisions, configmap]
+        events.append(("Normal", "RevisionCreated", f"config revision {revision}: {cause}"))
+    limit = spec.revision_history_limit or DEFAULT_HISTORY
+    delete = kept[:-limit] if len(kept) > limit else []
+
+    resume_at = parse_time(spec.resume_at)
+    paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
+    status = _status_base(observed)
+    verdict = assess(
+        spec, status, problem=None, paused=paused, resume_at=resume_at, now=observed.now
+    )
+    replicas = 0 if paused or verdict.stop_worker else 1
+    desired = [
+        objects.service_account(owner),
+        objects.role(owner),
+        objects.role_binding(owner),
+        objects.deployment(
+            owner, spec, revision, digest, secret_env(spec, connectors), replicas=replicas
+        ),
+    ]
+    apply += [(obj, observed.owned.get(obj["kind"])) for obj in desired]
+
+    fields: dict[str, Any] = {
+        "configRevision": revision,
+        "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
+    }
+    if spec.reset_position and status.get("lastResetNonce") != spec.reset_position.nonce:
+        fields["lastResetNonce"] = spec.reset_position.nonce
+        events.append(
+            ("Normal", "PositionReset", f"reset position once (nonce {spec.reset_position.nonce})")
+        )
+    if spec.restart_nonce and status.get("lastRestartNonce") != spec.restart_nonce:
+        fields["lastRestartNonce"] = spec.restart_nonce
+        events.append(("Normal", "Restarted", f"restarted the worker (nonce {spec.restart_nonce})"))
+    if not paused and status.get("phase") == "Paused":
+        events.append(("Normal", "Resumed", "the worker runs again"))
+    return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
+
+
+# ---------------------------------------------------------------- act
+
+
+def act(ctx: Context, applier: Applier, observed: Observed, plan: Plan) -> list[Event]:
+    """Apply, prune, then record status (status last: it reports what was done)."""
+    for desired, current in plan.apply:
+        applier.apply(ctx, desired, current)
+    for old in plan.delete:
+        applier.delete_configmap(ctx, old["metadata"]["name"], ctx.namespace)
+    record(ctx, applier, observed.task, plan.status, OWNED_STATUS)
+    return plan.events
+
+
+def reconcile(ctx: Context, clients: Clients, applier: Applier, task: dict[str, Any]) -> Plan:
+    """observe → decide → act; the handler turns plan.problem into a kopf error."""
+    observed = observe(ctx, clients, task)
+    plan = decide(ctx, observed)
+    act(ctx, applier, observed, plan)
+    return plan

@@ -1,0 +1,45 @@
+"""Reconcile one TaskTemplate: re-render every SyncTask that uses it (each gets a new revision
+whose change cause names the template) and count its users in status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ferry_operator.applier import Applier
+from ferry_operator.context import Context
+from ferry_operator.kube import Clients
+from ferry_operator.reconcile import synctask
+from ferry_operator.recorder import record
+
+__all__ = ["OWNED_STATUS", "reconcile", "users"]
+
+OWNED_STATUS = {"observedGeneration", "users"}
+
+
+def users(clients: Clients, namespace: str, template: str) -> list[dict[str, Any]]:
+    return [
+        task
+        for task in clients.list_custom(namespace, "synctasks")
+        if ((task.get("spec") or {}).get("templateRef") or {}).get("name") == template
+        and not task["metadata"].get("deletionTimestamp")
+    ]
+
+
+def reconcile(
+    ctx: Context,
+    clients: Clients,
+    applier: Applier,
+    body: dict[str, Any] | None,
+    on_task: Callable[[dict[str, Any], synctask.Plan], None],
+) -> int:
+    """Re-render the users (``body`` None: the template was deleted); returns their count."""
+    tasks = users(clients, ctx.namespace, ctx.name)
+    for task in tasks:
+        meta = task["metadata"]
+        task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
+        on_task(task, synctask.reconcile(task_ctx, clients, applier, task))
+    if body is not None:
+        fields = {"observedGeneration": body["metadata"].get("generation"), "users": len(tasks)}
+        record(ctx, applier, body, fields, OWNED_STATUS)
+    return len(tasks)

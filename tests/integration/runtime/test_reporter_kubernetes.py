@@ -286,3 +286,54 @@ def test_stop_sends_a_final_report_and_drops_fields_no_longer_sent(
     assert status["position"] == {"file": "b.9", "pos": 99}
     assert status["progress"]["percent"] == 100.0
     assert "eta" not in status["progress"]  # the worker stopped sending it, so SSA removed it
+
+
+@pytest.mark.mysql
+@pytest.mark.kafka
+def test_a_real_worker_process_reports_onto_its_synctask(
+    kube_api: Any,
+    tasks: Tasks,
+    namespace: str,
+    testenv: Any,
+    database: str,
+    admin_sql: Callable[..., Any],
+    make_config: Callable[..., dict[str, Any]],
+    spawn_worker: Callable[..., Any],
+) -> None:
+    import signal
+
+    admin_sql(f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, v varchar(20))")
+    admin_sql(f"INSERT INTO `{database}`.t SELECT seq, 'x' FROM `{database}`.seq_1_to_5000")
+    tasks.create("live")
+    tasks.operator_writes("live", operator_status(1, "Running"))
+    target = {"namespace": namespace, "name": "live"}
+    config = make_config(reporting={"port": 0, "interval": "2s", "kubernetes": target})
+    process = spawn_worker(config, env={"KUBECONFIG": testenv.kubeconfig})
+
+    def streaming_done() -> dict[str, Any] | None:
+        status = tasks.status("live")
+        done = status.get("progress", {}).get("percent") == 100.0
+        return status if status.get("workerState") == "Streaming" and done else None
+
+    status = wait_for(streaming_done, "the worker to report Streaming after its snapshot", 90)
+    assert status["progress"]["tables"] == [
+        {"name": f"{database}.t", "rowsDone": 5000, "rowsTotal": 5000, "state": "Done"}
+    ]
+    admin_sql(
+        f"INSERT INTO `{database}`.t VALUES (%s, 'new')",
+        [(n,) for n in range(5001, 5011)],
+        many=True,
+    )
+    status = wait_for(
+        lambda: (s := tasks.status("live")).get("counters", {}).get("events", 0) >= 5010 and s,
+        "the streamed rows in the reported counters",
+        30,
+    )
+    assert status["phase"] == "Running"  # the operator's field, untouched
+    assert status["position"]["file"].startswith("binlog.")
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    final = tasks.get("live")
+    assert final["status"]["workerState"] == "Stopped"  # the final report on stop
+    assert testenv.mysql["password"] not in json.dumps(final)

@@ -37,7 +37,7 @@ class TrackerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         tracker = self._tracker
-        with tracker._lock:  # one consistent read; the tracker's RLock is re-entrant
+        with tracker.reading():  # one consistent picture
             events = dict(tracker.events_by_table_op)
             errors = dict(tracker.errors_by_reason)
             tables = [(t.name, t.rows_done, t.rows_total) for t in tracker.tables.values()]

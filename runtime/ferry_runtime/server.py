@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def status_document(tracker: StatusTracker) -> dict[str, Any]:
     """The /status body: the worker-owned status fields plus the counter breakdown."""
-    with tracker._lock:  # one consistent read across view() and breakdown()
+    with tracker.reading():  # one consistent picture across view() and breakdown()
         document = tracker.view()
         breakdown = tracker.breakdown()
     document["counters"].update(breakdown)

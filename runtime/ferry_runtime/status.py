@@ -197,6 +197,10 @@ class StatusTracker:
 
     # ------------------------------------------------------------ readers
 
+    def reading(self) -> threading.RLock:
+        """``with tracker.reading():`` makes several reads one consistent picture."""
+        return self._lock
+
     def stalled(self, timeout: float) -> list[str]:
         """Components whose last heartbeat is older than ``timeout`` seconds (while running)."""
         with self._lock:

@@ -199,3 +199,19 @@ def test_ferry_run_refuses_a_missing_password_naming_the_variable(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "FERRY_SECRET_LOCAL_MARIADB_CREDENTIALS_PASSWORD" in stderr
+
+
+def test_ferry_run_with_a_wrong_password_fails_clearly_without_showing_it(
+    tmp_path: Path,
+    testenv: Any,
+    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+) -> None:
+    wrong = f"not-the-password-{uuid.uuid4().hex[:6]}"
+    paths = copy_example(tmp_path, "db", f"t-{uuid.uuid4().hex[:6]}", "x", testenv)
+    secret = tmp_path / "secret.yaml"
+    secret.write_text(secret.read_text().replace(testenv.mysql["password"], wrong))
+    process = ferry_run(paths)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "ferry run: failed: AuthenticationFailed:" in stderr
+    assert wrong not in stdout + stderr

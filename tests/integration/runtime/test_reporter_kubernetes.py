@@ -337,3 +337,53 @@ def test_a_real_worker_process_reports_onto_its_synctask(
     final = tasks.get("live")
     assert final["status"]["workerState"] == "Stopped"  # the final report on stop
     assert testenv.mysql["password"] not in json.dumps(final)
+
+
+def test_the_workers_own_role_is_enough_and_no_more(
+    kube_api: Any, tasks: Tasks, namespace: str, testenv: Any, stoppers: list[reporter.Reporter]
+) -> None:
+    """With the ServiceAccount, Role and RoleBinding the operator renders for the worker
+    (impersonated), the reporter writes its own task's status and is refused another's."""
+    from kubernetes import client, config, utils
+
+    from ferry_operator.render import meta, objects
+
+    tasks.create("mine")
+    tasks.create("other")
+    uid = tasks.get("mine")["metadata"]["uid"]
+    owner = meta.Owner(name="mine", namespace=namespace, uid=uid)
+    for manifest in (
+        objects.service_account(owner),
+        objects.role(owner),
+        objects.role_binding(owner),
+    ):
+        utils.create_from_dict(kube_api, manifest, namespace=namespace)
+
+    worker_api = config.new_client_from_config(config_file=testenv.kubeconfig)
+    account = f"system:serviceaccount:{namespace}:{meta.worker_name('mine')}"
+    worker_api.set_default_header("Impersonate-User", account)
+    with pytest.raises(client.ApiException) as refused:  # the impersonation is in force
+        client.CustomObjectsApi(worker_api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "mine"
+        )
+    assert refused.value.status == 403
+
+    tracker = StatusTracker()
+    tracker.set_state("Streaming")
+    reporting = ReportingConfig.model_validate(
+        {"interval": "60s", "kubernetes": {"namespace": namespace, "name": "mine"}}
+    )
+    mine = reporter.start(tracker, reporting, TaskIdentity(name="mine"), api_client=worker_api)
+    assert mine is not None
+    stoppers.append(mine)
+    wait_for(lambda: tasks.status("mine").get("workerState") == "Streaming", "its own status")
+
+    reporting = ReportingConfig.model_validate(
+        {"interval": "60s", "kubernetes": {"namespace": namespace, "name": "other"}}
+    )
+    other = reporter.start(tracker, reporting, TaskIdentity(name="x"), api_client=worker_api)
+    assert other is not None
+    stoppers.append(other)
+    wait_for(lambda: other.failures >= 1, "the refused write")
+    assert other.writes == 0
+    assert "workerState" not in tasks.status("other")

@@ -1,0 +1,490 @@
+"""The Helm chart against the real API server: it lints, its manifests (default and full
+values) pass ``kubectl apply --dry-run=server``, it installs, its values schema refuses bad
+values, and its RBAC holds exactly what the operator needs, checked by the API server's own
+authorizer (``kubectl auth can-i`` as the chart's ServiceAccount)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+pytestmark = pytest.mark.kube
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "ferry"
+OPERATOR_SOURCE = REPO / "operator" / "ferry_operator"
+# prometheus-operator's CRDs (ServiceMonitor, PrometheusRule), from its Go module.
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+
+FULL_VALUES: dict[str, Any] = {
+    "replicaCount": 2,
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {"enabled": True, "notReadyFor": "15m", "errorRate": 0.1},
+    },
+    "dashboard": {"enabled": True},
+    "extraArgs": ["--verbose"],
+    "extraEnv": [{"name": "TZ", "value": "UTC"}],
+    "podLabels": {"team": "data"},
+    "podAnnotations": {"example.com/owner": "data"},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "ferry", "effect": "NoSchedule"}
+    ],
+    "priorityClassName": "",
+    "serviceAccount": {"annotations": {"example.com/role": "ferry"}},
+    "imagePullSecrets": [{"name": "registry"}],
+}
+
+# (API group, resource, verb) the operator needs wherever it serves SyncTasks, and why.
+NAMESPACED_NEEDS = {
+    *{
+        ("ferry.dev", r, v)
+        for r in ("synctasks", "connectors", "tasktemplates")
+        for v in ("get", "list", "watch", "patch")
+    },
+    *{
+        ("ferry.dev", f"{r}/status", v)
+        for r in ("synctasks", "connectors", "tasktemplates")
+        for v in ("get", "patch")
+    },
+    *{("", "configmaps", v) for v in ("get", "list", "watch", "create", "patch", "delete")},
+    *{
+        (g, r, v)
+        for g, r in (
+            ("", "serviceaccounts"),
+            ("apps", "deployments"),
+            ("rbac.authorization.k8s.io", "roles"),
+            ("rbac.authorization.k8s.io", "rolebindings"),
+        )
+        for v in ("get", "list", "watch", "create", "patch")
+    },
+    *{("", "secrets", v) for v in ("get", "list", "watch")},
+    ("apps", "deployments/scale", "patch"),
+    *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+}
+CLUSTER_NEEDS = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
+}
+PEERING_NEEDS = {("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")}
+# Things the operator must not be able to do.
+FORBIDDEN = [
+    ("create", "secrets", ""),
+    ("patch", "secrets", ""),
+    ("delete", "synctasks", "ferry.dev"),
+    ("update", "synctasks", "ferry.dev"),
+    ("create", "pods", ""),
+    ("create", "pods/exec", ""),
+    ("delete", "deployments", "apps"),
+    ("escalate", "roles", "rbac.authorization.k8s.io"),
+    ("bind", "roles", "rbac.authorization.k8s.io"),
+    ("create", "clusterroles", "rbac.authorization.k8s.io"),
+]
+KOPF_HANDLER = re.compile(
+    r"@kopf\.(?:on\.\w+|timer|daemon|index)\(\s*(GROUP|\"[^\"]*\")\s*,\s*(?:VERSION|\"[^\"]*\")\s*,\s*\"([a-z]+)\""
+)
+CLIENT_CALL = re.compile(
+    r"\.(read|list|create|patch|replace|delete)_namespaced_([a-z_]+?)(_status)?\b"
+)
+CLIENT_RESOURCE = {
+    "config_map": ("", "configmaps"),
+    "secret": ("", "secrets"),
+    "service_account": ("", "serviceaccounts"),
+    "event": ("", "events"),
+    "deployment": ("apps", "deployments"),
+    "deployment_scale": ("apps", "deployments/scale"),
+    "role": ("rbac.authorization.k8s.io", "roles"),
+    "role_binding": ("rbac.authorization.k8s.io", "rolebindings"),
+}
+CLIENT_VERB = {
+    "read": "get",
+    "list": "list",
+    "create": "create",
+    "patch": "patch",
+    "replace": "update",
+    "delete": "delete",
+}
+
+
+def operator_calls() -> set[tuple[str, str, str]]:
+    """What the operator's code asks of the API server: its typed client calls and the
+    kinds its applier server-side-applies (the kubectl plugin runs as the user: left out)."""
+    needs: set[tuple[str, str, str]] = set()
+    for path in OPERATOR_SOURCE.rglob("*.py"):
+        if "plugin" in path.parts or path.name == "kubectl_plugin.py":
+            continue
+        text = path.read_text()
+        for verb, resource, status in CLIENT_CALL.findall(text):
+            if resource == "custom_object":
+                continue  # the Ferry resources: NAMESPACED_NEEDS lists them
+            assert resource in CLIENT_RESOURCE, (
+                f"{path.name} calls *_namespaced_{resource}: add it to the chart's RBAC"
+            )
+            group, plural = CLIENT_RESOURCE[resource]
+            needs.add((group, plural + ("/status" if status else ""), CLIENT_VERB[verb]))
+        for group, plural in KOPF_HANDLER.findall(text):
+            # kopf lists and watches what it handles; it patches only Ferry's own resources
+            # (finalizer, progress annotations), never others (on.event handlers store nothing).
+            group = "ferry.dev" if group == "GROUP" else group.strip('"')
+            needs |= {(group, plural, "list"), (group, plural, "watch")}
+            if group == "ferry.dev":
+                needs.add((group, plural, "patch"))
+            if path.name == "applier.py":
+                # Server-side apply creates what does not exist yet: patch needs create.
+                needs |= {
+                    (g, r, "create") for g, r, v in needs.copy() if v == "patch" and "/" not in r
+                }
+    return needs
+
+
+def rule_triples(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def helm(testenv: Any) -> str:
+    """helm, built once from the Go module proxy by tests/infra/build-helm."""
+    result = subprocess.run(
+        [str(REPO / "tests/infra/build-helm")], capture_output=True, text=True, timeout=1200
+    )
+    assert result.returncode == 0, f"tests/infra/build-helm failed:\n{result.stderr}"
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def kube_env(testenv: Any) -> dict[str, str]:
+    kubectl_dir = str(Path(testenv.kubectl).parent) if os.sep in testenv.kubectl else ""
+    path = os.pathsep.join(p for p in (kubectl_dir, os.environ.get("PATH", "")) if p)
+    return {**os.environ, "KUBECONFIG": testenv.kubeconfig, "PATH": path}
+
+
+def run(
+    args: list[str], env: dict[str, str], stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, env=env, input=stdin, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, (
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture(scope="session")
+def chart_crds(ferry_crds: list[str], kube_env: dict[str, str], testenv: Any) -> None:
+    """The kopf peering CRDs and prometheus-operator's ServiceMonitor/PrometheusRule CRDs."""
+    kubectl = testenv.kubectl
+    run(
+        [
+            kubectl,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(CHART / "crds" / "kopf.dev_peerings.yaml"),
+        ],
+        kube_env,
+    )
+    download = run(
+        ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR], {**kube_env, "GOFLAGS": "-mod=mod"}
+    )
+    crd_dir = Path(json.loads(download.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    for name in ("servicemonitors", "prometheusrules"):
+        run(
+            [
+                kubectl,
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                str(crd_dir / f"monitoring.coreos.com_{name}.yaml"),
+            ],
+            kube_env,
+        )
+    for crd in (
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+        "servicemonitors.monitoring.coreos.com",
+        "prometheusrules.monitoring.coreos.com",
+    ):
+        run(
+            [kubectl, "wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}"],
+            kube_env,
+        )
+
+
+@pytest.fixture
+def extra_namespaces(kube_api: Any) -> Iterator[list[str]]:
+    """Two more namespaces, for watchNamespaces."""
+    core = client.CoreV1Api(kube_api)
+    names = [f"t-watch-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    for name in names:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield names
+    for name in names:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+def template(
+    helm: str,
+    env: dict[str, str],
+    namespace: str,
+    release: str,
+    values: dict[str, Any] | None = None,
+) -> str:
+    args = [
+        helm,
+        "template",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        f"peering.name={release}",
+    ]
+    if values is not None:
+        args += ["-f", "-"]
+    return run(args, env, stdin=yaml.safe_dump(values) if values is not None else None).stdout
+
+
+def release_name() -> str:
+    return f"rel-{uuid.uuid4().hex[:6]}"  # without "ferry": objects are named <release>-ferry
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_helm_lint_with_default_and_full_values(
+    helm: str, kube_env: dict[str, str], tmp_path: Path
+) -> None:
+    full = tmp_path / "full.yaml"
+    full.write_text(yaml.safe_dump({**FULL_VALUES, "watchNamespaces": ["shop", "billing"]}))
+    result = run([helm, "lint", "--strict", str(CHART)], kube_env)
+    assert "0 chart(s) failed" in result.stdout
+    result = run([helm, "lint", "--strict", str(CHART), "-f", str(full)], kube_env)
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_default_values_pass_server_side_dry_run(
+    helm: str, kube_env: dict[str, str], chart_crds: None, namespace: str, testenv: Any
+) -> None:
+    manifests = template(helm, kube_env, namespace, release_name())
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(manifests) if d)
+    assert kinds == [
+        "ClusterKopfPeering",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    result = run(
+        [testenv.kubectl, "apply", "--dry-run=server", "-f", "-"], kube_env, stdin=manifests
+    )
+    assert result.stdout.count("(server dry run)") == len(kinds), result.stdout
+
+
+def test_full_values_pass_server_side_dry_run(
+    helm: str,
+    kube_env: dict[str, str],
+    chart_crds: None,
+    namespace: str,
+    extra_namespaces: list[str],
+    testenv: Any,
+) -> None:
+    values = {**FULL_VALUES, "watchNamespaces": extra_namespaces}
+    manifests = template(helm, kube_env, namespace, release_name(), values)
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted(
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment",
+            "PrometheusRule",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+        ]
+        + ["KopfPeering", "Role", "RoleBinding"] * 2
+    )
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace=")] == [
+        f"--namespace={n}" for n in extra_namespaces
+    ]
+    assert "--all-namespaces" not in args
+    result = run(
+        [testenv.kubectl, "apply", "--dry-run=server", "-f", "-"], kube_env, stdin=manifests
+    )
+    assert result.stdout.count("(server dry run)") == len(docs), result.stdout
+
+
+def test_pod_security_is_restricted(helm: str, kube_env: dict[str, str], namespace: str) -> None:
+    docs = [d for d in yaml.safe_load_all(template(helm, kube_env, namespace, release_name())) if d]
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]["securityContext"]
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_values_schema_refuses_bad_values(
+    helm: str, kube_env: dict[str, str], namespace: str
+) -> None:
+    for setting, field in (
+        ("replicaCount=0", "replicaCount"),
+        ("logLevel=loud", "logLevel"),
+        ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
+        ("metrics.prometheusRule.errorRate=5", "errorRate"),
+        ("nosuchkey=1", "nosuchkey"),
+    ):
+        result = run(
+            [helm, "template", "x", str(CHART), "-n", namespace, "--set", setting],
+            kube_env,
+            check=False,
+        )
+        assert result.returncode != 0, setting
+        assert field in result.stderr, result.stderr
+
+
+def test_clusterrole_holds_exactly_what_the_operator_needs(
+    helm: str, kube_env: dict[str, str], namespace: str
+) -> None:
+    needed = operator_calls()
+    all_ns = [
+        d for d in yaml.safe_load_all(template(helm, kube_env, namespace, release_name())) if d
+    ]
+    (cluster_role,) = [d for d in all_ns if d["kind"] == "ClusterRole"]
+    held = rule_triples(cluster_role["rules"])
+    assert needed <= held, (
+        f"the operator calls the API for more than the chart grants: {sorted(needed - held)}"
+    )
+    assert held == NAMESPACED_NEEDS | CLUSTER_NEEDS | PEERING_NEEDS, sorted(
+        held ^ (NAMESPACED_NEEDS | CLUSTER_NEEDS | PEERING_NEEDS)
+    )
+
+    scoped = [
+        d
+        for d in yaml.safe_load_all(
+            template(helm, kube_env, namespace, release_name(), {"watchNamespaces": ["a", "b"]})
+        )
+        if d
+    ]
+    (cluster_role,) = [d for d in scoped if d["kind"] == "ClusterRole"]
+    assert rule_triples(cluster_role["rules"]) == CLUSTER_NEEDS
+    roles = [d for d in scoped if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    peering = {("kopf.dev", "kopfpeerings", v) for v in ("get", "list", "watch", "patch")}
+    for role in roles:
+        assert rule_triples(role["rules"]) == NAMESPACED_NEEDS | peering
+
+
+def test_helm_install_and_the_api_servers_authorizer_agrees(
+    helm: str,
+    kube_env: dict[str, str],
+    chart_crds: None,
+    namespace: str,
+    extra_namespaces: list[str],
+    kube_api: Any,
+    testenv: Any,
+) -> None:
+    release = release_name()
+    run(
+        [helm, "install", release, str(CHART), "-n", namespace, "--set", f"peering.name={release}"],
+        kube_env,
+    )
+    try:
+        apps = client.AppsV1Api(kube_api)
+        deployment = apps.read_namespaced_deployment(f"{release}-ferry", namespace)
+        assert deployment.spec.template.spec.service_account_name == f"{release}-ferry"
+        status = run([helm, "status", release, "-n", namespace, "-o", "json"], kube_env)
+        assert json.loads(status.stdout)["info"]["status"] == "deployed"
+        subject = f"system:serviceaccount:{namespace}:{release}-ferry"
+
+        def can(verb: str, resource: str, group: str, ns: str | None) -> bool:
+            target = f"{resource}.{group}" if group else resource
+            args = [testenv.kubectl, "auth", "can-i", verb, target, "--as", subject]
+            args += ["-n", ns] if ns else []
+            return run(args, kube_env, check=False).stdout.strip() == "yes"
+
+        other = extra_namespaces[0]  # cluster-wide: any namespace
+        for group, resource, verb in sorted(NAMESPACED_NEEDS):
+            assert can(verb, resource, group, other), f"cannot {verb} {resource}.{group} in {other}"
+        for group, resource, verb in sorted(CLUSTER_NEEDS | PEERING_NEEDS):
+            assert can(verb, resource, group, None), f"cannot {verb} {resource}.{group}"
+        for verb, resource, group in FORBIDDEN:
+            assert not can(verb, resource, group, other), (
+                f"may {verb} {resource}.{group}: more than it needs"
+            )
+    finally:
+        run([helm, "uninstall", release, "-n", namespace], kube_env)
+    assert (
+        not client.RbacAuthorizationV1Api(kube_api)
+        .list_cluster_role(label_selector=f"app.kubernetes.io/instance={release}")
+        .items
+    )
+
+
+def test_watch_namespaces_install_grants_only_those_namespaces(
+    helm: str,
+    kube_env: dict[str, str],
+    chart_crds: None,
+    namespace: str,
+    extra_namespaces: list[str],
+    testenv: Any,
+) -> None:
+    release = release_name()
+    watched, unwatched = extra_namespaces
+    run(
+        [
+            helm,
+            "install",
+            release,
+            str(CHART),
+            "-n",
+            namespace,
+            "--set",
+            f"peering.name={release}",
+            "--set",
+            f"watchNamespaces={{{watched}}}",
+        ],
+        kube_env,
+    )
+    try:
+        subject = f"system:serviceaccount:{namespace}:{release}-ferry"
+
+        def can(verb: str, resource: str, ns: str) -> bool:
+            args = [testenv.kubectl, "auth", "can-i", verb, resource, "--as", subject, "-n", ns]
+            return run(args, kube_env, check=False).stdout.strip() == "yes"
+
+        assert can("patch", "synctasks.ferry.dev", watched)
+        assert can("patch", "kopfpeerings.kopf.dev", watched)
+        assert not can("patch", "synctasks.ferry.dev", unwatched)
+        assert not can("get", "secrets", unwatched)
+    finally:
+        run([helm, "uninstall", release, "-n", namespace], kube_env)

@@ -298,9 +298,11 @@ def test_a_real_worker_process_reports_onto_its_synctask(
     database: str,
     admin_sql: Callable[..., Any],
     make_config: Callable[..., dict[str, Any]],
-    spawn_worker: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
-    import signal
+    import os
+    import subprocess
+    import sys
 
     admin_sql(f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, v varchar(20))")
     admin_sql(f"INSERT INTO `{database}`.t SELECT seq, 'x' FROM `{database}`.seq_1_to_5000")
@@ -308,7 +310,26 @@ def test_a_real_worker_process_reports_onto_its_synctask(
     tasks.operator_writes("live", operator_status(1, "Running"))
     target = {"namespace": namespace, "name": "live"}
     config = make_config(reporting={"port": 0, "interval": "2s", "kubernetes": target})
-    process = spawn_worker(config, env={"KUBECONFIG": testenv.kubeconfig})
+    config_path = tmp_path / "worker.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(  # `ferry-worker --config`, as the Deployment runs it
+        [sys.executable, "-m", "ferry_runtime.cli", "--config", str(config_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "KUBECONFIG": testenv.kubeconfig},
+    )
+    try:
+        _check_worker_reports(tasks, database, admin_sql, testenv, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _check_worker_reports(
+    tasks: Tasks, database: str, admin_sql: Callable[..., Any], testenv: Any, process: Any
+) -> None:
+    import signal
 
     def streaming_done() -> dict[str, Any] | None:
         status = tasks.status("live")

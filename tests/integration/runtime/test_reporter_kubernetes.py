@@ -8,6 +8,10 @@ survive API failures, and never put a secret into the status.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -300,10 +304,6 @@ def test_a_real_worker_process_reports_onto_its_synctask(
     make_config: Callable[..., dict[str, Any]],
     tmp_path: Path,
 ) -> None:
-    import os
-    import subprocess
-    import sys
-
     admin_sql(f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, v varchar(20))")
     admin_sql(f"INSERT INTO `{database}`.t SELECT seq, 'x' FROM `{database}`.seq_1_to_5000")
     tasks.create("live")
@@ -329,8 +329,6 @@ def test_a_real_worker_process_reports_onto_its_synctask(
 def _check_worker_reports(
     tasks: Tasks, database: str, admin_sql: Callable[..., Any], testenv: Any, process: Any
 ) -> None:
-    import signal
-
     def streaming_done() -> dict[str, Any] | None:
         status = tasks.status("live")
         done = status.get("progress", {}).get("percent") == 100.0

@@ -110,7 +110,8 @@ def assess(
             },
             False,
         )
-    max_retries = (spec.restart_policy and spec.restart_policy.max_retries) or 10
+    policy = spec.restart_policy
+    max_retries = 10 if policy is None or policy.max_retries is None else policy.max_retries
     restarts = (status.get("counters") or {}).get("restarts") or 0
     if restarts > max_retries:
         message = (

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ProbeResult", "probe_kafka", "probe_mysql"]
+__all__ = ["ProbeResult", "assess_mysql", "probe_kafka", "probe_mysql"]
 
 TIMEOUT_SECONDS = 5
 
@@ -65,6 +65,13 @@ def probe_mysql(host: str, port: int, user: str, password: str) -> ProbeResult:
         variables = {name.lower(): str(value) for name, value in cur.fetchall()}
         cur.execute("SHOW GRANTS FOR CURRENT_USER()")
         grants = [str(row[0]) for row in cur.fetchall()]
+    return assess_mysql(user, version, variables, grants)
+
+
+def assess_mysql(
+    user: str, version: str, variables: dict[str, str], grants: list[str]
+) -> ProbeResult:
+    """What the server lacks for a sync (pure: from what the probe read)."""
     mariadb = "mariadb" in version.lower()
     server: dict[str, Any] = {
         "version": version,

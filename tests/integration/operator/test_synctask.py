@@ -1,0 +1,422 @@
+"""The operator against the real API server and controller manager: the objects it creates
+for a SyncTask, revisions and history, re-apply = no write, lifecycle fields (paused,
+resumeAt, resetPosition, restartNonce) including an operator restart, templates, and
+the conditions that say why a task waits."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from tests.integration.operator.conftest import OperatorProcess, wait_until
+
+pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
+
+GROUP, VERSION = "ferry.dev", "v1alpha1"
+
+
+class Ferry:
+    """Small helpers over the clients for one namespace."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.api = api
+
+    def create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, obj
+        )
+        return result
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name
+        )
+        return result
+
+    def patch_spec(self, plural: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name, {"spec": spec}
+        )
+        return result
+
+    def condition(self, plural: str, name: str, kind: str = "Ready") -> dict[str, Any]:
+        status = self.get(plural, name).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+    def revisions(self, task: str) -> list[str]:
+        items = self.core.list_namespaced_config_map(
+            self.ns, label_selector=f"ferry.dev/task={task}"
+        ).items
+        return sorted((cm.metadata.name for cm in items), key=lambda n: int(n.rsplit("-r", 1)[1]))
+
+    def deployment(self, task: str) -> Any:
+        return self.apps.read_namespaced_deployment(f"{task}-worker", self.ns)
+
+    def events(self, reason: str) -> list[Any]:
+        return [e for e in self.core.list_namespaced_event(self.ns).items if e.reason == reason]
+
+    def secret(self, name: str, password: str) -> None:
+        self.core.create_namespaced_secret(
+            self.ns,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name), string_data={"password": password}
+            ),
+        )
+
+
+@pytest.fixture
+def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
+    return Ferry(kube_api, namespace)
+
+
+def mysql_connector(
+    name: str, testenv: Any, user: str | None = None, secret: str = "db"
+) -> dict[str, Any]:
+    mysql = testenv.mysql
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "mysql",
+            "mysql": {
+                "host": mysql["host"],
+                "port": mysql["port"],
+                "user": user or mysql["user"],
+                "passwordSecretRef": {"name": secret, "key": "password"},
+            },
+        },
+    }
+
+
+def kafka_connector(name: str, bootstrap: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": {"type": "kafka", "kafka": {"bootstrapServers": bootstrap}},
+    }
+
+
+def task(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncTask",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
+            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def connectors(ferry: Ferry, testenv: Any, kafka_bootstrap: str, mysql_connect: Any) -> None:
+    """A Ready mysql Connector 'db' and kafka Connector 'kafka'."""
+    ferry.secret("db", testenv.mysql["password"])
+    ferry.create("connectors", mysql_connector("db", testenv))
+    ferry.create("connectors", kafka_connector("kafka", kafka_bootstrap))
+
+
+def wait_ready_connectors(ferry: Ferry) -> None:
+    for name in ("db", "kafka"):
+        wait_until(
+            lambda n=name: ferry.condition("connectors", n).get("status") == "True",
+            60,
+            f"Connector {name} Ready",
+        )
+
+
+def wait_revision(ferry: Ferry, name: str, revision: str) -> dict[str, Any]:
+    return wait_until(
+        lambda: (
+            (ferry.get("synctasks", name).get("status") or {}).get("configRevision") == revision
+            and ferry.get("synctasks", name)
+        ),
+        60,
+        f"{name} at {revision}",
+    )
+
+
+def test_create_renders_owned_objects_and_delete_collects_them(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess, testenv: Any
+) -> None:
+    created = ferry.create("synctasks", task("orders"))
+    wait_ready_connectors(ferry)
+    body = wait_revision(ferry, "orders", "orders-r1")
+    uid = created["metadata"]["uid"]
+    status = body["status"]
+    assert status["phase"] == "Starting"
+    assert status["observedGeneration"] == 1
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "Degraded",
+    }
+
+    configmap = ferry.core.read_namespaced_config_map("orders-r1", ferry.ns)
+    assert configmap.immutable is True
+    assert configmap.metadata.labels["app.kubernetes.io/managed-by"] == "ferry"
+    assert configmap.metadata.labels["ferry.dev/task"] == "orders"
+    assert configmap.metadata.owner_references[0].uid == uid
+    assert configmap.metadata.annotations["ferry.dev/change-cause"] == "created"
+    worker = yaml.safe_load(configmap.data["worker.yaml"])
+    assert worker["source"]["passwordEnv"] == "FERRY_SOURCE_PASSWORD"
+    assert worker["task"]["uid"] == uid
+    password = testenv.mysql["password"]
+    for cm in ferry.core.list_namespaced_config_map(ferry.ns).items:
+        assert password not in yaml.safe_dump(cm.data or {})
+
+    deploy = ferry.deployment("orders")
+    assert deploy.spec.strategy.type == "Recreate"
+    assert deploy.spec.replicas == 1
+    assert deploy.metadata.owner_references[0].uid == uid
+    pod = deploy.spec.template.spec
+    assert pod.volumes[0].config_map.name == "orders-r1"
+    assert pod.security_context.run_as_non_root is True
+    container = pod.containers[0]
+    assert container.security_context.read_only_root_filesystem is True
+    assert container.security_context.capabilities.drop == ["ALL"]
+    assert container.env[0].value_from.secret_key_ref.name == "db"
+    assert container.liveness_probe.http_get.path == "/healthz"
+    assert container.readiness_probe.http_get.path == "/readyz"
+
+    role = ferry.rbac.read_namespaced_role("orders-worker", ferry.ns)
+    assert [(r.resources, r.resource_names, sorted(r.verbs)) for r in role.rules] == [
+        (["synctasks/status"], ["orders"], ["get", "patch"])
+    ]
+    binding = ferry.rbac.read_namespaced_role_binding("orders-worker", ferry.ns)
+    assert binding.subjects[0].name == "orders-worker"
+    assert ferry.core.read_namespaced_service_account("orders-worker", ferry.ns)
+    assert ferry.events("RevisionCreated")
+
+    ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks", "orders")
+    wait_until(lambda: not ferry.revisions("orders"), 60, "revisions collected")
+    wait_until(
+        lambda: not ferry.apps.list_namespaced_deployment(ferry.ns).items,
+        60,
+        "Deployment collected",
+    )
+
+
+def test_config_change_new_revision_history_capped_and_reapply_writes_nothing(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create("synctasks", task("orders", revisionHistoryLimit=2))
+    wait_ready_connectors(ferry)
+    wait_revision(ferry, "orders", "orders-r1")
+    for number, include in ((2, "shop.a"), (3, "shop.b"), (4, "shop.c")):
+        ferry.patch_spec("synctasks", "orders", {"source": {"include": [include]}})
+        wait_revision(ferry, "orders", f"orders-r{number}")
+    wait_until(lambda: ferry.revisions("orders") == ["orders-r3", "orders-r4"], 30, "history cap")
+    deploy = ferry.deployment("orders")
+    assert deploy.spec.template.spec.volumes[0].config_map.name == "orders-r4"
+    cause = ferry.core.read_namespaced_config_map("orders-r4", ferry.ns).metadata.annotations
+    assert cause["ferry.dev/change-cause"] == "spec changed (generation 4)"
+
+    # The same spec again (a GitOps re-sync): nothing is written, even over several resyncs.
+    def operator_times() -> list[Any]:
+        fields = ferry.deployment("orders").metadata.managed_fields
+        return [m.time for m in fields if m.manager == "ferry-operator"]
+
+    generation, times = deploy.metadata.generation, operator_times()
+    writes = ferry_operator.log().count(" applied ")
+    assert writes >= 8  # the log does record applies: 4 revisions, Deployment, RBAC
+    ferry.patch_spec("synctasks", "orders", {"source": {"include": ["shop.c"]}})
+    task_version = ferry.get("synctasks", "orders")["metadata"]["resourceVersion"]
+    time.sleep(4)  # four resync periods
+    assert ferry.revisions("orders") == ["orders-r3", "orders-r4"]
+    assert ferry.deployment("orders").metadata.generation == generation
+    assert operator_times() == times
+    assert ferry_operator.log().count(" applied ") == writes  # the applier sent nothing
+    # Not even a status write: the task is unchanged since the (no-op) patch.
+    assert ferry.get("synctasks", "orders")["metadata"]["resourceVersion"] == task_version
+
+
+def test_paused_then_resume_at_without_writing_spec(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create("synctasks", task("orders", paused=True))
+    wait_ready_connectors(ferry)
+    wait_revision(ferry, "orders", "orders-r1")
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"]["phase"] == "Paused", 30, "Paused"
+    )
+    assert ferry.deployment("orders").spec.replicas == 0
+    ready = ferry.condition("synctasks", "orders")
+    assert (ready["status"], ready["reason"]) == ("False", "Paused")
+
+    resume_at = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
+    stamp = resume_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ferry.patch_spec("synctasks", "orders", {"resumeAt": stamp})
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"].get("scheduledResume") == stamp,
+        30,
+        "scheduledResume in status",
+    )
+    generation = ferry.get("synctasks", "orders")["metadata"]["generation"]
+    assert ferry.deployment("orders").spec.replicas == 0
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 1, 30, "resumed")
+    assert datetime.now(UTC) >= resume_at
+    body = ferry.get("synctasks", "orders")
+    assert body["spec"]["paused"] is True and body["spec"]["resumeAt"] == stamp
+    assert body["metadata"]["generation"] == generation  # the operator wrote no spec
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"]["phase"] == "Starting", 30, "Starting"
+    )
+    assert "scheduledResume" not in ferry.get("synctasks", "orders")["status"]
+    assert ferry.events("Resumed")
+
+
+def test_reset_and_restart_happen_once_per_nonce_even_across_operator_restart(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create("synctasks", task("orders"))
+    wait_ready_connectors(ferry)
+    wait_revision(ferry, "orders", "orders-r1")
+
+    ferry.patch_spec(
+        "synctasks", "orders", {"resetPosition": {"to": {"at": "earliest"}, "nonce": "reset-1"}}
+    )
+    body = wait_revision(ferry, "orders", "orders-r2")
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"].get("lastResetNonce") == "reset-1",
+        30,
+        "lastResetNonce",
+    )
+    worker = yaml.safe_load(
+        ferry.core.read_namespaced_config_map("orders-r2", ferry.ns).data["worker.yaml"]
+    )
+    assert worker["resetPosition"] == {"to": "earliest", "nonce": "reset-1"}
+    cause = ferry.core.read_namespaced_config_map("orders-r2", ferry.ns).metadata.annotations
+    assert cause["ferry.dev/change-cause"] == "resetPosition (nonce reset-1)"
+
+    ferry.patch_spec("synctasks", "orders", {"restartNonce": "restart-1"})
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"].get("lastRestartNonce") == "restart-1",
+        30,
+        "lastRestartNonce",
+    )
+    deploy = ferry.deployment("orders")
+    annotations = deploy.spec.template.metadata.annotations
+    assert annotations["ferry.dev/restart-nonce"] == "restart-1"
+    generation = deploy.metadata.generation
+    assert body["status"]["configRevision"] == "orders-r2"
+
+    # Re-apply the same nonces, kill the operator mid-flight and start it again: nothing repeats.
+    ferry.patch_spec(
+        "synctasks",
+        "orders",
+        {
+            "restartNonce": "restart-1",
+            "resetPosition": {"to": {"at": "earliest"}, "nonce": "reset-1"},
+        },
+    )
+    ferry_operator.kill()
+    ferry_operator.start()
+    time.sleep(6)
+    assert ferry.revisions("orders") == ["orders-r1", "orders-r2"]
+    assert ferry.deployment("orders").metadata.generation == generation
+    assert len(ferry.events("Restarted")) == 1
+    assert len(ferry.events("PositionReset")) == 1
+
+
+def test_template_change_rerenders_its_tasks_and_counts_users(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create(
+        "tasktemplates",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TaskTemplate",
+            "metadata": {"name": "defaults"},
+            "spec": {
+                "template": {
+                    "source": {"connectorRef": {"name": "db"}},
+                    "delivery": "at-least-once",
+                }
+            },
+        },
+    )
+    spec = {
+        "templateRef": {"name": "defaults"},
+        "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+    }
+    for name in ("a", "b"):
+        ferry.create(
+            "synctasks",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "SyncTask",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+    wait_ready_connectors(ferry)
+    for name in ("a", "b"):
+        wait_revision(ferry, name, f"{name}-r1")
+    wait_until(
+        lambda: (ferry.get("tasktemplates", "defaults").get("status") or {}).get("users") == 2,
+        30,
+        "users",
+    )
+    ferry.patch_spec("tasktemplates", "defaults", {"template": {"delivery": "exactly-once"}})
+    for name in ("a", "b"):
+        wait_revision(ferry, name, f"{name}-r2")
+        cm = ferry.core.read_namespaced_config_map(f"{name}-r2", ferry.ns)
+        assert cm.metadata.annotations["ferry.dev/change-cause"] == "TaskTemplate defaults changed"
+        assert yaml.safe_load(cm.data["worker.yaml"])["delivery"] == "exactly-once"
+
+    ferry.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, ferry.ns, "tasktemplates", "defaults"
+    )
+    wait_until(
+        lambda: ferry.condition("synctasks", "a").get("reason") == "TemplateNotFound",
+        30,
+        "reported",
+    )
+    assert "TaskTemplate 'defaults' does not exist" in ferry.condition("synctasks", "a")["message"]
+
+
+def test_task_waits_for_connectors_with_a_condition_naming_them(
+    ferry: Ferry, ferry_operator: OperatorProcess, kafka_bootstrap: str
+) -> None:
+    ferry.create("connectors", kafka_connector("kafka", kafka_bootstrap))
+    ferry.create("synctasks", task("orders"))
+    wait_until(
+        lambda: ferry.condition("synctasks", "orders").get("reason") == "ConnectorNotFound",
+        30,
+        "waits",
+    )
+    ready = ferry.condition("synctasks", "orders")
+    assert "spec.source.connectorRef: Connector 'db' does not exist" in ready["message"]
+    assert ferry.get("synctasks", "orders")["status"]["phase"] == "Pending"
+    assert not ferry.revisions("orders")
+
+
+def test_sink_kind_not_matching_its_connector_is_stalled(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    bad = task("orders")
+    bad["spec"]["sink"] = {"connectorRef": {"name": "db"}, "kafka": {}}
+    ferry.create("synctasks", bad)
+    wait_until(
+        lambda: ferry.condition("synctasks", "orders", "Stalled").get("status") == "True",
+        60,
+        "Stalled",
+    )
+    ready = ferry.condition("synctasks", "orders")
+    assert ready["reason"] == "ConnectorTypeMismatch"
+    assert "Connector 'db' is of type mysql, this needs type kafka" in ready["message"]
+    assert ferry.get("synctasks", "orders")["status"]["phase"] == "Failed"

@@ -1,0 +1,108 @@
+"""Pure decisions: what a MySQL server lacks, and a task's phase and conditions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ferry_operator.api.synctask import SyncTaskSpec
+from ferry_operator.reconcile.health import Problem, assess
+from ferry_operator.reconcile.probe import assess_mysql
+
+GOOD = {
+    "log_bin": "ON",
+    "binlog_format": "ROW",
+    "binlog_row_image": "FULL",
+    "binlog_row_metadata": "FULL",
+}
+GRANTS = ["GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `ferry`@`%`"]
+VERSION = "10.11.6-MariaDB"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_a_complete_server_is_ready() -> None:
+    result = assess_mysql("ferry", VERSION, GOOD, GRANTS)
+    assert result.missing == []
+    assert result.server["binlogFormat"] == "ROW"
+
+
+def test_binlog_off_is_named() -> None:
+    result = assess_mysql("ferry", VERSION, {**GOOD, "log_bin": "OFF"}, GRANTS)
+    assert result.reason == "BinlogNotUsable"
+    assert any("binlog is off" in m for m in result.missing)
+
+
+def test_statement_format_and_minimal_image_are_named() -> None:
+    variables = {**GOOD, "binlog_format": "STATEMENT", "binlog_row_image": "MINIMAL"}
+    result = assess_mysql("ferry", VERSION, variables, GRANTS)
+    assert "binlog_format is STATEMENT, needs ROW" in result.missing
+    assert "binlog_row_image is MINIMAL, needs FULL" in result.missing
+
+
+def test_missing_grants_are_named() -> None:
+    result = assess_mysql("app", VERSION, GOOD, ["GRANT SELECT ON *.* TO `app`@`%`"])
+    assert result.reason == "MissingGrant"
+    assert any("REPLICATION SLAVE" in m for m in result.missing)
+    assert any("BINLOG MONITOR" in m for m in result.missing)
+    assert (
+        assess_mysql("r", "8.0.36", GOOD, ["GRANT ALL PRIVILEGES ON *.* TO `r`@`%`"]).missing == []
+    )
+
+
+def test_blocking_problems() -> None:
+    spec = SyncTaskSpec()
+    waiting = assess(
+        spec,
+        {},
+        problem=Problem("ConnectorNotReady", "m", False),
+        paused=False,
+        resume_at=None,
+        now=NOW,
+    )
+    assert waiting.phase == "Pending"
+    assert waiting.conditions["Reconciling"][0] == "True"
+    failed = assess(
+        spec, {}, problem=Problem("InvalidSpec", "m", True), paused=False, resume_at=None, now=NOW
+    )
+    assert (failed.phase, failed.conditions["Stalled"][:2]) == ("Failed", ("True", "InvalidSpec"))
+
+
+def test_paused_is_not_ready_with_reason_paused() -> None:
+    result = assess(SyncTaskSpec(), {}, problem=None, paused=True, resume_at=NOW, now=NOW)
+    assert result.phase == "Paused"
+    assert result.conditions["Ready"][:2] == ("False", "Paused")
+    assert "until" in result.conditions["Ready"][2]
+
+
+def test_worker_state_lag_and_heartbeat() -> None:
+    spec = SyncTaskSpec.model_validate({"alerts": {"lagThreshold": "30s"}})
+    fresh = (NOW - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    running = {"workerState": "Streaming", "heartbeatTime": fresh, "lag": {"seconds": 3}}
+    ok = assess(spec, running, problem=None, paused=False, resume_at=None, now=NOW)
+    assert (ok.phase, ok.conditions["Ready"][0], ok.conditions["Degraded"][0]) == (
+        "Running",
+        "True",
+        "False",
+    )
+    lagging = assess(
+        spec,
+        {**running, "lag": {"seconds": 90}},
+        problem=None,
+        paused=False,
+        resume_at=None,
+        now=NOW,
+    )
+    assert lagging.conditions["Degraded"][:2] == ("True", "LagAboveThreshold")
+    old = (NOW - timedelta(seconds=31)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    silent = assess(
+        spec, {**running, "heartbeatTime": old}, problem=None, paused=False, resume_at=None, now=NOW
+    )
+    assert silent.conditions["Stalled"][:2] == ("True", "HeartbeatMissing")
+
+
+def test_too_many_restarts_stops_the_worker() -> None:
+    spec = SyncTaskSpec.model_validate({"restartPolicy": {"maxRetries": 2}})
+    result = assess(
+        spec, {"counters": {"restarts": 3}}, problem=None, paused=False, resume_at=None, now=NOW
+    )
+    assert result.stop_worker
+    assert result.conditions["Stalled"][:2] == ("True", "TooManyRestarts")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -305,3 +306,16 @@ def test_kubectl_explain_prints_the_description(testenv: Any, ferry_crds: None) 
         check=True,
     )
     assert "With paused: true, run again from this time on" in " ".join(result.stdout.split())
+
+
+def test_the_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: None) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "mysql-to-kafka"
+    result = subprocess.run(
+        [testenv.kubectl, "apply", "-n", namespace, "--validate=strict", "-f", str(example)],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synctask.ferry.dev/shop-orders created" in result.stdout
+    assert "connector.ferry.dev/shop-db created" in result.stdout

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from ferry_operator.api import GROUP, VERSION, connector, synctask, tasktemplate
 from ferry_operator.api.schema import structural
 
-__all__ = ["CRDS", "CrdSpec", "main", "render", "render_all"]
+__all__ = ["CRDS", "CrdSpec", "main", "reference_markdown", "render", "render_all"]
 
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
@@ -197,6 +197,56 @@ def render_all() -> dict[str, str]:
         + yaml.dump(render(crd), Dumper=_NoAliasDumper, sort_keys=False, width=100)
         for crd in CRDS
     }
+
+
+def _rows(node: dict[str, Any], path: str) -> list[str]:
+    rows = []
+    required = set(node.get("required", []))
+    for name, sub in node.get("properties", {}).items():
+        where = f"{path}.{name}"
+        kind = sub.get("type", "any")
+        if kind == "array":
+            kind = f"[]{sub.get('items', {}).get('type', 'any')}"
+        facts = [f"`{v}`" for v in sub.get("enum", [])]
+        for key in ("format", "pattern", "minimum", "maximum", "minLength", "minItems", "default"):
+            if key in sub:
+                facts.append(f"{key}: `{sub[key]}`")
+        if name in required:
+            facts.append("required")
+        text = " ".join(str(sub.get("description", "")).split()).replace("|", "\\|")
+        cells = ", ".join(facts).replace("|", "\\|")
+        rows.append(f"| `{where}` | {kind} | {text} | {cells} |")
+        rows += _rows(sub, where)
+        if isinstance(sub.get("items"), dict):
+            rows += _rows(sub["items"], f"{where}[]")
+    return rows
+
+
+def reference_markdown() -> str:
+    """The field reference of every kind (docs/api.md embeds it; a test keeps it current)."""
+    out = []
+    for crd in CRDS:
+        schema = render(crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        out += [f"### {crd.kind}", "", crd.description, ""]
+        out += ["| Field | Type | Description | Validation |", "|---|---|---|---|"]
+        out += _rows(schema["properties"]["spec"], "spec")
+        out += _rows(schema["properties"]["status"], "status")
+        rules = []
+        for node_path, node in _validated(schema["properties"]["spec"], "spec"):
+            rules += [f"- `{node_path}`: {v['message']}" for v in node["x-kubernetes-validations"]]
+        if rules:
+            out += ["", "Cross-field rules (CEL, checked by the API server):", "", *rules]
+        out.append("")
+    return "\n".join(out)
+
+
+def _validated(node: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)] if node.get("x-kubernetes-validations") else []
+    for name, sub in node.get("properties", {}).items():
+        found += _validated(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        found += _validated(node["items"], f"{path}[]")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

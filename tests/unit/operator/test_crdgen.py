@@ -66,3 +66,8 @@ def test_a_field_without_description_is_refused() -> None:
 
     with pytest.raises(SchemaError, match=r"Bare\.x has no description"):
         structural(Bare)
+
+
+def test_docs_api_md_holds_the_current_field_reference() -> None:
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
+    assert crdgen.reference_markdown() in text, "docs/api.md is stale: regenerate its Fields part"

@@ -314,6 +314,10 @@ class SyncTaskSpec(TaskFields):
     )
 
 
+# Worker-owned objects may be sent empty ({}), which server-side apply stores as null.
+_NULLABLE: dict[str, Any] = {"nullable": True}
+
+
 class TableStatus(Model):
     """Snapshot progress of one table."""
 
@@ -403,12 +407,24 @@ class SyncTaskStatus(Model):
     last_reset_nonce: str | None = Field(default=None, description="The reset applied last.")
     last_restart_nonce: str | None = Field(default=None, description="The restart done last.")
     worker_state: str | None = Field(default=None, description="The worker's own state.")
-    position: PositionStatus | None = Field(default=None, description="Checkpointed position.")
-    lag: Lag | None = Field(default=None, description="Lag behind the source.")
-    throughput: Throughput | None = Field(default=None, description="Delivery rate.")
-    progress: Progress | None = Field(default=None, description="Snapshot progress.")
-    counters: Counters | None = Field(default=None, description="Totals.")
-    last_errors: list[ErrorEntry] | None = Field(default=None, description="The newest 10.")
+    position: PositionStatus | None = Field(
+        default=None, description="Checkpointed position.", json_schema_extra=_NULLABLE
+    )
+    lag: Lag | None = Field(
+        default=None, description="Lag behind the source.", json_schema_extra=_NULLABLE
+    )
+    throughput: Throughput | None = Field(
+        default=None, description="Delivery rate.", json_schema_extra=_NULLABLE
+    )
+    progress: Progress | None = Field(
+        default=None, description="Snapshot progress.", json_schema_extra=_NULLABLE
+    )
+    counters: Counters | None = Field(
+        default=None, description="Totals.", json_schema_extra=_NULLABLE
+    )
+    last_errors: list[ErrorEntry] | None = Field(
+        default=None, description="The newest 10.", json_schema_extra=_NULLABLE
+    )
     heartbeat_time: str | None = Field(
         default=None,
         description="The worker's last report.",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = 
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def _key(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:  # the offsets topic's keys are plain task ids
+        return raw.decode()  # type: ignore[union-attr]
 
 
 def read_topic(bootstrap: str, topic: str, committed: bool = True) -> list[tuple[Any, Any]]:
@@ -66,7 +75,7 @@ def read_topic(bootstrap: str, topic: str, committed: bool = True) -> list[tuple
                 pending.discard(message.partition())
                 continue
             value = message.value()
-            out.append((json.loads(message.key()), None if value is None else json.loads(value)))
+            out.append((_key(message.key()), None if value is None else json.loads(value)))
         return out
     finally:
         consumer.close()
@@ -166,29 +175,58 @@ def run_worker() -> Iterator[Callable[[dict[str, Any]], WorkerThread]]:
         worker.stop()
 
 
-@pytest.fixture
-def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """``spawn_worker(config)``: ``ferry-worker --config`` as a subprocess (stderr piped)."""
-    processes: list[subprocess.Popen[str]] = []
+class WorkerProcess:
+    """``ferry-worker --config`` as a subprocess; its stderr goes to a file."""
 
-    def spawn(config: dict[str, Any], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        path = tmp_path / f"worker-{len(processes)}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ferry_runtime.cli", "--config", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        processes.append(process)
-        return process
+    def __init__(self, config: dict[str, Any], directory: Path, env: dict[str, str]) -> None:
+        self.config_path = directory / "worker.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.stderr_path = directory / "stderr.txt"
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ferry_runtime.cli", "--config", str(self.config_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, **env},
+            )
+
+    def output(self) -> str:
+        return self.stderr_path.read_text()
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout)
+
+    def status(self) -> dict[str, Any] | None:
+        """The worker's /status document, or None while it is not serving yet."""
+        found = re.search(r"status on port (\d+)", self.output())
+        if not found:
+            return None
+        url = f"http://127.0.0.1:{found.group(1)}/status"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                document: dict[str, Any] = json.loads(response.read())
+                return document
+        except OSError:
+            return None
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """``spawn_worker(config, env=None)`` starts a worker process (killed after the test)."""
+    processes: list[WorkerProcess] = []
+
+    def spawn(config: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
+        directory = tmp_path / f"worker-{len(processes)}"
+        directory.mkdir()
+        processes.append(WorkerProcess(config, directory, env or {}))
+        return processes[-1]
 
     yield spawn
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    for worker in processes:
+        if worker.process.poll() is None:
+            worker.process.kill()
+            worker.process.wait()
 
 
 @pytest.fixture

@@ -64,9 +64,8 @@ def test_snapshot_and_cdc_under_concurrent_writes_reconstruct_every_row(
     helpers: Any,
 ) -> None:
     admin_sql(f"CREATE TABLE `{database}`.big (id int PRIMARY KEY, a int, b varchar(40))")
-    admin_sql(
-        f"INSERT INTO `{database}`.big SELECT seq, seq, CONCAT('row ', seq) FROM `{database}`.seq_1_to_{ROWS}"
-    )
+    numbers = f"`{database}`.seq_1_to_{ROWS}"  # MariaDB's sequence engine
+    admin_sql(f"INSERT INTO `{database}`.big SELECT seq, seq, CONCAT('row ', seq) FROM {numbers}")
     started = time.monotonic()
     worker = run_worker(make_config(performance={"snapshotChunkSize": 5000, "batchSize": 2000}))
     writer = Writer(admin_sql, database, ROWS + 1)

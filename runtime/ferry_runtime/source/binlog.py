@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
-from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication import BinLogStreamReader, binlogstream
 from pymysqlreplication.event import (
     HeartbeatLogEvent,
     MariadbGtidEvent,
@@ -37,6 +37,10 @@ from ferry_runtime.source.schema import SchemaCache
 __all__ = ["BinlogReader", "Failure", "Heartbeat", "Transaction"]
 
 HEARTBEAT_SECONDS = 1.0
+# On a lost connection the library silently reconnects from the last *event* it read, which
+# may be inside a transaction. Let the error through instead: the worker then restarts from
+# its checkpoint (a transaction boundary), counts the error and shows it in status.
+binlogstream.MYSQL_EXPECTED_ERROR_CODES.clear()
 
 
 @dataclass

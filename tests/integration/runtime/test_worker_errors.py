@@ -1,0 +1,70 @@
+"""Transient errors: a lost MySQL connection is retried from the checkpoint, counted and shown
+in status, and loses or repeats nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
+
+
+def _local_ports_to(port: int) -> set[int]:
+    """Local ports of this process's TCP connections to ``port`` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found = re.match(r"socket:\[(\d+)\]", os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+        if found:
+            inodes.add(found.group(1))
+    ports = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if inode in inodes and int(remote.split(":")[1], 16) == port:
+            ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
+def test_lost_mysql_connection_is_retried_counted_and_loses_nothing(
+    database: str,
+    admin_sql: Callable[..., Any],
+    make_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    testenv: Any,
+    helpers: Any,
+) -> None:
+    table = f"`{database}`.t"
+    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    worker = run_worker(make_config(mode="cdc"))
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    admin_sql(f"INSERT INTO {table} VALUES (1), (2)")
+    helpers.wait_until(lambda: worker.tracker.events >= 2, 30, "the first events")
+
+    ours = _local_ports_to(testenv.mysql["port"])
+    dumps = [
+        row[0]
+        for row in admin_sql("SHOW PROCESSLIST")
+        if row[4] == "Binlog Dump" and int(str(row[2]).rsplit(":", 1)[-1]) in ours
+    ]
+    assert len(dumps) == 1, dumps
+    admin_sql(f"INSERT INTO {table} VALUES (3)")
+    admin_sql(f"KILL CONNECTION {dumps[0]}")
+    admin_sql(f"INSERT INTO {table} VALUES (4)")
+
+    helpers.wait_until(lambda: worker.tracker.events >= 4, 60, "events after the retry")
+    assert worker.tracker.restarts >= 1
+    assert worker.tracker.errors_by_reason.get("ConnectionLost", 0) >= 1
+    assert any(e["reason"] == "ConnectionLost" for e in worker.tracker.view()["lastErrors"])
+    assert worker.tracker.state == "Streaming"
+    records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.t")
+    assert Counter(v["data"]["id"] for _, v in records) == {1: 1, 2: 1, 3: 1, 4: 1}

@@ -1,0 +1,71 @@
+"""The error policy for a row that cannot be converted (the decision, without servers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ferry_runtime import config, errors
+from ferry_runtime.source.binlog import Transaction
+from ferry_runtime.status import StatusTracker
+from ferry_runtime.worker import Worker
+
+
+def make_worker(**policy: Any) -> Worker:
+    cfg = config.parse(
+        {
+            "task": {"name": "t"},
+            "source": {"host": "db", "user": "u", "passwordEnv": "PW", "serverId": 1},
+            "sink": {"kafka": {"bootstrapServers": "k"}},
+            "errorPolicy": policy,
+        }
+    )
+    return Worker(cfg, StatusTracker())
+
+
+POISON = errors.PoisonRow(
+    "cannot convert a row of db.t: ValueError: bad", "db.t", "binlog.000001:9"
+)
+
+
+def test_fail_stops_the_worker_with_poison_row() -> None:
+    worker = make_worker(mode="fail")
+    with pytest.raises(errors.FatalError) as raised:
+        worker._poison(POISON)
+    assert raised.value.reason == "PoisonRow"
+    assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
+
+
+def test_skip_records_the_error_and_goes_on() -> None:
+    worker = make_worker(mode="skip")
+    assert worker._poison(POISON) is None
+    (error,) = worker.tracker.view()["lastErrors"]
+    assert error["table"] == "db.t" and error["position"] == "binlog.000001:9"
+
+
+def test_dead_letter_goes_to_the_dead_letter_topic_in_the_same_batch() -> None:
+    worker = make_worker(mode="deadLetter", deadLetterTopic="ferry.dead")
+    message = worker._poison(POISON)
+    assert message is not None
+    txn = Transaction([], {"file": "binlog.000001", "pos": 20}, 0, 0.0, [("db.t", message)])
+    (record,) = worker._dead_letters(txn)
+    assert record.topic == "ferry.dead"
+    assert json.loads(record.value) == {
+        "table": "db.t", "position": "binlog.000001:20", "error": message,
+    }  # fmt: skip
+
+
+def test_mysql_sink_is_refused_as_not_supported_yet() -> None:
+    cfg = config.parse(
+        {
+            "task": {"name": "t"},
+            "source": {"host": "db", "user": "u", "passwordEnv": "PW", "serverId": 1},
+            "sink": {"mysql": {"host": "db2", "user": "u", "passwordEnv": "PW2"}},
+        }
+    )
+    worker = Worker(cfg, StatusTracker())
+    assert worker.run() == 1
+    assert worker.failure is not None and worker.failure.reason == "NotSupported"
+    assert worker.tracker.state == "Failed"

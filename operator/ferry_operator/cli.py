@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     operator = verbs.add_parser("operator", help="run the Kubernetes operator")
+    operator.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        help="watch this namespace (repeatable; default: $FERRY_NAMESPACES, else all)",
+    )
+    operator.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace"
+    )
+    operator.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     operator.set_defaults(handler=_operator)
 
     worker = verbs.add_parser("worker", help="run one sync task from a worker config")

@@ -1,0 +1,260 @@
+"""Worker throughput on one binlog of row changes (prints figures; not a pass/fail test).
+
+    python3 tests/bench/bench_worker.py [--changes 340000]
+
+Builds one binlog range of inserts, updates and deletes (~10 columns, 5,000-row source
+transactions) in a fresh database, then measures, each in its own process (so peak RSS is
+per phase):
+  (a) python-mysql-replication decoding alone (every row's values), rows/s
+  (b) the worker, binlog → Kafka acknowledged, exactly-once and at-least-once, rows/s
+  (c) ``mariadb-binlog -v --read-from-remote-server`` on the same range (native ceiling)
+  (d) the worker's snapshot (mode: snapshot) against ``mariadb-dump`` of the same table
+Needs the services of tests/infra/up (reads ~/.local/state/ferry-testenv/env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+CHUNK = 5000
+
+
+def testenv() -> dict[str, str]:
+    values = {}
+    for line in ENV_FILE.read_text().splitlines():
+        if line.startswith("export ") and "=" in line and "$" not in line:
+            key, _, value = line[7:].partition("=")
+            values[key] = value.strip("'\"")
+    return values
+
+
+ENV = testenv()
+HOST, PORT = ENV.get("FERRY_MYSQL_HOST", "127.0.0.1"), int(ENV.get("FERRY_MYSQL_PORT", "13306"))
+PASSWORD = ENV["FERRY_MYSQL_PASSWORD"]
+BOOTSTRAP = ENV.get("FERRY_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def admin() -> Any:
+    return pymysql.connect(
+        host=HOST, port=PORT, user="ferry_admin", password=PASSWORD, autocommit=True
+    )
+
+
+def position(cur: Any) -> dict[str, Any]:
+    cur.execute("SHOW MASTER STATUS")
+    file, pos = cur.fetchone()[:2]
+    return {"file": file, "pos": int(pos)}
+
+
+def prepare(database: str, changes: int) -> dict[str, Any]:
+    inserts = changes * 10 // 17
+    updates, deletes = inserts // 2, inserts // 5
+    conn = admin()
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE `{database}`")
+    cur.execute(
+        f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, a int, b bigint, c varchar(40), "
+        "d decimal(12,2), e double, f datetime(3), g date, h tinyint, i text)"
+    )
+    start = position(cur)
+    began = time.monotonic()
+    for low in range(1, inserts + 1, CHUNK):
+        high = min(low + CHUNK - 1, inserts)
+        cur.execute(
+            f"INSERT INTO `{database}`.t SELECT seq, seq % 1000, seq * 7, CONCAT('name ', seq), "
+            "seq / 100, seq / 3, NOW(3), CURDATE(), seq % 100, REPEAT('x', 20) "
+            f"FROM `{database}`.seq_{low}_to_{high}"
+        )
+    for low in range(1, updates * 2 + 1, CHUNK * 2):
+        cur.execute(
+            f"UPDATE `{database}`.t SET a = a + 1, c = 'updated' "
+            f"WHERE id BETWEEN {low} AND {low + CHUNK * 2 - 1} AND id % 2 = 0"
+        )
+    for low in range(1, deletes * 5 + 1, CHUNK * 5):
+        cur.execute(
+            f"DELETE FROM `{database}`.t WHERE id BETWEEN {low} AND {low + CHUNK * 5 - 1} "
+            "AND id % 5 = 1"
+        )
+    end = position(cur)
+    conn.close()
+    total = inserts + updates + deletes
+    print(f"prepared {total} row changes in {time.monotonic() - began:.1f}s: {start} → {end}")
+    return {"start": start, "end": end, "rows": total, "table_rows": inserts - deletes}
+
+
+def _reached(pos: dict[str, Any], end: dict[str, Any]) -> bool:
+    return (pos.get("file", ""), pos.get("pos", 0)) >= (end["file"], end["pos"])
+
+
+# ---------------------------------------------------------------- phases (run in a child)
+
+
+def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    stream = BinLogStreamReader(
+        connection_settings={"host": HOST, "port": PORT, "user": "ferry", "password": PASSWORD},
+        server_id=int(time.time()) % 100000 + 200000,
+        log_file=plan["start"]["file"],
+        log_pos=plan["start"]["pos"],
+        resume_stream=True,
+        is_mariadb=False,
+        blocking=True,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[plan["database"]],
+    )
+    rows = 0
+    began = time.monotonic()
+    for event in stream:
+        rows += len(event.rows)
+        if rows >= plan["rows"]:
+            break
+    elapsed = time.monotonic() - began
+    stream.close()
+    return {"rows": rows, "seconds": elapsed}
+
+
+def _worker_config(plan: dict[str, Any], **overrides: Any) -> Any:
+    from ferry_runtime import config
+
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    data: dict[str, Any] = {
+        "task": {"name": name, "namespace": "bench"},
+        "source": {"host": HOST, "port": PORT, "user": "ferry", "passwordEnv": "BENCH_PW",
+                   "serverId": int(time.time()) % 100000 + 300000},
+        "include": [f"{plan['database']}.*"],
+        "sink": {"kafka": {"bootstrapServers": BOOTSTRAP, "topic": f"{name}.{{table}}",
+                           "offsetsTopic": f"{name}.offsets"}},
+        "mode": "cdc",
+        "startPosition": plan["start"],
+        "performance": {"batchSize": 5000, "maxBatchDelay": "200ms"},
+        "reporting": {"port": 0},
+    }  # fmt: skip
+    data.update(overrides)
+    return config.parse(data)
+
+
+def _run_worker(cfg: Any, done: Any) -> dict[str, Any]:
+    import threading
+
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    os.environ["BENCH_PW"] = PASSWORD
+    tracker = StatusTracker()
+    worker = Worker(cfg, tracker)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    began = time.monotonic()
+    thread.start()
+    while not done(tracker):
+        if not thread.is_alive():
+            raise SystemExit(f"worker ended: {worker.failure}")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    worker.stop()
+    thread.join(30)
+    return {"rows": tracker.events, "seconds": elapsed}
+
+
+def phase_worker(plan: dict[str, Any], delivery: str) -> dict[str, Any]:
+    cfg = _worker_config(plan, delivery=delivery)
+    return _run_worker(cfg, lambda t: _reached(t.position, plan["end"]))
+
+
+def phase_snapshot(plan: dict[str, Any]) -> dict[str, Any]:
+    cfg = _worker_config(plan, mode="snapshot", startPosition=None)
+    return _run_worker(cfg, lambda t: t.state == "Completed")
+
+
+def phase_mariadb_binlog(plan: dict[str, Any]) -> dict[str, Any]:
+    began = time.monotonic()
+    out = subprocess.run(
+        ["mariadb-binlog", "-v", "--read-from-remote-server", f"--host={HOST}", f"--port={PORT}",
+         "--user=ferry", f"--password={PASSWORD}", f"--start-position={plan['start']['pos']}",
+         f"--stop-position={plan['end']['pos']}", plan["start"]["file"]],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    elapsed = time.monotonic() - began
+    rows = sum(out.stdout.count(k) for k in (b"### INSERT", b"### UPDATE", b"### DELETE"))
+    return {"rows": rows, "seconds": elapsed}
+
+
+def phase_mariadb_dump(plan: dict[str, Any]) -> dict[str, Any]:
+    began = time.monotonic()
+    subprocess.run(
+        ["mariadb-dump", f"--host={HOST}", f"--port={PORT}", "--user=ferry_admin",
+         f"--password={PASSWORD}", "--single-transaction", plan["database"], "t"],
+        stdout=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    return {"rows": plan["table_rows"], "seconds": time.monotonic() - began}
+
+
+PHASES = {
+    "decode": phase_decode,
+    "exactly-once": lambda plan: phase_worker(plan, "exactly-once"),
+    "at-least-once": lambda plan: phase_worker(plan, "at-least-once"),
+    "mariadb-binlog": phase_mariadb_binlog,
+    "snapshot": phase_snapshot,
+    "mariadb-dump": phase_mariadb_dump,
+}
+
+
+def child(name: str, plan: dict[str, Any]) -> None:
+    result = PHASES[name](plan)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=340_000)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args.phase, json.loads(args.plan))
+        return
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    plan = {**prepare(database, args.changes), "database": database}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for name in PHASES:
+            out = subprocess.run(
+                [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["rate"] = result["rows"] / result["seconds"]
+            results[name] = result
+            print(
+                f"{name:>15}: {result['rows']:>8} rows in {result['seconds']:6.2f}s = "
+                f"{result['rate']:>9,.0f} rows/s, peak RSS {result['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    finally:
+        conn = admin()
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
+        conn.close()
+    decode, native = results["decode"]["rate"], results["mariadb-binlog"]["rate"]
+    for name in ("exactly-once", "at-least-once"):
+        rate = results[name]["rate"]
+        print(f"{name}: b/a = {rate / decode:.2f}, b/c = {rate / native:.3f}")
+    snapshot, dump = results["snapshot"]["rate"], results["mariadb-dump"]["rate"]
+    print(f"snapshot / mariadb-dump = {snapshot / dump:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,6 +17,7 @@ from kubernetes import client
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRDS = ["synctasks", "connectors", "tasktemplates"]
+GROUP, VERSION = "ferry.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +122,112 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return last
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Ferry:
+    """Small helpers over the clients for one namespace."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.api = api
+
+    def create(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, obj
+        )
+        return result
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name
+        )
+        return result
+
+    def patch_spec(self, plural: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name, {"spec": spec}
+        )
+        return result
+
+    def condition(self, plural: str, name: str, kind: str = "Ready") -> dict[str, Any]:
+        status = self.get(plural, name).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == kind), {})
+
+    def revisions(self, task: str) -> list[str]:
+        items = self.core.list_namespaced_config_map(
+            self.ns, label_selector=f"ferry.dev/task={task}"
+        ).items
+        return sorted((cm.metadata.name for cm in items), key=lambda n: int(n.rsplit("-r", 1)[1]))
+
+    def deployment(self, task: str) -> Any:
+        return self.apps.read_namespaced_deployment(f"{task}-worker", self.ns)
+
+    def events(self, reason: str) -> list[Any]:
+        return [e for e in self.core.list_namespaced_event(self.ns).items if e.reason == reason]
+
+    def secret(self, name: str, password: str) -> None:
+        self.core.create_namespaced_secret(
+            self.ns,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name), string_data={"password": password}
+            ),
+        )
+
+
+@pytest.fixture
+def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
+    return Ferry(kube_api, namespace)
+
+
+def mysql_connector(
+    name: str, testenv: Any, user: str | None = None, secret: str = "db"
+) -> dict[str, Any]:
+    mysql = testenv.mysql
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "mysql",
+            "mysql": {
+                "host": mysql["host"],
+                "port": mysql["port"],
+                "user": user or mysql["user"],
+                "passwordSecretRef": {"name": secret, "key": "password"},
+            },
+        },
+    }
+
+
+def kafka_connector(name: str, bootstrap: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": {"type": "kafka", "kafka": {"bootstrapServers": bootstrap}},
+    }
+
+
+def task(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncTask",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
+            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+            **spec,
+        },
+    }
+
+
+@pytest.fixture
+def connectors(ferry: Ferry, testenv: Any, kafka_bootstrap: str, mysql_connect: Any) -> None:
+    """A Ready mysql Connector 'db' and kafka Connector 'kafka'."""
+    ferry.secret("db", testenv.mysql["password"])
+    ferry.create("connectors", mysql_connector("db", testenv))
+    ferry.create("connectors", kafka_connector("kafka", kafka_bootstrap))

@@ -11,19 +11,15 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.integration.operator.conftest import OperatorProcess, wait_until
-from tests.integration.operator.test_synctask import (
+from tests.integration.operator.conftest import (
     Ferry,
+    OperatorProcess,
     kafka_connector,
     mysql_connector,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
-
-
-@pytest.fixture
-def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
-    return Ferry(kube_api, namespace)
 
 
 @pytest.fixture

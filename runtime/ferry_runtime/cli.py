@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -65,8 +66,13 @@ def worker(args: argparse.Namespace) -> int:
     server = server_module.start(tracker, config.reporting.port) if server_module else None
     if server is not None:
         print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
+    secret = os.environ.get(config.source.password_env)
     reporter = (
-        reporter_module.start(tracker, config.reporting, config.task) if reporter_module else None
+        reporter_module.start(
+            tracker, config.reporting, config.task, secrets=[secret] if secret else []
+        )
+        if reporter_module
+        else None
     )
     try:
         code = the_worker.run()

@@ -1,4 +1,8 @@
-"""The pipeline's unit of data: one row change, already converted to JSON values."""
+"""The pipeline's unit of data: one row change, already converted to JSON values.
+
+Not frozen: the binlog reader learns ``xid`` and ``commit`` only at the end of the source
+transaction and sets them in place (cheaper than copying every change).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ __all__ = ["Change", "Op"]
 Op = Literal["insert", "update", "delete", "read"]  # read = a snapshot row
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
     database: str
     table: str

@@ -13,7 +13,7 @@ from typing import Any
 from ferry_runtime.config import TableMapping, WorkerConfig
 from ferry_runtime.events import Change
 
-__all__ = ["apply", "partition_value", "topic"]
+__all__ = ["Router", "apply", "partition_value", "topic"]
 
 
 def _map_row(row: dict[str, Any], mapping: TableMapping) -> dict[str, Any]:
@@ -61,3 +61,33 @@ def partition_value(config: WorkerConfig, change: Change) -> str | None:
     if by == "database":
         return change.database
     return None
+
+
+class Router:
+    """apply + topic + partition_value, with the per-table decisions cached (hot path)."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._tables: dict[tuple[str, str], tuple[bool, TableMapping | None]] = {}
+        self._topics: dict[tuple[str, str], tuple[str, str | None]] = {}
+
+    def route(self, change: Change) -> tuple[Change, str, str | None] | None:
+        """(mapped change, topic, partition value), or None when the table is not selected."""
+        key = (change.database, change.table)
+        decision = self._tables.get(key)
+        if decision is None:
+            selected = self.config.selects(*key)
+            decision = self._tables[key] = (selected, self.config.mapping_for(*key))
+        selected, mapping = decision
+        if not selected:
+            return None
+        mapped = change if mapping is None else apply(self.config, change)
+        assert mapped is not None
+        target = (mapped.database, mapped.table)
+        routed = self._topics.get(target)
+        if routed is None:
+            routed = self._topics[target] = (
+                topic(self.config, mapped),
+                partition_value(self.config, mapped),
+            )
+        return mapped, routed[0], routed[1]

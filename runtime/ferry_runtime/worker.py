@@ -48,6 +48,7 @@ class Worker:
         self.failure: errors.WorkerError | None = None
         self._stop = threading.Event()
         self._progressed = False
+        self._router = rules.Router(config)
 
     def stop(self) -> None:
         """Ask the worker to flush, commit its checkpoint and return (thread-safe)."""
@@ -275,18 +276,12 @@ class Worker:
         records: list[Record] = []
         counts: Counter[tuple[str, str]] = Counter()
         for change in changes:
-            mapped = rules.apply(self.config, change)
-            if mapped is None:
+            routed = self._router.route(change)
+            if routed is None:
                 continue
+            mapped, topic, partition = routed
             key, value = formats.encode(mapped, kafka.format, self.task_id)
-            records.append(
-                Record(
-                    rules.topic(self.config, mapped),
-                    key,
-                    value,
-                    rules.partition_value(self.config, mapped),
-                )
-            )
+            records.append(Record(topic, key, value, partition))
             counts[(change.name, change.op)] += 1
         return records, dict(counts)
 

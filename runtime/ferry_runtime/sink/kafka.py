@@ -167,7 +167,10 @@ class KafkaSink:
             self.ensure_topic(topic)
         while True:
             try:
-                producer.produce(topic, value, key, on_delivery=self._on_delivery, **kwargs)
+                if self.exactly_once:  # commit_transaction fails if any record failed
+                    producer.produce(topic, value, key, **kwargs)
+                else:
+                    producer.produce(topic, value, key, on_delivery=self._on_delivery, **kwargs)
                 return
             except BufferError:  # local queue full: let librdkafka send some
                 producer.poll(0.05)

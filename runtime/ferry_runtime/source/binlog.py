@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ class BinlogReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._columns: dict[tuple[int, str, str], list[types.Column]] = {}
+        self._selected: dict[tuple[str, str], bool] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="binlog-reader", daemon=True)
@@ -137,8 +139,6 @@ class BinlogReader:
                 RotateEvent, MariadbGtidEvent, HeartbeatLogEvent,
             ],
         )  # fmt: skip
-        import time
-
         changes: list[Change] = []
         dead: list[tuple[str, str]] = []
         read_at = 0.0
@@ -185,13 +185,10 @@ class BinlogReader:
         dead: list[tuple[str, str]],
         read_at: float,
     ) -> None:
+        for change in changes:
+            change.xid = xid
         if changes:
-            import dataclasses
-
-            last = len(changes) - 1
-            changes = [
-                dataclasses.replace(c, xid=xid, commit=i == last) for i, c in enumerate(changes)
-            ]
+            changes[-1].commit = True
         self._put(Transaction(changes, position, ts, read_at, dead))
 
     def _columns_for(self, event: Any, schemas: SchemaCache) -> list[types.Column]:
@@ -213,7 +210,10 @@ class BinlogReader:
         dead: list[tuple[str, str]],
     ) -> None:
         database, table = event.schema, event.table
-        if not self.config.selects(database, table):
+        selected = self._selected.get((database, table))
+        if selected is None:
+            selected = self._selected[(database, table)] = self.config.selects(database, table)
+        if not selected:
             return
         where = f"{position['file']}:{position['pos']}"
         op = _OPS[type(event)]
@@ -259,4 +259,4 @@ class BinlogReader:
 
 
 def _convert(columns: list[types.Column], values: dict[str, Any]) -> dict[str, Any]:
-    return {c.name: types.binlog_to_json(c, values.get(c.name)) for c in columns}
+    return {c.name: types.binlog_converter(c)(values.get(c.name)) for c in columns}

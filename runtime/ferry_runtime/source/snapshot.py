@@ -138,6 +138,6 @@ class Snapshot:
     @staticmethod
     def _convert(table: TableSchema, row: tuple[Any, ...]) -> dict[str, Any]:
         return {
-            column.name: types.to_json(column, value)
+            column.name: types.converter(column)(value)
             for column, value in zip(table.columns, row, strict=True)
         }

@@ -7,6 +7,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ def _local_ports_to(port: int) -> set[int]:
         if found:
             inodes.add(found.group(1))
     ports = set()
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, remote, inode = fields[1], fields[2], fields[9]
         if inode in inodes and int(remote.split(":")[1], 16) == port:

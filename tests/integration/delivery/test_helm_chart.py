@@ -73,8 +73,10 @@ NAMESPACED_NEEDS = {
     ("apps", "deployments/scale", "patch"),
     *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
 }
+# kopf observes CRDs and namespaces at run time, even when given fixed namespaces.
 CLUSTER_NEEDS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
+    *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")},
+    *{("", "namespaces", v) for v in ("list", "watch")},
 }
 PEERING_NEEDS = {("kopf.dev", "clusterkopfpeerings", v) for v in ("get", "list", "watch", "patch")}
 # Things the operator must not be able to do.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -310,3 +311,38 @@ def test_history_diff_rollback(
     assert again.code == 0 and "nothing to do" in again.out
     assert get_task("orders")["metadata"]["generation"] == after["metadata"]["generation"]
     assert ferry("rollback", "orders", "--to-revision", "7").code == 3
+
+
+def test_context_and_all_namespaces(
+    make_task: MakeTask, namespace: str, testenv: Any, tmp_path: Any, capsys: Any
+) -> None:
+    from ferry_operator import kubectl_plugin
+
+    make_task("orders", status={"phase": "Running"})
+    # A kubeconfig whose current context is unreachable; --context picks the working one,
+    # whose namespace is the default for -n.
+    config = yaml.safe_load(Path(testenv.kubeconfig).read_text())
+    good = config["contexts"][0]
+    config["clusters"].append({"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}})
+    config["contexts"] = [
+        {"name": "good", "context": {**good["context"], "namespace": namespace}},
+        {"name": "dead", "context": {"cluster": "dead", "user": good["context"]["user"]}},
+    ]
+    config["current-context"] = "dead"
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+
+    assert kubectl_plugin.main(["status", "orders", "--kubeconfig", str(path)]) == 1
+    capsys.readouterr()
+    assert (
+        kubectl_plugin.main(["--kubeconfig", str(path), "--context", "good", "status", "orders"])
+        == 0
+    )
+    assert f"SyncTask:     {namespace}/orders" in capsys.readouterr().out
+    assert kubectl_plugin.main(["list", "-A", "--kubeconfig", str(path), "--context", "good"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows[0][:2] == ["NAMESPACE", "NAME"] and [namespace, "orders", "Running"] in [
+        r[:3] for r in rows
+    ]
+    assert kubectl_plugin.main(["status", "x", "--kubeconfig", str(path), "--context", "nope"]) == 1
+    assert "cannot load the kubeconfig" in capsys.readouterr().err

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 __all__ = [
     "Column",
+    "Converter",
     "Kind",
     "binlog_converter",
     "binlog_to_json",

@@ -54,6 +54,12 @@ class Transaction:
 
 
 @dataclass(frozen=True)
+class _TablePlan:
+    converters: list[tuple[str, types.Converter]]
+    primary_key: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     position: dict[str, Any]
 
@@ -90,7 +96,7 @@ class BinlogReader:
         self.on_poison = on_poison
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._columns: dict[tuple[int, str, str], list[types.Column]] = {}
+        self._plans: dict[tuple[int, str, str], _TablePlan] = {}
         self._selected: dict[tuple[str, str], bool] = {}
 
     def start(self) -> None:
@@ -171,7 +177,7 @@ class BinlogReader:
                             else event.schema
                         )
                         schemas.forget(schema or None)
-                        self._columns.clear()
+                        self._plans.clear()
                         self._commit([], position, event.timestamp, None, [], time.monotonic())
         finally:
             stream.close()
@@ -191,15 +197,22 @@ class BinlogReader:
             changes[-1].commit = True
         self._put(Transaction(changes, position, ts, read_at, dead))
 
-    def _columns_for(self, event: Any, schemas: SchemaCache) -> list[types.Column]:
+    def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
+        """Converters and primary key of the event's table, cached until the next DDL."""
         key = (event.table_id, event.schema, event.table)
-        columns = self._columns.get(key)
-        if columns is None:
+        plan = self._plans.get(key)
+        if plan is None:
             info = schemas.get(event.schema, event.table)
             json_names = info.json_columns if info else frozenset()
             columns = [types.from_binlog_column(c, c.name in json_names) for c in event.columns]
-            self._columns[key] = columns
-        return columns
+            names = {c.name for c in columns}
+            if info is not None and all(name in names for name in info.primary_key):
+                primary_key = info.primary_key  # in key order, like the snapshot's
+            else:  # the table changed since: what the binlog says
+                primary_key = tuple(c.name for c in event.columns if c.is_primary)
+            converters = [(c.name, types.binlog_converter(c)) for c in columns]
+            plan = self._plans[key] = _TablePlan(converters, primary_key)
+        return plan
 
     def _rows(
         self,
@@ -218,16 +231,8 @@ class BinlogReader:
         where = f"{position['file']}:{position['pos']}"
         op = _OPS[type(event)]
         try:
-            columns = self._columns_for(event, schemas)
-            info = schemas.get(database, table)
-            if info is not None and all(
-                c in {col.name for col in columns} for c in info.primary_key
-            ):
-                primary_key = info.primary_key
-            else:
-                primary_key = tuple(
-                    c.name for c in event.columns if getattr(c, "is_primary", False)
-                )
+            plan = self._plan(event, schemas)
+            convert, primary_key = plan.converters, plan.primary_key
             rows = event.rows
         except Exception as error:
             self._poison(f"{database}.{table}", where, error, dead)
@@ -235,10 +240,10 @@ class BinlogReader:
         for row in rows:
             try:
                 if op == "update":
-                    data = _convert(columns, row["after_values"])
-                    old: dict[str, Any] | None = _convert(columns, row["before_values"])
+                    data = _convert(convert, row["after_values"])
+                    old: dict[str, Any] | None = _convert(convert, row["before_values"])
                 else:
-                    data, old = _convert(columns, row["values"]), None
+                    data, old = _convert(convert, row["values"]), None
             except Exception as error:
                 self._poison(f"{database}.{table}", where, error, dead)
                 continue
@@ -258,5 +263,7 @@ class BinlogReader:
             dead.append((table, letter))
 
 
-def _convert(columns: list[types.Column], values: dict[str, Any]) -> dict[str, Any]:
-    return {c.name: types.binlog_converter(c)(values.get(c.name)) for c in columns}
+def _convert(
+    converters: list[tuple[str, types.Converter]], values: dict[str, Any]
+) -> dict[str, Any]:
+    return {name: convert(values.get(name)) for name, convert in converters}

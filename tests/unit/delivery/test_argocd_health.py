@@ -13,6 +13,9 @@ import yaml
 ARGOCD = Path(__file__).resolve().parents[3] / "gitops" / "argocd"
 HEALTH_LUA = (ARGOCD / "health.lua").read_text()
 CASES = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
+CONNECTOR = ARGOCD / "connector"
+CONNECTOR_LUA = (CONNECTOR / "health.lua").read_text()
+CONNECTOR_CASES = yaml.safe_load((CONNECTOR / "health_test.yaml").read_text())["tests"]
 PHASES = {"Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"}
 
 
@@ -25,10 +28,10 @@ def to_lua(lua: Any, value: Any) -> Any:
     return value
 
 
-def health(obj: dict[str, Any]) -> dict[str, str]:
+def health(obj: dict[str, Any], script: str = HEALTH_LUA) -> dict[str, str]:
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     lua.globals().obj = to_lua(lua, obj)
-    result = lua.execute(HEALTH_LUA)
+    result = lua.execute(script)
     return {"status": result["status"], "message": result["message"]}
 
 
@@ -58,6 +61,15 @@ def test_paused_is_suspended_even_with_a_stale_degraded_condition() -> None:
     assert health(obj)["status"] == "Suspended"
 
 
+@pytest.mark.parametrize(
+    "case", CONNECTOR_CASES, ids=[Path(c["inputPath"]).stem for c in CONNECTOR_CASES]
+)
+def test_connector_health_of_each_fixture(case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((CONNECTOR / case["inputPath"]).read_text())
+    assert health(obj, CONNECTOR_LUA) == case["healthStatus"]
+
+
 def test_argocd_cm_embeds_the_same_lua() -> None:
-    configmap = yaml.safe_load((ARGOCD / "argocd-cm.yaml").read_text())
-    assert configmap["data"]["resource.customizations.health.ferry.dev_SyncTask"] == HEALTH_LUA
+    data = yaml.safe_load((ARGOCD / "argocd-cm.yaml").read_text())["data"]
+    assert data["resource.customizations.health.ferry.dev_SyncTask"] == HEALTH_LUA
+    assert data["resource.customizations.health.ferry.dev_Connector"] == CONNECTOR_LUA

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
@@ -61,7 +62,7 @@ class Worker:
         while True:
             self._progressed = False
             try:
-                completed = self._run_once()
+                completed = self._guarded_run_once()
                 self.tracker.set_state("Completed" if completed else "Stopped")
                 return EXIT_OK
             except _Stopped:
@@ -81,6 +82,18 @@ class Worker:
             except errors.WorkerError as error:
                 self.tracker.record_error(error.reason, error.message)
                 return self._fail(error)
+
+    def _guarded_run_once(self) -> bool:
+        """_run_once, with anything unforeseen treated as transient (logged in full)."""
+        try:
+            return self._run_once()
+        except (errors.WorkerError, _Stopped):
+            raise
+        except Exception as error:
+            log.exception("unexpected error")
+            secret = os.environ.get(self.config.source.password_env)
+            detail = errors.scrub(f"{type(error).__name__}: {error}", secret)
+            raise errors.TransientError("InternalError", detail) from error
 
     def _fail(self, error: errors.WorkerError) -> int:
         self.failure = error

@@ -167,7 +167,7 @@ class Ran:
 
 
 @pytest.fixture
-def ferry(
+def ferry_runner(
     testenv: Any, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Callable[..., Ran]]:
     """``ferry("pause", "t1")`` runs ``kubectl ferry`` in-process in the test's namespace."""
@@ -182,3 +182,9 @@ def ferry(
         return Ran(code, captured.out, captured.err)
 
     yield run
+
+
+@pytest.fixture
+def ferry(ferry_runner: Callable[..., Ran]) -> Callable[..., Ran]:
+    """``ferry("pause", "t1")``: the runner above, under the short name the CLI tests use."""
+    return ferry_runner

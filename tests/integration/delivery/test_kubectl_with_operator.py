@@ -5,7 +5,6 @@ old configuration; pause through the plugin makes the operator scale the worker 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from tests.integration.delivery.conftest import Ran

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ferry_operator.plugin import formatting, lifecycle, positions, revisions
+from ferry_operator.plugin import formatting, gitops, lifecycle, positions, revisions
 from ferry_operator.plugin.errors import EXIT_OK, NotFoundError
 from ferry_operator.plugin.kube import GROUP, Kube
 
@@ -105,8 +105,12 @@ def cmd_progress(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
 
 
-def _apply(ctx: Context, name: str, change: lifecycle.Change) -> int:
+def _apply(ctx: Context, task: dict[str, Any], change: lifecycle.Change) -> int:
+    name = task["metadata"]["name"]
     if change.patch is not None:
+        notice = gitops.warning(task, change.patch)
+        if notice:
+            print(notice, file=sys.stderr)
         ctx.kube.patch_task(ctx.namespace, name, change.patch)
     ctx.emit(
         {
@@ -121,29 +125,33 @@ def _apply(ctx: Context, name: str, change: lifecycle.Change) -> int:
     return EXIT_OK
 
 
-def _spec(ctx: Context, name: str) -> dict[str, Any]:
-    spec: dict[str, Any] = ctx.kube.get_task(ctx.namespace, name).get("spec") or {}
+def _spec(task: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = task.get("spec") or {}
     return spec
 
 
 def cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
     resume_at = positions.parse_resume_at(args.resume_at, ctx.now()) if args.resume_at else None
-    return _apply(ctx, args.name, lifecycle.pause(_spec(ctx, args.name), resume_at))
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    return _apply(ctx, task, lifecycle.pause(_spec(task), resume_at))
 
 
 def cmd_resume(args: argparse.Namespace, ctx: Context) -> int:
-    return _apply(ctx, args.name, lifecycle.resume(_spec(ctx, args.name)))
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    return _apply(ctx, task, lifecycle.resume(_spec(task)))
 
 
 def cmd_restart(args: argparse.Namespace, ctx: Context) -> int:
     nonce = args.nonce or positions.new_nonce(ctx.now())
-    return _apply(ctx, args.name, lifecycle.restart(_spec(ctx, args.name), nonce))
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    return _apply(ctx, task, lifecycle.restart(_spec(task), nonce))
 
 
 def cmd_reset_position(args: argparse.Namespace, ctx: Context) -> int:
     to = positions.parse_position(args.to)
     nonce = args.nonce or positions.new_nonce(ctx.now())
-    return _apply(ctx, args.name, lifecycle.reset_position(_spec(ctx, args.name), to, nonce))
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    return _apply(ctx, task, lifecycle.reset_position(_spec(task), to, nonce))
 
 
 def _revisions(ctx: Context, name: str) -> tuple[dict[str, Any], list[revisions.Revision]]:
@@ -189,7 +197,7 @@ def cmd_diff(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
     task, items = _revisions(ctx, args.name)
     revision = revisions.find(args.name, items, args.to_revision)
-    return _apply(ctx, args.name, revisions.rollback(task.get("spec") or {}, revision))
+    return _apply(ctx, task, revisions.rollback(_spec(task), revision))
 
 
 def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:

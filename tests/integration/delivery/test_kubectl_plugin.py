@@ -346,3 +346,21 @@ def test_context_and_all_namespaces(
     ]
     assert kubectl_plugin.main(["status", "x", "--kubeconfig", str(path), "--context", "nope"]) == 1
     assert "cannot load the kubeconfig" in capsys.readouterr().err
+
+
+def test_patching_a_gitops_managed_task_warns_on_stderr(
+    ferry: Ferry, make_task: MakeTask, objects: Any, namespace: str, get_task: GetTask
+) -> None:
+    make_task("orders")
+    objects.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "orders",
+        {"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "shop-sync"}}},
+    )
+    ran = ferry("pause", "orders")
+    assert ran.code == 0 and get_task("orders")["spec"]["paused"] is True
+    assert "managed by Flux; commit spec.paused to Git as well" in ran.err
+    assert ferry("pause", "orders").err == ""  # nothing patched, nothing to warn about

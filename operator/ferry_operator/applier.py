@@ -25,6 +25,22 @@ _SSA: dict[str, Any] = {
 }
 
 
+# Fields someone may change behind the operator's back that must be put back at once:
+# two replicas of a binlog reader would deliver every event twice.
+_GUARDED = {"Deployment": [("spec", "replicas")]}
+
+
+def _drifted(desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
+    for path in _GUARDED.get(desired["kind"], []):
+        want: Any = desired
+        have: Any = observed or {}
+        for key in path:
+            want, have = want.get(key), (have or {}).get(key)
+        if want != have:
+            return True
+    return False
+
+
 def content_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -40,7 +56,7 @@ class Applier:
         """Apply ``desired`` unless ``observed`` already holds it; True when it wrote."""
         digest = content_hash(desired)
         annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
-        if annotations.get(APPLIED_HASH) == digest:
+        if annotations.get(APPLIED_HASH) == digest and not _drifted(desired, observed):
             return False
         body = json.loads(json.dumps(desired))
         body["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest

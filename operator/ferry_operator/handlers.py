@@ -55,7 +55,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 # ---------------------------------------------------------------- SyncTask
 
 
-def _task_outcome(body: Any, plan: synctask.Plan, raise_problem: bool = True) -> None:
+def _task_outcome(body: Any, plan: synctask.Plan | None, raise_problem: bool = True) -> None:
+    if plan is None:  # the task is gone
+        return
     for kind, reason, message in plan.events:
         kopf.event(body, type=kind, reason=reason, message=message)
     if plan.problem is None or not raise_problem:
@@ -70,7 +72,7 @@ def _task_outcome(body: Any, plan: synctask.Plan, raise_problem: bool = True) ->
 @kopf.on.update(GROUP, VERSION, "synctasks")
 def synctask_changed(body: kopf.Body, reason: str, **_: Any) -> None:
     ctx = _ctx(body, str(reason))
-    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), dict(body)))
+    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier()))
 
 
 @kopf.timer(GROUP, VERSION, "synctasks", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
@@ -78,7 +80,7 @@ def synctask_resync(body: kopf.Body, **_: Any) -> None:
     """Follow what the worker reports (phase, Degraded, Stalled) and connector changes."""
     if body["metadata"].get("deletionTimestamp"):
         return
-    plan = synctask.reconcile(_ctx(body, "resync"), clients(), _applier(), dict(body))
+    plan = synctask.reconcile(_ctx(body, "resync"), clients(), _applier())
     _task_outcome(body, plan, raise_problem=False)
 
 
@@ -96,30 +98,17 @@ def synctask_resume_at(
     delay = (resume_at - datetime.now(UTC)).total_seconds()
     if delay > 0 and stopped.wait(delay):
         return
-    ctx = _ctx(body, "resumeAt")
-    fresh = clients().get_custom(ctx.namespace, "synctasks", ctx.name)
-    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-        return
-    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), fresh), raise_problem=False)
+    plan = synctask.reconcile(_ctx(body, "resumeAt"), clients(), _applier())
+    _task_outcome(body, plan, raise_problem=False)
 
 
 @kopf.on.delete(GROUP, VERSION, "synctasks")
 def synctask_deleted(body: kopf.Body, **_: Any) -> None:
     """Let the worker stop (SIGTERM → checkpoint) before the owned objects are collected."""
     ctx = _ctx(body, "delete")
-    name = f"{ctx.name}-worker"
-    try:
-        deployment = clients().apps.read_namespaced_deployment(name, ctx.namespace)
-    except Exception as error:  # gone already: nothing to stop
-        if getattr(error, "status", None) == 404:
-            return
-        raise
-    if deployment.spec.replicas:
-        clients().apps.patch_namespaced_deployment_scale(
-            name, ctx.namespace, {"spec": {"replicas": 0}}
-        )
-    if deployment.status and deployment.status.replicas:
+    if not synctask.stop_worker(ctx, clients()):
         raise kopf.TemporaryError("waiting for the worker to stop", delay=2)
+    synctask.forget(ctx.uid)
 
 
 # ---------------------------------------------------------------- Connector
@@ -173,7 +162,7 @@ def secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
 def _template(body: Any, trigger: str, deleted: bool = False) -> None:
     ctx = _ctx(body, trigger)
 
-    def on_task(task: dict[str, Any], plan: synctask.Plan) -> None:
+    def on_task(task: dict[str, Any], plan: synctask.Plan | None) -> None:
         _task_outcome(task, plan, raise_problem=False)
 
     tasktemplate.reconcile(ctx, clients(), _applier(), None if deleted else dict(body), on_task)

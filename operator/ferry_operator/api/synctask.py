@@ -406,6 +406,12 @@ class SyncTaskStatus(Model):
     )
     last_reset_nonce: str | None = Field(default=None, description="The reset applied last.")
     last_restart_nonce: str | None = Field(default=None, description="The restart done last.")
+    last_start_time: str | None = Field(
+        default=None,
+        description="When the operator last started the worker (create, resume, new config, "
+        "restart); worker fields reported before it are not used.",
+        json_schema_extra={"format": "date-time"},
+    )
     worker_state: str | None = Field(default=None, description="The worker's own state.")
     position: PositionStatus | None = Field(
         default=None, description="Checkpointed position.", json_schema_extra=_NULLABLE

@@ -11,9 +11,19 @@ from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.recorder import ConditionValue
 from ferry_runtime.config import parse_duration
 
-__all__ = ["Assessment", "Problem", "assess", "parse_time"]
+__all__ = ["WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
 
 HEARTBEAT_INTERVALS = 3
+WORKER_FIELDS = (
+    "workerState",
+    "position",
+    "lag",
+    "throughput",
+    "progress",
+    "counters",
+    "lastErrors",
+    "heartbeatTime",
+)
 REPORT_INTERVAL = timedelta(seconds=10)
 _OK = ("False", "AsExpected", "")
 
@@ -96,6 +106,11 @@ def assess(
     now: datetime,
 ) -> Assessment:
     """The phase and the four conditions."""
+    started = parse_time(status.get("lastStartTime"))
+    heartbeat = parse_time(status.get("heartbeatTime"))
+    if started and (heartbeat is None or heartbeat < started):
+        # Reported by the worker before the operator (re)started it: not about this worker.
+        status = {k: v for k, v in status.items() if k not in WORKER_FIELDS}
     if problem is not None:
         return _blocked(problem)
     if paused:

@@ -9,6 +9,7 @@ work gives Problem(permanent=True) → kopf.PermanentError. The operator never w
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,17 @@ from ferry_operator.render.worker_config import (
     stored_spec,
 )
 
-__all__ = ["OWNED_STATUS", "Observed", "Plan", "act", "decide", "observe", "reconcile"]
+__all__ = [
+    "OWNED_STATUS",
+    "Observed",
+    "Plan",
+    "act",
+    "decide",
+    "forget",
+    "observe",
+    "reconcile",
+    "stop_worker",
+]
 
 DEFAULT_HISTORY = 10
 OWNED_STATUS = {
@@ -45,8 +56,11 @@ OWNED_STATUS = {
     "scheduledResume",
     "lastResetNonce",
     "lastRestartNonce",
+    "lastStartTime",
 }
 Event = tuple[str, str, str]  # (type, reason, message)
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,10 @@ def _finish(
     resume_at: datetime | None,
 ) -> Plan:
     status = _status_base(observed)
+    kept = ("configRevision", "lastResetNonce", "lastRestartNonce", "lastStartTime")
+    fields = {**{k: status.get(k) for k in kept}, **fields}
+    if fields.get("lastStartTime"):
+        status["lastStartTime"] = fields["lastStartTime"]
     verdict = assess(
         spec or SyncTaskSpec(),
         status,
@@ -210,7 +228,6 @@ def _finish(
     )
     generation = observed.task["metadata"].get("generation")
     fields = {
-        **{k: status.get(k) for k in ("configRevision", "lastResetNonce", "lastRestartNonce")},
         **fields,
         "phase": verdict.phase,
         "observedGeneration": generation,
@@ -280,6 +297,15 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     resume_at = parse_time(spec.resume_at)
     paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
     status = _status_base(observed)
+    env = secret_env(spec, connectors)
+    fields: dict[str, Any] = {
+        "configRevision": revision,
+        "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
+    }
+    running = objects.deployment(owner, spec, revision, digest, env, replicas=1)
+    if not paused and _starts_worker(running, observed.owned.get("Deployment"), status):
+        # Worker fields reported before this moment describe the previous worker.
+        status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
     verdict = assess(
         spec, status, problem=None, paused=paused, resume_at=resume_at, now=observed.now
     )
@@ -288,16 +314,9 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         objects.service_account(owner),
         objects.role(owner),
         objects.role_binding(owner),
-        objects.deployment(
-            owner, spec, revision, digest, secret_env(spec, connectors), replicas=replicas
-        ),
+        objects.deployment(owner, spec, revision, digest, env, replicas=replicas),
     ]
     apply += [(obj, observed.owned.get(obj["kind"])) for obj in desired]
-
-    fields: dict[str, Any] = {
-        "configRevision": revision,
-        "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
-    }
     if spec.reset_position and status.get("lastResetNonce") != spec.reset_position.nonce:
         fields["lastResetNonce"] = spec.reset_position.nonce
         events.append(
@@ -309,6 +328,30 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if not paused and status.get("phase") == "Paused":
         events.append(("Normal", "Resumed", "the worker runs again"))
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
+
+
+def _pod_identity(deployment: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:
+    spec = (deployment or {}).get("spec") or {}
+    annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    ours = {k: v for k, v in annotations.items() if k.startswith("ferry.dev/")}
+    return spec.get("replicas") or 0, ours
+
+
+def _stalled_reason(status: dict[str, Any]) -> str | None:
+    found = [c for c in status.get("conditions") or [] if c.get("type") == "Stalled"]
+    return found[0].get("reason") if found and found[0].get("status") == "True" else None
+
+
+def _starts_worker(
+    running: dict[str, Any], observed: dict[str, Any] | None, status: dict[str, Any]
+) -> bool:
+    """Whether running ``running`` means a new worker process: a new pod template, or a
+    scale-up (not after a stop for too many restarts, which lasts until a new restartNonce)."""
+    _, identity = _pod_identity(running)
+    before_replicas, before_identity = _pod_identity(observed)
+    if identity != before_identity:
+        return True
+    return before_replicas == 0 and _stalled_reason(status) != "TooManyRestarts"
 
 
 # ---------------------------------------------------------------- act
@@ -324,9 +367,46 @@ def act(ctx: Context, applier: Applier, observed: Observed, plan: Plan) -> list[
     return plan.events
 
 
-def reconcile(ctx: Context, clients: Clients, applier: Applier, task: dict[str, Any]) -> Plan:
-    """observe → decide → act; the handler turns plan.problem into a kopf error."""
-    observed = observe(ctx, clients, task)
-    plan = decide(ctx, observed)
-    act(ctx, applier, observed, plan)
-    return plan
+def _lock(uid: str) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(uid, threading.Lock())
+
+
+def forget(uid: str) -> None:
+    """Drop a deleted task's lock."""
+    with _LOCKS_GUARD:
+        _LOCKS.pop(uid, None)
+
+
+def reconcile(ctx: Context, clients: Clients, applier: Applier) -> Plan | None:
+    """observe → decide → act, one at a time per task and on a freshly read task (a timer and
+    a change handler may fire together; kopf's body may be older than the last status write).
+    None when the task is gone. The handler turns plan.problem into a kopf error."""
+    with _lock(ctx.uid):
+        task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
+        if task is None or task["metadata"].get("uid") != ctx.uid:
+            return None
+        if task["metadata"].get("deletionTimestamp"):
+            return None
+        observed = observe(ctx, clients, task)
+        plan = decide(ctx, observed)
+        act(ctx, applier, observed, plan)
+        return plan
+
+
+def stop_worker(ctx: Context, clients: Clients) -> bool:
+    """Scale the worker to 0 (it checkpoints on SIGTERM); True once no pod is left."""
+    from kubernetes import client
+
+    name = meta.worker_name(ctx.name)
+    try:
+        deployment = clients.apps.read_namespaced_deployment(name, ctx.namespace)
+    except client.ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    if deployment.spec.replicas:
+        clients.apps.patch_namespaced_deployment_scale(
+            name, ctx.namespace, {"spec": {"replicas": 0}}
+        )
+    return not (deployment.status and deployment.status.replicas)

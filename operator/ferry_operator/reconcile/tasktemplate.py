@@ -31,14 +31,14 @@ def reconcile(
     clients: Clients,
     applier: Applier,
     body: dict[str, Any] | None,
-    on_task: Callable[[dict[str, Any], synctask.Plan], None],
+    on_task: Callable[[dict[str, Any], synctask.Plan | None], None],
 ) -> int:
     """Re-render the users (``body`` None: the template was deleted); returns their count."""
     tasks = users(clients, ctx.namespace, ctx.name)
     for task in tasks:
         meta = task["metadata"]
         task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
-        on_task(task, synctask.reconcile(task_ctx, clients, applier, task))
+        on_task(task, synctask.reconcile(task_ctx, clients, applier))
     if body is not None:
         fields = {"observedGeneration": body["metadata"].get("generation"), "users": len(tasks)}
         record(ctx, applier, body, fields, OWNED_STATUS)

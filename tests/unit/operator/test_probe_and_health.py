@@ -106,3 +106,17 @@ def test_too_many_restarts_stops_the_worker() -> None:
     )
     assert result.stop_worker
     assert result.conditions["Stalled"][:2] == ("True", "TooManyRestarts")
+
+
+def test_worker_fields_from_before_the_last_start_are_ignored() -> None:
+    spec = SyncTaskSpec.model_validate({"restartPolicy": {"maxRetries": 2}})
+    before = (NOW - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "workerState": "Failed",
+        "counters": {"restarts": 9},
+        "heartbeatTime": before,
+        "lastStartTime": (NOW - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    result = assess(spec, status, problem=None, paused=False, resume_at=None, now=NOW)
+    assert (result.phase, result.stop_worker) == ("Starting", False)
+    assert result.conditions["Stalled"][0] == "False"

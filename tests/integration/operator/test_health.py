@@ -1,0 +1,116 @@
+"""Status from what the worker reports: the test writes the worker's fields the way the worker
+does (server-side apply on synctasks/status as ``ferry-worker``) and checks the operator's
+phase and conditions; too many restarts stop the worker until a new restartNonce; a worker
+scaled up behind the operator's back is scaled back to one."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from tests.integration.operator.conftest import (
+    GROUP,
+    VERSION,
+    Ferry,
+    OperatorProcess,
+    task,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
+
+
+def report(ferry: Ferry, name: str, **fields: Any) -> None:
+    """What ferry_runtime.reporter sends."""
+    fields.setdefault("heartbeatTime", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncTask",
+        "metadata": {"name": name, "namespace": ferry.ns},
+        "status": fields,
+    }
+    ferry.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        ferry.ns,
+        "synctasks",
+        name,
+        body,
+        field_manager="ferry-worker",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+
+
+def started(ferry: Ferry, name: str) -> str:
+    return wait_until(
+        lambda: (ferry.get("synctasks", name).get("status") or {}).get("lastStartTime"),
+        60,
+        "worker started",
+    )
+
+
+def test_running_lagging_and_too_many_restarts(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    spec = {"alerts": {"lagThreshold": "30s"}, "restartPolicy": {"maxRetries": 2}}
+    ferry.create("synctasks", task("orders", **spec))
+    first_start = started(ferry, "orders")
+
+    report(ferry, "orders", workerState="Streaming", lag={"seconds": 1.5})
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"]["phase"] == "Running", 30, "Running"
+    )
+    assert ferry.condition("synctasks", "orders")["status"] == "True"
+    assert ferry.condition("synctasks", "orders", "Degraded")["status"] == "False"
+
+    report(ferry, "orders", workerState="Streaming", lag={"seconds": 95.0})
+    wait_until(
+        lambda: (
+            ferry.condition("synctasks", "orders", "Degraded").get("reason") == "LagAboveThreshold"
+        ),
+        30,
+        "Degraded",
+    )
+    assert "lag 95s is above 30s" in ferry.condition("synctasks", "orders", "Degraded")["message"]
+
+    report(ferry, "orders", workerState="Streaming", lag={"seconds": 1.0}, counters={"restarts": 3})
+    wait_until(
+        lambda: (
+            ferry.condition("synctasks", "orders", "Stalled").get("reason") == "TooManyRestarts"
+        ),
+        30,
+        "Stalled",
+    )
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 0, 30, "worker stopped")
+    assert (
+        "more than restartPolicy.maxRetries (2)"
+        in ferry.condition("synctasks", "orders")["message"]
+    )
+    # It stays stopped over resyncs: a stop is not undone by itself.
+    time.sleep(3)
+    assert ferry.deployment("orders").spec.replicas == 0
+
+    # A new restartNonce starts a fresh worker; the old worker's counters no longer count.
+    ferry.patch_spec("synctasks", "orders", {"restartNonce": "after-fix"})
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 1, 30, "restarted")
+    status = ferry.get("synctasks", "orders")["status"]
+    assert status["lastStartTime"] >= first_start
+    wait_until(
+        lambda: ferry.condition("synctasks", "orders", "Stalled").get("status") == "False",
+        30,
+        "not Stalled",
+    )
+
+
+def test_a_scaled_up_worker_is_scaled_back_to_one(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create("synctasks", task("orders"))
+    started(ferry, "orders")
+    ferry.apps.patch_namespaced_deployment_scale(
+        "orders-worker", ferry.ns, {"spec": {"replicas": 3}}
+    )
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 1, 30, "back to one replica")

@@ -54,6 +54,9 @@ def test_create_renders_owned_objects_and_delete_collects_them(
     status = body["status"]
     assert status["phase"] == "Starting"
     assert status["observedGeneration"] == 1
+    assert "kopf" not in status  # kopf's progress and diff-base live in annotations
+    assert "ferry.dev/last-handled-configuration" in body["metadata"]["annotations"]
+    assert "ferry.dev/finalizer" in body["metadata"]["finalizers"]
     assert {c["type"] for c in status["conditions"]} == {
         "Ready",
         "Reconciling",

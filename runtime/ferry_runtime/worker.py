@@ -69,7 +69,7 @@ class Worker:
                 self.tracker.set_state("Stopped")
                 return EXIT_OK
             except errors.TransientError as error:
-                self.tracker.record_error(error.reason, error.message)
+                self.tracker.record_error(error.reason, error.message, position=self._where())
                 attempt = 1 if self._progressed else attempt + 1
                 if attempt > self.config.restart_policy.max_retries:
                     return self._fail(error)
@@ -80,7 +80,7 @@ class Worker:
                     self.tracker.set_state("Stopped")
                     return EXIT_OK
             except errors.WorkerError as error:
-                self.tracker.record_error(error.reason, error.message)
+                self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
 
     def _guarded_run_once(self) -> bool:
@@ -94,6 +94,10 @@ class Worker:
             secret = os.environ.get(self.config.source.password_env)
             detail = errors.scrub(f"{type(error).__name__}: {error}", secret)
             raise errors.TransientError("InternalError", detail) from error
+
+    def _where(self) -> str | None:
+        """The last delivered position, for error records."""
+        return checkpoint.format_position(self.tracker.view()["position"])
 
     def _fail(self, error: errors.WorkerError) -> int:
         self.failure = error
@@ -238,7 +242,6 @@ class Worker:
         batch: list[binlog.Transaction] = []
         size = 0
         deadline = 0.0
-        committed = dict(state.position or {})
         while True:
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
             try:
@@ -258,9 +261,11 @@ class Worker:
             due = batch and (size >= perf.batch_size or time.monotonic() >= deadline or stopping)
             if due:
                 state = self._deliver_batch(sink, state, batch)
-                committed = dict(state.position or {})
                 batch, size = [], 0
-            if isinstance(item, binlog.Heartbeat) and not batch and item.position == committed:
+            if isinstance(item, binlog.Heartbeat) and not batch:
+                # The server sends a heartbeat only when it has nothing newer, and all that
+                # was read before it is delivered: caught up (events after the last commit
+                # can only be non-row events such as a rotation).
                 self.tracker.set_caught_up(True)
             if stopping:
                 raise _Stopped

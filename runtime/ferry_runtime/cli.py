@@ -46,6 +46,7 @@ def worker(args: argparse.Namespace) -> int:
     from ferry_runtime import worker as worker_module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("pymysqlreplication").setLevel(logging.WARNING)  # logs its settings
     try:
         config = config_module.load(args.config)
     except (config_module.ConfigError, OSError) as error:

@@ -95,3 +95,19 @@ def test_table_without_primary_key_is_keyed_by_table() -> None:
     assert json.loads(formats.key(change, "debezium")) == {"database": "shop", "table": "log"}
     assert "primary_key" not in formats.maxwell(change)
     assert formats.maxwell(Change("d", "t", "read", {}))["type"] == "bootstrap-insert"
+
+
+def test_router_filters_maps_and_routes_like_the_functions() -> None:
+    cfg = make_config(
+        include=["shop.*"],
+        mapping=[{"table": "shop.orders", "target": "sales", "drop": ["secret"]}],
+        sink={"kafka": {"bootstrapServers": "k", "topic": "x.{table}", "partitionBy": "table"}},
+    )
+    router = rules.Router(cfg)
+    for _ in range(2):  # the second time from the cache
+        routed = router.route(UPDATE)
+        assert routed is not None
+        mapped, topic, partition = routed
+        assert (mapped.table, topic, partition) == ("sales", "x.sales", "shop.sales")
+        assert "secret" not in mapped.data
+        assert router.route(Change("other", "orders", "insert", {})) is None

@@ -50,6 +50,8 @@ class Worker:
         self._stop = threading.Event()
         self._progressed = False
         self._router = rules.Router(config)
+        producer = config.sink.kafka.producer if config.sink.kafka else {}
+        self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
     def stop(self) -> None:
         """Ask the worker to flush, commit its checkpoint and return (thread-safe)."""
@@ -299,9 +301,27 @@ class Worker:
                 continue
             mapped, topic, partition = routed
             key, value = formats.encode(mapped, kafka.format, self.task_id)
+            if len(key) + len(value) > self._max_bytes:  # Kafka would refuse it: poison
+                records.extend(self._too_large(change, len(key) + len(value)))
+                continue
             records.append(Record(topic, key, value, partition))
             counts[(change.name, change.op)] += 1
         return records, dict(counts)
+
+    def _too_large(self, change: Change, size: int) -> list[Record]:
+        message = self._poison(
+            errors.PoisonRow(
+                f"a record of {change.name} is {size} bytes, over the producer's "
+                f"message.max.bytes ({self._max_bytes})",
+                change.name,
+                change.position,
+            )
+        )
+        topic = self.config.error_policy.dead_letter_topic
+        if message is None or not topic:
+            return []
+        letter = {"table": change.name, "position": change.position, "error": message}
+        return [Record(topic, change.name.encode(), formats._dumps(letter))]
 
     def _dead_letters(self, txn: binlog.Transaction) -> list[Record]:
         topic = self.config.error_policy.dead_letter_topic

@@ -69,3 +69,17 @@ def test_mysql_sink_is_refused_as_not_supported_yet() -> None:
     assert worker.run() == 1
     assert worker.failure is not None and worker.failure.reason == "NotSupported"
     assert worker.tracker.state == "Failed"
+
+
+def test_a_record_too_large_for_kafka_follows_the_error_policy() -> None:
+    from ferry_runtime.events import Change
+
+    big = Change("db", "t", "insert", {"id": 1, "blob": "x" * 2_000_000}, None, ("id",))
+    small = Change("db", "t", "insert", {"id": 2}, None, ("id",))
+    worker = make_worker(mode="deadLetter", deadLetterTopic="ferry.dead")
+    records, counts = worker._records([big, small])
+    assert [r.topic for r in records] == ["ferry.dead", "ferry.db.t"]
+    assert counts == {("db.t", "insert"): 1}
+    assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
+    with pytest.raises(errors.FatalError):
+        make_worker(mode="fail")._records([big])

@@ -25,9 +25,14 @@ _SSA: dict[str, Any] = {
 }
 
 
-# Fields someone may change behind the operator's back that must be put back at once:
-# two replicas of a binlog reader would deliver every event twice.
-_GUARDED = {"Deployment": [("spec", "replicas")]}
+# Fields someone may change behind the operator's back that must be put back at once: two
+# replicas of a binlog reader would deliver every event twice; the worker's RBAC must stay
+# "its own task's status, nothing else".
+_GUARDED = {
+    "Deployment": [("spec", "replicas")],
+    "Role": [("rules",)],
+    "RoleBinding": [("subjects",), ("roleRef",)],
+}
 
 
 def _drifted(desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:

@@ -105,7 +105,7 @@ def test_running_lagging_and_too_many_restarts(
     )
 
 
-def test_a_scaled_up_worker_is_scaled_back_to_one(
+def test_a_scaled_up_worker_and_a_widened_role_are_put_back(
     ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
 ) -> None:
     ferry.create("synctasks", task("orders"))
@@ -114,3 +114,16 @@ def test_a_scaled_up_worker_is_scaled_back_to_one(
         "orders-worker", ferry.ns, {"spec": {"replicas": 3}}
     )
     wait_until(lambda: ferry.deployment("orders").spec.replicas == 1, 30, "back to one replica")
+
+    # The worker's Role widened by hand is narrowed again.
+    ferry.rbac.patch_namespaced_role(
+        "orders-worker",
+        ferry.ns,
+        {"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+    )
+
+    def narrow() -> bool:
+        rules = ferry.rbac.read_namespaced_role("orders-worker", ferry.ns).rules
+        return [(r.resources, r.verbs) for r in rules] == [(["synctasks/status"], ["get", "patch"])]
+
+    wait_until(narrow, 30, "Role put back")

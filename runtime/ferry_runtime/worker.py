@@ -148,11 +148,10 @@ class Worker:
             snapshot = dataclasses.replace(snapshot, done=True)
         new = Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot).stamped()
         sink.deliver([], new)
-        self.tracker.record_error(
-            "PositionReset",
-            f"resetPosition (nonce {reset.nonce}) applied: reading from "
-            f"{checkpoint.format_position(position)}",
-            position=checkpoint.format_position(position),
+        log.info(
+            "resetPosition (nonce %s) applied: reading from %s",
+            reset.nonce,
+            checkpoint.format_position(position),
         )
         return new
 
@@ -165,11 +164,8 @@ class Worker:
             snap = Snapshot(conn)
             position = snap.begin()
             progress = state.snapshot or SnapshotState(position=position)
-            tables = [
-                t
-                for t in (schema.load(conn, db, name) for db, name in schema.list_tables(conn))
-                if t is not None and self.config.selects(t.database, t.table)
-            ]
+            selected = [n for n in schema.list_tables(conn) if self.config.selects(*n)]
+            tables = [t for t in (schema.load(conn, *n) for n in selected) if t is not None]
             for table in tables:
                 done = progress.tables.get(table.name, TableState())
                 self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))

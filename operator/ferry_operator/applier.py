@@ -28,7 +28,7 @@ _SSA: dict[str, Any] = {
 # Fields someone may change behind the operator's back that must be put back at once: two
 # replicas of a binlog reader would deliver every event twice; the worker's RBAC must stay
 # "its own task's status, nothing else".
-_GUARDED = {
+_GUARDED: dict[str, list[tuple[str, ...]]] = {
     "Deployment": [("spec", "replicas")],
     "Role": [("rules",)],
     "RoleBinding": [("subjects",), ("roleRef",)],

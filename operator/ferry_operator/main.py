@@ -42,9 +42,15 @@ def run(namespaces: Sequence[str], verbose: bool = False) -> int:
 
     kopf.configure(verbose=verbose)  # kopf's log format, for its lines and ours
     logging.getLogger("ferry_operator").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # With FERRY_PEERING set, replicas elect one active operator through kopf's peering
+    # objects (the chart installs kopf's peering CRDs); without it, it runs standalone.
+    peering = os.environ.get("FERRY_PEERING") or None
     asyncio.run(
         kopf.operator(
-            standalone=True,
+            standalone=peering is None,
+            peering_name=peering,
+            priority=int(os.environ.get("FERRY_PRIORITY", "0")),
+            liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
             namespaces=list(namespaces),
             clusterwide=not namespaces,
         )

@@ -296,7 +296,11 @@ class Worker:
             if routed is None:
                 continue
             mapped, topic, partition = routed
-            key, value = formats.encode(mapped, kafka.format, self.task_id)
+            try:
+                key, value = formats.encode(mapped, kafka.format, self.task_id)
+            except (TypeError, ValueError) as error:  # a value JSON cannot hold
+                records.extend(self._unencodable(change, error))
+                continue
             if len(key) + len(value) > self._max_bytes:  # Kafka would refuse it: poison
                 records.extend(self._too_large(change, len(key) + len(value)))
                 continue
@@ -304,15 +308,20 @@ class Worker:
             counts[(change.name, change.op)] += 1
         return records, dict(counts)
 
+    def _unencodable(self, change: Change, error: Exception) -> list[Record]:
+        reason = f"a row of {change.name} cannot be encoded: {type(error).__name__}: {error}"
+        return self._poison_record(change, reason)
+
     def _too_large(self, change: Change, size: int) -> list[Record]:
-        message = self._poison(
-            errors.PoisonRow(
-                f"a record of {change.name} is {size} bytes, over the producer's "
-                f"message.max.bytes ({self._max_bytes})",
-                change.name,
-                change.position,
-            )
+        return self._poison_record(
+            change,
+            f"a record of {change.name} is {size} bytes, over the producer's "
+            f"message.max.bytes ({self._max_bytes})",
         )
+
+    def _poison_record(self, change: Change, reason: str) -> list[Record]:
+        """Apply the error policy to one change; return its dead letter, if any."""
+        message = self._poison(errors.PoisonRow(reason, change.name, change.position))
         topic = self.config.error_policy.dead_letter_topic
         if message is None or not topic:
             return []

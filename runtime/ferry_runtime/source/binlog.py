@@ -210,7 +210,11 @@ class BinlogReader:
                 primary_key = info.primary_key  # in key order, like the snapshot's
             else:  # the table changed since: what the binlog says
                 primary_key = tuple(c.name for c in event.columns if c.is_primary)
-            converters = [(c.name, types.binlog_converter(c)) for c in columns]
+            converters = [
+                (c.name, types.binlog_converter(c))
+                for c in columns
+                if not types.binlog_passthrough(c)
+            ]
             plan = self._plans[key] = _TablePlan(converters, primary_key)
         return plan
 
@@ -266,4 +270,8 @@ class BinlogReader:
 def _convert(
     converters: list[tuple[str, types.Converter]], values: dict[str, Any]
 ) -> dict[str, Any]:
-    return {name: convert(values.get(name)) for name, convert in converters}
+    """Convert in place: the library builds a fresh dict per row image, and most columns
+    (ints, floats, text) are already JSON values."""
+    for name, convert in converters:
+        values[name] = convert(values[name])
+    return values

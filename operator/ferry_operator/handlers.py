@@ -175,6 +175,11 @@ def template_changed(body: kopf.Body, reason: str, **_: Any) -> None:
     _template(body, str(reason))
 
 
+@kopf.timer(GROUP, VERSION, "tasktemplates", interval=RESYNC_SECONDS * 3)
+def template_users(body: kopf.Body, **_: Any) -> None:
+    tasktemplate.count(_ctx(body, "count"), clients(), _applier(), dict(body))
+
+
 @kopf.on.delete(GROUP, VERSION, "tasktemplates", optional=True)
 def template_deleted(body: kopf.Body, **_: Any) -> None:
     _template(body, "delete", deleted=True)

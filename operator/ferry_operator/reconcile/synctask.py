@@ -184,18 +184,31 @@ def _connector_problem(spec: SyncTaskSpec, observed: Observed) -> Problem | None
     return None
 
 
-def _cause(
-    ctx: Context, task: dict[str, Any], previous: dict[str, Any] | None, spec: SyncTaskSpec
-) -> str:
+def _generations(observed: Observed) -> dict[str, str]:
+    """The generations a revision is rendered from, kept on it to explain the next one."""
+    out = {meta.TASK_GENERATION: str(observed.task["metadata"].get("generation"))}
+    if observed.template is not None:
+        out[meta.TEMPLATE_GENERATION] = str(observed.template["metadata"].get("generation"))
+    return out
+
+
+def _cause(observed: Observed, previous: dict[str, Any] | None, spec: SyncTaskSpec) -> str:
+    """Why a new revision: from what differs from the previous one, not from what woke us."""
     if previous is None:
         return "created"
-    if ctx.trigger.startswith("template/"):
-        return f"TaskTemplate {ctx.trigger.split('/', 1)[1]} changed"
     old_spec = yaml.safe_load(previous.get("data", {}).get(objects.SPEC_KEY) or "{}") or {}
     old_nonce = (old_spec.get("resetPosition") or {}).get("nonce")
     if spec.reset_position and spec.reset_position.nonce != old_nonce:
         return f"resetPosition (nonce {spec.reset_position.nonce})"
-    return f"spec changed (generation {task['metadata'].get('generation')})"
+    before = previous["metadata"].get("annotations") or {}
+    now = _generations(observed)
+    if before.get(meta.TASK_GENERATION) != now[meta.TASK_GENERATION]:
+        return f"spec changed (generation {now[meta.TASK_GENERATION]})"
+    if spec.template_ref and before.get(meta.TEMPLATE_GENERATION) != now.get(
+        meta.TEMPLATE_GENERATION
+    ):
+        return f"TaskTemplate {spec.template_ref.name} changed"
+    return "a Connector changed"
 
 
 def _status_base(observed: Observed) -> dict[str, Any]:
@@ -283,9 +296,9 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         kept = observed.revisions
     else:
         number = (_revision_number(latest) if latest else 0) + 1
-        cause = _cause(ctx, observed.task, latest, spec)
+        cause = _cause(observed, latest, spec)
         configmap = objects.revision_configmap(
-            owner, number, config, stored_spec(spec), digest, cause
+            owner, number, config, stored_spec(spec), digest, cause, _generations(observed)
         )
         apply.append((configmap, None))
         revision = configmap["metadata"]["name"]

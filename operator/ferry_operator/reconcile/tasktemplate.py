@@ -12,7 +12,7 @@ from ferry_operator.kube import Clients
 from ferry_operator.reconcile import synctask
 from ferry_operator.recorder import record
 
-__all__ = ["OWNED_STATUS", "reconcile", "users"]
+__all__ = ["OWNED_STATUS", "count", "reconcile", "users"]
 
 OWNED_STATUS = {"observedGeneration", "users"}
 
@@ -40,6 +40,17 @@ def reconcile(
         task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
         on_task(task, synctask.reconcile(task_ctx, clients, applier))
     if body is not None:
-        fields = {"observedGeneration": body["metadata"].get("generation"), "users": len(tasks)}
-        record(ctx, applier, body, fields, OWNED_STATUS)
+        _record_users(ctx, applier, body, len(tasks))
     return len(tasks)
+
+
+def count(ctx: Context, clients: Clients, applier: Applier, body: dict[str, Any]) -> int:
+    """Only refresh status.users (tasks come and go without the template changing)."""
+    number = len(users(clients, ctx.namespace, ctx.name))
+    _record_users(ctx, applier, body, number)
+    return number
+
+
+def _record_users(ctx: Context, applier: Applier, body: dict[str, Any], number: int) -> None:
+    fields = {"observedGeneration": body["metadata"].get("generation"), "users": number}
+    record(ctx, applier, body, fields, OWNED_STATUS)

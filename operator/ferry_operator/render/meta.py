@@ -13,7 +13,9 @@ __all__ = [
     "MANAGED_BY",
     "RESTART_NONCE",
     "REVISION",
+    "TASK_GENERATION",
     "TASK_LABEL",
+    "TEMPLATE_GENERATION",
     "Owner",
     "labels",
     "revision_name",
@@ -26,6 +28,8 @@ REVISION = "ferry.dev/revision"
 CONFIG_HASH = "ferry.dev/config-hash"
 CHANGE_CAUSE = "ferry.dev/change-cause"
 RESTART_NONCE = "ferry.dev/restart-nonce"
+TASK_GENERATION = "ferry.dev/task-generation"
+TEMPLATE_GENERATION = "ferry.dev/template-generation"
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,18 @@ def revision_configmap(
     spec: dict[str, Any],
     config_hash: str,
     cause: str,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """ConfigMap ``<task>-r<N>``: the worker config (no secret), the effective spec, its hash
-    and the change cause. Immutable: a new config is a new revision."""
+    and the change cause (plus ``annotations``). Immutable: a new config is a new revision."""
     metadata = owner.metadata(
         meta.revision_name(owner.name, number), **{meta.REVISION: str(number)}
     )
-    metadata["annotations"] = {meta.CONFIG_HASH: config_hash, meta.CHANGE_CAUSE: cause}
+    metadata["annotations"] = {
+        **(annotations or {}),
+        meta.CONFIG_HASH: config_hash,
+        meta.CHANGE_CAUSE: cause,
+    }
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -277,6 +277,12 @@ def test_template_change_rerenders_its_tasks_and_counts_users(
         assert cm.metadata.annotations["ferry.dev/change-cause"] == "TaskTemplate defaults changed"
         assert yaml.safe_load(cm.data["worker.yaml"])["delivery"] == "exactly-once"
 
+    ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks", "b")
+    wait_until(
+        lambda: (ferry.get("tasktemplates", "defaults").get("status") or {}).get("users") == 1,
+        30,
+        "users recounted",
+    )
     ferry.custom.delete_namespaced_custom_object(
         GROUP, VERSION, ferry.ns, "tasktemplates", "defaults"
     )

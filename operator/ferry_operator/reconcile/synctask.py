@@ -34,6 +34,7 @@ from ferry_operator.render.worker_config import (
     secret_env,
     stored_spec,
 )
+from ferry_runtime.config import WorkerConfig
 
 __all__ = [
     "OWNED_STATUS",
@@ -255,6 +256,35 @@ def _finish(
     return Plan(plan_apply, delete, fields, events, problem)
 
 
+def _revisions(
+    owner: Owner, observed: Observed, spec: SyncTaskSpec, config: WorkerConfig, digest: str
+) -> tuple[
+    str, list[tuple[dict[str, Any], dict[str, Any] | None]], list[dict[str, Any]], list[Event]
+]:
+    """The current revision's name: the newest one when its hash matches, else a new one;
+    and the revisions beyond revisionHistoryLimit to delete."""
+    events: list[Event] = []
+    apply: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    latest = observed.revisions[-1] if observed.revisions else None
+    latest_hash = (latest or {}).get("metadata", {}).get("annotations", {}).get(meta.CONFIG_HASH)
+    if latest is not None and latest_hash == digest:
+        revision = latest["metadata"]["name"]
+        kept = observed.revisions
+    else:
+        number = (_revision_number(latest) if latest else 0) + 1
+        cause = _cause(observed, latest, spec)
+        configmap = objects.revision_configmap(
+            owner, number, config, stored_spec(spec), digest, cause, _generations(observed)
+        )
+        apply.append((configmap, None))
+        revision = configmap["metadata"]["name"]
+        kept = [*observed.revisions, configmap]
+        events.append(("Normal", "RevisionCreated", f"config revision {revision}: {cause}"))
+    limit = spec.revision_history_limit or DEFAULT_HISTORY
+    delete = kept[:-limit] if len(kept) > limit else []
+    return revision, apply, delete, events
+
+
 def decide(ctx: Context, observed: Observed) -> Plan:
     """Everything to do, as data; raises nothing."""
     task = SyncTask.model_validate(observed.task)
@@ -287,26 +317,7 @@ def decide(ctx: Context, observed: Observed) -> Plan:
 
     owner = Owner(ctx.name, ctx.namespace, ctx.uid)
     digest = config_hash(config)
-    events: list[Event] = []
-    apply: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    latest = observed.revisions[-1] if observed.revisions else None
-    latest_hash = (latest or {}).get("metadata", {}).get("annotations", {}).get(meta.CONFIG_HASH)
-    if latest is not None and latest_hash == digest:
-        revision = latest["metadata"]["name"]
-        kept = observed.revisions
-    else:
-        number = (_revision_number(latest) if latest else 0) + 1
-        cause = _cause(observed, latest, spec)
-        configmap = objects.revision_configmap(
-            owner, number, config, stored_spec(spec), digest, cause, _generations(observed)
-        )
-        apply.append((configmap, None))
-        revision = configmap["metadata"]["name"]
-        kept = [*observed.revisions, configmap]
-        events.append(("Normal", "RevisionCreated", f"config revision {revision}: {cause}"))
-    limit = spec.revision_history_limit or DEFAULT_HISTORY
-    delete = kept[:-limit] if len(kept) > limit else []
-
+    revision, apply, delete, events = _revisions(owner, observed, spec, config, digest)
     resume_at = parse_time(spec.resume_at)
     paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
     status = _status_base(observed)

@@ -7,10 +7,13 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 import sys
 from collections.abc import Sequence
 
 import kopf
+
+from ferry_operator import observability
 
 __all__ = ["add_arguments", "main", "namespaces_from", "run"]
 
@@ -44,17 +47,29 @@ def run(namespaces: Sequence[str], verbose: bool = False) -> int:
     logging.getLogger("ferry_operator").setLevel(logging.DEBUG if verbose else logging.INFO)
     # With FERRY_PEERING set, replicas elect one active operator through kopf's peering
     # objects (the chart installs kopf's peering CRDs); without it, it runs standalone.
+    # Peers of equal priority all freeze, so each replica draws its own unless told.
     peering = os.environ.get("FERRY_PEERING") or None
-    asyncio.run(
-        kopf.operator(
-            standalone=peering is None,
-            peering_name=peering,
-            priority=int(os.environ.get("FERRY_PRIORITY", "0")),
-            liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
-            namespaces=list(namespaces),
-            clusterwide=not namespaces,
-        )
-    )
+    priority = int(os.environ.get("FERRY_PRIORITY") or (random.randint(1, 2**31) if peering else 0))
+    http_port = os.environ.get("FERRY_HTTP_PORT")
+
+    async def operate() -> None:
+        heartbeat = observability.LoopHeartbeat()
+        ticker = asyncio.create_task(heartbeat.run())
+        if http_port:
+            observability.serve(int(http_port), namespaces, heartbeat)
+        try:
+            await kopf.operator(
+                standalone=peering is None,
+                peering_name=peering,
+                priority=priority,
+                liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
+                namespaces=list(namespaces),
+                clusterwide=not namespaces,
+            )
+        finally:
+            ticker.cancel()
+
+    asyncio.run(operate())
     return 0
 
 

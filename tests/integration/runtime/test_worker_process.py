@@ -78,7 +78,7 @@ def test_sigkill_at_random_moments_loses_nothing(
     topic_prefix: str,
     helpers: Any,
 ) -> None:
-    rows, kills = 30_000, 12
+    rows, kills = 60_000, 12
     table = f"`{database}`.k"
     admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq int)")
     admin_sql(f"INSERT INTO {table} SELECT seq, 0 FROM `{database}`.seq_1_to_{rows}")
@@ -95,9 +95,14 @@ def test_sigkill_at_random_moments_loses_nothing(
     writer.start()
     chaos = random.Random(3)
     phases: Counter[str] = Counter()
-    for _ in range(kills):
+    for kill in range(kills):
         helpers.wait_until(worker.status, 30, "the worker's status port")
-        time.sleep(chaos.uniform(0.2, 2.0))
+        if kill >= kills // 2:  # the second half surely while streaming
+            helpers.wait_until(
+                lambda w=worker: (w.status() or {}).get("state") == "Streaming", 60, "streaming"
+            )
+        # The first kills come quickly, to land in the snapshot; later ones in streaming.
+        time.sleep(chaos.uniform(0.1, 0.5) if kill < 3 else chaos.uniform(0.2, 2.0))
         phases[str((worker.status() or {}).get("state"))] += 1
         worker.process.send_signal(signal.SIGKILL)
         worker.wait()

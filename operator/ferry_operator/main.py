@@ -44,7 +44,8 @@ def run(namespaces: Sequence[str], verbose: bool = False) -> int:
     from ferry_operator import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=verbose)  # kopf's log format, for its lines and ours
-    logging.getLogger("ferry_operator").setLevel(logging.DEBUG if verbose else logging.INFO)
+    level = "DEBUG" if verbose else os.environ.get("FERRY_LOG_LEVEL", "INFO").upper()
+    logging.getLogger("ferry_operator").setLevel(level)
     # With FERRY_PEERING set, replicas elect one active operator through kopf's peering
     # objects (the chart installs kopf's peering CRDs); without it, it runs standalone.
     # Peers of equal priority all freeze, so each replica draws its own unless told.

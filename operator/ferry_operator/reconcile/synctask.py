@@ -9,6 +9,7 @@ work gives Problem(permanent=True) → kopf.PermanentError. The operator never w
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from ferry_operator.render.worker_config import (
     stored_spec,
 )
 from ferry_runtime.config import WorkerConfig
+
+# The worker image when a task names none (the Helm chart sets it to the release's image).
+WORKER_IMAGE = os.environ.get("FERRY_WORKER_IMAGE") or objects.DEFAULT_IMAGE
 
 __all__ = [
     "OWNED_STATUS",
@@ -326,7 +330,7 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         "configRevision": revision,
         "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
     }
-    running = objects.deployment(owner, spec, revision, digest, env, replicas=1)
+    running = objects.deployment(owner, spec, revision, digest, env, replicas=1, image=WORKER_IMAGE)
     if not paused and _starts_worker(running, observed.owned.get("Deployment"), status):
         # Worker fields reported before this moment describe the previous worker.
         status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
@@ -338,7 +342,9 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         objects.service_account(owner),
         objects.role(owner),
         objects.role_binding(owner),
-        objects.deployment(owner, spec, revision, digest, env, replicas=replicas),
+        objects.deployment(
+            owner, spec, revision, digest, env, replicas=replicas, image=WORKER_IMAGE
+        ),
     ]
     apply += [(obj, observed.owned.get(obj["kind"])) for obj in desired]
     if spec.reset_position and status.get("lastResetNonce") != spec.reset_position.nonce:

@@ -224,6 +224,8 @@ class Worker:
 
     def _stream(self, sink: KafkaSink, state: Checkpoint) -> None:
         self.tracker.set_state("Streaming")
+        # Status shows where streaming starts, before anything new is delivered.
+        self.tracker.record_delivered({}, dict(state.position or {}), None)
         items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
         reader = binlog.BinlogReader(self.config, dict(state.position or {}), items, self._poison)
         reader.start()

@@ -56,15 +56,13 @@ def _last_checkpoint(helpers: Any, bootstrap: str, topic: str) -> dict[str, Any]
     return records[-1][1] if records else None
 
 
-def _checkpoint_at_server_position(helpers: Any, bootstrap: str, topic: str, sql: Any) -> bool:
-    file, pos = sql("SHOW MASTER STATUS")[0][:2]
-    last = _last_checkpoint(helpers, bootstrap, topic)
-    return bool(last) and last["position"] == {"file": file, "pos": int(pos)}  # type: ignore[index]
+def _reached(position: dict[str, Any] | None, target: tuple[str, int]) -> bool:
+    return bool(position) and (position["file"], position["pos"]) >= target  # type: ignore[index]
 
 
-def _status_at_server_position(status: dict[str, Any] | None, sql: Any) -> bool:
+def _server_position(sql: Any) -> tuple[str, int]:
     file, pos = sql("SHOW MASTER STATUS")[0][:2]
-    return bool(status) and status["position"] == {"file": file, "pos": int(pos)}
+    return str(file), int(pos)
 
 
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
@@ -111,8 +109,9 @@ def test_sigkill_at_random_moments_loses_nothing(
     writer.join()
     print(f"kills by worker state: {dict(phases)}; changes: {len(writer.log)}")
     assert phases["Snapshotting"] >= 1 and phases["Streaming"] >= 1, phases
+    target = _server_position(admin_sql)  # the writer has stopped: all its changes are below
     helpers.wait_until(
-        lambda: _status_at_server_position(worker.status(), admin_sql), 120, "catching up"
+        lambda: _reached((worker.status() or {}).get("position"), target), 120, "catching up"
     )
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.output()
@@ -154,9 +153,7 @@ def test_sigterm_flushes_commits_and_exits_zero(
     config = make_config(mode="cdc", performance={"maxBatchDelay": "5s", "batchSize": 100000})
     offsets = config["sink"]["kafka"]["offsetsTopic"]
     worker = spawn_worker(config)
-    helpers.wait_until(lambda: "status on port" in worker.output() or worker.process.poll(), 30)
-    helpers.wait_until(lambda: _last_checkpoint(helpers, kafka_bootstrap, offsets) or True, 5)
-    time.sleep(3)  # streaming
+    helpers.wait_until(lambda: (worker.status() or {}).get("state") == "Streaming", 60, "streaming")
     admin_sql(f"INSERT INTO {table} VALUES (1), (2), (3)")
     time.sleep(1)  # read, but held in a batch for up to 5 s
     worker.process.send_signal(signal.SIGTERM)
@@ -168,7 +165,12 @@ def test_sigterm_flushes_commits_and_exits_zero(
         2,
         3,
     ]
-    assert _checkpoint_at_server_position(helpers, kafka_bootstrap, offsets, admin_sql)
+    # The checkpoint covers the rows: it is at or after the position of the last one.
+    records = helpers.read_topic(kafka_bootstrap, topic)
+    file, pos = records[-1][1]["position"].rsplit(":", 1)
+    assert _reached(
+        _last_checkpoint(helpers, kafka_bootstrap, offsets)["position"], (file, int(pos))
+    )  # type: ignore[index]
 
 
 def test_wrong_password_exits_with_authentication_failed_and_no_password(

@@ -69,3 +69,21 @@ def test_lost_mysql_connection_is_retried_counted_and_loses_nothing(
     assert worker.tracker.state == "Streaming"
     records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.t")
     assert Counter(v["data"]["id"] for _, v in records) == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+def test_unreachable_source_is_retried_with_backoff_then_fails_with_the_reason(
+    make_config: Callable[..., dict[str, Any]], run_worker: Callable[..., Any]
+) -> None:
+    import time
+
+    config = make_config(restartPolicy={"maxRetries": 2, "backoff": "300ms", "multiplier": 2})
+    config["source"]["port"] = 1  # nothing listens there
+    started = time.monotonic()
+    worker = run_worker(config)
+    assert worker.join(60) == 1
+    elapsed = time.monotonic() - started
+    assert worker.worker.failure.reason == "ConnectionLost"
+    assert worker.tracker.restarts == 2
+    assert worker.tracker.errors_by_reason == {"ConnectionLost": 3}
+    assert elapsed >= 0.3 + 0.6  # backoff, then backoff x multiplier
+    assert worker.tracker.state == "Failed"

@@ -227,15 +227,22 @@ class Worker:
         # Status shows where streaming starts, before anything new is delivered.
         self.tracker.record_delivered({}, dict(state.position or {}), None)
         items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
-        reader = binlog.BinlogReader(self.config, dict(state.position or {}), items, self._poison)
+        budget = binlog.RowBudget(self.config.performance.queue_size)
+        reader = binlog.BinlogReader(
+            self.config, dict(state.position or {}), items, self._poison, budget
+        )
         reader.start()
         try:
-            self._deliver_loop(sink, state, items)
+            self._deliver_loop(sink, state, items, budget)
         finally:
             reader.stop()
 
     def _deliver_loop(
-        self, sink: KafkaSink, state: Checkpoint, items: queue.Queue[binlog.Item]
+        self,
+        sink: KafkaSink,
+        state: Checkpoint,
+        items: queue.Queue[binlog.Item],
+        budget: binlog.RowBudget,
     ) -> None:
         perf = self.config.performance
         delay = perf.max_batch_delay.total_seconds()
@@ -251,6 +258,7 @@ class Worker:
             if isinstance(item, binlog.Failure):
                 raise item.error
             if isinstance(item, binlog.Transaction):
+                budget.release(len(item.changes))
                 if not batch:
                     deadline = time.monotonic() + delay
                 batch.append(item)

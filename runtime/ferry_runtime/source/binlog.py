@@ -35,7 +35,7 @@ from ferry_runtime.events import Change, Op
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import SchemaCache
 
-__all__ = ["BinlogReader", "Failure", "Heartbeat", "Transaction"]
+__all__ = ["BinlogReader", "Failure", "Heartbeat", "RowBudget", "Transaction"]
 
 HEARTBEAT_SECONDS = 1.0
 # On a lost connection the library silently reconnects from the last *event* it read, which
@@ -70,6 +70,33 @@ class Failure:
 
 
 Item = Transaction | Heartbeat | Failure
+
+
+class RowBudget:
+    """Bounds the rows waiting between reader and sink (the queue bounds items, and one
+    source transaction can hold thousands of rows). A transaction larger than the whole
+    budget still passes, alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, rows: int, stop: threading.Event) -> bool:
+        with self._cond:
+            while self.used and self.used + rows > self.limit:
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.2)
+            self.used += rows
+            return True
+
+    def release(self, rows: int) -> None:
+        with self._cond:
+            self.used -= rows
+            self._cond.notify_all()
+
+
 # Called with a PoisonRow; raises it (fail) or returns a dead-letter message or None (skip).
 PoisonHandler = Callable[[errors.PoisonRow], str | None]
 
@@ -89,10 +116,12 @@ class BinlogReader:
         start: dict[str, Any],
         out: queue.Queue[Item],
         on_poison: PoisonHandler,
+        budget: RowBudget | None = None,
     ) -> None:
         self.config = config
         self.start_position = start
         self.out = out
+        self.budget = budget or RowBudget(config.performance.queue_size)
         self.on_poison = on_poison
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -195,7 +224,8 @@ class BinlogReader:
             change.xid = xid
         if changes:
             changes[-1].commit = True
-        self._put(Transaction(changes, position, ts, read_at, dead))
+        if self.budget.acquire(len(changes), self._stop):  # the sink releases on take
+            self._put(Transaction(changes, position, ts, read_at, dead))
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""

@@ -55,7 +55,16 @@ def test_create_renders_owned_objects_and_delete_collects_them(
     assert status["phase"] == "Starting"
     assert status["observedGeneration"] == 1
     assert "kopf" not in status  # kopf's progress and diff-base live in annotations
-    assert "ferry.dev/last-handled-configuration" in body["metadata"]["annotations"]
+    # kopf stores its diff-base once the handler has succeeded, which can be a moment after
+    # the resync timer recorded the revision.
+    wait_until(
+        lambda: (
+            "ferry.dev/last-handled-configuration"
+            in (ferry.get("synctasks", "orders")["metadata"].get("annotations") or {})
+        ),
+        30,
+        "kopf's diff-base annotation",
+    )
     assert "ferry.dev/finalizer" in body["metadata"]["finalizers"]
     assert {c["type"] for c in status["conditions"]} == {
         "Ready",

@@ -9,21 +9,14 @@ from typing import Any
 
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.recorder import ConditionValue
+from ferry_runtime import reporter
 from ferry_runtime.config import parse_duration
 
 __all__ = ["WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
 
 HEARTBEAT_INTERVALS = 3
-WORKER_FIELDS = (
-    "workerState",
-    "position",
-    "lag",
-    "throughput",
-    "progress",
-    "counters",
-    "lastErrors",
-    "heartbeatTime",
-)
+# The status fields the worker owns: one list, in the runtime (the contract's side).
+WORKER_FIELDS = reporter.WORKER_FIELDS
 REPORT_INTERVAL = timedelta(seconds=10)
 _OK = ("False", "AsExpected", "")
 

@@ -288,7 +288,9 @@ class Worker:
         state = dataclasses.replace(state, position=batch[-1].position).stamped()
         sink.deliver(records, state)
         self._progressed = True
-        newest = max((t.ts for t in batch if t.changes), default=None)
+        # Lag is how far behind the binlog we are: transactions of tables we skip count too
+        # (a busy server never sends the idle heartbeat that sets caught-up).
+        newest = max((t.ts for t in batch), default=None)
         self.tracker.record_delivered(counts, dict(batch[-1].position), newest)
         started = min(t.read_at for t in batch)
         self.tracker.observe_batch_latency(max(0.0, time.monotonic() - started))

@@ -39,6 +39,11 @@ class _Stopped(Exception):
     """stop() was called; unwind and exit cleanly."""
 
 
+# The heartbeat /healthz watches: the snapshot and delivery loops beat under this one name,
+# so a finished phase never looks stuck.
+PIPELINE = "pipeline"
+
+
 class Worker:
     """Runs one task until stopped, completed (mode: snapshot) or failed."""
 
@@ -78,12 +83,22 @@ class Worker:
                 delay = self.config.restart_policy.delay(attempt).total_seconds()
                 log.warning("%s; retry %d in %.1fs", error, attempt, delay)
                 self.tracker.record_restart()
-                if self._stop.wait(delay):
+                if self._backoff(delay):
                     self.tracker.set_state("Stopped")
                     return EXIT_OK
             except errors.WorkerError as error:
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
+
+    def _backoff(self, delay: float) -> bool:
+        """Wait before a retry, beating the heartbeat (waiting is not being stuck);
+        True when stop() came first."""
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            self.tracker.heartbeat(PIPELINE)
+            if self._stop.wait(min(left, 5.0)):
+                return True
+        return self._stop.is_set()
 
     def _guarded_run_once(self) -> bool:
         """_run_once, with anything unforeseen treated as transient (logged in full)."""
@@ -200,6 +215,7 @@ class Worker:
         for chunk in snap.chunks(table, done.after, done.rows, size):
             if self._stop.is_set():
                 raise _Stopped
+            self.tracker.heartbeat(PIPELINE)
             started = time.monotonic()
             changes = [
                 Change(table.database, table.table, "read", row, None, table.primary_key,
@@ -250,6 +266,7 @@ class Worker:
         size = 0
         deadline = 0.0
         while True:
+            self.tracker.heartbeat(PIPELINE)  # wakes at least twice a second
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
             try:
                 item = items.get(timeout=timeout)

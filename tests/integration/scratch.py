@@ -1,0 +1,134 @@
+"""Throwaway servers for tests that must break or reconfigure a server: a private mariadbd
+(a few seconds to start) that can be stopped and started again on the same data and port,
+so the shared test services are never disturbed under other tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pymysql
+
+__all__ = ["CDC_OPTIONS", "ScratchMariaDB", "free_port", "wait_until"]
+
+# What a CDC source needs (as tests/infra/up starts the shared server).
+CDC_OPTIONS = (
+    "--log-bin=binlog",
+    "--binlog-format=ROW",
+    "--binlog-row-image=FULL",
+    "--binlog-row-metadata=FULL",
+)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ScratchMariaDB:
+    """A private mariadbd with the given server options and a `ferry` user holding the sync
+    grants (password given). ``stop_server()``/``start_server()`` restart it in place."""
+
+    def __init__(self, options: list[str], password: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ferry-scratch-mariadb-"))
+        self.port = free_port()
+        self.password = password
+        self.options = options
+        who = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True)
+        self.os_user = who.stdout.strip()
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--user={self.os_user}",
+                f"--datadir={self.dir / 'data'}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start_server()
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute("CREATE USER 'ferry'@'%%' IDENTIFIED BY %s", (password,))
+            cur.execute(
+                "GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'ferry'@'%'"
+            )
+
+    def start_server(self) -> None:
+        mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        self.process = subprocess.Popen(
+            [
+                mariadbd,
+                "--no-defaults",
+                f"--user={self.os_user}",
+                f"--datadir={self.dir / 'data'}",
+                f"--socket={self.dir / 'mysqld.sock'}",
+                "--bind-address=127.0.0.1",
+                f"--port={self.port}",
+                "--server-id=9",
+                "--innodb-buffer-pool-size=16M",
+                *self.options,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "error.log").open("ab"),
+        )
+        wait_until(self._accepts_root, 60, "the scratch MariaDB to start")
+
+    def stop_server(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def root(self) -> Any:
+        return pymysql.connect(
+            unix_socket=str(self.dir / "mysqld.sock"), user="root", autocommit=True
+        )
+
+    def _accepts_root(self) -> bool:
+        try:
+            self.root().close()
+        except pymysql.MySQLError:
+            return False
+        return True
+
+    @property
+    def env(self) -> Any:
+        """What the tests' connector and config helpers read, pointing at this server."""
+        return SimpleNamespace(
+            mysql={
+                "host": "127.0.0.1",
+                "port": self.port,
+                "user": "ferry",
+                "password": self.password,
+            }
+        )
+
+    def remove(self) -> None:
+        self.stop_server()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pymysql
 
-__all__ = ["CDC_OPTIONS", "ScratchMariaDB", "free_port", "wait_until"]
+__all__ = ["CDC_OPTIONS", "ScratchKafka", "ScratchMariaDB", "free_port", "wait_until"]
 
 # What a CDC source needs (as tests/infra/up starts the shared server).
 CDC_OPTIONS = (
@@ -128,6 +128,90 @@ class ScratchMariaDB:
                 "password": self.password,
             }
         )
+
+    def remove(self) -> None:
+        self.stop_server()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _kafka_libs() -> Path:
+    """The jars tests/infra/up fetched (their cache directory is keyed by version)."""
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "tests/infra/versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return Path.home() / f".cache/ferry-testenv/kafka-{versions['KAFKA_VERSION'].strip()}/libs"
+
+
+class ScratchKafka:
+    """A private single-node KRaft broker on its own ports; ``stop_server()`` and
+    ``start_server()`` restart it on the same data."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ferry-scratch-kafka-"))
+        self.port, controller = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.classpath = f"{_kafka_libs()}/*"
+        self.properties = self.dir / "server.properties"
+        self.properties.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+                    f"advertised.listeners=PLAINTEXT://{self.bootstrap}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.dir / 'data'}",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=1",
+                    "group.initial.rebalance.delay.ms=0",
+                ]
+            )
+            + "\n"
+        )
+        java = ["java", "-Xmx384m", "-cp", self.classpath]
+        cluster = subprocess.run(
+            [*java, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True
+        ).stdout.strip()
+        subprocess.run(
+            [*java, "kafka.tools.StorageTool", "format", "--cluster-id", cluster,
+             "--config", str(self.properties)],
+            capture_output=True,
+            check=True,
+        )  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start_server()
+
+    def start_server(self) -> None:
+        self.process = subprocess.Popen(
+            ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+             "-cp", self.classpath, "kafka.Kafka", str(self.properties)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "server.log").open("ab"),
+        )  # fmt: skip
+        wait_until(self._listening, 90, "the scratch Kafka broker to listen")
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop_server(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def remove(self) -> None:
         self.stop_server()

@@ -19,6 +19,9 @@ from confluent_kafka import Producer
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 
+BULK_ROWS = 200  # rows one bulk UPDATE changes at most
+
+
 class Writer(threading.Thread):
     """Inserts, updates and deletes with a unique ``seq`` per change; logs each change."""
 
@@ -32,11 +35,23 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         seq = 1_000_000
+        bulk_base = 10_000_000
         while not self.done.is_set():
             seq += 1
             choice = self.random.random()
             key = self.random.choice(list(self.live)) if self.live else None
-            if choice < 0.4 or key is None:
+            if choice < 0.1 and key is not None:
+                # One statement, up to BULK_ROWS row changes, each with its own seq (base + id).
+                bulk_base += 1_000_000  # seq is a BIGINT: no overflow however long it runs
+                keys = [k for k in range(key, key + BULK_ROWS) if k in self.live]
+                self.sql(
+                    f"UPDATE {self.table} SET seq = %s + id WHERE id BETWEEN %s AND %s",
+                    (bulk_base, key, key + BULK_ROWS - 1),
+                )
+                for k in keys:
+                    self.log.append(("update", k, bulk_base + k))
+                    self.live[k] = bulk_base + k
+            elif choice < 0.4 or key is None:
                 self.sql(f"INSERT INTO {self.table} VALUES (%s, %s)", (self.next_id, seq))
                 self.log.append(("insert", self.next_id, seq))
                 self.live[self.next_id] = seq
@@ -76,9 +91,9 @@ def test_sigkill_at_random_moments_loses_nothing(
     topic_prefix: str,
     helpers: Any,
 ) -> None:
-    rows, kills = 60_000, 12
+    rows, kills = 150_000, 20
     table = f"`{database}`.k"
-    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq int)")
+    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq bigint)")
     admin_sql(f"INSERT INTO {table} SELECT seq, 0 FROM `{database}`.seq_1_to_{rows}")
     config = make_config(
         delivery=delivery, performance={"snapshotChunkSize": 1000, "batchSize": 200}
@@ -107,8 +122,9 @@ def test_sigkill_at_random_moments_loses_nothing(
         worker = spawn_worker(config)
     writer.done.set()
     writer.join()
-    print(f"kills by worker state: {dict(phases)}; changes: {len(writer.log)}")
+    print(f"kills by worker state: {dict(phases)}; changes: {rows} + {len(writer.log)}")
     assert phases["Snapshotting"] >= 1 and phases["Streaming"] >= 1, phases
+    assert rows + len(writer.log) >= 200_000, "fewer than 200k changes: write more"
     target = _server_position(admin_sql)  # the writer has stopped: all its changes are below
     helpers.wait_until(
         lambda: _reached((worker.status() or {}).get("position"), target), 120, "catching up"

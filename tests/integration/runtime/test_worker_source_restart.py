@@ -72,3 +72,53 @@ def test_source_restart_mid_stream_loses_and_repeats_nothing(
     final = helpers.replay(records)
     assert len(final) == 600
     assert sum(1 for row in final.values() if row["note"] == "updated") == 400
+
+
+def test_binlog_purged_below_the_checkpoint_exits_with_position_unavailable(
+    source: ScratchMariaDB,
+    make_config: Callable[..., dict[str, Any]],
+    spawn_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    with source.root() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        cur.execute("INSERT INTO shop.t VALUES (1), (2), (3)")
+    config = make_config(include=["shop.*"])
+    config["source"] = {**config["source"], "host": "127.0.0.1", "port": source.port}
+    worker = spawn_worker(config)
+    helpers.wait_until(
+        lambda: ((worker.status() or {}).get("counters") or {}).get("events", 0) >= 3,
+        60,
+        "the snapshot",
+    )
+    worker.process.terminate()
+    assert worker.wait(30) == 0, worker.output()  # checkpoint committed in binlog.000001
+
+    # While the worker is away, the server rotates and purges the file it stopped in.
+    with source.root() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO shop.t VALUES (4)")
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("FLUSH BINARY LOGS")
+        cur.execute("SHOW MASTER STATUS")
+        newest = cur.fetchone()[0]
+        # The server keeps a file a dump thread still reads, and the stopped worker's dump
+        # thread lingers until the server next writes to its closed socket: end it first.
+        cur.execute("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'")
+        for (thread,) in cur.fetchall():
+            cur.execute(f"KILL CONNECTION {thread}")
+
+        def purged() -> bool:
+            # Right after a rotation the server still needs the old file until InnoDB's
+            # binlog checkpoint moves on (a moment later): PURGE then silently keeps it.
+            cur.execute(f"PURGE BINARY LOGS TO '{newest}'")
+            cur.execute("SHOW BINARY LOGS")
+            return [row[0] for row in cur.fetchall()] == [newest]
+
+        helpers.wait_until(purged, 30, "the purge of the older binlogs")
+
+    restarted = spawn_worker(config)
+    assert restarted.wait(60) == 1, restarted.output()
+    assert "failed: PositionUnavailable:" in restarted.output()
+    assert "resetPosition" in restarted.output()  # says what to do
+    assert source.password not in restarted.output()

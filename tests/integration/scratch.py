@@ -8,13 +8,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pymysql
+from tests.support import wait_until
 
 __all__ = ["CDC_OPTIONS", "ScratchKafka", "ScratchMariaDB", "free_port", "wait_until"]
 
@@ -25,16 +24,6 @@ CDC_OPTIONS = (
     "--binlog-row-image=FULL",
     "--binlog-row-metadata=FULL",
 )
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def free_port() -> int:

@@ -22,22 +22,13 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from tests.support import wait_until
 
 from ferry_runtime import config as config_module
 from ferry_runtime.status import StatusTracker
 from ferry_runtime.worker import Worker
 
 PASSWORD_ENV = "FERRY_TEST_SOURCE_PASSWORD"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 def _key(raw: bytes | None) -> Any:

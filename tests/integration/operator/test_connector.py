@@ -92,7 +92,7 @@ def test_unreachable_kafka_is_named(ferry: Ferry, ferry_operator: OperatorProces
     ready = _ready(ferry, "kafka")
     assert (ready["status"], ready["reason"]) == ("False", "Unreachable")
     assert ready["message"] == "Kafka at 127.0.0.1:1 is unreachable"
-    assert ferry.events("Unreachable")
+    wait_until(lambda: ferry.events("Unreachable"), 15, "an Unreachable event")
 
 
 def test_missing_secret_is_named(

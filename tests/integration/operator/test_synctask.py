@@ -107,7 +107,7 @@ def test_create_renders_owned_objects_and_delete_collects_them(
     binding = ferry.rbac.read_namespaced_role_binding("orders-worker", ferry.ns)
     assert binding.subjects[0].name == "orders-worker"
     assert ferry.core.read_namespaced_service_account("orders-worker", ferry.ns)
-    assert ferry.events("RevisionCreated")
+    wait_until(lambda: ferry.events("RevisionCreated"), 15, "a RevisionCreated event")
 
     ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks", "orders")
     wait_until(lambda: not ferry.revisions("orders"), 60, "revisions collected")
@@ -184,7 +184,8 @@ def test_paused_then_resume_at_without_writing_spec(
         lambda: ferry.get("synctasks", "orders")["status"]["phase"] == "Starting", 30, "Starting"
     )
     assert "scheduledResume" not in ferry.get("synctasks", "orders")["status"]
-    assert ferry.events("Resumed")
+    # The event is posted after the status write, asynchronously.
+    wait_until(lambda: ferry.events("Resumed"), 15, "a Resumed event")
 
 
 def test_reset_and_restart_happen_once_per_nonce_even_across_operator_restart(

@@ -50,6 +50,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
+    # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
+    # standby replicas paused: the failover time.
+    settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))
 
 
 # ---------------------------------------------------------------- SyncTask

@@ -56,8 +56,11 @@ def custom(kube_api: Any, ferry_crds: None) -> client.CustomObjectsApi:
 class OperatorProcess:
     """``python -m ferry_operator.main --namespace NS`` as a child process (restartable)."""
 
-    def __init__(self, testenv: Any, namespace: str, log_path: Path) -> None:
+    def __init__(
+        self, testenv: Any, namespace: str, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.testenv, self.namespace, self.log_path = testenv, namespace, log_path
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -67,6 +70,7 @@ class OperatorProcess:
             "FERRY_RESYNC_SECONDS": "1",
             "FERRY_WAIT_SECONDS": "1",
             "FERRY_PROBE_SECONDS": "30",
+            **self.extra_env,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

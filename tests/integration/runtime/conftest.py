@@ -250,3 +250,63 @@ class Helpers:
 @pytest.fixture
 def helpers() -> type[Helpers]:
     return Helpers
+
+
+class Pipeline:
+    """One test's pipeline on the shared servers: its database (``db`` is it quoted), SQL as
+    admin, worker configs and in-process runs, and its topics."""
+
+    wait_until = staticmethod(wait_until)
+    replay = staticmethod(replay)
+
+    def __init__(
+        self,
+        database: str,
+        sql: Callable[..., Any],
+        make_config: Callable[..., dict[str, Any]],
+        run_worker: Callable[[dict[str, Any]], WorkerThread],
+        bootstrap: str,
+        topic_prefix: str,
+    ) -> None:
+        self.database, self.db, self.sql = database, f"`{database}`", sql
+        self.config, self.start = make_config, run_worker
+        self.bootstrap, self.topic_prefix = bootstrap, topic_prefix
+
+    def run(self, **overrides: Any) -> WorkerThread:
+        """A worker on this test's config with ``overrides`` (see make_config)."""
+        return self.start(self.config(**overrides))
+
+    def records(self, table: str, committed: bool = True) -> list[tuple[Any, Any]]:
+        """Every record of ``table``'s topic, as (key, value) JSON."""
+        return read_topic(self.bootstrap, f"{self.topic_prefix}.{self.database}.{table}", committed)
+
+    def server_position(self) -> tuple[str, int]:
+        file, pos = self.sql("SHOW MASTER STATUS")[0][:2]
+        return str(file), int(pos)
+
+    def wait_caught_up(self, worker: WorkerThread, timeout: float = 60, what: str = "") -> None:
+        """Until the worker delivered up to the server's position *as of now* (the shared
+        server keeps moving with other tests' writes, so "equal to the current one" may never
+        hold, and the server's idle heartbeat may never come)."""
+        target = self.server_position()
+
+        def reached() -> bool:
+            position = worker.tracker.position
+            return bool(position) and (position["file"], position["pos"]) >= target
+
+        wait_until(reached, timeout, what or "the worker to catch up")
+
+    def wait_streaming(self, worker: WorkerThread, timeout: float = 60) -> None:
+        wait_until(lambda: worker.tracker.state == "Streaming", timeout, "streaming")
+
+
+@pytest.fixture
+def pipeline(
+    database: str,
+    admin_sql: Callable[..., Any],
+    make_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[[dict[str, Any]], WorkerThread],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+) -> Pipeline:
+    return Pipeline(database, admin_sql, make_config, run_worker, kafka_bootstrap, topic_prefix)

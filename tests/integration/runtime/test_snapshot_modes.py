@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import pytest
+from tests.integration.runtime.conftest import Pipeline
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 
 def test_snapshot_mode_copies_tables_with_and_without_a_key_and_completes(
-    database: str,
-    admin_sql: Callable[..., Any],
-    make_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    helpers: Any,
+    pipeline: Pipeline,
 ) -> None:
-    db = f"`{database}`"
-    admin_sql(f"CREATE TABLE {db}.keyed (a int, b varchar(10), PRIMARY KEY (b, a))")
-    admin_sql(f"CREATE TABLE {db}.loose (line varchar(20))")
-    admin_sql(f"INSERT INTO {db}.keyed SELECT seq % 7, CONCAT('k', seq % 13) FROM {db}.seq_1_to_91")
-    admin_sql(f"INSERT INTO {db}.loose SELECT CONCAT('line ', seq) FROM {db}.seq_1_to_2500")
-    admin_sql(f"INSERT INTO {db}.loose VALUES ('line 1')")  # a duplicate row, no key
-    worker = run_worker(make_config(mode="snapshot", performance={"snapshotChunkSize": 10}))
+    sql, db, database = pipeline.sql, pipeline.db, pipeline.database
+    sql(f"CREATE TABLE {db}.keyed (a int, b varchar(10), PRIMARY KEY (b, a))")
+    sql(f"CREATE TABLE {db}.loose (line varchar(20))")
+    sql(f"INSERT INTO {db}.keyed SELECT seq % 7, CONCAT('k', seq % 13) FROM {db}.seq_1_to_91")
+    sql(f"INSERT INTO {db}.loose SELECT CONCAT('line ', seq) FROM {db}.seq_1_to_2500")
+    sql(f"INSERT INTO {db}.loose VALUES ('line 1')")  # a duplicate row, no key
+    worker = pipeline.run(mode="snapshot", performance={"snapshotChunkSize": 10})
     assert worker.join(120) == 0
     assert worker.tracker.state == "Completed"
     progress = worker.tracker.progress()
@@ -35,11 +28,11 @@ def test_snapshot_mode_copies_tables_with_and_without_a_key_and_completes(
         f"{database}.keyed": 91,
         f"{database}.loose": 2501,
     }
-    keyed = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.keyed")
+    keyed = pipeline.records("keyed")
     assert sorted((v["data"]["b"], v["data"]["a"]) for _, v in keyed) == sorted(
         (f"k{n % 13}", n % 7) for n in range(1, 92)
     )
     assert keyed[0][0] == {"database": database, "table": "keyed", "pk.b": "k0", "pk.a": 0}
-    loose = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.loose")
+    loose = pipeline.records("loose")
     expected = Counter(f"line {n}" for n in range(1, 2501)) + Counter(["line 1"])
     assert Counter(v["data"]["line"] for _, v in loose) == expected

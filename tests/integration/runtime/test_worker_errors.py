@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.runtime.conftest import Pipeline
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -35,39 +36,33 @@ def _local_ports_to(port: int) -> set[int]:
 
 
 def test_lost_mysql_connection_is_retried_counted_and_loses_nothing(
-    database: str,
-    admin_sql: Callable[..., Any],
-    make_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    kafka_bootstrap: str,
-    topic_prefix: str,
+    pipeline: Pipeline,
     testenv: Any,
-    helpers: Any,
 ) -> None:
-    table = f"`{database}`.t"
-    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
-    worker = run_worker(make_config(mode="cdc"))
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
-    admin_sql(f"INSERT INTO {table} VALUES (1), (2)")
-    helpers.wait_until(lambda: worker.tracker.events >= 2, 30, "the first events")
+    sql, table = pipeline.sql, f"{pipeline.db}.t"
+    sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    worker = pipeline.run(mode="cdc")
+    pipeline.wait_streaming(worker)
+    sql(f"INSERT INTO {table} VALUES (1), (2)")
+    pipeline.wait_until(lambda: worker.tracker.events >= 2, 30, "the first events")
 
     ours = _local_ports_to(testenv.mysql["port"])
     dumps = [
         row[0]
-        for row in admin_sql("SHOW PROCESSLIST")
+        for row in sql("SHOW PROCESSLIST")
         if row[4] == "Binlog Dump" and int(str(row[2]).rsplit(":", 1)[-1]) in ours
     ]
     assert len(dumps) == 1, dumps
-    admin_sql(f"INSERT INTO {table} VALUES (3)")
-    admin_sql(f"KILL CONNECTION {dumps[0]}")
-    admin_sql(f"INSERT INTO {table} VALUES (4)")
+    sql(f"INSERT INTO {table} VALUES (3)")
+    sql(f"KILL CONNECTION {dumps[0]}")
+    sql(f"INSERT INTO {table} VALUES (4)")
 
-    helpers.wait_until(lambda: worker.tracker.events >= 4, 60, "events after the retry")
+    pipeline.wait_until(lambda: worker.tracker.events >= 4, 60, "events after the retry")
     assert worker.tracker.restarts >= 1
     assert worker.tracker.errors_by_reason.get("ConnectionLost", 0) >= 1
     assert any(e["reason"] == "ConnectionLost" for e in worker.tracker.view()["lastErrors"])
     assert worker.tracker.state == "Streaming"
-    records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.t")
+    records = pipeline.records("t")
     assert Counter(v["data"]["id"] for _, v in records) == {1: 1, 2: 1, 3: 1, 4: 1}
 
 

@@ -103,12 +103,9 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindClust
     kubeconfig = tmp_path_factory.mktemp("kind") / "kubeconfig"
     sh(kind, "create", "cluster", "--name", name, "--kubeconfig", str(kubeconfig), "--wait", "120s")
     try:
-        for image, dockerfile in (
-            ("ferry-operator", "operator/Dockerfile"),
-            ("ferry-worker", "runtime/Dockerfile"),
-        ):
-            tag = f"ferry.local/{image}:e2e"
-            sh("docker", "build", "-f", str(REPO / dockerfile), "-t", tag, str(REPO), timeout=1800)
+        for target in ("operator", "worker"):
+            tag = f"ferry.local/ferry-{target}:e2e"
+            sh("docker", "build", "--target", target, "-t", tag, str(REPO), timeout=1800)
             sh(kind, "load", "docker-image", tag, "--name", name)
         yield KindCluster(name, kubeconfig, shutil.which("kubectl") or "kubectl", helm_binary())
     finally:

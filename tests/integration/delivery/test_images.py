@@ -1,6 +1,6 @@
-"""The Dockerfiles, short of a Docker engine (none on these machines; docs/images.md): the
-files they COPY build the package with the commands the images run, and each image is slim,
-pinned and non-root as the chart and the rendered worker Deployment expect."""
+"""The Dockerfile, short of a Docker engine (none on these machines; docs/images.md): the
+files it COPYs build the package with the commands the images run, and each image (a build
+target) is slim, pinned and non-root as the chart and the rendered worker Deployment expect."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-DOCKERFILES = {
-    "operator": REPO / "operator" / "Dockerfile",
-    "worker": REPO / "runtime" / "Dockerfile",
-}
+DOCKERFILE = REPO / "Dockerfile"
+IMAGES = {"operator": "ferry", "worker": "ferry-worker"}  # build target -> its command
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -30,23 +28,37 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("image", sorted(DOCKERFILES))
-def test_dockerfile_is_pinned_slim_and_non_root(image: str) -> None:
-    steps = instructions(DOCKERFILES[image])
+def stages(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's instructions, with those of the stages it is built FROM first."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for kind, value in instructions(path):
+        if kind == "FROM":
+            base, _, name = value.partition(" AS ")
+            current = list(found.get(base.strip(), [])) + [(kind, value)]
+            found[name.strip()] = current
+        else:
+            current.append((kind, value))
+    return found
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_each_image_is_pinned_slim_and_non_root(image: str) -> None:
+    steps = instructions(DOCKERFILE)
     (base,) = [v for k, v in steps if k == "ARG" and v.startswith("PYTHON_IMAGE=")]
     assert re.fullmatch(r"PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base)
-    assert [k for k, _ in steps].count("FROM") == 2  # build stage + runtime stage
-    users = [v for k, v in steps if k == "USER"]
-    assert users == ["65532:65532"]
-    assert "ENTRYPOINT" not in [k for k, _ in steps]  # Deployments pass the whole command
+    target = stages(DOCKERFILE)[image]
+    assert target[0] == ("FROM", "${PYTHON_IMAGE} AS base")  # not the build stage's tools
+    assert ("COPY", "--from=build /opt/ferry /opt/ferry") in target
+    assert [v for k, v in target if k == "USER"] == ["65532:65532"]
+    assert "ENTRYPOINT" not in [k for k, _ in target]  # Deployments pass the whole command
+    (cmd,) = [v for k, v in target if k == "CMD"]
+    assert json.loads(cmd)[0] == IMAGES[image]
 
 
-@pytest.mark.parametrize("image", sorted(DOCKERFILES))
-def test_the_copied_sources_build_the_package_with_the_images_commands(
-    image: str, tmp_path: Path
-) -> None:
+def test_the_copied_sources_build_the_package_with_the_images_commands(tmp_path: Path) -> None:
     context = tmp_path / "context"
-    for kind, value in instructions(DOCKERFILES[image]):
+    for kind, value in stages(DOCKERFILE)["build"]:
         if kind == "COPY" and not value.startswith("--from"):
             *sources, dest = value.split()
             for source in sources:
@@ -85,6 +97,5 @@ def test_the_copied_sources_build_the_package_with_the_images_commands(
     with zipfile.ZipFile(wheel) as archive:
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         scripts = re.findall(r"^(\S+) = ", archive.read(entry_points).decode(), re.MULTILINE)
-    (cmd,) = [v for k, v in instructions(DOCKERFILES[image]) if k == "CMD"]
-    assert json.loads(cmd)[0] in scripts
     assert {"ferry", "ferry-worker", "kubectl-ferry"} <= set(scripts)
+    assert set(IMAGES.values()) <= set(scripts)

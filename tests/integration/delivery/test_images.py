@@ -35,7 +35,7 @@ def stages(path: Path) -> dict[str, list[tuple[str, str]]]:
     for kind, value in instructions(path):
         if kind == "FROM":
             base, _, name = value.partition(" AS ")
-            current = list(found.get(base.strip(), [])) + [(kind, value)]
+            current = [*found.get(base.strip(), []), (kind, value)]
             found[name.strip()] = current
         else:
             current.append((kind, value))

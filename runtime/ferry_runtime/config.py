@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from ferry_runtime.source.positions import check_gtid_text
 
 __all__ = [
     "BinlogFilePosition",
@@ -121,11 +124,18 @@ class BinlogFilePosition(Model):
 
 
 class GtidPosition(Model):
-    gtid: str = Field(min_length=1, description="A GTID set (MySQL) or GTID position (MariaDB).")
+    gtid: Annotated[str, AfterValidator(check_gtid_text)] = Field(
+        min_length=1,
+        description="MariaDB GTID position (domain-server-seq[,…]): the last transaction "
+        "already applied; reading starts after it. (A MySQL GTID set is refused when resolved.)",
+    )
 
 
 class TimestampPosition(Model):
-    timestamp: datetime = Field(description="The first event at or after this time (RFC 3339).")
+    timestamp: AwareDatetime = Field(
+        description="RFC 3339 with a zone (Z or an offset): the first transaction stamped at "
+        "or after this time's second."
+    )
 
 
 def _position_kind(value: Any) -> str | None:

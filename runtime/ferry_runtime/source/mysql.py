@@ -7,13 +7,19 @@ nowhere else: errors are classified by :func:`ferry_runtime.errors.from_mysql`, 
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from typing import Any
 
 import pymysql
 
 from ferry_runtime import errors
-from ferry_runtime.config import BinlogFilePosition, Position, SourceConfig
+from ferry_runtime.config import (
+    BinlogFilePosition,
+    GtidPosition,
+    Position,
+    SourceConfig,
+    TimestampPosition,
+)
+from ferry_runtime.source import positions
 
 __all__ = [
     "binary_logs",
@@ -105,7 +111,8 @@ def check_position(conn: Any, position: dict[str, Any]) -> None:
 
 
 def resolve(conn: Any, position: Position) -> dict[str, Any]:
-    """A config Position → a concrete {file, pos}."""
+    """A config Position → a concrete {file, pos} (see :mod:`.positions` for gtid and
+    timestamp)."""
     if position == "latest":
         return server_position(conn)
     if position == "earliest":
@@ -115,10 +122,8 @@ def resolve(conn: Any, position: Position) -> dict[str, Any]:
         resolved = {"file": position.file, "pos": position.pos}
         check_position(conn, resolved)
         return resolved
-    kind = "gtid" if hasattr(position, "gtid") else "timestamp"
-    when = getattr(position, "timestamp", None)
-    raise errors.FatalError(
-        "NotSupported",
-        f"a {kind} start position{'' if not isinstance(when, datetime) else f' ({when})'} is "
-        "not supported yet; use {file, pos}, earliest or latest.",
-    )
+    if isinstance(position, GtidPosition):
+        return positions.after_gtids(conn, position.gtid)
+    if isinstance(position, TimestampPosition):
+        return positions.at_time(conn, position.timestamp)
+    raise errors.FatalError("InvalidConfig", f"unknown position {position!r}")

@@ -32,7 +32,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from ferry_runtime import errors, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
-from ferry_runtime.source import mysql
+from ferry_runtime.source import mysql, rows
 from ferry_runtime.source.schema import SchemaCache
 
 __all__ = ["BinlogReader", "Failure", "Heartbeat", "RowBudget", "Transaction"]
@@ -57,6 +57,7 @@ class Transaction:
 class _TablePlan:
     converters: list[tuple[str, types.Converter]]
     primary_key: tuple[str, ...]
+    decoder: rows.TableDecoder | None  # None: this table is decoded by the library
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ class BinlogReader:
         out: queue.Queue[Item],
         on_poison: PoisonHandler,
         budget: RowBudget | None = None,
+        fast_rows: bool = True,
     ) -> None:
         self.config = config
+        self.fast_rows = fast_rows  # our per-table row decoders (False: the library's)
         self.start_position = start
         self.out = out
         self.budget = budget or RowBudget(config.performance.queue_size)
@@ -126,6 +129,7 @@ class BinlogReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._plans: dict[tuple[int, str, str], _TablePlan] = {}
+        self.fallback_events = 0  # rows events our decoder refused (the library decoded them)
         self._selected: dict[tuple[str, str], bool] = {}
 
     def start(self) -> None:
@@ -245,7 +249,12 @@ class BinlogReader:
                 for c in columns
                 if not types.binlog_passthrough(c)
             ]
-            plan = self._plans[key] = _TablePlan(converters, primary_key)
+            decoder = (
+                rows.table_decoder(event.columns, columns, f"{event.schema}.{event.table}")
+                if self.fast_rows
+                else None
+            )
+            plan = self._plans[key] = _TablePlan(converters, primary_key, decoder)
         return plan
 
     def _rows(
@@ -266,12 +275,31 @@ class BinlogReader:
         op = _OPS[type(event)]
         try:
             plan = self._plan(event, schemas)
-            convert, primary_key = plan.converters, plan.primary_key
-            rows = event.rows
         except Exception as error:
             self._poison(f"{database}.{table}", where, error, dead)
             return
-        for row in rows:
+        primary_key = plan.primary_key
+        if plan.decoder is not None:
+            try:
+                images = plan.decoder.decode(event)
+            except Exception:  # bad data: the library path below gives the same poison rows
+                self.fallback_events += 1
+            else:
+                for values, before in images:
+                    changes.append(
+                        Change(
+                            database, table, op, values, before, primary_key, event.timestamp,
+                            where, server_id=self.config.source.server_id,
+                        )
+                    )  # fmt: skip
+                return
+        convert = plan.converters
+        try:
+            library_rows = event.rows
+        except Exception as error:
+            self._poison(f"{database}.{table}", where, error, dead)
+            return
+        for row in library_rows:
             try:
                 if op == "update":
                     data = _convert(convert, row["after_values"])

@@ -23,7 +23,9 @@ from ferry_runtime import checkpoint, errors, formats, rules
 from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
+from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
+from ferry_runtime.sink.mysql import MySQLSink, loop_error
 from ferry_runtime.source import binlog, mysql, schema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
@@ -108,8 +110,10 @@ class Worker:
             raise
         except Exception as error:
             log.exception("unexpected error")
-            secret = os.environ.get(self.config.source.password_env)
-            detail = errors.scrub(f"{type(error).__name__}: {error}", secret)
+            mysql_sink = self.config.sink.mysql
+            secrets = [os.environ.get(self.config.source.password_env)]
+            secrets += [os.environ.get(mysql_sink.password_env)] if mysql_sink else []
+            detail = errors.scrub(f"{type(error).__name__}: {error}", *secrets)
             raise errors.TransientError("InternalError", detail) from error
 
     def _where(self) -> str | None:
@@ -123,14 +127,20 @@ class Worker:
 
     # ------------------------------------------------------------ one run
 
+    def _make_sink(self) -> Sink:
+        """The configured sink (not opened yet); refuses a MySQL sink that loops back."""
+        config = self.config
+        if config.sink.mysql is not None:
+            problem = loop_error(config)
+            if problem is not None:
+                raise errors.FatalError("InvalidConfig", problem)
+            dead_letters = config.error_policy.mode == "deadLetter"
+            return MySQLSink(config.sink.mysql, self.task_id, self._poison, dead_letters)
+        assert config.sink.kafka is not None
+        return KafkaSink(config.sink.kafka, self.task_id, config.delivery == "exactly-once")
+
     def _run_once(self) -> bool:
-        if self.config.sink.kafka is None:
-            raise errors.FatalError(
-                "NotSupported", "sink.mysql is not supported yet; use sink.kafka."
-            )
-        sink = KafkaSink(
-            self.config.sink.kafka, self.task_id, self.config.delivery == "exactly-once"
-        )
+        sink = self._make_sink()
         ctl = mysql.connect(self.config.source)
         try:
             sink.open()
@@ -152,7 +162,7 @@ class Worker:
             ctl.close()
             sink.close()
 
-    def _apply_reset(self, ctl: Any, sink: KafkaSink, state: Checkpoint) -> Checkpoint:
+    def _apply_reset(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
         """Apply resetPosition once per nonce; record the nonce with the new position."""
         reset = self.config.reset_position
         if reset is None or reset.nonce == state.reset_nonce:
@@ -172,7 +182,7 @@ class Worker:
 
     # ------------------------------------------------------------ snapshot
 
-    def _snapshot(self, sink: KafkaSink, state: Checkpoint) -> Checkpoint:
+    def _snapshot(self, sink: Sink, state: Checkpoint) -> Checkpoint:
         self.tracker.set_state("Snapshotting")
         conn = mysql.connect(self.config.source)
         try:
@@ -196,7 +206,7 @@ class Worker:
 
     def _snapshot_table(
         self,
-        sink: KafkaSink,
+        sink: Sink,
         snap: Snapshot,
         table: schema.TableSchema,
         state: Checkpoint,
@@ -222,7 +232,7 @@ class Worker:
                        int(time.time()), where, server_id=self.config.source.server_id)
                 for row in chunk.rows
             ]  # fmt: skip
-            records, counts = self._records(changes)
+            records, counts = self._prepare(sink, changes)
             progress = progress.with_table(
                 table.name, TableState(False, chunk.after, chunk.scanned)
             )
@@ -238,7 +248,7 @@ class Worker:
 
     # ------------------------------------------------------------ streaming
 
-    def _stream(self, sink: KafkaSink, state: Checkpoint) -> None:
+    def _stream(self, sink: Sink, state: Checkpoint) -> None:
         self.tracker.set_state("Streaming")
         # Status shows where streaming starts, before anything new is delivered.
         self.tracker.record_delivered({}, dict(state.position or {}), None)
@@ -255,7 +265,7 @@ class Worker:
 
     def _deliver_loop(
         self,
-        sink: KafkaSink,
+        sink: Sink,
         state: Checkpoint,
         items: queue.Queue[binlog.Item],
         budget: binlog.RowBudget,
@@ -296,12 +306,12 @@ class Worker:
                 raise _Stopped
 
     def _deliver_batch(
-        self, sink: KafkaSink, state: Checkpoint, batch: list[binlog.Transaction]
+        self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction]
     ) -> Checkpoint:
         changes = [change for txn in batch for change in txn.changes]
-        records, counts = self._records(changes)
+        records, counts = self._prepare(sink, changes)
         for txn in batch:
-            records.extend(self._dead_letters(txn))
+            records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
         state = dataclasses.replace(state, position=batch[-1].position).stamped()
         sink.deliver(records, state)
         self._progressed = True
@@ -314,6 +324,22 @@ class Worker:
         return state
 
     # ------------------------------------------------------------ records and errors
+
+    def _prepare(
+        self, sink: Sink, changes: list[Change]
+    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
+        """What the sink takes: Kafka records, or the mapped changes themselves."""
+        return self._records(changes) if sink.wants_records else self._mapped(changes)
+
+    def _mapped(self, changes: list[Change]) -> tuple[list[Any], dict[tuple[str, str], int]]:
+        mapped: list[Any] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        for change in changes:
+            routed = rules.apply(self.config, change)
+            if routed is not None:
+                mapped.append(routed)
+                counts[(change.name, change.op)] += 1
+        return mapped, dict(counts)
 
     def _records(self, changes: list[Change]) -> tuple[list[Record], dict[tuple[str, str], int]]:
         kafka = self.config.sink.kafka
@@ -356,6 +382,11 @@ class Worker:
             return []
         letter = {"table": change.name, "position": change.position, "error": message}
         return [Record(topic, change.name.encode(), formats._dumps(letter))]
+
+    def _letters(self, txn: binlog.Transaction) -> list[DeadLetter]:
+        """Dead letters for a sink that keeps its own (MySQL: a table)."""
+        position = checkpoint.format_position(txn.position) or ""
+        return [DeadLetter(table, position, message) for table, message in txn.dead_letters]
 
     def _dead_letters(self, txn: binlog.Transaction) -> list[Record]:
         topic = self.config.error_policy.dead_letter_topic

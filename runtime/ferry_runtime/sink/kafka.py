@@ -49,6 +49,8 @@ def transactional_id(task_id: str) -> str:
 class KafkaSink:
     """Delivers batches with their checkpoint; every method raises errors.WorkerError."""
 
+    wants_records = True  # sink.base.Sink: the worker formats changes into Records
+
     def __init__(self, config: KafkaSinkConfig, task_id: str, exactly_once: bool) -> None:
         self.config = config
         self.task_id = task_id

@@ -1,0 +1,210 @@
+"""Pure pieces of the MySQL sink: JSON values back to SQL values, and the statements.
+
+Changes arrive with JSON values (see :mod:`ferry_runtime.types`); each value is turned back
+into what PyMySQL sends for the *target* column's kind:
+
+=================  ==================================================
+DECIMAL            ``Decimal`` (exact, also in comparisons)
+BINARY/BLOB        the base64-decoded bytes
+SET                ``'a,b'``
+JSON               JSON text (``ensure_ascii=False``)
+BIT                the integer
+FLOAT              the number (compared as ``CAST(%s AS FLOAT)``)
+everything else    as is (dates and times are strings; the session is UTC)
+=================  ==================================================
+
+Statements, per change (``read`` is a snapshot row):
+
+* table with a primary key: insert/read → ``INSERT … ON DUPLICATE KEY UPDATE`` (idempotent);
+  update → the same upsert, preceded by a ``DELETE`` of the old key when the key changed;
+  delete → ``DELETE … WHERE key``.
+* table without one: insert/read → plain ``INSERT``; update and delete match every old
+  column value (NULL-safe) with ``LIMIT 1``; identical rows are interchangeable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ferry_runtime import types
+from ferry_runtime.events import Change
+
+__all__ = [
+    "BadValue",
+    "SchemaMismatch",
+    "Statement",
+    "Target",
+    "delete_by_key",
+    "delete_row",
+    "insert",
+    "plan",
+    "quote",
+    "to_sql",
+    "update_row",
+    "upsert",
+]
+
+
+class SchemaMismatch(ValueError):
+    """The change has a column the target table lacks."""
+
+
+class BadValue(ValueError):
+    """A JSON value cannot be turned into the target column's SQL value."""
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target table as information_schema describes it."""
+
+    database: str
+    table: str
+    columns: tuple[types.Column, ...]
+    primary_key: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{quote(self.database)}.{quote(self.table)}"
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, types.Column]:
+        return {column.name: column for column in self.columns}
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    args: tuple[Any, ...]
+    batchable: bool = False  # consecutive ones with the same sql may go as one executemany
+
+
+# ---------------------------------------------------------------- values
+
+
+def to_sql(column: types.Column, value: Any) -> Any:
+    """One JSON value → the Python value PyMySQL should send for ``column``."""
+    if value is None:
+        return None
+    kind = column.kind
+    try:
+        if kind == "binary":
+            return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+        if kind == "decimal":
+            return Decimal(value) if isinstance(value, str) else value
+        if kind == "set":
+            return ",".join(value) if isinstance(value, list) else value
+        if kind == "json" or isinstance(value, dict | list):
+            return json.dumps(value, ensure_ascii=False)
+        if kind == "bit":
+            return int(value)
+    except (binascii.Error, InvalidOperation, TypeError, ValueError) as error:
+        raise BadValue(
+            f"column {column.name} ({kind}): cannot convert {str(value)[:40]!r}: {error}"
+        ) from None
+    return value
+
+
+def _values(target: Target, row: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    columns = target.by_name
+    return tuple(to_sql(columns[name], row[name]) for name in names)
+
+
+def _check_columns(target: Target, names: tuple[str, ...]) -> None:
+    missing = [name for name in names if name not in target.by_name]
+    if missing:
+        raise SchemaMismatch(
+            f"target table {target.name} has no column {', '.join(map(quote, missing))}"
+        )
+
+
+# ---------------------------------------------------------------- SQL text
+
+
+def _placeholder(column: types.Column) -> str:
+    # A FLOAT holds a float32; a double literal such as 1.1 never equals it.
+    return "CAST(%s AS FLOAT)" if column.kind == "float" else "%s"
+
+
+@functools.lru_cache(maxsize=1024)
+def insert(table: str, names: tuple[str, ...]) -> str:
+    columns = ", ".join(map(quote, names))
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(names))})"
+
+
+@functools.lru_cache(maxsize=1024)
+def upsert(table: str, names: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """INSERT … ON DUPLICATE KEY UPDATE every non-key column (a no-op update of the first
+    column when every column is part of the key)."""
+    rest = [name for name in names if name not in key] or [names[0]]
+    updates = ", ".join(f"{quote(name)} = VALUES({quote(name)})" for name in rest)
+    return f"{insert(table, names)} ON DUPLICATE KEY UPDATE {updates}"
+
+
+@functools.lru_cache(maxsize=1024)
+def delete_by_key(table: str, key: tuple[str, ...]) -> str:
+    where = " AND ".join(f"{quote(name)} = %s" for name in key)
+    return f"DELETE FROM {table} WHERE {where}"
+
+
+def _match(target: Target, names: tuple[str, ...]) -> str:
+    columns = target.by_name
+    return " AND ".join(f"{quote(n)} <=> {_placeholder(columns[n])}" for n in names)
+
+
+def delete_row(target: Target, names: tuple[str, ...]) -> str:
+    """DELETE one row equal to the old values in every column (no primary key)."""
+    return f"DELETE FROM {target.name} WHERE {_match(target, names)} LIMIT 1"
+
+
+def update_row(target: Target, new: tuple[str, ...], old: tuple[str, ...]) -> str:
+    """UPDATE one row equal to the old values in every column (no primary key)."""
+    sets = ", ".join(f"{quote(name)} = %s" for name in new)
+    return f"UPDATE {target.name} SET {sets} WHERE {_match(target, old)} LIMIT 1"
+
+
+# ---------------------------------------------------------------- one change
+
+
+def plan(target: Target, change: Change) -> list[Statement]:
+    """The statements applying ``change`` (already mapped) to ``target``."""
+    names = tuple(change.data)
+    _check_columns(target, names)
+    key = target.primary_key
+    absent = [name for name in key if name not in change.data]
+    if absent:
+        raise SchemaMismatch(
+            f"rows for {target.name} carry no value for its primary key column "
+            f"{', '.join(map(quote, absent))} (dropped or renamed by the mapping?)"
+        )
+    if change.op in ("insert", "read") or (change.op == "update" and change.old is None):
+        if not key:
+            return [Statement(insert(target.name, names), _values(target, change.data, names))]
+        sql = upsert(target.name, names, key)
+        return [Statement(sql, _values(target, change.data, names), batchable=True)]
+    if change.op == "delete":
+        if not key:
+            return [Statement(delete_row(target, names), _values(target, change.data, names))]
+        return [Statement(delete_by_key(target.name, key), _values(target, change.data, key))]
+    old = change.old or {}
+    old_names = tuple(old)
+    _check_columns(target, old_names)
+    if not key:
+        sql = update_row(target, names, old_names)
+        values = _values(target, change.data, names) + _values(target, old, old_names)
+        return [Statement(sql, values)]
+    statements = []
+    if any(old.get(name) != change.data.get(name) for name in key):
+        statements.append(Statement(delete_by_key(target.name, key), _values(target, old, key)))
+    sql = upsert(target.name, names, key)
+    statements.append(Statement(sql, _values(target, change.data, names), batchable=True))
+    return statements

@@ -1,0 +1,375 @@
+"""The MySQL sink against the real MariaDB: a second database on the same server is the target.
+
+Snapshot + cdc under concurrent writes leaves the target equal to the source (every row,
+every column, the type matrix included); tables without a primary key prove exactly-once (a
+replayed batch would duplicate their rows); SIGKILLed workers resume with nothing lost or
+doubled; a second worker fences the first; the loop guard, a missing table or column, a
+refused row and a wrong password each end with a clear reason.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from tests.integration.runtime.test_types_roundtrip import COLUMNS, SQL_VALUES
+
+pytestmark = [pytest.mark.mysql]
+
+SINK_PASSWORD_ENV = "FERRY_TEST_SINK_PASSWORD"
+ITEMS = (
+    "id int PRIMARY KEY, name varchar(50) NOT NULL, qty int, price decimal(12,2), "
+    "note text NULL, changed datetime(6) NULL"
+)
+NOPK = "a int, b varchar(20), c double NULL"  # no primary key, duplicate rows on purpose
+LOG = "seq bigint NOT NULL, msg varchar(100)"  # insert-only, no key: a replay duplicates
+
+
+@pytest.fixture
+def target(
+    database: str, admin_sql: Callable[..., Any], testenv: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A second database on the same server, and the sink's password in the environment."""
+    name = f"{database}_to"
+    admin_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    admin_sql("SET SESSION time_zone = '+00:00'")
+    monkeypatch.setenv(SINK_PASSWORD_ENV, str(testenv.mysql["password"]))
+    yield name
+    admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def mysql_config(
+    make_config: Callable[..., dict[str, Any]], testenv: Any, target: str
+) -> Callable[..., dict[str, Any]]:
+    """make_config with sink.mysql (ferry_admin, which may write) instead of sink.kafka."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        sink = overrides.pop("sink", {})
+        data = make_config(**overrides)
+        data["sink"] = {
+            "mysql": {
+                "host": testenv.mysql["host"],
+                "port": testenv.mysql["port"],
+                "user": testenv.mysql_admin["user"],
+                "passwordEnv": SINK_PASSWORD_ENV,
+                "database": target,
+                **sink,
+            }
+        }
+        return data
+
+    return make
+
+
+def rows(sql: Callable[..., Any], database: str, table: str) -> list[tuple[Any, ...]]:
+    """Every row, every column (FLOAT widened so no bit hides), in a stable order."""
+    columns = sql(
+        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (database, table),
+    )
+    select = ", ".join(
+        f"CAST(`{name}` AS DOUBLE)" if kind == "float" else f"`{name}`" for name, kind in columns
+    )
+    return sorted(sql(f"SELECT {select} FROM `{database}`.`{table}`"), key=repr)
+
+
+def same(sql: Callable[..., Any], source: str, target: str, tables: list[str]) -> bool:
+    return all(rows(sql, source, t) == rows(sql, target, t) for t in tables)
+
+
+def differences(sql: Callable[..., Any], source: str, target: str, tables: list[str]) -> Any:
+    """Per table: (rows only in the source, rows only in the target), for failure messages."""
+    out = {}
+    for table in tables:
+        left, right = Counter(rows(sql, source, table)), Counter(rows(sql, target, table))
+        if left != right:
+            out[table] = (list((left - right).items())[:5], list((right - left).items())[:5])
+    return out
+
+
+def converge(
+    helpers: Any,
+    sql: Callable[..., Any],
+    source: str,
+    target: str,
+    tables: list[str],
+    timeout: float = 60,
+) -> None:
+    """Wait until the target equals the source; on timeout, show what differs."""
+    try:
+        helpers.wait_until(lambda: same(sql, source, target, tables), timeout, "target == source")
+    except AssertionError:
+        assert differences(sql, source, target, tables) == {}
+        raise
+
+
+def create(sql: Callable[..., Any], source: str, target: str, table: str, columns: str) -> None:
+    sql(f"CREATE TABLE `{source}`.`{table}` ({columns})")
+    sql(f"CREATE TABLE `{target}`.`{table}` LIKE `{source}`.`{table}`")
+
+
+class Writer(threading.Thread):
+    """Random inserts, updates (also of the key), deletes on items/nopk/log until done."""
+
+    def __init__(self, sql: Callable[..., Any], database: str, first_id: int) -> None:
+        super().__init__(daemon=True)
+        self.sql, self.db = sql, database
+        self.done = threading.Event()
+        self.random = random.Random(7)
+        self.next_id = first_id
+        self.seq = 1_000_000
+        self.changes = 0
+
+    def run(self) -> None:
+        db, rnd = self.db, self.random
+        while not self.done.is_set():
+            choice = rnd.random()
+            key = rnd.randrange(1, self.next_id)
+            self.seq += 1
+            if choice < 0.25:
+                self.sql(
+                    f"INSERT INTO `{db}`.items VALUES (%s, %s, %s, %s, %s, NOW(6))",
+                    (self.next_id, f"n{self.next_id}", key, f"{key}.25", "ü" * (key % 7)),
+                )
+                self.next_id += 1
+            elif choice < 0.5:
+                self.sql(
+                    f"UPDATE `{db}`.items SET qty = qty + 1, price = price * 2, note = NULL, "
+                    "changed = NOW(6) WHERE id = %s",
+                    (key,),
+                )
+            elif choice < 0.55:  # the primary key changes: delete old + upsert new
+                self.sql(
+                    f"UPDATE IGNORE `{db}`.items SET id = %s WHERE id = %s", (self.next_id, key)
+                )
+                self.next_id += 1
+            elif choice < 0.65:
+                self.sql(f"DELETE FROM `{db}`.items WHERE id = %s", (key,))
+            elif choice < 0.85:
+                self.sql(f"INSERT INTO `{db}`.log VALUES (%s, %s)", (self.seq, f"event {key}"))
+            elif choice < 0.95:
+                self.sql(
+                    f"UPDATE `{db}`.nopk SET b = %s, c = %s WHERE a = %s LIMIT 1",
+                    (f"u{self.seq % 3}", key / 7, key % 50),
+                )
+            else:
+                self.sql(f"DELETE FROM `{db}`.nopk WHERE a = %s LIMIT 1", (key % 50,))
+            self.changes += 1
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(30)
+
+
+def seed(sql: Callable[..., Any], source: str, target: str, items: int) -> None:
+    create(sql, source, target, "items", ITEMS)
+    create(sql, source, target, "nopk", NOPK)
+    create(sql, source, target, "log", LOG)
+    sql(
+        f"INSERT INTO `{source}`.items VALUES (%s, %s, %s, %s, %s, %s)",
+        [(i, f"n{i}", i, f"{i}.5", None, "2024-01-01 00:00:00.5") for i in range(1, items + 1)],
+        many=True,
+    )
+    sql(
+        f"INSERT INTO `{source}`.nopk VALUES (%s, %s, %s)",
+        [(i % 50, "same", None) for i in range(300)],
+        many=True,
+    )
+    sql(f"INSERT INTO `{source}`.log VALUES (%s, %s)", [(i, "seed") for i in range(50)], many=True)
+
+
+TABLES = ["items", "nopk", "log"]
+
+
+def test_snapshot_and_cdc_under_load_leave_the_target_equal_to_the_source(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    seed(admin_sql, database, target, 3000)
+    create(admin_sql, database, target, "matrix", f"id int PRIMARY KEY, {COLUMNS}")
+    for index, values in enumerate(SQL_VALUES):
+        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 1,))
+    writer = Writer(admin_sql, database, 3001)
+    writer.start()
+    worker = run_worker(mysql_config())
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "snapshot done")
+    # The type matrix through the binlog too: inserts, a key change, deletes.
+    for index, values in enumerate(SQL_VALUES):
+        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 101,))
+    admin_sql(f"UPDATE `{database}`.matrix SET id = 200 WHERE id = 102")
+    admin_sql(f"DELETE FROM `{database}`.matrix WHERE id = 1")
+    time.sleep(3)
+    writer.stop()
+    assert writer.changes > 300
+    converge(helpers, admin_sql, database, target, [*TABLES, "matrix"])
+    assert len(rows(admin_sql, target, "matrix")) == 5
+    assert worker.exit_code is None and worker.tracker.state == "Streaming"
+    assert worker.stop() == 0
+    (stored,) = admin_sql(
+        f"SELECT checkpoint, epoch FROM `{target}`.ferry_checkpoints WHERE task_id = %s",
+        (worker.worker.task_id,),
+    )
+    assert '"position"' in stored[0] and stored[1] == 1
+
+
+def _status(worker: Any) -> str | None:
+    document = worker.status()
+    return None if document is None else str(document.get("state"))
+
+
+def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    spawn_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    seed(admin_sql, database, target, 6000)
+    config = mysql_config(performance={"maxBatchDelay": "50ms", "snapshotChunkSize": 300})
+    writer = Writer(admin_sql, database, 6001)
+    writer.start()
+    chooser = random.Random(3)
+    kills = 0
+    for _ in range(4):
+        worker = spawn_worker(config)
+        helpers.wait_until(lambda w=worker: _status(w), 60, "worker serving")
+        time.sleep(chooser.uniform(0.3, 2.5))
+        assert worker.process.poll() is None, worker.output()
+        worker.process.send_signal(signal.SIGKILL)
+        worker.wait()
+        kills += 1
+    final = spawn_worker(config)
+    time.sleep(2)
+    writer.stop()
+    converge(helpers, admin_sql, database, target, TABLES, 90)
+    final.process.send_signal(signal.SIGTERM)
+    assert final.wait(30) == 0, final.output()
+    assert kills == 4 and writer.changes > 300
+    # Every run opened the sink and took a new epoch: 4 killed + the final one.
+    (epoch,) = admin_sql(f"SELECT epoch FROM `{target}`.ferry_checkpoints")[0]
+    assert epoch == 5
+
+
+def test_a_second_worker_with_the_same_task_id_fences_the_first(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    create(admin_sql, database, target, "log", LOG)
+    config = mysql_config()
+    first = run_worker(config)
+    helpers.wait_until(lambda: first.tracker.state == "Streaming", 60, "first streaming")
+    admin_sql(f"INSERT INTO `{database}`.log VALUES (1, 'before')")
+    helpers.wait_until(lambda: same(admin_sql, database, target, ["log"]), 30, "first delivers")
+    second = run_worker({**config, "source": {**config["source"], "serverId": 4242}})
+    helpers.wait_until(lambda: second.tracker.state == "Streaming", 60, "second streaming")
+    admin_sql(f"INSERT INTO `{database}`.log VALUES (2, 'after')")
+    assert first.join(30) == 1
+    assert first.worker.failure is not None and first.worker.failure.reason == "Fenced"
+    helpers.wait_until(lambda: same(admin_sql, database, target, ["log"]), 30, "no duplicate")
+    assert second.exit_code is None and second.tracker.state == "Streaming"
+
+
+@pytest.mark.parametrize("database_setting", ["source", None])
+def test_a_sink_that_would_read_its_own_writes_is_refused(
+    database: str,
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    database_setting: str | None,
+) -> None:
+    config = mysql_config()
+    config["sink"]["mysql"]["database"] = database if database_setting else None
+    if database_setting is None:
+        del config["sink"]["mysql"]["database"]
+    worker = run_worker(config)
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "InvalidConfig"
+    assert failure.message.startswith("sink.mysql.database:")
+
+
+def test_a_missing_target_table_or_column_is_named(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+) -> None:
+    admin_sql(f"CREATE TABLE `{database}`.orders (id int PRIMARY KEY, total int)")
+    admin_sql(f"INSERT INTO `{database}`.orders VALUES (1, 10)")
+    worker = run_worker(mysql_config())
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "TargetSchemaMismatch"
+    assert f"`{target}`.`orders`" in failure.message and "does not exist" in failure.message
+
+    admin_sql(f"CREATE TABLE `{target}`.orders (id int PRIMARY KEY)")
+    worker = run_worker(mysql_config())
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "TargetSchemaMismatch"
+    assert "no column `total`" in failure.message
+
+
+def test_a_row_the_target_refuses_follows_the_error_policy(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    admin_sql(f"CREATE TABLE `{database}`.notes (id int PRIMARY KEY, body varchar(100))")
+    admin_sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, body varchar(5))")
+    config = mysql_config(errorPolicy={"mode": "deadLetter", "deadLetterTopic": "unused"})
+    worker = run_worker(config)
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    admin_sql(
+        f"INSERT INTO `{database}`.notes VALUES (%s, %s)",
+        [(1, "ok"), (2, "far too long for five"), (3, "fine")],
+        many=True,
+    )
+    helpers.wait_until(
+        lambda: len(admin_sql(f"SELECT id FROM `{target}`.notes")) == 2, 30, "good rows"
+    )
+    assert admin_sql(f"SELECT id, body FROM `{target}`.notes ORDER BY id") == (
+        (1, "ok"),
+        (3, "fine"),
+    )
+    letters = admin_sql(f"SELECT table_name, error FROM `{target}`.ferry_dead_letters")
+    assert len(letters) == 1 and letters[0][0] == f"{database}.notes"
+    assert "Data too long" in letters[0][1]
+    assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
+
+
+def test_a_wrong_sink_password_fails_without_showing_it(
+    database: str,
+    target: str,
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(SINK_PASSWORD_ENV, "not-the-Password-42")
+    worker = run_worker(mysql_config())
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "AuthenticationFailed"
+    assert "sink.mysql.passwordEnv" in failure.message
+    assert "not-the-Password-42" not in failure.message

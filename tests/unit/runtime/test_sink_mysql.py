@@ -1,0 +1,229 @@
+"""The MySQL sink's pure pieces: JSON → SQL values, the statements per change, the loop
+guard, and the worker's seam (mapped Changes for a sink that wants them)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ferry_runtime import config, errors, types
+from ferry_runtime.events import Change
+from ferry_runtime.sink import sql
+from ferry_runtime.sink.kafka import KafkaSink
+from ferry_runtime.sink.mysql import MySQLSink, loop_error
+from ferry_runtime.status import StatusTracker
+from ferry_runtime.worker import Worker
+
+C = types.Column
+ORDERS = sql.Target(
+    "shop",
+    "orders",
+    (C("id", "int"), C("region", "text"), C("total", "decimal"), C("tags", "set")),
+    ("id", "region"),
+)
+NOKEY = sql.Target("shop", "log", (C("seq", "int"), C("ratio", "float"), C("raw", "binary")), ())
+
+
+# ---------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        (C("b", "binary", pad_to=4), "AQAAAA==", b"\x01\x00\x00\x00"),
+        (C("b", "binary"), "", b""),
+        (C("d", "decimal"), "-12345678901234567890.0123456789",
+         Decimal("-12345678901234567890.0123456789")),
+        (C("s", "set", values=("a", "b", "c")), ["a", "c"], "a,c"),
+        (C("s", "set"), [], ""),
+        (C("j", "json"), {"b": {"nested": "😀"}, "a": [1, None]},
+         '{"b": {"nested": "😀"}, "a": [1, null]}'),
+        (C("j", "json"), "text", '"text"'),
+        (C("j", "json"), [], "[]"),
+        (C("t", "text"), {"k": 1}, '{"k": 1}'),  # a JSON source column into a text column
+        (C("x", "bit"), 18446744073709551615, 18446744073709551615),
+        (C("f", "float"), 1.1, 1.1),
+        (C("t", "time", fsp=6), "-00:00:00.000001", "-00:00:00.000001"),
+        (C("v", "text"), "héllo 😀", "héllo 😀"),
+        (C("n", "int"), None, None),
+        (C("n", "json"), None, None),
+    ],
+)  # fmt: skip
+def test_json_values_become_what_the_target_column_takes(
+    column: types.Column, value: Any, expected: Any
+) -> None:
+    assert sql.to_sql(column, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (C("b", "binary", pad_to=4), "AQAAAA=="),
+        (C("d", "decimal"), "0.0000000001"),
+        (C("s", "set", values=("a", "b", "c")), ["a", "c"]),
+        (C("j", "json"), {"a": [1, 2.5, "x", None, True]}),
+    ],
+)
+def test_to_sql_inverts_to_json(column: types.Column, value: Any) -> None:
+    assert types.to_json(column, sql.to_sql(column, value)) == value
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(C("b", "binary"), "not base64!"), (C("d", "decimal"), "12,5"), (C("x", "bit"), "ff")],
+)
+def test_a_value_the_column_cannot_take_is_a_bad_value_naming_the_column(
+    column: types.Column, value: Any
+) -> None:
+    with pytest.raises(sql.BadValue, match=f"column {column.name} "):
+        sql.to_sql(column, value)
+
+
+# ---------------------------------------------------------------- statements
+
+
+def change(op: str, data: dict[str, Any], old: dict[str, Any] | None = None) -> Change:
+    return Change("shop", "orders", op, data, old)  # type: ignore[arg-type]
+
+
+ROW = {"id": 1, "region": "eu", "total": "9.50", "tags": ["a"]}
+UPSERT = (
+    "INSERT INTO `shop`.`orders` (`id`, `region`, `total`, `tags`) VALUES (%s, %s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE `total` = VALUES(`total`), `tags` = VALUES(`tags`)"
+)
+DELETE = "DELETE FROM `shop`.`orders` WHERE `id` = %s AND `region` = %s"
+
+
+@pytest.mark.parametrize("op", ["insert", "read"])
+def test_an_insert_or_snapshot_row_is_an_idempotent_upsert(op: str) -> None:
+    (statement,) = sql.plan(ORDERS, change(op, ROW))
+    assert statement.sql == UPSERT and statement.batchable
+    assert statement.args == (1, "eu", Decimal("9.50"), "a")
+
+
+def test_an_update_keeping_the_key_is_one_upsert() -> None:
+    (statement,) = sql.plan(ORDERS, change("update", {**ROW, "total": "1.00"}, ROW))
+    assert statement.sql == UPSERT and statement.args[2] == Decimal("1.00")
+
+
+def test_an_update_of_the_key_deletes_the_old_row_then_upserts_the_new() -> None:
+    delete, upsert = sql.plan(ORDERS, change("update", {**ROW, "region": "us"}, ROW))
+    assert (delete.sql, delete.args, delete.batchable) == (DELETE, (1, "eu"), False)
+    assert upsert.sql == UPSERT and upsert.args[:2] == (1, "us")
+
+
+def test_a_delete_matches_the_primary_key() -> None:
+    (statement,) = sql.plan(ORDERS, change("delete", ROW))
+    assert (statement.sql, statement.args) == (DELETE, (1, "eu"))
+
+
+def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> None:
+    row = {"seq": 1, "ratio": 1.1, "raw": "AP8="}
+    (insert,) = sql.plan(NOKEY, Change("shop", "log", "insert", row))
+    assert insert.sql == "INSERT INTO `shop`.`log` (`seq`, `ratio`, `raw`) VALUES (%s, %s, %s)"
+    assert insert.args == (1, 1.1, b"\x00\xff") and not insert.batchable
+    where = "`seq` <=> %s AND `ratio` <=> CAST(%s AS FLOAT) AND `raw` <=> %s LIMIT 1"
+    (update,) = sql.plan(NOKEY, Change("shop", "log", "update", {**row, "seq": 2}, row))
+    assert (
+        update.sql == f"UPDATE `shop`.`log` SET `seq` = %s, `ratio` = %s, `raw` = %s WHERE {where}"
+    )
+    assert update.args == (2, 1.1, b"\x00\xff", 1, 1.1, b"\x00\xff")
+    (delete,) = sql.plan(NOKEY, Change("shop", "log", "delete", {**row, "raw": None}))
+    assert delete.sql == f"DELETE FROM `shop`.`log` WHERE {where}"
+    assert delete.args == (1, 1.1, None)
+
+
+def test_a_table_whose_columns_are_all_key_still_upserts() -> None:
+    target = sql.Target("d", "pairs", (C("a", "int"), C("b", "int")), ("a", "b"))
+    (statement,) = sql.plan(target, Change("d", "pairs", "insert", {"a": 1, "b": 2}))
+    assert statement.sql.endswith("ON DUPLICATE KEY UPDATE `a` = VALUES(`a`)")
+
+
+def test_a_column_the_target_lacks_is_named() -> None:
+    with pytest.raises(sql.SchemaMismatch, match=r"`shop`.`orders` has no column `color`"):
+        sql.plan(ORDERS, change("insert", {**ROW, "color": "red"}))
+
+
+def test_a_row_without_the_targets_key_column_is_named() -> None:
+    row = {k: v for k, v in ROW.items() if k != "region"}
+    with pytest.raises(sql.SchemaMismatch, match="primary key column `region`"):
+        sql.plan(ORDERS, change("insert", row))
+
+
+def test_names_are_quoted() -> None:
+    assert sql.quote("we`ird") == "`we``ird`"
+
+
+# ---------------------------------------------------------------- loop guard and seam
+
+
+def worker_config(**overrides: Any) -> config.WorkerConfig:
+    data: dict[str, Any] = {
+        "task": {"name": "t"},
+        "source": {"host": "127.0.0.1", "user": "u", "passwordEnv": "PW", "serverId": 1},
+        "include": ["shop.*"],
+        "sink": {"mysql": {"host": "localhost", "user": "w", "passwordEnv": "PW2"}},
+    }
+    return config.parse({**data, **overrides})
+
+
+def sink(**fields: Any) -> dict[str, Any]:
+    return {"mysql": {"host": "localhost", "user": "w", "passwordEnv": "PW2", **fields}}
+
+
+def test_the_loop_guard_refuses_the_source_server_without_a_database() -> None:
+    message = loop_error(worker_config())
+    assert message is not None and message.startswith("sink.mysql.database:")
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude", "loops"),
+    [
+        (["shop.*"], [], False),
+        (["shop.*", "shop_copy.*"], [], True),
+        (["*.*"], [], True),
+        (["shop*.orders"], [], True),
+        (["*.*"], ["shop_copy.*"], False),
+        (["*.*"], ["shop_copy.tmp"], True),
+    ],
+)
+def test_the_loop_guard_refuses_a_target_database_the_rules_select(
+    include: list[str], exclude: list[str], loops: bool
+) -> None:
+    cfg = worker_config(include=include, exclude=exclude, sink=sink(database="shop_copy"))
+    message = loop_error(cfg)
+    assert (message is not None) == loops
+    if loops:
+        assert message is not None and "shop_copy" in message
+
+
+@pytest.mark.parametrize("where", [{"host": "replica"}, {"port": 3307}])
+def test_another_server_never_loops(where: dict[str, Any]) -> None:
+    assert loop_error(worker_config(sink=sink(**where))) is None
+
+
+def test_the_worker_builds_the_configured_sink_or_refuses_a_loop() -> None:
+    worker = Worker(worker_config(sink=sink(database="copy")), StatusTracker())
+    assert isinstance(worker._make_sink(), MySQLSink)
+    kafka = worker_config(sink={"kafka": {"bootstrapServers": "k"}})
+    assert isinstance(Worker(kafka, StatusTracker())._make_sink(), KafkaSink)
+    with pytest.raises(errors.FatalError) as raised:
+        Worker(worker_config(), StatusTracker())._make_sink()
+    assert raised.value.reason == "InvalidConfig"
+
+
+def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
+    cfg = worker_config(
+        sink=sink(database="copy"),
+        mapping=[{"table": "shop.users", "target": "people", "columns": {"nm": "name"},
+                  "drop": ["card"]}],
+    )  # fmt: skip
+    worker = Worker(cfg, StatusTracker())
+    users = Change("shop", "users", "insert", {"id": 1, "nm": "Ann", "card": "4111"}, None, ("id",))
+    other = Change("crm", "users", "insert", {"id": 2}, None, ("id",))
+    mysql_sink = worker._make_sink()
+    mapped, counts = worker._prepare(mysql_sink, [users, other])
+    assert [(c.table, c.data) for c in mapped] == [("people", {"id": 1, "name": "Ann"})]
+    assert counts == {("shop.users", "insert"): 1}

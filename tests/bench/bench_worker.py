@@ -1,11 +1,13 @@
 """Worker throughput on one binlog of row changes (prints figures; not a pass/fail test).
 
-    python3 tests/bench/bench_worker.py [--changes 340000]
+    python3 tests/bench/bench_worker.py [--changes 340000] [--only decode,decode-ferry]
 
 Builds one binlog range of inserts, updates and deletes (~10 columns, 5,000-row source
 transactions) in a fresh database, then measures, each in its own process (so peak RSS and CPU
 time are per phase; rows per CPU-second is the figure that survives a busy machine):
   (a) python-mysql-replication decoding alone (every row's values), rows/s
+  (a') Ferry's row decoders alone (source/rows.py: every row's JSON values; the library
+       still frames the stream and parses TableMap events), rows/s
   (b) the worker, binlog → Kafka acknowledged, exactly-once and at-least-once, rows/s
   (c) ``mariadb-binlog -v --read-from-remote-server`` on the same range (native ceiling)
   (d) the worker's snapshot (mode: snapshot) against ``mariadb-dump`` of the same table
@@ -127,6 +129,43 @@ def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "seconds": elapsed}
 
 
+def phase_decode_ferry(plan: dict[str, Any]) -> dict[str, Any]:
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    from ferry_runtime import types
+    from ferry_runtime.source import rows as row_decoders
+
+    stream = BinLogStreamReader(
+        connection_settings={"host": HOST, "port": PORT, "user": "ferry", "password": PASSWORD},
+        server_id=int(time.time()) % 100000 + 250000,
+        log_file=plan["start"]["file"],
+        log_pos=plan["start"]["pos"],
+        resume_stream=True,
+        is_mariadb=False,
+        blocking=True,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[plan["database"]],
+    )
+    decoders: dict[int, Any] = {}
+    rows = 0
+    began = time.monotonic()
+    for event in stream:
+        decoder = decoders.get(event.table_id)
+        if decoder is None:  # the bench table has no JSON column
+            kinds = [types.from_binlog_column(c) for c in event.columns]
+            decoder = decoders[event.table_id] = row_decoders.table_decoder(
+                event.columns, kinds, event.table
+            )
+            assert decoder is not None, "the bench table must take the fast path"
+        rows += len(decoder.decode(event))
+        if rows >= plan["rows"]:
+            break
+    elapsed = time.monotonic() - began
+    stream.close()
+    return {"rows": rows, "seconds": elapsed}
+
+
 def _worker_config(plan: dict[str, Any], **overrides: Any) -> Any:
     from ferry_runtime import config
 
@@ -204,6 +243,7 @@ def phase_mariadb_dump(plan: dict[str, Any]) -> dict[str, Any]:
 
 PHASES = {
     "decode": phase_decode,
+    "decode-ferry": phase_decode_ferry,
     "exactly-once": lambda plan: phase_worker(plan, "exactly-once"),
     "at-least-once": lambda plan: phase_worker(plan, "at-least-once"),
     "mariadb-binlog": phase_mariadb_binlog,
@@ -230,6 +270,7 @@ def child(name: str, plan: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=340_000)
+    parser.add_argument("--only", help="comma-separated phases to run (default: all)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -239,8 +280,10 @@ def main() -> None:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     plan = {**prepare(database, args.changes), "database": database}
     results: dict[str, dict[str, Any]] = {}
+    phases = args.only.split(",") if args.only else list(PHASES)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     try:
-        for name in PHASES:
+        for name in phases:
             out = subprocess.run(
                 [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)],
                 capture_output=True, text=True, check=True,
@@ -259,14 +302,28 @@ def main() -> None:
         conn = admin()
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
         conn.close()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     # Wall-clock ratios suffer from other load on a shared machine; CPU ratios much less.
     for basis in ("rate", "cpu_rate"):
-        decode, native = results["decode"][basis], results["mariadb-binlog"][basis]
+        if "decode" in results and "decode-ferry" in results:
+            ratio = results["decode-ferry"][basis] / results["decode"][basis]
+            print(f"decode-ferry ({basis}): a'/a = {ratio:.2f}")
+        if "decode" not in results:
+            continue
+        decode = results["decode"][basis]
         for name in ("exactly-once", "at-least-once"):
+            if name not in results:
+                continue
             rate = results[name][basis]
-            print(f"{name} ({basis}): b/a = {rate / decode:.2f}, b/c = {rate / native:.3f}")
-    snapshot, dump = results["snapshot"]["rate"], results["mariadb-dump"]["rate"]
-    print(f"snapshot / mariadb-dump = {snapshot / dump:.3f}")
+            line = f"{name} ({basis}): b/a = {rate / decode:.2f}"
+            if "decode-ferry" in results:
+                line += f", b/a' = {rate / results['decode-ferry'][basis]:.2f}"
+            if "mariadb-binlog" in results:
+                line += f", b/c = {rate / results['mariadb-binlog'][basis]:.3f}"
+            print(line)
+    if "snapshot" in results and "mariadb-dump" in results:
+        snapshot, dump = results["snapshot"]["rate"], results["mariadb-dump"]["rate"]
+        print(f"snapshot / mariadb-dump = {snapshot / dump:.3f}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import binascii
 import calendar
+import functools
 import json
 import struct
 from collections.abc import Callable, Sequence
@@ -39,9 +40,11 @@ from ferry_runtime import types
 __all__ = [
     "RowImage",
     "TableDecoder",
+    "decimal_reader",
     "decimal_text",
     "row_body",
     "table_decoder",
+    "temporal_reader",
     "temporal_text",
 ]
 
@@ -66,46 +69,64 @@ ImageDecoder = Callable[[bytes, int], tuple[RowImage, int]]
 # ---------------------------------------------------------------- pure value decoders
 
 
-def decimal_text(raw: bytes, precision: int, scale: int) -> str:
-    """MySQL's binary DECIMAL(precision, scale) → its exact text (``-12.50``).
+Reader = Callable[[bytes], str]  # one value's bytes → its JSON text
+
+
+@functools.lru_cache(maxsize=256)
+def decimal_reader(precision: int, scale: int) -> tuple[Reader, int]:
+    """A reader of MySQL's binary DECIMAL(precision, scale) giving its exact text
+    (``-12.50``), and the value's size in bytes.
 
     Digits come in groups of nine per 4 bytes, the leftover leading/trailing digits in
     1-4 bytes; the value is big-endian with the sign bit flipped and every byte inverted
     when negative."""
-    lead_size = _DIG2BYTES[(precision - scale) % 9]
-    int_groups = (precision - scale) // 9
-    frac_groups, tail_digits = divmod(scale, 9)
-    negative = not raw[0] & 0x80
-    value = bytearray(raw)
-    value[0] ^= 0x80
-    if negative:
-        value = bytearray(b ^ 0xFF for b in value)
-    pos = lead_size
-    integer = int.from_bytes(value[:lead_size], "big")
-    for _ in range(int_groups):
-        integer = integer * 1_000_000_000 + int.from_bytes(value[pos : pos + 4], "big")
-        pos += 4
-    text = f"-{integer}" if negative else str(integer)
-    if not scale:
-        return text
-    parts = []
-    for _ in range(frac_groups):
-        parts.append(f"{int.from_bytes(value[pos : pos + 4], 'big'):09d}")
-        pos += 4
-    if tail_digits:
-        tail = int.from_bytes(value[pos : pos + _DIG2BYTES[tail_digits]], "big")
-        parts.append(f"{tail:0{tail_digits}d}")
-    return text + "." + "".join(parts)
-
-
-def decimal_size(precision: int, scale: int) -> int:
     integral = precision - scale
-    return integral // 9 * 4 + _DIG2BYTES[integral % 9] + scale // 9 * 4 + _DIG2BYTES[scale % 9]
+    int_sizes = ([_DIG2BYTES[integral % 9]] if integral % 9 else []) + [4] * (integral // 9)
+    frac_digits = [9] * (scale // 9) + ([scale % 9] if scale % 9 else [])
+    frac_sizes = [_DIG2BYTES[n] for n in frac_digits]
+    size = sum(int_sizes) + sum(frac_sizes)
+    frac_bits = 8 * sum(frac_sizes)
+    sign_bit, all_ones, frac_mask = 1 << (8 * size - 1), (1 << 8 * size) - 1, (1 << frac_bits) - 1
+
+    def combine(name: str, sizes: list[int], digits: list[int]) -> str:
+        """An expression joining base-10**digits groups (each in its own bytes, most
+        significant first) of the integer ``name`` into one number."""
+        if len(sizes) <= 1:
+            return name
+        terms, shift, scale_after = [], 8 * sum(sizes), sum(digits)
+        for width, count in zip(sizes, digits, strict=True):
+            shift -= 8 * width
+            scale_after -= count
+            terms.append(f"({name} >> {shift} & {(1 << 8 * width) - 1}) * {10**scale_after}")
+        return " + ".join(terms)
+
+    # the lead integer group counts as 9 digits: it is the most significant
+    integer = combine("i", int_sizes, [9] * len(int_sizes))
+    fraction = combine("f", frac_sizes, frac_digits)
+    text = f'f"{{s}}{{{integer}}}.{{{fraction}:0{scale}d}}"' if scale else f'f"{{s}}{{{integer}}}"'
+    source = f"""def read(raw):
+    v = int.from_bytes(raw, "big") ^ {sign_bit}
+    s = ""
+    if v & {sign_bit}:  # the stored sign bit was 0: negative, every byte inverted
+        v ^= {all_ones}
+        s = "-"
+    i, f = v >> {frac_bits}, v & {frac_mask}
+    return {text}
+"""
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<ferry decimal({precision},{scale})>", "exec"), namespace)
+    read: Reader = namespace["read"]
+    return read, size
+
+
+def decimal_text(raw: bytes, precision: int, scale: int) -> str:
+    """One binary DECIMAL value → its exact text."""
+    return decimal_reader(precision, scale)[0](raw)
 
 
 def _fraction_text(stored: int, fsp: int) -> str:
-    """The stored fraction (hundredths/ten-thousandths/millionths as (fsp+1)//2 bytes hold
-    them) as the column's ``.123`` digits."""
+    """The stored fraction ((fsp+1)//2 big-endian bytes: hundredths, ten-thousandths or
+    millionths) as the column's ``.123`` digits."""
     if not fsp:
         return ""
     if fsp % 2:
@@ -113,53 +134,72 @@ def _fraction_text(stored: int, fsp: int) -> str:
     return f".{stored:0{fsp}d}"
 
 
-def _fraction(raw: bytes, fsp: int) -> int:
-    """Unsigned big-endian fraction after a temporal value's integer part."""
-    return int.from_bytes(raw, "big") if fsp else 0
-
-
-def _date_text(year: int, month: int, day: int) -> str:
-    return f"{year:04d}-{month:02d}-{day:02d}"
-
-
-def _datetime_text(year: int, month: int, day: int, clock: str) -> str:
+def _datetime_text(year: int, month: int, day: int) -> str:
     # A valid datetime goes through datetime.strftime on the other paths, and glibc's %Y
     # does not pad years below 1000; an invalid one is the server's (padded) text.
     if year < 1000 and _valid_date(year, month, day):
-        return f"{year}-{month:02d}-{day:02d} {clock}"
-    return f"{year:04d}-{month:02d}-{day:02d} {clock}"
+        return f"{year}-{month:02d}-{day:02d}"
+    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def _valid_date(year: int, month: int, day: int) -> bool:
     return year >= 1 and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
 
 
+def _bounded(cache: dict[bytes, str], key: bytes, value: str) -> str:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+_CACHE_LIMIT = 4096
+_EPOCH = date(1970, 1, 1)
+
+
+def _whole_seconds(code: int, raw: bytes) -> str:
+    """``YYYY-MM-DD[ HH:MM:SS]`` of a DATE, DATETIME2 or TIMESTAMP2 without its fraction."""
+    if code == DATE:
+        packed = int.from_bytes(raw, "little")
+        return f"{packed >> 9:04d}-{(packed >> 5) & 15:02d}-{packed & 31:02d}"
+    if code == DATETIME2:
+        packed = int.from_bytes(raw, "big") - 0x8000000000
+        ymd, hms = packed >> 17, packed & 0x1FFFF
+        day = _datetime_text((ymd >> 5) // 13, (ymd >> 5) % 13, ymd & 31)
+        return f"{day} {hms >> 12:02d}:{(hms >> 6) & 63:02d}:{hms & 63:02d}"
+    seconds = int.from_bytes(raw, "big")
+    if not seconds:  # the zero TIMESTAMP
+        return "0000-00-00 00:00:00"
+    days, rest = divmod(seconds, 86400)
+    day = (_EPOCH + timedelta(days=days)).isoformat()
+    return f"{day} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+
+
+@functools.lru_cache(maxsize=64)
+def temporal_reader(code: int, fsp: int) -> tuple[Reader, int]:
+    """A reader of one DATE / TIME2 / DATETIME2 / TIMESTAMP2 value's bytes giving its JSON
+    text, and the value's size. Whole seconds are cached: a stream repeats them a lot."""
+    whole = {DATE: 3, TIME2: 3, DATETIME2: 5, TIMESTAMP2: 4}[code]
+    size = whole + (fsp + 1) // 2
+    if code == TIME2:
+        return functools.partial(_time2_text, fsp=fsp), size
+    cache: dict[bytes, str] = {}
+
+    def read(raw: bytes) -> str:
+        key = raw[:whole]
+        text = cache.get(key)
+        if text is None:
+            text = _bounded(cache, key, _whole_seconds(code, key))
+        if fsp:
+            return text + _fraction_text(int.from_bytes(raw[whole:], "big"), fsp)
+        return text
+
+    return read, size
+
+
 def temporal_text(code: int, raw: bytes, fsp: int) -> str:
     """One DATE / TIME2 / DATETIME2 / TIMESTAMP2 value's bytes → its JSON text."""
-    if code == DATE:
-        packed = int.from_bytes(raw[:3], "little")
-        return _date_text(packed >> 9, (packed >> 5) & 15, packed & 31)
-    if code == DATETIME2:
-        packed = int.from_bytes(raw[:5], "big") - 0x8000000000
-        ymd, hms = packed >> 17, packed & 0x1FFFF
-        clock = f"{hms >> 12:02d}:{(hms >> 6) & 63:02d}:{hms & 63:02d}"
-        year_month = ymd >> 5
-        text = _datetime_text(year_month // 13, year_month % 13, ymd & 31, clock)
-        return text + _fraction_text(_fraction(raw[5:], fsp), fsp)
-    if code == TIMESTAMP2:
-        seconds = int.from_bytes(raw[:4], "big")
-        fraction = _fraction_text(_fraction(raw[4:], fsp), fsp)
-        if not seconds:  # the zero TIMESTAMP
-            return "0000-00-00 00:00:00" + fraction
-        days, rest = divmod(seconds, 86400)
-        day = (_EPOCH + timedelta(days=days)).isoformat()
-        return f"{day} {rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}{fraction}"
-    if code == TIME2:
-        return _time2_text(raw, fsp)
-    raise ValueError(f"not a temporal type: {code}")
-
-
-_EPOCH = date(1970, 1, 1)
+    return temporal_reader(code, fsp)[0](raw)
 
 
 def _time2_text(raw: bytes, fsp: int) -> str:
@@ -186,10 +226,6 @@ def _time2_text(raw: bytes, fsp: int) -> str:
     hms, micro = packed >> 24, packed & 0xFFFFFF
     text = f"{sign}{(hms >> 12) & 0x3FF:02d}:{(hms >> 6) & 63:02d}:{hms & 63:02d}"
     return text + (f".{micro:06d}"[: fsp + 1] if fsp else "")
-
-
-def _temporal_size(code: int, fsp: int) -> int:
-    return {DATE: 3, TIME2: 3, DATETIME2: 5, TIMESTAMP2: 4}[code] + (fsp + 1) // 2
 
 
 # ---------------------------------------------------------------- code generation
@@ -276,22 +312,18 @@ def _column(column: Any, kind: types.Column, src: _Source) -> _Col | None:
     if code == YEAR:
         return _Col(name, fmt="B", post="({0} + 1900 if {0} else 0)")
     if code == NEWDECIMAL:
-        precision, scale = int(column.precision), int(column.decimals)
-        size = decimal_size(precision, scale)
-        fn = src.const("D", decimal_text)
-        return _Col(
-            name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}], {precision}, {scale})"
-        )
+        reader, size = decimal_reader(int(column.precision), int(column.decimals))
+        fn = src.const("D", reader)
+        return _Col(name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])")
     if code == BIT:
         size = int(column.bytes)
         return _Col(
             name, size=size, fixed=lambda s, o: f"int.from_bytes(d[{o}:{o} + {size}], 'big')"
         )
     if code in (DATE, TIME2, DATETIME2, TIMESTAMP2):
-        fsp = int(getattr(column, "fsp", 0) or 0)
-        size = _temporal_size(code, fsp)
-        fn = src.const("T", temporal_text)
-        return _Col(name, size=size, fixed=lambda s, o: f"{fn}({code}, d[{o}:{o} + {size}], {fsp})")
+        reader, size = temporal_reader(code, int(getattr(column, "fsp", 0) or 0))
+        fn = src.const("T", reader)
+        return _Col(name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])")
     if code == ENUM:
         values = src.const("E", tuple(column.enum_values or ()))
         size = int(column.size)
@@ -369,6 +401,8 @@ def _image_source(
     src.emit(0, "def image(d, p):")
     if null_bytes == 1:
         src.emit(1, "nulls = d[p]")
+    elif null_bytes == 2:
+        src.emit(1, "nulls = d[p] | d[p + 1] << 8")
     elif null_bytes:
         src.emit(1, f"nulls = int.from_bytes(d[p:p + {null_bytes}], 'little')")
     src.emit(1, f"p += {null_bytes}")
@@ -418,14 +452,12 @@ def _fast_path(src: _Source, chosen: Sequence[_Col], targets: Sequence[str], ind
             return
         fmt = "".join(r.fmt for r, _ in run)
         unpack = src.unpacker(fmt)
-        raw = [f"r{t[1:]}" for _, t in run]
+        raw = [t if r.post == "{}" else f"r{t[1:]}" for r, t in run]
         src.emit(indent, f"{', '.join(raw)}{',' if len(raw) == 1 else ''} = "
                          f"{unpack}(d, {at(offset)})")  # fmt: skip
         for (recipe, target), name in zip(run, raw, strict=True):
             if recipe.post != "{}":
                 src.emit(indent, f"{target} = {recipe.post.format(name)}")
-            else:
-                src.emit(indent, f"{target} = {name}")
         offset += struct.calcsize("<" + fmt)
         run.clear()
 

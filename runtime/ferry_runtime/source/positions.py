@@ -45,6 +45,7 @@ from pymysqlreplication.event import (
     XAPrepareEvent,
     XidEvent,
 )
+from pymysqlreplication.row_event import TableMapEvent
 
 from ferry_runtime import errors
 
@@ -180,7 +181,7 @@ class _Binlog:
         return password.decode() if isinstance(password, bytes) else str(password)
 
     def _stream(self, file: str, events: list[type]) -> BinLogStreamReader:
-        return BinLogStreamReader(
+        stream = BinLogStreamReader(
             connection_settings=self.settings,
             server_id=0,  # never registered; no replica's dump thread is killed for it
             log_file=file,
@@ -191,6 +192,12 @@ class _Binlog:
             only_events=events,
             enable_logging=False,
         )
+        # The library decodes every TableMap event whatever only_events says: ~80 % of a
+        # scan's time, for nothing, since rows are never decoded here. (A private name: if
+        # it changes, scans only get slower.)
+        allowed = "_BinLogStreamReader__allowed_events_in_packet"
+        setattr(stream, allowed, getattr(stream, allowed, frozenset()) - {TableMapEvent})
+        return stream
 
     def header(self, file: str) -> _Header:
         if file not in self.headers:

@@ -4,10 +4,13 @@ guard, and the worker's seam (mapped Changes for a sink that wants them)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ferry_operator import local_run
+from ferry_operator.render import worker_config as render
 from ferry_runtime import config, errors, types
 from ferry_runtime.events import Change
 from ferry_runtime.sink import sql
@@ -227,3 +230,17 @@ def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
     mapped, counts = worker._prepare(mysql_sink, [users, other])
     assert [(c.table, c.data) for c in mapped] == [("people", {"id": 1, "name": "Ann"})]
     assert counts == {("shop.users", "insert"): 1}
+
+
+def test_the_example_renders_to_a_mysql_sink_with_both_passwords_from_secrets() -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "mysql-to-mysql"
+    found = local_run.load_manifests(sorted(example.glob("*.yaml")))
+    cfg, env = local_run.render(found)
+    assert cfg.sink.mysql is not None and cfg.sink.kafka is None
+    assert (cfg.sink.mysql.host, cfg.sink.mysql.user) == ("mariadb.reporting.svc", "ferry_writer")
+    assert cfg.sink.mysql.database == "shop_copy"
+    assert cfg.sink.mysql.password_env == render.SINK_PASSWORD
+    assert env == {render.SOURCE_PASSWORD: "change-me", render.SINK_PASSWORD: "change-me-too"}
+    assert "change-me" not in cfg.to_yaml()
+    assert loop_error(cfg) is None
+    assert isinstance(Worker(cfg, StatusTracker())._make_sink(), MySQLSink)

@@ -28,7 +28,8 @@ import bisect
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -220,7 +221,7 @@ class _Binlog:
             self.headers[file] = _Header(timestamp, gtid_list)
         return self.headers[file]
 
-    def transactions(self, file: str) -> Iterator[_Transaction]:
+    def transactions(self, file: str) -> Generator[_Transaction, None, None]:
         """Complete transactions from the start of ``file`` to the server's newest event;
         then :attr:`end` is the position after the last event read."""
         stream = self._stream(
@@ -241,13 +242,13 @@ class _Binlog:
                     continue
                 if isinstance(event, QueryEvent):
                     query = _query_text(event)
+                    if current is None:  # MySQL's anonymous GTID events are not parsed
+                        current = _Transaction(stream.log_file, start, event.timestamp, None)
                     if query == "BEGIN":
-                        if current is None:  # MySQL without a GTID event we understand
-                            current = _Transaction(stream.log_file, start, event.timestamp, None)
                         current.grouped = True
                         continue
-                    if current is None or (current.grouped and not _ends(query)):
-                        continue  # outside a transaction, or a statement inside one
+                    if current.grouped and not _ends(query):
+                        continue  # a statement inside BEGIN…COMMIT
                 elif current is None:
                     continue
                 current.end = packet.log_pos  # Xid, XA PREPARE, COMMIT or a DDL statement
@@ -325,9 +326,10 @@ def _at_time(conn: Any, binlog: _Binlog, when: datetime) -> dict[str, Any]:
 
 
 def _first_at(binlog: _Binlog, file: str, cutoff: int) -> dict[str, Any]:
-    for transaction in binlog.transactions(file):
-        if transaction.timestamp >= cutoff:
-            return {"file": transaction.file, "pos": transaction.start}
+    with closing(binlog.transactions(file)) as transactions:
+        for transaction in transactions:
+            if transaction.timestamp >= cutoff:
+                return {"file": transaction.file, "pos": transaction.start}
     return binlog.end  # nothing that recent yet: the end of the binlog
 
 
@@ -422,12 +424,13 @@ def _end_of(binlog: _Binlog, names: list[str], gtid: Gtid) -> dict[str, Any]:
         return -1 if found is None else found.seq
 
     index = max(bisect.bisect_left(names, gtid.seq, key=newest) - 1, 0)
-    for transaction in binlog.transactions(names[index]):
-        if transaction.gtid == gtid:
-            return {"file": transaction.file, "pos": transaction.end}
-        other = transaction.gtid
-        if other is not None and other.domain == gtid.domain and other.seq > gtid.seq:
-            break
+    with closing(binlog.transactions(names[index])) as transactions:
+        for transaction in transactions:
+            if transaction.gtid == gtid:
+                return {"file": transaction.file, "pos": transaction.end}
+            other = transaction.gtid
+            if other is not None and other.domain == gtid.domain and other.seq > gtid.seq:
+                break
     raise errors.FatalError(
         "InvalidPosition",
         f"gtid {gtid} is not in the source's binary log, though its domain has reached that "

@@ -116,28 +116,20 @@ def test_a_gtid_starts_right_after_that_transaction(pipeline: Pipeline, history:
     ]
 
 
-def test_a_gtid_the_server_has_not_written_is_an_invalid_position(
+def test_gtids_the_server_cannot_start_after_fail_with_their_reason(
     pipeline: Pipeline, history: History
 ) -> None:
     domain, server, seq = (int(part) for part in history.gtids["C"].split("-"))
-    future = pipeline.start(
-        _own(
-            pipeline.config(mode="cdc", startPosition={"gtid": f"{domain}-{server}-{seq + 10**9}"}),
-            "future",
-        )
-    )
-    failure = _failure(future)
-    assert failure.reason == "InvalidPosition"
-    assert "beyond what the source has written" in failure.message
-    stranger = pipeline.start(
-        _own(
-            pipeline.config(mode="cdc", startPosition={"gtid": f"{domain}-{server + 1000}-{seq}"}),
-            "stranger",
-        )
-    )
-    failure = _failure(stranger)
-    assert failure.reason == "InvalidPosition"
-    assert "server id" in failure.message
+    cases = [
+        ("future", f"{domain}-{server}-{seq + 10**9}", "InvalidPosition", "beyond what the source"),
+        ("stranger", f"{domain}-{server + 1000}-{seq}", "InvalidPosition", "server id"),
+        ("mysql", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", "NotSupported", "MySQL GTID set"),
+    ]
+    for name, gtid, reason, words in cases:
+        config = pipeline.config(mode="cdc", startPosition={"gtid": gtid})
+        failure = _failure(pipeline.start(_own(config, name)))
+        assert (failure.reason, name) == (reason, name), failure
+        assert words in failure.message
 
 
 def test_a_timestamp_after_everything_starts_at_the_end(

@@ -5,7 +5,8 @@ the checkpoint, apply a new resetPosition, snapshot what is left, stream) and is
 place that decides "retry, skip or stop" for an error: transient errors restart the run
 from the last committed checkpoint after the restart policy's backoff; fatal errors end it
 with their reason. The tracker is told about delivered data only after the sink
-acknowledged it.
+acknowledged it. The sink is Kafka (given formatted records) or MySQL (given the mapped
+changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
 """
 
 from __future__ import annotations

@@ -385,3 +385,31 @@ def test_a_wrong_sink_password_fails_without_showing_it(
     assert failure is not None and failure.reason == "AuthenticationFailed"
     assert "sink.mysql.passwordEnv" in failure.message
     assert "not-the-Password-42" not in failure.message
+
+
+def test_ddl_mid_stream_stops_with_what_to_alter_and_resumes_after_it(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    create(admin_sql, database, target, "orders", "id int PRIMARY KEY, total int")
+    admin_sql(f"INSERT INTO `{database}`.orders VALUES (1, 10)")
+    config = mysql_config()
+    worker = run_worker(config)
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    admin_sql(f"ALTER TABLE `{database}`.orders ADD COLUMN note varchar(20) NULL")
+    admin_sql(f"INSERT INTO `{database}`.orders VALUES (2, 20, 'new column')")
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "TargetSchemaMismatch"
+    assert "no column `note`" in failure.message and "alter the target" in failure.message
+    # Nothing of the refused batch was applied; after the ALTER it resumes from the checkpoint.
+    assert admin_sql(f"SELECT id FROM `{target}`.orders") == ((1,),)
+    admin_sql(f"ALTER TABLE `{target}`.orders ADD COLUMN note varchar(20) NULL")
+    again = run_worker(config)
+    admin_sql(f"UPDATE `{database}`.orders SET note = 'old row' WHERE id = 1")
+    converge(helpers, admin_sql, database, target, ["orders"])
+    assert again.exit_code is None

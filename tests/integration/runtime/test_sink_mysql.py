@@ -13,6 +13,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,10 +46,21 @@ def target(
 
 
 @pytest.fixture
+def sink_user(target: str, admin_sql: Callable[..., Any], testenv: Any) -> Iterator[str]:
+    """A fresh user holding exactly the grants docs/mysql-sink.md asks for, on the target."""
+    user = f"fsink_{uuid.uuid4().hex[:8]}"
+    admin_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (testenv.mysql["password"],))
+    # (An unescaped _ in a grant's database name matches any character: fine for a test.)
+    admin_sql(f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `{target}`.* TO '{user}'@'%'")
+    yield user
+    admin_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+@pytest.fixture
 def mysql_config(
-    make_config: Callable[..., dict[str, Any]], testenv: Any, target: str
+    make_config: Callable[..., dict[str, Any]], testenv: Any, target: str, sink_user: str
 ) -> Callable[..., dict[str, Any]]:
-    """make_config with sink.mysql (ferry_admin, which may write) instead of sink.kafka."""
+    """make_config with sink.mysql (the fresh sink user) instead of sink.kafka."""
 
     def make(**overrides: Any) -> dict[str, Any]:
         sink = overrides.pop("sink", {})
@@ -57,7 +69,7 @@ def mysql_config(
             "mysql": {
                 "host": testenv.mysql["host"],
                 "port": testenv.mysql["port"],
-                "user": testenv.mysql_admin["user"],
+                "user": sink_user,
                 "passwordEnv": SINK_PASSWORD_ENV,
                 "database": target,
                 **sink,
@@ -413,3 +425,27 @@ def test_ddl_mid_stream_stops_with_what_to_alter_and_resumes_after_it(
     admin_sql(f"UPDATE `{database}`.orders SET note = 'old row' WHERE id = 1")
     converge(helpers, admin_sql, database, target, ["orders"])
     assert again.exit_code is None
+
+
+def test_a_lost_sink_connection_is_retried_from_the_checkpoint(
+    database: str,
+    target: str,
+    sink_user: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    create(admin_sql, database, target, "log", LOG)
+    worker = run_worker(mysql_config())
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    for seq in range(300):
+        admin_sql(f"INSERT INTO `{database}`.log VALUES (%s, 'x')", (seq,))
+        if seq in (100, 200):
+            for (conn,) in admin_sql(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (sink_user,)
+            ):
+                admin_sql(f"KILL CONNECTION {int(conn)}")
+    converge(helpers, admin_sql, database, target, ["log"])
+    assert worker.tracker.errors_by_reason.get("SinkUnavailable", 0) >= 1
+    assert worker.exit_code is None

@@ -36,7 +36,8 @@ def _rfc3339(moment: float) -> str:
 
 @dataclass
 class History:
-    """A, (new binlog) A2, (next second) B, (new binlog) C, each one insert into db.t."""
+    """A, (new binlog) A2, DDL, (next second) B, (new binlog) C: inserts into db.t, and an
+    ALTER TABLE."""
 
     gtids: dict[str, str]
     time_of_b: str
@@ -47,14 +48,15 @@ def history(pipeline: Pipeline, mysql_connect: Callable[..., Any]) -> Iterator[H
     db = pipeline.db
     pipeline.sql(f"CREATE TABLE {db}.t (id int PRIMARY KEY, name varchar(10))")
     conn = mysql_connect(admin=True)
-    gtids = {"A": _commit(conn, f"INSERT INTO {db}.t VALUES (1, 'A')")}
+    gtids = {"A": _commit(conn, f"INSERT INTO {db}.t (id, name) VALUES (1, 'A')")}
     pipeline.sql("FLUSH BINARY LOGS")  # the searches cross files
-    gtids["A2"] = _commit(conn, f"INSERT INTO {db}.t VALUES (2, 'A2')")
+    gtids["A2"] = _commit(conn, f"INSERT INTO {db}.t (id, name) VALUES (2, 'A2')")
+    gtids["DDL"] = _commit(conn, f"ALTER TABLE {db}.t ADD COLUMN note int")
     _next_second()
     time_of_b = time.time()
-    gtids["B"] = _commit(conn, f"INSERT INTO {db}.t VALUES (3, 'B')")
+    gtids["B"] = _commit(conn, f"INSERT INTO {db}.t (id, name) VALUES (3, 'B')")
     pipeline.sql("FLUSH BINARY LOGS")
-    gtids["C"] = _commit(conn, f"INSERT INTO {db}.t VALUES (4, 'C')")
+    gtids["C"] = _commit(conn, f"INSERT INTO {db}.t (id, name) VALUES (4, 'C')")
     conn.close()
     yield History(gtids, _rfc3339(time_of_b))
 
@@ -108,6 +110,11 @@ def test_a_timestamp_starts_at_the_first_transaction_of_that_second(
 def test_a_gtid_starts_right_after_that_transaction(pipeline: Pipeline, history: History) -> None:
     # A2 and B share a binlog: the scan stops after A2's commit.
     assert _run_to_end(pipeline, "a2", startPosition={"gtid": history.gtids["A2"]}) == ["B", "C"]
+    # A DDL is a transaction of its own (no BEGIN/COMMIT): right after the statement.
+    assert _run_to_end(pipeline, "ddl", startPosition={"gtid": history.gtids["DDL"]}) == [
+        "B",
+        "C",
+    ]
     # A is in an older binlog, found through the files' Gtid_list events.
     assert _run_to_end(pipeline, "a", startPosition={"gtid": history.gtids["A"]}) == [
         "A2",
@@ -140,7 +147,7 @@ def test_a_timestamp_after_everything_starts_at_the_end(
         _own(pipeline.config(mode="cdc", startPosition={"timestamp": later}), "late")
     )
     pipeline.wait_streaming(worker)
-    pipeline.sql(f"INSERT INTO {pipeline.db}.t VALUES (5, 'D')")
+    pipeline.sql(f"INSERT INTO {pipeline.db}.t (id, name) VALUES (5, 'D')")
     pipeline.wait_until(lambda: worker.tracker.events >= 1, 30, "D")
     pipeline.wait_caught_up(worker, 60)
     assert worker.stop() == 0
@@ -154,7 +161,7 @@ def test_reset_position_to_a_timestamp_is_applied_once_per_nonce(
     assert _run_to_end(pipeline, "reset", startPosition=start) == []
     reset = {"to": {"timestamp": history.time_of_b}, "nonce": "first"}
     assert _run_to_end(pipeline, "reset", startPosition=start, resetPosition=reset) == ["B", "C"]
-    pipeline.sql(f"INSERT INTO {pipeline.db}.t VALUES (5, 'D')")
+    pipeline.sql(f"INSERT INTO {pipeline.db}.t (id, name) VALUES (5, 'D')")
     # The same nonce again: the checkpoint holds; only D is new.
     assert _run_to_end(pipeline, "reset", startPosition=start, resetPosition=reset) == [
         "B",

@@ -373,8 +373,14 @@ class MySQLSink:
                     "with the source's columns after mapping (e.g. from SHOW CREATE TABLE on "
                     "the source), then restart the worker.",
                 )
+            cursor.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = %s AND COALESCE(GENERATION_EXPRESSION, '') <> ''",
+                (database, change.table),
+            )
+            generated = frozenset(str(name) for (name,) in cursor.fetchall())
             found = self._targets[key] = sql.Target(
-                database, change.table, table.columns, table.primary_key
+                database, change.table, table.columns, table.primary_key, generated
             )
         return found
 

@@ -20,6 +20,8 @@ Statements, per change (``read`` is a snapshot row):
   delete → ``DELETE … WHERE key``.
 * table without one: insert/read → plain ``INSERT``; update and delete match every old
   column value (NULL-safe) with ``LIMIT 1``; identical rows are interchangeable.
+
+Generated columns of the target are never written (nor matched): the target computes them.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Target:
     table: str
     columns: tuple[types.Column, ...]
     primary_key: tuple[str, ...]
+    generated: frozenset[str] = frozenset()  # computed by the target: never written
 
     @property
     def name(self) -> str:
@@ -177,7 +180,7 @@ def update_row(target: Target, new: tuple[str, ...], old: tuple[str, ...]) -> st
 
 def plan(target: Target, change: Change) -> list[Statement]:
     """The statements applying ``change`` (already mapped) to ``target``."""
-    names = tuple(change.data)
+    names = tuple(name for name in change.data if name not in target.generated)
     _check_columns(target, names)
     key = target.primary_key
     absent = [name for name in key if name not in change.data]
@@ -188,7 +191,8 @@ def plan(target: Target, change: Change) -> list[Statement]:
         )
     if change.op in ("insert", "read") or (change.op == "update" and change.old is None):
         if not key:
-            return [Statement(insert(target.name, names), _values(target, change.data, names))]
+            sql = insert(target.name, names)
+            return [Statement(sql, _values(target, change.data, names), batchable=True)]
         sql = upsert(target.name, names, key)
         return [Statement(sql, _values(target, change.data, names), batchable=True)]
     if change.op == "delete":
@@ -196,7 +200,7 @@ def plan(target: Target, change: Change) -> list[Statement]:
             return [Statement(delete_row(target, names), _values(target, change.data, names))]
         return [Statement(delete_by_key(target.name, key), _values(target, change.data, key))]
     old = change.old or {}
-    old_names = tuple(old)
+    old_names = tuple(name for name in old if name not in target.generated)
     _check_columns(target, old_names)
     if not key:
         sql = update_row(target, names, old_names)

@@ -449,3 +449,26 @@ def test_a_lost_sink_connection_is_retried_from_the_checkpoint(
     converge(helpers, admin_sql, database, target, ["log"])
     assert worker.tracker.errors_by_reason.get("SinkUnavailable", 0) >= 1
     assert worker.exit_code is None
+
+
+def test_generated_columns_are_computed_by_the_target(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    columns = "id int PRIMARY KEY, a int, twice int AS (a * 2) STORED, v int AS (a + 1) VIRTUAL"
+    create(admin_sql, database, target, "g", columns)
+    admin_sql(f"INSERT INTO `{database}`.g (id, a) VALUES (1, 1), (2, 2)")
+    worker = run_worker(mysql_config())
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    admin_sql(f"INSERT INTO `{database}`.g (id, a) VALUES (3, 3)")
+    admin_sql(f"UPDATE `{database}`.g SET a = 10 WHERE id = 1")
+    admin_sql(f"DELETE FROM `{database}`.g WHERE id = 2")
+    converge(helpers, admin_sql, database, target, ["g"])
+    assert admin_sql(f"SELECT id, twice, v FROM `{target}`.g ORDER BY id") == (
+        (1, 20, 11),
+        (3, 6, 4),
+    )

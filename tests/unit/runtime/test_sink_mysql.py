@@ -126,7 +126,7 @@ def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> 
     row = {"seq": 1, "ratio": 1.1, "raw": "AP8="}
     (insert,) = sql.plan(NOKEY, Change("shop", "log", "insert", row))
     assert insert.sql == "INSERT INTO `shop`.`log` (`seq`, `ratio`, `raw`) VALUES (%s, %s, %s)"
-    assert insert.args == (1, 1.1, b"\x00\xff") and not insert.batchable
+    assert insert.args == (1, 1.1, b"\x00\xff") and insert.batchable
     where = "`seq` <=> %s AND `ratio` <=> CAST(%s AS FLOAT) AND `raw` <=> %s LIMIT 1"
     (update,) = sql.plan(NOKEY, Change("shop", "log", "update", {**row, "seq": 2}, row))
     assert (
@@ -142,6 +142,17 @@ def test_a_table_whose_columns_are_all_key_still_upserts() -> None:
     target = sql.Target("d", "pairs", (C("a", "int"), C("b", "int")), ("a", "b"))
     (statement,) = sql.plan(target, Change("d", "pairs", "insert", {"a": 1, "b": 2}))
     assert statement.sql.endswith("ON DUPLICATE KEY UPDATE `a` = VALUES(`a`)")
+
+
+def test_generated_columns_are_left_to_the_target() -> None:
+    target = sql.Target("d", "g", (C("id", "int"), C("a", "int"), C("twice", "int")), ("id",),
+                        frozenset({"twice"}))  # fmt: skip
+    row = {"id": 1, "a": 2, "twice": 4}
+    (statement,) = sql.plan(target, Change("d", "g", "insert", row))
+    assert "twice" not in statement.sql and statement.args == (1, 2)
+    nokey = sql.Target("d", "g", target.columns, (), frozenset({"twice"}))
+    (update,) = sql.plan(nokey, Change("d", "g", "update", {**row, "a": 3}, row))
+    assert "twice" not in update.sql and update.args == (1, 3, 1, 2)
 
 
 def test_a_column_the_target_lacks_is_named() -> None:

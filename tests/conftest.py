@@ -108,6 +108,30 @@ def kube_api(testenv: TestEnv) -> Any:
     return api_client
 
 
+@pytest.fixture(scope="session")
+def ferry_crds(kube_api: Any) -> None:
+    """Ferry's generated CRDs (crds/) server-side applied to the test control plane (a changed
+    schema replaces the old) and established."""
+    import yaml
+    from kubernetes import client
+    from tests.support import wait_until
+
+    extensions = client.ApiextensionsV1Api(kube_api)
+    for path in sorted((REPO_ROOT / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        extensions.patch_custom_resource_definition(
+            name, crd, field_manager="ferry-tests", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+
+        def established(name: str = name) -> bool:
+            conditions = extensions.read_custom_resource_definition(name).status.conditions
+            return any(c.type == "Established" and c.status == "True" for c in conditions or [])
+
+        wait_until(established, 30, f"the CRD {name} to be established")
+
+
 @pytest.fixture
 def namespace(kube_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards (without waiting)."""

@@ -3,106 +3,15 @@ and a way to run ``kubectl ferry`` in-process against it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from ferry_operator import kubectl_plugin
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CRD_DIR = REPO_ROOT / "crds"
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "synctasks"
-
-
-def _crd_documents() -> list[dict[str, Any]]:
-    return [
-        doc
-        for path in sorted(CRD_DIR.glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc and doc.get("kind") == "CustomResourceDefinition"
-    ]
-
-
-def _wait_established(extensions: client.ApiextensionsV1Api, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        crd = extensions.read_custom_resource_definition(name)
-        conditions = (crd.status and crd.status.conditions) or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"CRD {name} not Established after 30 s")
-
-
-MINIMAL_CRD: dict[str, Any] = {
-    # Used only while crds/ is not generated yet: the real shapes, no schema.
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"{PLURAL}.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"plural": PLURAL, "singular": "synctask", "kind": "SyncTask"},
-        "versions": [
-            {
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                            "status": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            },
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
-
-
-@pytest.fixture(scope="session")
-def ferry_crds(kube_api: Any) -> list[str]:
-    """Ferry's CRDs from crds/, created or updated in the test control plane."""
-    extensions = client.ApiextensionsV1Api(kube_api)
-    documents = _crd_documents()
-    if not documents:
-        documents = [MINIMAL_CRD]
-    for doc in documents:
-        name = doc["metadata"]["name"]
-        try:
-            existing = extensions.read_custom_resource_definition(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            extensions.create_custom_resource_definition(doc)
-        else:
-            # Leave an identical (or, without crds/, any) installed CRD alone.
-            if doc is not MINIMAL_CRD:
-                current = kube_api.sanitize_for_serialization(existing)
-                if current.get("spec", {}).get("versions") != doc["spec"]["versions"]:
-                    meta = {
-                        **doc["metadata"],
-                        "resourceVersion": existing.metadata.resource_version,
-                    }
-                    extensions.replace_custom_resource_definition(name, {**doc, "metadata": meta})
-        _wait_established(extensions, name)
-    return [doc["metadata"]["name"] for doc in documents]
 
 
 def task_spec(**overrides: Any) -> dict[str, Any]:
@@ -122,7 +31,7 @@ def objects(kube_api: Any) -> client.CustomObjectsApi:
 
 @pytest.fixture
 def make_task(
-    ferry_crds: list[str], objects: client.CustomObjectsApi, namespace: str
+    ferry_crds: None, objects: client.CustomObjectsApi, namespace: str
 ) -> Callable[..., dict[str, Any]]:
     """``make_task(name, status=None, **spec)`` creates a SyncTask and returns it."""
 

@@ -16,7 +16,7 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "e2e" / "manifests"
 
 @pytest.mark.parametrize("name", ["services.yaml", "synctask.yaml"])
 def test_e2e_manifests_pass_server_side_dry_run(
-    name: str, ferry_crds: list[str], namespace: str, testenv: Any
+    name: str, ferry_crds: None, namespace: str, testenv: Any
 ) -> None:
     env = {**os.environ, "KUBECONFIG": testenv.kubeconfig}
     result = subprocess.run(

@@ -191,7 +191,7 @@ def run(
 
 
 @pytest.fixture(scope="session")
-def chart_crds(ferry_crds: list[str], kube_env: dict[str, str], testenv: Any) -> None:
+def chart_crds(ferry_crds: None, kube_env: dict[str, str], testenv: Any) -> None:
     """The kopf peering CRDs and prometheus-operator's ServiceMonitor/PrometheusRule CRDs."""
     kubectl = testenv.kubectl
     run(

@@ -130,7 +130,7 @@ def test_bad_input_is_a_usage_error_naming_the_flag(ferry: Ferry, make_task: Mak
 
 
 def test_missing_task_exits_3_with_a_clear_message(
-    ferry: Ferry, ferry_crds: list[str], namespace: str
+    ferry: Ferry, ferry_crds: None, namespace: str
 ) -> None:
     for verb in (
         ["status", "ghost"],
@@ -144,7 +144,7 @@ def test_missing_task_exits_3_with_a_clear_message(
 
 
 def test_unreachable_api_server_is_an_error(
-    ferry_crds: list[str], tmp_path: Any, capsys: Any
+    ferry_crds: None, tmp_path: Any, capsys: Any
 ) -> None:
     from ferry_operator import kubectl_plugin
 

@@ -23,8 +23,8 @@ from tests.integration.operator.conftest import OperatorProcess
 
 pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 __all__ = ["chart_crds", "helm", "kube_env"]  # fixtures, re-exported for this module
-# This module's own: the operator as the chart's ServiceAccount, and the delivery CRD fixture.
-OWN = {"ferry_operator", "ferry_crds"}
+# This module's own: the operator as the chart's ServiceAccount.
+OWN = {"ferry_operator"}
 
 
 def _collect(*modules: ModuleType) -> dict[str, Any]:

@@ -16,36 +16,7 @@ import pytest
 from kubernetes import client
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-CRDS = ["synctasks", "connectors", "tasktemplates"]
 GROUP, VERSION = "ferry.dev", "v1alpha1"
-
-
-@pytest.fixture(scope="session")
-def ferry_crds(kube_api: Any, testenv: Any) -> None:
-    """Apply crds/ (server-side, so a changed schema replaces the old) and wait until served."""
-    subprocess.run(
-        [
-            testenv.kubectl,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(REPO_ROOT / "crds"),
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
-    )
-    extensions = client.ApiextensionsV1Api(kube_api)
-    deadline = time.monotonic() + 30
-    for plural in CRDS:
-        while True:
-            crd = extensions.read_custom_resource_definition(f"{plural}.ferry.dev")
-            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
-            if conditions.get("Established") == "True":
-                break
-            assert time.monotonic() < deadline, f"{plural} CRD not established"
-            time.sleep(0.2)
 
 
 @pytest.fixture

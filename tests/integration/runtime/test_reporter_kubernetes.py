@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support import wait_until
 
 from ferry_runtime import reporter
 from ferry_runtime.config import ReportingConfig, TaskIdentity
@@ -27,43 +28,8 @@ from ferry_runtime.status import StatusTracker
 
 pytestmark = pytest.mark.kube
 
-CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "ferry.dev_synctasks.yaml"
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "synctasks"
 SECRET = "s3cr3t-Pa55word"
-
-
-@pytest.fixture(scope="module")
-def synctask_crd(kube_api: Any) -> None:
-    """The generated SyncTask CRD from crds/, applied and established."""
-    from kubernetes import client
-
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    api = client.ApiextensionsV1Api(kube_api)
-    api.patch_custom_resource_definition(
-        crd["metadata"]["name"],
-        crd,
-        field_manager="ferry-tests",
-        force=True,
-        _content_type="application/apply-patch+yaml",
-    )
-    wait_for(
-        lambda: any(
-            c.type == "Established" and c.status == "True"
-            for c in api.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions
-            or []
-        ),
-        "the SyncTask CRD to be established",
-    )
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Tasks:
@@ -116,7 +82,7 @@ class Tasks:
 
 
 @pytest.fixture
-def tasks(kube_api: Any, namespace: str, synctask_crd: None) -> Tasks:
+def tasks(kube_api: Any, namespace: str, ferry_crds: None) -> Tasks:
     return Tasks(kube_api, namespace)
 
 
@@ -175,7 +141,7 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     tasks.operator_writes("orders", operator_status(1, "Starting"))
     tracker = StatusTracker()
     start(kube_api, tracker, namespace, "orders", "60s", stoppers)
-    wait_for(lambda: tasks.status("orders").get("heartbeatTime"), "the first report")
+    wait_until(lambda: tasks.status("orders").get("heartbeatTime"), 15, "the first report")
 
     # the interval is 60 s: only the state change can explain a write within seconds
     tracker.record_delivered(
@@ -186,10 +152,10 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     )
     changed_at = time.monotonic()
     tracker.set_state("Streaming")
-    status = wait_for(
+    status = wait_until(
         lambda: (s := tasks.status("orders")).get("workerState") == "Streaming" and s,
+        5,
         "the state change",
-        timeout=5,
     )
     assert time.monotonic() - changed_at < 3
     assert status["position"] == {"file": "binlog.000002", "pos": 777}
@@ -264,11 +230,12 @@ def test_failures_are_retried_and_never_raised(
 ) -> None:
     tracker = StatusTracker()
     running = start(kube_api, tracker, namespace, "late", "60s", stoppers)
-    wait_for(lambda: running.failures >= 2, "failed writes to a task that does not exist")
+    wait_until(lambda: running.failures >= 2, 15, "failed writes to a task that does not exist")
     assert running.writes == 0
     tasks.create("late")  # the retry backoff (1 s, 2 s, ...) reaches it without a state change
-    wait_for(lambda: tasks.status("late").get("heartbeatTime"), "a retried write", timeout=20)
-    assert running.writes >= 1
+    wait_until(lambda: tasks.status("late").get("heartbeatTime"), 20, "a retried write")
+    # counted once the PATCH returned, a moment after the status shows it
+    wait_until(lambda: running.writes >= 1, 5, "the write to be counted")
 
 
 def test_stop_sends_a_final_report_and_drops_fields_no_longer_sent(
@@ -280,7 +247,7 @@ def test_stop_sends_a_final_report_and_drops_fields_no_longer_sent(
     tracker.start_table("shop.orders", 100)
     tracker.record_snapshot_rows("shop.orders", 10)
     running = start(kube_api, tracker, namespace, "final", "60s", [])
-    wait_for(lambda: tasks.status("final").get("progress", {}).get("eta"), "an ETA")
+    wait_until(lambda: tasks.status("final").get("progress", {}).get("eta"), 15, "an ETA")
 
     tracker.record_snapshot_rows("shop.orders", 90)
     tracker.finish_table("shop.orders")
@@ -334,7 +301,7 @@ def _check_worker_reports(
         done = status.get("progress", {}).get("percent") == 100.0
         return status if status.get("workerState") == "Streaming" and done else None
 
-    status = wait_for(streaming_done, "the worker to report Streaming after its snapshot", 90)
+    status = wait_until(streaming_done, 90, "the worker to report Streaming after its snapshot")
     assert status["progress"]["tables"] == [
         {"name": f"{database}.t", "rowsDone": 5000, "rowsTotal": 5000, "state": "Done"}
     ]
@@ -343,10 +310,10 @@ def _check_worker_reports(
         [(n,) for n in range(5001, 5011)],
         many=True,
     )
-    status = wait_for(
+    status = wait_until(
         lambda: (s := tasks.status("live")).get("counters", {}).get("events", 0) >= 5010 and s,
-        "the streamed rows in the reported counters",
         30,
+        "the streamed rows in the reported counters",
     )
     assert status["phase"] == "Running"  # the operator's field, untouched
     assert status["position"]["file"].startswith("binlog.")
@@ -395,7 +362,7 @@ def test_the_workers_own_role_is_enough_and_no_more(
     mine = reporter.start(tracker, reporting, TaskIdentity(name="mine"), api_client=worker_api)
     assert mine is not None
     stoppers.append(mine)
-    wait_for(lambda: tasks.status("mine").get("workerState") == "Streaming", "its own status")
+    wait_until(lambda: tasks.status("mine").get("workerState") == "Streaming", 15, "its own status")
 
     reporting = ReportingConfig.model_validate(
         {"interval": "60s", "kubernetes": {"namespace": namespace, "name": "other"}}
@@ -403,6 +370,6 @@ def test_the_workers_own_role_is_enough_and_no_more(
     other = reporter.start(tracker, reporting, TaskIdentity(name="x"), api_client=worker_api)
     assert other is not None
     stoppers.append(other)
-    wait_for(lambda: other.failures >= 1, "the refused write")
+    wait_until(lambda: other.failures >= 1, 15, "the refused write")
     assert other.writes == 0
     assert "workerState" not in tasks.status("other")

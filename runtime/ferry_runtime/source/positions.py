@@ -91,10 +91,14 @@ def is_mysql_gtid_set(text: str) -> bool:
     return all(_MYSQL_GTID_ENTRY.match(entry) for entry in entries)
 
 
-def parse_gtids(text: str) -> list[Gtid]:
+def parse_gtids(text: str, one_per_domain: bool = True) -> list[Gtid]:
     """A MariaDB GTID position (``0-1-100`` or ``0-1-100,1-2-7``) → GTIDs, one per domain.
+    With ``one_per_domain=False``: a binlog state (``@@gtid_binlog_state``), which holds the
+    last GTID of every server of a domain; an empty text is then an empty state.
 
     Raises ValueError saying what is wrong."""
+    if not one_per_domain and not text.strip():
+        return []
     gtids: list[Gtid] = []
     for entry in (part.strip() for part in text.split(",")):
         match = _MARIADB_GTID.match(entry)
@@ -106,7 +110,7 @@ def parse_gtids(text: str) -> list[Gtid]:
         gtid = Gtid(*(int(group) for group in match.groups()))
         if gtid.domain > _UINT32 or gtid.server > _UINT32 or gtid.seq > _UINT64:
             raise ValueError(f"{entry!r}: domain and server id are 32-bit, sequence 64-bit")
-        if any(known.domain == gtid.domain for known in gtids):
+        if one_per_domain and any(known.domain == gtid.domain for known in gtids):
             raise ValueError(f"domain {gtid.domain} appears twice; give one GTID per domain")
         gtids.append(gtid)
     return gtids
@@ -373,7 +377,8 @@ def after_gtids(conn: Any, text: str) -> dict[str, Any]:
 
 
 def _after_gtids(conn: Any, binlog: _Binlog, gtids: list[Gtid]) -> dict[str, Any]:
-    state = _state(_variable(conn, "SELECT @@global.gtid_binlog_state") or "")
+    state_text = _variable(conn, "SELECT @@global.gtid_binlog_state") or ""
+    state = parse_gtids(state_text, one_per_domain=False)
     for gtid in gtids:
         newest = domain_max(state, gtid.domain)
         if newest is None or gtid.seq > newest.seq:
@@ -409,10 +414,6 @@ def _after_gtids(conn: Any, binlog: _Binlog, gtids: list[Gtid]) -> dict[str, Any
         f"server ({names[0]}, which starts after {','.join(map(str, oldest))}); the logs "
         "holding what followed it were purged. Use a later position, or take a new snapshot.",
     )
-
-
-def _state(text: str) -> list[Gtid]:
-    return parse_gtids(text) if text.strip() else []
 
 
 def _end_of(binlog: _Binlog, names: list[str], gtid: Gtid) -> dict[str, Any]:

@@ -244,6 +244,8 @@ def test_positions_in_purged_binlogs(
     gtids["E"] = _commit(conn, "INSERT INTO shop.t VALUES (4, 'E')")
     cur.execute("SET SESSION gtid_domain_id = 0")
     gtids["F"] = _commit(conn, "INSERT INTO shop.t VALUES (5, 'F')")
+    cur.execute("SET SESSION server_id = 77")  # two servers in domain 0 (as after a failover)
+    gtids["G"] = _commit(conn, "INSERT INTO shop.t VALUES (6, 'G')")
 
     for name, position in [
         ("ago2", long_ago),
@@ -254,11 +256,13 @@ def test_positions_in_purged_binlogs(
         assert failure.reason == "PositionUnavailable", (name, failure)
         assert "purged" in failure.message
     # A was the last transaction before the oldest binlog: nothing after it is missing.
-    assert delivered("a", run("a", {"gtid": gtids["A"]})) == ["B", "E", "F"]
+    assert delivered("a", run("a", {"gtid": gtids["A"]})) == ["B", "E", "F", "G"]
     # Two domains: after the later of the two in binlog order.
     both = {"gtid": f"{gtids['B']},{gtids['E']}"}
-    assert delivered("be", run("be", both)) == ["F"]
+    assert delivered("be", run("be", both)) == ["F", "G"]
     # A purged GTID of one domain precedes a found one of another: after the found one.
     mixed = {"gtid": f"{gtids['A']},{gtids['E']}"}
-    assert delivered("ae", run("ae", mixed)) == ["F"]
+    assert delivered("ae", run("ae", mixed)) == ["F", "G"]
+    # The server's GTID state now holds two servers of domain 0.
+    assert delivered("f", run("f", {"gtid": gtids["F"]})) == ["G"]
     conn.close()

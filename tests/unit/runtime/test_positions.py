@@ -28,6 +28,14 @@ def test_parse_one_and_several_domains() -> None:
     assert parse_gtids(f"0-{2**32 - 1}-{2**64 - 1}") == [Gtid(0, 2**32 - 1, 2**64 - 1)]
 
 
+def test_a_binlog_state_may_hold_several_servers_of_a_domain() -> None:
+    state = parse_gtids("0-1-100,0-2-120,1-1-7", one_per_domain=False)
+    assert state == [Gtid(0, 1, 100), Gtid(0, 2, 120), Gtid(1, 1, 7)]
+    assert parse_gtids("", one_per_domain=False) == []
+    with pytest.raises(ValueError, match="appears twice"):
+        parse_gtids("0-1-100,0-2-120")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -55,7 +55,10 @@ __all__ = [
     "after_gtids",
     "at_time",
     "check_gtid_text",
+    "cutoff_second",
+    "domain_max",
     "is_mysql_gtid_set",
+    "nothing_after",
     "parse_gtids",
 ]
 

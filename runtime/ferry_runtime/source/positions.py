@@ -10,7 +10,7 @@ changes.
   The file is found by bisecting the binlogs' start times (their Format_description
   event), then it is scanned. A time after the newest transaction gives the end of the
   binlog (= latest); a time before the oldest binlog gives its start when nothing was ever
-  purged before it (MariaDB: its Gtid_list is empty), else PositionUnavailable.
+  written before it (MariaDB: its Gtid_list is empty), else PositionUnavailable.
 - ``{gtid}`` (MariaDB ``domain-server-seq[,…]``, like gtid_slave_pos: the last transaction
   already applied): right after that transaction's XID/COMMIT. The file is found by
   bisecting the binlogs' Gtid_list events (the GTID state at each file's start), then

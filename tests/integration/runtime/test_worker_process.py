@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from tests.integration.runtime.conftest import Pipeline, read_topic
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -66,52 +67,37 @@ class Writer(threading.Thread):
             time.sleep(0.002)
 
 
-def _last_checkpoint(helpers: Any, bootstrap: str, topic: str) -> dict[str, Any] | None:
-    records = helpers.read_topic(bootstrap, topic)
-    return records[-1][1] if records else None
-
-
 def _reached(position: dict[str, Any] | None, target: tuple[str, int]) -> bool:
     return bool(position) and (position["file"], position["pos"]) >= target  # type: ignore[index]
-
-
-def _server_position(sql: Any) -> tuple[str, int]:
-    file, pos = sql("SHOW MASTER STATUS")[0][:2]
-    return str(file), int(pos)
 
 
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
 def test_sigkill_at_random_moments_loses_nothing(
     delivery: str,
-    database: str,
-    admin_sql: Callable[..., Any],
-    make_config: Callable[..., dict[str, Any]],
+    pipeline: Pipeline,
     spawn_worker: Callable[..., Any],
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    helpers: Any,
 ) -> None:
     rows, kills = 150_000, 20
-    table = f"`{database}`.k"
-    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq bigint)")
-    admin_sql(f"INSERT INTO {table} SELECT seq, 0 FROM `{database}`.seq_1_to_{rows}")
-    config = make_config(
+    sql, table = pipeline.sql, f"{pipeline.db}.k"
+    sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq bigint)")
+    sql(f"INSERT INTO {table} SELECT seq, 0 FROM {pipeline.db}.seq_1_to_{rows}")
+    config = pipeline.config(
         delivery=delivery, performance={"snapshotChunkSize": 1000, "batchSize": 200}
     )
     worker = spawn_worker(config)
     # Changes made after the snapshot's position must each appear as an event: start
     # writing once a first chunk (and so the snapshot position) is committed.
-    helpers.wait_until(
+    pipeline.wait_until(
         lambda: (worker.status() or {}).get("progress", {}).get("rowsDone"), 60, "a chunk"
     )
-    writer = Writer(admin_sql, table, dict.fromkeys(range(1, rows + 1), 0))
+    writer = Writer(sql, table, dict.fromkeys(range(1, rows + 1), 0))
     writer.start()
     chaos = random.Random(3)
     phases: Counter[str] = Counter()
     for kill in range(kills):
-        helpers.wait_until(worker.status, 30, "the worker's status port")
+        pipeline.wait_until(worker.status, 30, "the worker's status port")
         if kill >= kills // 2:  # the second half surely while streaming
-            helpers.wait_until(
+            pipeline.wait_until(
                 lambda w=worker: (w.status() or {}).get("state") == "Streaming", 60, "streaming"
             )
         # The first kills come quickly, to land in the snapshot; later ones in streaming.
@@ -125,14 +111,14 @@ def test_sigkill_at_random_moments_loses_nothing(
     print(f"kills by worker state: {dict(phases)}; changes: {rows} + {len(writer.log)}")
     assert phases["Snapshotting"] >= 1 and phases["Streaming"] >= 1, phases
     assert rows + len(writer.log) >= 200_000, "fewer than 200k changes: write more"
-    target = _server_position(admin_sql)  # the writer has stopped: all its changes are below
-    helpers.wait_until(
+    target = pipeline.server_position()  # the writer has stopped: all its changes are below
+    pipeline.wait_until(
         lambda: _reached((worker.status() or {}).get("position"), target), 120, "catching up"
     )
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.output()
 
-    records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.{database}.k")
+    records = pipeline.records("k")
     events = Counter(
         (v["type"], v["data"]["id"], v["data"]["seq"])
         for _, v in records
@@ -151,42 +137,33 @@ def test_sigkill_at_random_moments_loses_nothing(
         assert max(snapshot.values()) == 1
     deleted = {key for kind, key, _ in writer.log if kind == "delete"}
     assert set(range(1, rows + 1)) - deleted <= set(snapshot)
-    source = {(r[0],): {"id": r[0], "seq": r[1]} for r in admin_sql(f"SELECT id, seq FROM {table}")}
-    assert helpers.replay(records) == source
+    source = {(r[0],): {"id": r[0], "seq": r[1]} for r in sql(f"SELECT id, seq FROM {table}")}
+    assert pipeline.replay(records) == source
 
 
 def test_sigterm_flushes_commits_and_exits_zero(
-    database: str,
-    admin_sql: Callable[..., Any],
-    make_config: Callable[..., dict[str, Any]],
+    pipeline: Pipeline,
     spawn_worker: Callable[..., Any],
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    helpers: Any,
 ) -> None:
-    table = f"`{database}`.t"
-    admin_sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
-    config = make_config(mode="cdc", performance={"maxBatchDelay": "5s", "batchSize": 100000})
+    sql, table = pipeline.sql, f"{pipeline.db}.t"
+    sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    config = pipeline.config(mode="cdc", performance={"maxBatchDelay": "5s", "batchSize": 100000})
     offsets = config["sink"]["kafka"]["offsetsTopic"]
     worker = spawn_worker(config)
-    helpers.wait_until(lambda: (worker.status() or {}).get("state") == "Streaming", 60, "streaming")
-    admin_sql(f"INSERT INTO {table} VALUES (1), (2), (3)")
+    pipeline.wait_until(
+        lambda: (worker.status() or {}).get("state") == "Streaming", 60, "streaming"
+    )
+    sql(f"INSERT INTO {table} VALUES (1), (2), (3)")
     time.sleep(1)  # read, but held in a batch for up to 5 s
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0, worker.output()
     assert "ferry worker: stopped" in worker.output()
-    topic = f"{topic_prefix}.{database}.t"
-    assert sorted(v["data"]["id"] for _, v in helpers.read_topic(kafka_bootstrap, topic)) == [
-        1,
-        2,
-        3,
-    ]
+    records = pipeline.records("t")
+    assert sorted(v["data"]["id"] for _, v in records) == [1, 2, 3]
     # The checkpoint covers the rows: it is at or after the position of the last one.
-    records = helpers.read_topic(kafka_bootstrap, topic)
     file, pos = records[-1][1]["position"].rsplit(":", 1)
-    assert _reached(
-        _last_checkpoint(helpers, kafka_bootstrap, offsets)["position"], (file, int(pos))
-    )  # type: ignore[index]
+    checkpoint = read_topic(pipeline.bootstrap, offsets)[-1][1]
+    assert _reached(checkpoint["position"], (file, int(pos)))
 
 
 def test_wrong_password_exits_with_authentication_failed_and_no_password(

@@ -224,13 +224,15 @@ def test_snapshot_and_cdc_under_load_leave_the_target_equal_to_the_source(
     # The type matrix through the binlog too: inserts, a key change, deletes.
     for index, values in enumerate(SQL_VALUES):
         admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 101,))
+    admin_sql(f"INSERT INTO `{database}`.matrix VALUES {SQL_VALUES[0]}", (104,))
     admin_sql(f"UPDATE `{database}`.matrix SET id = 200 WHERE id = 102")
-    admin_sql(f"DELETE FROM `{database}`.matrix WHERE id = 1")
+    admin_sql(f"DELETE FROM `{database}`.matrix WHERE id = 104")
     time.sleep(3)
     writer.stop()
     assert writer.changes > 300
     converge(helpers, admin_sql, database, target, [*TABLES, "matrix"])
-    assert len(rows(admin_sql, target, "matrix")) == 5
+    # ids 1-3 came through the snapshot, 101, 200 (was 102) and 103 through the binlog.
+    assert [row[0] for row in rows(admin_sql, target, "matrix")] == [1, 101, 103, 2, 200, 3]
     assert worker.exit_code is None and worker.tracker.state == "Streaming"
     assert worker.stop() == 0
     (stored,) = admin_sql(
@@ -311,16 +313,17 @@ def test_a_second_worker_with_the_same_task_id_fences_the_first(
     assert second.exit_code is None and second.tracker.state == "Streaming"
 
 
-@pytest.mark.parametrize("database_setting", ["source", None])
+@pytest.mark.parametrize("into_the_source_database", [True, False])
 def test_a_sink_that_would_read_its_own_writes_is_refused(
     database: str,
     mysql_config: Callable[..., dict[str, Any]],
     run_worker: Callable[..., Any],
-    database_setting: str | None,
+    into_the_source_database: bool,
 ) -> None:
     config = mysql_config()
-    config["sink"]["mysql"]["database"] = database if database_setting else None
-    if database_setting is None:
+    if into_the_source_database:  # selected by include: ["<database>.*"]
+        config["sink"]["mysql"]["database"] = database
+    else:  # no database: every table onto itself
         del config["sink"]["mysql"]["database"]
     worker = run_worker(config)
     assert worker.join(30) == 1

@@ -111,9 +111,8 @@ def to_sql(column: types.Column, value: Any) -> Any:
         if kind == "bit":
             return int(value)
     except (binascii.Error, InvalidOperation, TypeError, ValueError) as error:
-        raise BadValue(
-            f"column {column.name} ({kind}): cannot convert {str(value)[:40]!r}: {error}"
-        ) from None
+        # The value itself stays out of the message (it ends up in status and events).
+        raise BadValue(f"column {column.name} ({kind}): {type(error).__name__}") from None
     return value
 
 

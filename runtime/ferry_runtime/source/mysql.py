@@ -31,6 +31,8 @@ __all__ = [
     "server_position",
 ]
 
+PARSE_ERROR = 1064  # ER_PARSE_ERROR: a statement this server does not know
+
 
 def password(source: SourceConfig) -> str:
     value = os.environ.get(source.password_env)
@@ -77,8 +79,16 @@ def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 def server_position(conn: Any) -> dict[str, Any]:
-    """The server's current binlog position (SHOW MASTER STATUS)."""
-    rows = _rows(conn, "SHOW MASTER STATUS")
+    """The server's current binlog position: SHOW MASTER STATUS, or on MySQL 8.4+, where
+    that statement is gone, SHOW BINARY LOG STATUS."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW MASTER STATUS")
+            rows = list(cursor.fetchall())
+    except pymysql.err.ProgrammingError as error:
+        if error.args[0] != PARSE_ERROR:
+            raise errors.from_mysql(error, "SHOW MASTER STATUS") from None
+        rows = _rows(conn, "SHOW BINARY LOG STATUS")
     if not rows:
         raise errors.FatalError(
             "BinlogDisabled", "the source has no binary log; enable log_bin with binlog_format=ROW"

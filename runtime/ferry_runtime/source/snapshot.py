@@ -3,7 +3,7 @@
 MariaDB: ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` and the status variables
 ``binlog_snapshot_file/pos`` give the exact binlog position of the snapshot without a global
 lock. MySQL (no such variables): a brief ``FLUSH TABLES WITH READ LOCK`` around opening the
-transaction and ``SHOW MASTER STATUS``.
+transaction and reading the binlog position (the lock needs the RELOAD privilege).
 
 Rows are read by primary key with keyset pagination (``WHERE (pk) > (last) ORDER BY pk LIMIT
 n``), so a crashed snapshot resumes after the last chunk delivered. A table without a primary
@@ -21,6 +21,7 @@ from typing import Any
 import pymysql
 
 from ferry_runtime import errors, types
+from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema
 
 __all__ = ["Chunk", "Snapshot"]
@@ -65,26 +66,28 @@ class Snapshot:
         except pymysql.err.MySQLError as error:
             raise errors.from_mysql(error, "snapshot") from None
 
-    def begin(self) -> dict[str, Any]:
-        """Open the consistent transaction; return its binlog position."""
+    def begin(self, read_lock: bool = False) -> dict[str, Any]:
+        """Open the consistent transaction; return its binlog position. ``read_lock`` takes
+        MySQL's way on any server (tests run it on MariaDB)."""
         self._execute("SET SESSION time_zone = '+00:00'")
         self._execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        status = dict(self._execute("SHOW STATUS LIKE 'binlog_snapshot_%'"))
-        if status.get("binlog_snapshot_file"):
-            return {
-                "file": status["binlog_snapshot_file"],
-                "pos": int(status["binlog_snapshot_position"]),
-            }
-        # MySQL: no snapshot position variables; hold a global read lock for a moment.
-        self._execute("ROLLBACK")
+        if not read_lock:
+            self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            status = dict(self._execute("SHOW STATUS LIKE 'binlog_snapshot_%'"))
+            if status.get("binlog_snapshot_file"):
+                return {
+                    "file": status["binlog_snapshot_file"],
+                    "pos": int(status["binlog_snapshot_position"]),
+                }
+            self._execute("ROLLBACK")  # MySQL: no snapshot position variables
+        # Writes wait on the global read lock while the transaction opens, so the binlog
+        # position read under it is the snapshot's (needs the RELOAD privilege).
         self._execute("FLUSH TABLES WITH READ LOCK")
         try:
             self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            row = self._execute("SHOW MASTER STATUS")[0]
+            return mysql.server_position(self.conn)
         finally:
             self._execute("UNLOCK TABLES")
-        return {"file": row[0], "pos": int(row[1])}
 
     def end(self) -> None:
         self._execute("COMMIT")

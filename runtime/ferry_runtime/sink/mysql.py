@@ -50,6 +50,7 @@ __all__ = [
     "DEAD_LETTER_TABLE",
     "DEFAULT_CHECKPOINT_DATABASE",
     "MySQLSink",
+    "classify",
     "loop_error",
 ]
 
@@ -120,10 +121,14 @@ def loop_error(config: WorkerConfig) -> str | None:
 # ---------------------------------------------------------------- errors
 
 
-def _classify(
-    error: BaseException, where: str, secret: str | None, user: str
-) -> errors.WorkerError:
-    code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+def _code(error: BaseException) -> int | None:
+    return error.args[0] if error.args and isinstance(error.args[0], int) else None
+
+
+def classify(error: BaseException, where: str, secret: str | None, user: str) -> errors.WorkerError:
+    """A PyMySQL error from the target → the worker's error (errors.from_mysql speaks of the
+    source and its privileges; the sink's advice differs)."""
+    code = _code(error)
     detail = errors.scrub(str(error.args[1]) if len(error.args) > 1 else str(error), secret)
     if code in _AUTH:
         return errors.FatalError(
@@ -148,10 +153,6 @@ def _classify(
     if code is None or code >= 2000 or code in {1040, 1053, 1152, 1158, 1159, 1160, 1161}:
         return errors.TransientError("SinkUnavailable", f"{where}: {detail}")
     return errors.TransientError("SinkError", f"{where}: MySQL error {code}: {detail}")
-
-
-def _code(error: BaseException) -> int | None:
-    return error.args[0] if error.args and isinstance(error.args[0], int) else None
 
 
 # ---------------------------------------------------------------- the sink
@@ -391,7 +392,7 @@ class MySQLSink:
         return _Guard(self, what)
 
     def _error(self, error: BaseException, where: str) -> errors.WorkerError:
-        return _classify(error, where, self._secret, self.config.user)
+        return classify(error, where, self._secret, self.config.user)
 
     def _commit(self) -> None:
         assert self._conn is not None

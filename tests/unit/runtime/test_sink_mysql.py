@@ -15,7 +15,7 @@ from ferry_runtime import config, errors, types
 from ferry_runtime.events import Change
 from ferry_runtime.sink import sql
 from ferry_runtime.sink.kafka import KafkaSink
-from ferry_runtime.sink.mysql import MySQLSink, loop_error
+from ferry_runtime.sink.mysql import MySQLSink, classify, loop_error
 from ferry_runtime.status import StatusTracker
 from ferry_runtime.worker import Worker
 
@@ -169,6 +169,39 @@ def test_a_row_without_the_targets_key_column_is_named() -> None:
 
 def test_names_are_quoted() -> None:
     assert sql.quote("we`ird") == "`we``ird`"
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "reason"),
+    [
+        (1045, errors.FatalError, "AuthenticationFailed"),
+        (1142, errors.FatalError, "InsufficientPrivileges"),
+        (1146, errors.FatalError, "TargetSchemaMismatch"),
+        (1054, errors.FatalError, "TargetSchemaMismatch"),
+        (1213, errors.TransientError, "SinkBusy"),
+        (1205, errors.TransientError, "SinkBusy"),
+        (2013, errors.TransientError, "SinkUnavailable"),
+        (2003, errors.TransientError, "SinkUnavailable"),
+        (1290, errors.TransientError, "SinkError"),
+    ],
+)
+def test_server_errors_are_classified_without_the_password(
+    code: int, kind: type[errors.WorkerError], reason: str
+) -> None:
+    error = Exception(code, "Access denied for user 'w' (password: s3cr3t-Pw) using s3cr3t-Pw")
+    classified = classify(error, "delivering a batch", "s3cr3t-Pw", "w")
+    assert type(classified) is kind and classified.reason == reason
+    assert "s3cr3t-Pw" not in classified.message
+
+
+def test_authentication_and_privilege_errors_say_what_to_fix() -> None:
+    auth = classify(Exception(1045, "Access denied"), "connecting", None, "w")
+    assert "sink.mysql.user" in auth.message and "sink.mysql.passwordEnv" in auth.message
+    denied = classify(Exception(1142, "INSERT command denied"), "delivering", None, "writer")
+    assert "writer" in denied.message and "INSERT, UPDATE, DELETE" in denied.message
 
 
 # ---------------------------------------------------------------- loop guard and seam

@@ -475,3 +475,23 @@ def test_generated_columns_are_computed_by_the_target(
         (1, 20, 11),
         (3, 6, 4),
     )
+
+
+def test_a_refused_row_with_error_policy_fail_stops_before_its_batch_commits(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+    helpers: Any,
+) -> None:
+    admin_sql(f"CREATE TABLE `{database}`.notes (id int PRIMARY KEY, n int)")
+    admin_sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, n tinyint NOT NULL)")
+    worker = run_worker(mysql_config())
+    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    admin_sql(f"INSERT INTO `{database}`.notes VALUES (1, 1), (2, 1000), (3, NULL)")
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "PoisonRow"
+    assert "the target refused a row of" in failure.message and "range" in failure.message
+    assert admin_sql(f"SELECT * FROM `{target}`.notes") == ()

@@ -1,10 +1,12 @@
-"""The MySQL sink against the real MariaDB: a second database on the same server is the target.
+"""The MySQL sink against the real MariaDB: a second database on the same server is the target,
+written by a fresh user holding only the grants docs/mysql-sink.md asks for.
 
 Snapshot + cdc under concurrent writes leaves the target equal to the source (every row,
 every column, the type matrix included); tables without a primary key prove exactly-once (a
 replayed batch would duplicate their rows); SIGKILLed workers resume with nothing lost or
-doubled; a second worker fences the first; the loop guard, a missing table or column, a
-refused row and a wrong password each end with a clear reason.
+doubled; a second worker fences the first; a killed sink connection is retried; generated
+columns are left to the target; the loop guard, a missing table or column (also after DDL
+mid-stream), a refused row and a wrong password each end with a clear reason.
 """
 
 from __future__ import annotations

@@ -57,20 +57,6 @@ def test_dead_letter_goes_to_the_dead_letter_topic_in_the_same_batch() -> None:
     }  # fmt: skip
 
 
-def test_mysql_sink_is_refused_as_not_supported_yet() -> None:
-    cfg = config.parse(
-        {
-            "task": {"name": "t"},
-            "source": {"host": "db", "user": "u", "passwordEnv": "PW", "serverId": 1},
-            "sink": {"mysql": {"host": "db2", "user": "u", "passwordEnv": "PW2"}},
-        }
-    )
-    worker = Worker(cfg, StatusTracker())
-    assert worker.run() == 1
-    assert worker.failure is not None and worker.failure.reason == "NotSupported"
-    assert worker.tracker.state == "Failed"
-
-
 def test_a_record_too_large_for_kafka_follows_the_error_policy() -> None:
     from ferry_runtime.events import Change
 

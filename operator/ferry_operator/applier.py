@@ -13,7 +13,7 @@ from ferry_operator.api import GROUP, VERSION
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 
-__all__ = ["APPLIED_HASH", "FIELD_MANAGER", "Applier", "content_hash"]
+__all__ = ["APPLIED_HASH", "FIELD_MANAGER", "Applier", "content_hash", "needs_apply"]
 
 FIELD_MANAGER = "ferry-operator"
 APPLIED_HASH = "ferry.dev/applied-hash"
@@ -50,6 +50,13 @@ def content_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def needs_apply(desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
+    """Whether ``observed`` lacks ``desired``: another content hash, or a guarded field
+    changed behind the operator's back (pure)."""
+    annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(APPLIED_HASH) != content_hash(desired) or _drifted(desired, observed)
+
+
 class Applier:
     """Applies objects; counts the writes it made (tests and the benchmark read it)."""
 
@@ -59,12 +66,10 @@ class Applier:
 
     def apply(self, ctx: Context, desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
         """Apply ``desired`` unless ``observed`` already holds it; True when it wrote."""
-        digest = content_hash(desired)
-        annotations = ((observed or {}).get("metadata") or {}).get("annotations") or {}
-        if annotations.get(APPLIED_HASH) == digest and not _drifted(desired, observed):
+        if not needs_apply(desired, observed):
             return False
         body = json.loads(json.dumps(desired))
-        body["metadata"].setdefault("annotations", {})[APPLIED_HASH] = digest
+        body["metadata"].setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
         self.patch(body)
         log.info("%s applied %s %s", ctx, desired["kind"], desired["metadata"]["name"])
         return True

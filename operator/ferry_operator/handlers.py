@@ -1,6 +1,7 @@
 """kopf registrations: each handler builds a Context, calls one reconciler and turns its
 outcome into kopf's language (TemporaryError to wait, PermanentError for a bad spec) and
-Kubernetes Events. No logic lives here."""
+Kubernetes Events. No logic lives here. The watch-fed indexes are registered in cache.py;
+kopf passes them to every handler in ``kwargs``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from ferry_operator import cache
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -73,17 +75,19 @@ def _task_outcome(body: Any, plan: synctask.Plan | None, raise_problem: bool = T
 @kopf.on.resume(GROUP, VERSION, "synctasks")
 @kopf.on.create(GROUP, VERSION, "synctasks")
 @kopf.on.update(GROUP, VERSION, "synctasks")
-def synctask_changed(body: kopf.Body, reason: str, **_: Any) -> None:
+def synctask_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
     ctx = _ctx(body, str(reason))
-    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier()))
+    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs)))
 
 
 @kopf.timer(GROUP, VERSION, "synctasks", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def synctask_resync(body: kopf.Body, **_: Any) -> None:
-    """Follow what the worker reports (phase, Degraded, Stalled) and connector changes."""
+def synctask_resync(body: kopf.Body, **kwargs: Any) -> None:
+    """Follow what the worker reports (phase, Degraded, Stalled) and connector changes;
+    repair drift of the owned objects."""
     if body["metadata"].get("deletionTimestamp"):
         return
-    plan = synctask.reconcile(_ctx(body, "resync"), clients(), _applier())
+    ctx = _ctx(body, "resync")
+    plan = synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs))
     _task_outcome(body, plan, raise_problem=False)
 
 
@@ -93,7 +97,7 @@ def _resume_scheduled(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.daemon(GROUP, VERSION, "synctasks", when=_resume_scheduled, cancellation_timeout=5)
 def synctask_resume_at(
-    stopped: kopf.DaemonStopped, body: kopf.Body, spec: kopf.Spec, **_: Any
+    stopped: kopf.DaemonStopped, body: kopf.Body, spec: kopf.Spec, **kwargs: Any
 ) -> None:
     """Sleep until spec.resumeAt, then reconcile: the task runs again, spec untouched."""
     resume_at = parse_time(spec["resumeAt"])
@@ -101,7 +105,8 @@ def synctask_resume_at(
     delay = (resume_at - datetime.now(UTC)).total_seconds()
     if delay > 0 and stopped.wait(delay):
         return
-    plan = synctask.reconcile(_ctx(body, "resumeAt"), clients(), _applier())
+    ctx = _ctx(body, "resumeAt")
+    plan = synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs))
     _task_outcome(body, plan, raise_problem=False)
 
 
@@ -141,41 +146,38 @@ def connector_reprobe(body: kopf.Body, **_: Any) -> None:
     _probe(body, "reprobe")
 
 
-def _uses_secret(connector_body: dict[str, Any], secret: str) -> bool:
-    spec = connector_body.get("spec") or {}
-    mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
-    sasl_ref = ((spec.get("kafka") or {}).get("sasl") or {}).get("secretRef")
-    return secret in (mysql_ref, sasl_ref)
-
-
 @kopf.on.event("", "v1", "secrets")
-def secret_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-    """A Secret changed: re-probe the Connectors that use it (the initial listing is skipped)."""
+def secret_event(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+    """A Secret changed: re-probe the Connectors that use it (the initial listing is skipped).
+    Which ones comes from an index: a Secret no Connector names costs no API request."""
     if type not in ("ADDED", "MODIFIED"):
         return
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    for found in clients().list_custom(namespace, "connectors"):
-        if _uses_secret(found, name):
+    for connector_name in cache.connectors_using(kwargs, namespace, name):
+        # Read afresh: the probe compares with the Connector's current status.
+        found = clients().get_custom(namespace, "connectors", connector_name)
+        if found is not None:
             _probe(found, f"secret/{name}")
 
 
 # ---------------------------------------------------------------- TaskTemplate
 
 
-def _template(body: Any, trigger: str, deleted: bool = False) -> None:
+def _template(body: Any, trigger: str, kwargs: dict[str, Any], deleted: bool = False) -> None:
     ctx = _ctx(body, trigger)
 
     def on_task(task: dict[str, Any], plan: synctask.Plan | None) -> None:
         _task_outcome(task, plan, raise_problem=False)
 
-    tasktemplate.reconcile(ctx, clients(), _applier(), None if deleted else dict(body), on_task)
+    found = None if deleted else dict(body)
+    tasktemplate.reconcile(ctx, clients(), _applier(), found, on_task, cache.from_kwargs(kwargs))
 
 
 @kopf.on.resume(GROUP, VERSION, "tasktemplates")
 @kopf.on.create(GROUP, VERSION, "tasktemplates")
 @kopf.on.update(GROUP, VERSION, "tasktemplates")
-def template_changed(body: kopf.Body, reason: str, **_: Any) -> None:
-    _template(body, str(reason))
+def template_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
+    _template(body, str(reason), kwargs)
 
 
 @kopf.timer(GROUP, VERSION, "tasktemplates", interval=RESYNC_SECONDS * 3)
@@ -184,5 +186,5 @@ def template_users(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, "tasktemplates", optional=True)
-def template_deleted(body: kopf.Body, **_: Any) -> None:
-    _template(body, "delete", deleted=True)
+def template_deleted(body: kopf.Body, **kwargs: Any) -> None:
+    _template(body, "delete", kwargs, deleted=True)

@@ -3,7 +3,9 @@
 ``/healthz`` answers 200 while the operator's event loop is turning (a ticker task stamps
 it every few seconds), 503 when the loop has been stuck for longer than the limit.
 ``/metrics`` serves one series set per SyncTask, read from the tasks' status at scrape time
-(one LIST per scrape), which the chart's alerts and dashboard use.
+(one LIST per scrape), which the chart's alerts and dashboard use; and the operator's own
+cost: ``ferry_operator_api_requests_total{verb,resource}`` (every API request its
+reconcilers make) and ``ferry_operator_reconciles_total{trigger}``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -23,11 +25,17 @@ from ferry_operator import kube
 from ferry_operator.api import GROUP, VERSION
 from ferry_runtime.config import parse_duration
 
-__all__ = ["PHASES", "LoopHeartbeat", "SyncTaskCollector", "serve", "task_metrics"]
+__all__ = ["PHASES", "RECONCILES", "LoopHeartbeat", "SyncTaskCollector", "serve", "task_metrics"]
 
 PHASES = ("Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed")
 TICK_SECONDS = 5.0
 STUCK_AFTER_SECONDS = 60.0
+RECONCILES = Counter(
+    "ferry_operator_reconciles",
+    "SyncTask reconciles, by what started them (resync, create, update, resume, template, …)",
+    ["trigger"],
+    registry=None,  # serve() registers it
+)
 
 
 class LoopHeartbeat:
@@ -112,6 +120,8 @@ def serve(port: int, namespaces: Sequence[str], heartbeat: LoopHeartbeat) -> Thr
     """Start the port in a daemon thread; returns the server (``.server_address``)."""
     registry = CollectorRegistry()
     registry.register(SyncTaskCollector(namespaces))
+    registry.register(kube.REQUESTS)
+    registry.register(RECONCILES)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -1,6 +1,7 @@
 """Reconcile one SyncTask: observe (read the task, its template, connectors, revisions and
-owned objects) → decide (pure: render the desired objects, the revision to create or prune,
-the operator-owned status) → act (apply through the one applier, record status, emit events).
+owned objects — all but the task from the watch-fed cache in a steady state) → decide (pure:
+render the desired objects, the revision to create or prune, the operator-owned status) →
+act (apply through the one applier, record status, emit events).
 
 Waiting is not failing: a missing or not-Ready Connector, or a missing TaskTemplate, gives a
 Problem(permanent=False) that the handler turns into kopf.TemporaryError; a spec that cannot
@@ -21,9 +22,11 @@ from pydantic import ValidationError
 from ferry_operator.api.connector import Connector
 from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
 from ferry_operator.api.tasktemplate import TaskTemplate
-from ferry_operator.applier import Applier
+from ferry_operator.applier import Applier, needs_apply
+from ferry_operator.cache import Cache
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
+from ferry_operator.observability import RECONCILES
 from ferry_operator.reconcile.health import Problem, assess, parse_time
 from ferry_operator.recorder import conditions, record, rfc3339
 from ferry_operator.render import errors, meta, objects
@@ -50,6 +53,7 @@ __all__ = [
     "observe",
     "reconcile",
     "stop_worker",
+    "writes_objects",
 ]
 
 DEFAULT_HISTORY = 10
@@ -98,30 +102,68 @@ def _revision_number(configmap: dict[str, Any]) -> int:
     return int(configmap["metadata"].get("labels", {}).get(meta.REVISION, "0"))
 
 
-def observe(ctx: Context, clients: Clients, task: dict[str, Any]) -> Observed:
-    spec = task.get("spec") or {}
-    template = None
-    if spec.get("templateRef"):
-        template = clients.get_custom(ctx.namespace, "tasktemplates", spec["templateRef"]["name"])
-    names = {
+def _connector_names(spec: dict[str, Any]) -> set[str]:
+    return {
         ref["name"]
         for part in ("source", "sink")
         for ref in [(spec.get(part) or {}).get("connectorRef")]
         if ref
     }
+
+
+def observe(
+    ctx: Context,
+    clients: Clients,
+    task: dict[str, Any],
+    cache: Cache | None = None,
+    owned_from_cache: bool = False,
+) -> Observed:
+    """Read what the task depends on: template and Connectors from ``cache`` when given (else
+    the API); revisions and owned objects from the API unless ``owned_from_cache``."""
+    spec = task.get("spec") or {}
+    template = None
+    if spec.get("templateRef"):
+        name = spec["templateRef"]["name"]
+        template = (
+            cache.template(ctx.namespace, name)
+            if cache is not None
+            else clients.get_custom(ctx.namespace, "tasktemplates", name)
+        )
+    names = _connector_names(spec)
     if template:
-        shared = template.get("spec", {}).get("template", {})
-        names |= {
-            ref["name"]
-            for part in ("source", "sink")
-            for ref in [(shared.get(part) or {}).get("connectorRef")]
-            if ref
-        }
+        names |= _connector_names(template.get("spec", {}).get("template", {}))
     connectors = {
         name: found
         for name in sorted(names)
-        if (found := clients.get_custom(ctx.namespace, "connectors", name)) is not None
+        if (
+            found := cache.connector(ctx.namespace, name)
+            if cache is not None
+            else clients.get_custom(ctx.namespace, "connectors", name)
+        )
+        is not None
     }
+    if cache is not None and owned_from_cache:
+        revisions, owned = _owned_cached(ctx, cache)
+    else:
+        revisions, owned = _owned_fresh(ctx, clients)
+    return Observed(task, template, connectors, revisions, owned, datetime.now(UTC))
+
+
+def _owned_cached(
+    ctx: Context, cache: Cache
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+    revisions = sorted(cache.revisions_of(ctx.namespace, ctx.name), key=_revision_number)
+    worker = meta.worker_name(ctx.name)
+    owned = {
+        kind: cache.owned_object(kind, ctx.namespace, worker)
+        for kind in ("Deployment", "ServiceAccount", "Role", "RoleBinding")
+    }
+    return revisions, owned
+
+
+def _owned_fresh(
+    ctx: Context, clients: Clients
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     selector = f"{meta.TASK_LABEL}={ctx.name}"
     listed = clients.core.list_namespaced_config_map(ctx.namespace, label_selector=selector)
     revisions = sorted(
@@ -129,7 +171,7 @@ def observe(ctx: Context, clients: Clients, task: dict[str, Any]) -> Observed:
         key=_revision_number,
     )
     worker = meta.worker_name(ctx.name)
-    owned = {
+    read = {
         "Deployment": _read(clients.apps.read_namespaced_deployment, worker, ctx.namespace),
         "ServiceAccount": _read(
             clients.core.read_namespaced_service_account, worker, ctx.namespace
@@ -139,9 +181,9 @@ def observe(ctx: Context, clients: Clients, task: dict[str, Any]) -> Observed:
     }
     owned = {
         kind: clients.api.sanitize_for_serialization(obj) if obj is not None else None
-        for kind, obj in owned.items()
+        for kind, obj in read.items()
     }
-    return Observed(task, template, connectors, revisions, owned, datetime.now(UTC))
+    return revisions, owned
 
 
 def _read(reader: Any, name: str, namespace: str) -> Any:
@@ -408,17 +450,36 @@ def forget(uid: str) -> None:
         _LOCKS.pop(uid, None)
 
 
-def reconcile(ctx: Context, clients: Clients, applier: Applier) -> Plan | None:
+def writes_objects(plan: Plan) -> bool:
+    """Whether acting on ``plan`` would write or delete an object (status aside)."""
+    return bool(plan.delete) or any(needs_apply(d, o) for d, o in plan.apply)
+
+
+def reconcile(
+    ctx: Context, clients: Clients, applier: Applier, cache: Cache | None = None
+) -> Plan | None:
     """observe → decide → act, one at a time per task and on a freshly read task (a timer and
     a change handler may fire together; kopf's body may be older than the last status write).
-    None when the task is gone. The handler turns plan.problem into a kopf error."""
+    None when the task is gone. The handler turns plan.problem into a kopf error.
+
+    With a ``cache`` (the watch-fed copies), a steady state costs one read: the task. When the
+    copies say an object must be written, the owned objects and revisions are read afresh and
+    the plan made again: writes are decided only on fresh reads, so a lagging copy never
+    takes a revision number twice nor overwrites what someone just changed."""
+    RECONCILES.labels(ctx.trigger.split("/")[0]).inc()
     with _lock(ctx.uid):
         task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
         if task is None or task["metadata"].get("uid") != ctx.uid:
             return None
         if task["metadata"].get("deletionTimestamp"):
             return None
-        observed = observe(ctx, clients, task)
+        if cache is not None:
+            observed = observe(ctx, clients, task, cache, owned_from_cache=True)
+            plan = decide(ctx, observed)
+            if not writes_objects(plan):
+                act(ctx, applier, observed, plan)
+                return plan
+        observed = observe(ctx, clients, task, cache)
         plan = decide(ctx, observed)
         act(ctx, applier, observed, plan)
         return plan

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry_operator.applier import Applier
+from ferry_operator.cache import Cache
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.reconcile import synctask
@@ -32,13 +33,16 @@ def reconcile(
     applier: Applier,
     body: dict[str, Any] | None,
     on_task: Callable[[dict[str, Any], synctask.Plan | None], None],
+    cache: Cache | None = None,
 ) -> int:
-    """Re-render the users (``body`` None: the template was deleted); returns their count."""
+    """Re-render the users (``body`` None: the template was deleted); returns their count.
+    kopf updates its index from an event before calling handlers, so ``cache`` already holds
+    this version of the template."""
     tasks = users(clients, ctx.namespace, ctx.name)
     for task in tasks:
         meta = task["metadata"]
         task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
-        on_task(task, synctask.reconcile(task_ctx, clients, applier))
+        on_task(task, synctask.reconcile(task_ctx, clients, applier, cache))
     if body is not None:
         _record_users(ctx, applier, body, len(tasks))
     return len(tasks)

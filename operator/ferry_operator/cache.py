@@ -1,0 +1,157 @@
+"""Watch-fed copies of what a SyncTask's resync reads, so a steady state costs the API server
+no reads: Connectors and TaskTemplates (a task's inputs) and the objects the operator owns
+(revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment; only those carrying
+Ferry's task label). kopf keeps them current from its watches (``@kopf.index``: filled before
+any handler runs at startup, an entry dropped when its object is deleted) and passes them to
+every handler as keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
+
+A copy lags the API server by at most a watch event, so readers use it only where lag is
+harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
+confirm that nothing needs writing — a write is always decided again on fresh reads
+(reconcile/synctask.py), so a lagging copy can delay a repair but never cause a wrong write.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from ferry_operator.api import GROUP, VERSION
+from ferry_operator.render.meta import TASK_LABEL
+
+__all__ = [
+    "OWNED_INDEXES",
+    "Cache",
+    "Key",
+    "Lookup",
+    "connectors_using",
+    "from_kwargs",
+    "secret_names",
+    "trimmed",
+]
+
+Key = tuple[str, str]  # (namespace, name)
+Lookup = Mapping[Key, Iterable[dict[str, Any]]]  # a kopf.Index, or a plain dict in tests
+OWNED_INDEXES = {
+    "Deployment": "ferry_deployments",
+    "ServiceAccount": "ferry_serviceaccounts",
+    "Role": "ferry_roles",
+    "RoleBinding": "ferry_rolebindings",
+}
+_OURS = {TASK_LABEL: kopf.PRESENT}
+
+
+def trimmed(body: Mapping[str, Any], keep_data: bool = True) -> dict[str, Any]:
+    """A private copy without managedFields (large, never read); revision ConfigMaps also
+    without their data (only read when a new revision is made, which reads afresh)."""
+    found = copy.deepcopy(dict(body))
+    found.get("metadata", {}).pop("managedFields", None)
+    if not keep_data:
+        found.pop("data", None)
+    return found
+
+
+@dataclass(frozen=True)
+class Cache:
+    """Read-only lookups over the indexes (each a mapping key → the values stored for it)."""
+
+    connectors: Lookup
+    templates: Lookup
+    revisions: Lookup  # (namespace, task) → its revision ConfigMaps
+    owned: Mapping[str, Lookup]  # kind → (namespace, name) → object
+
+    def connector(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return _one(self.connectors, (namespace, name))
+
+    def template(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return _one(self.templates, (namespace, name))
+
+    def revisions_of(self, namespace: str, task: str) -> list[dict[str, Any]]:
+        return list(self.revisions.get((namespace, task)) or ())
+
+    def owned_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return _one(self.owned[kind], (namespace, name))
+
+
+def _one(lookup: Lookup, key: Key) -> dict[str, Any] | None:
+    # list() of a kopf Store copies its values in one C call: safe from a handler thread
+    # while the event loop updates the index.
+    values = list(lookup.get(key) or ())
+    return values[-1] if values else None
+
+
+def from_kwargs(kwargs: Mapping[str, Any]) -> Cache:
+    """The Cache over the indexes kopf passed to a handler."""
+    return Cache(
+        connectors=kwargs["ferry_connectors"],
+        templates=kwargs["ferry_templates"],
+        revisions=kwargs["ferry_revisions"],
+        owned={kind: kwargs[index] for kind, index in OWNED_INDEXES.items()},
+    )
+
+
+def connectors_using(kwargs: Mapping[str, Any], namespace: str, secret: str) -> list[str]:
+    """Names of the Connectors in ``namespace`` whose spec names Secret ``secret``."""
+    lookup: Lookup = kwargs["ferry_connector_secrets"]
+    return sorted({str(name) for name in lookup.get((namespace, secret)) or ()})
+
+
+def secret_names(spec: Mapping[str, Any]) -> set[str]:
+    """The Secrets a Connector spec refers to (pure)."""
+    mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
+    sasl_ref = ((spec.get("kafka") or {}).get("sasl") or {}).get("secretRef")
+    return {name for name in (mysql_ref, sasl_ref) if name}
+
+
+# ---------------------------------------------------------------- the indexes kopf keeps
+
+
+def _key(body: kopf.Body) -> Key:
+    return str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
+
+
+@kopf.index(GROUP, VERSION, "connectors")
+async def ferry_connectors(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}
+
+
+@kopf.index(GROUP, VERSION, "connectors")
+async def ferry_connector_secrets(body: kopf.Body, **_: Any) -> dict[Key, str]:
+    namespace, name = _key(body)
+    return {(namespace, secret): name for secret in secret_names(body.get("spec") or {})}
+
+
+@kopf.index(GROUP, VERSION, "tasktemplates")
+async def ferry_templates(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}
+
+
+@kopf.index("", "v1", "configmaps", labels=_OURS)
+async def ferry_revisions(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    namespace, _name = _key(body)
+    task = body["metadata"]["labels"][TASK_LABEL]
+    return {(namespace, task): trimmed(body, keep_data=False)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=_OURS)
+async def ferry_deployments(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}
+
+
+@kopf.index("", "v1", "serviceaccounts", labels=_OURS)
+async def ferry_serviceaccounts(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}
+
+
+@kopf.index("rbac.authorization.k8s.io", "v1", "roles", labels=_OURS)
+async def ferry_roles(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}
+
+
+@kopf.index("rbac.authorization.k8s.io", "v1", "rolebindings", labels=_OURS)
+async def ferry_rolebindings(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    return {_key(body): trimmed(body)}

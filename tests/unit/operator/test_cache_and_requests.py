@@ -1,0 +1,194 @@
+"""Pure parts of the operator's cheap steady state: request labels for the API request counter,
+the watch-fed Cache lookups, and the check that decides whether cached copies suffice."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from ferry_operator import cache
+from ferry_operator.applier import APPLIED_HASH, content_hash, needs_apply
+from ferry_operator.context import Context
+from ferry_operator.kube import request_labels
+from ferry_operator.reconcile import synctask
+from ferry_operator.render import meta
+
+HOST = "https://127.0.0.1:6443"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/apis/ferry.dev/v1alpha1/namespaces/shop/synctasks/orders", ("get", "synctasks")),
+        ("GET", "/apis/ferry.dev/v1alpha1/namespaces/shop/synctasks", ("list", "synctasks")),
+        ("GET", "/apis/ferry.dev/v1alpha1/synctasks", ("list", "synctasks")),
+        (
+            "PATCH",
+            "/apis/ferry.dev/v1alpha1/namespaces/shop/synctasks/orders/status",
+            ("patch", "synctasks/status"),
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/shop/configmaps?labelSelector=ferry.dev%2Ftask%3Dorders",
+            ("list", "configmaps"),
+        ),
+        ("GET", "/api/v1/namespaces/shop/configmaps?watch=true", ("watch", "configmaps")),
+        ("DELETE", "/api/v1/namespaces/shop/configmaps/orders-r1", ("delete", "configmaps")),
+        ("GET", "/api/v1/namespaces/shop/secrets/db", ("get", "secrets")),
+        (
+            "PATCH",
+            "/apis/apps/v1/namespaces/shop/deployments/orders-worker/scale",
+            ("patch", "deployments/scale"),
+        ),
+        (
+            "GET",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles/orders-worker",
+            ("get", "roles"),
+        ),
+        ("POST", "/api/v1/namespaces/shop/events", ("create", "events")),
+        ("GET", "/api/v1/namespaces", ("list", "namespaces")),
+        ("GET", "/api/v1/namespaces/shop", ("get", "namespaces")),
+    ],
+)
+def test_request_labels_name_verb_and_resource_as_the_api_server_does(
+    method: str, path: str, expected: tuple[str, str]
+) -> None:
+    assert request_labels(method, HOST + path) == expected
+
+
+def test_cache_lookups_and_secret_names() -> None:
+    connector = {"metadata": {"name": "db"}, "spec": {}}
+    lookup = cache.Cache(
+        connectors={("shop", "db"): [connector]},
+        templates={},
+        revisions={("shop", "orders"): [{"n": 2}, {"n": 1}]},
+        owned={kind: {} for kind in cache.OWNED_INDEXES},
+    )
+    assert lookup.connector("shop", "db") == connector
+    assert lookup.connector("other", "db") is None
+    assert lookup.template("shop", "t") is None
+    assert lookup.revisions_of("shop", "orders") == [{"n": 2}, {"n": 1}]
+    assert lookup.revisions_of("shop", "none") == []
+    assert lookup.owned_object("Role", "shop", "orders-worker") is None
+    spec = {"mysql": {"passwordSecretRef": {"name": "db-pass", "key": "password"}}}
+    assert cache.secret_names(spec) == {"db-pass"}
+    assert cache.secret_names({"kafka": {"sasl": {"secretRef": "k"}}}) == {"k"}
+    assert cache.secret_names({"kafka": {}}) == set()
+    kwargs = {"ferry_connector_secrets": {("shop", "db-pass"): ["db", "db2", "db"]}}
+    assert cache.connectors_using(kwargs, "shop", "db-pass") == ["db", "db2"]
+    assert cache.connectors_using(kwargs, "shop", "other") == []
+
+
+def test_trimmed_copies_drop_managed_fields_and_optionally_data() -> None:
+    body: dict[str, Any] = {"metadata": {"name": "x", "managedFields": [{"manager": "m"}]}, "data": {"k": "v"}}
+    kept = cache.trimmed(body)
+    assert kept == {"metadata": {"name": "x"}, "data": {"k": "v"}}
+    assert "data" not in cache.trimmed(body, keep_data=False)
+    kept["metadata"]["name"] = "changed"
+    assert body["metadata"]["name"] == "x"  # a private copy
+
+
+# ---------------------------------------------------------------- the steady-state check
+
+CTX = Context("shop", "orders", "uid-1", "resync")
+READY = {"conditions": [{"type": "Ready", "status": "True", "message": "ok"}]}
+
+
+def _connectors() -> dict[str, dict[str, Any]]:
+    mysql = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {
+            "type": "mysql",
+            "mysql": {
+                "host": "db.example",
+                "port": 3306,
+                "user": "ferry",
+                "passwordSecretRef": {"name": "db", "key": "password"},
+            },
+        },
+        "status": READY,
+    }
+    kafka = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "kafka", "namespace": "shop"},
+        "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka.example:9092"}},
+        "status": READY,
+    }
+    return {"db": mysql, "kafka": kafka}
+
+
+def _task() -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "SyncTask",
+        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
+            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+        },
+    }
+
+
+def _observed(
+    revisions: list[dict[str, Any]], owned: dict[str, dict[str, Any] | None]
+) -> synctask.Observed:
+    return synctask.Observed(
+        _task(), None, _connectors(), revisions, owned, datetime(2026, 1, 1, tzinfo=UTC)
+    )
+
+
+def _as_applied(desired: dict[str, Any]) -> dict[str, Any]:
+    """What the API server holds after the applier wrote ``desired``."""
+    found = copy.deepcopy(desired)
+    found["metadata"].setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
+    return found
+
+
+def _steady() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
+    first = synctask.decide(CTX, _observed([], {}))
+    assert synctask.writes_objects(first)  # nothing exists yet
+    applied = [_as_applied(desired) for desired, _ in first.apply]
+    revisions = [obj for obj in applied if obj["kind"] == "ConfigMap"]
+    owned: dict[str, dict[str, Any] | None] = {
+        obj["kind"]: obj for obj in applied if obj["kind"] != "ConfigMap"
+    }
+    return revisions, owned
+
+
+def test_copies_of_what_was_applied_mean_nothing_to_write() -> None:
+    revisions, owned = _steady()
+    assert len(revisions) == 1 and set(owned) == {
+        "Deployment",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    }
+    plan = synctask.decide(CTX, _observed(revisions, owned))
+    assert not synctask.writes_objects(plan)
+    assert plan.status["configRevision"] == meta.revision_name("orders", 1)
+
+
+def test_a_deleted_role_or_a_scaled_deployment_needs_a_write() -> None:
+    revisions, owned = _steady()
+    assert synctask.writes_objects(
+        synctask.decide(CTX, _observed(revisions, {**owned, "Role": None}))
+    )
+    scaled = copy.deepcopy(owned["Deployment"])
+    assert scaled is not None
+    scaled["spec"]["replicas"] = 3
+    plan = synctask.decide(CTX, _observed(revisions, {**owned, "Deployment": scaled}))
+    assert synctask.writes_objects(plan)
+    assert needs_apply(plan.apply[-1][0], scaled)
+
+
+def test_a_missing_revision_copy_needs_a_write_so_it_is_decided_on_fresh_reads() -> None:
+    _, owned = _steady()
+    plan = synctask.decide(CTX, _observed([], owned))
+    assert synctask.writes_objects(plan)
+    assert any(desired["kind"] == "ConfigMap" for desired, _ in plan.apply)

@@ -1,9 +1,10 @@
 """Watch-fed copies of what a SyncTask's resync reads, so a steady state costs the API server
 no reads: Connectors and TaskTemplates (a task's inputs) and the objects the operator owns
 (revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment; only those carrying
-Ferry's task label). kopf keeps them current from its watches (``@kopf.index``: filled before
-any handler runs at startup, an entry dropped when its object is deleted) and passes them to
-every handler as keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
+Ferry's task label, filtered by the API server). kopf keeps them current from its watches
+(``@kopf.index``: filled before any handler runs at startup, an entry dropped when its object
+is deleted) and passes them to every handler as keyword arguments; :func:`from_kwargs` wraps
+them for the reconcilers.
 
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
@@ -25,12 +26,16 @@ from ferry_operator.render.meta import TASK_LABEL
 
 __all__ = [
     "OWNED_INDEXES",
+    "OWNED_KINDS",
+    "SECRET_FIELD_SELECTOR",
+    "TASK_LABEL",
     "Cache",
     "Key",
     "Lookup",
     "connectors_using",
     "from_kwargs",
     "secret_names",
+    "template_users",
     "trimmed",
 ]
 
@@ -42,7 +47,16 @@ OWNED_INDEXES = {
     "Role": "ferry_roles",
     "RoleBinding": "ferry_rolebindings",
 }
-_OURS = {TASK_LABEL: kopf.PRESENT}
+# The watched kinds of owned objects, as kopf selectors (group, version, plural).
+OWNED_KINDS = [
+    ("", "v1", "configmaps"),
+    ("apps", "v1", "deployments"),
+    ("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+]
+SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
+_OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays exact
 
 
 def trimmed(body: Mapping[str, Any], keep_data: bool = True) -> dict[str, Any]:
@@ -100,6 +114,12 @@ def connectors_using(kwargs: Mapping[str, Any], namespace: str, secret: str) -> 
     return sorted({str(name) for name in lookup.get((namespace, secret)) or ()})
 
 
+def template_users(kwargs: Mapping[str, Any], namespace: str, template: str) -> int:
+    """How many SyncTasks (not being deleted) in ``namespace`` use TaskTemplate ``template``."""
+    lookup: Lookup = kwargs["ferry_template_users"]
+    return len(list(lookup.get((namespace, template)) or ()))
+
+
 def secret_names(spec: Mapping[str, Any]) -> set[str]:
     """The Secrets a Connector spec refers to (pure)."""
     mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
@@ -128,6 +148,15 @@ async def ferry_connector_secrets(body: kopf.Body, **_: Any) -> dict[Key, str]:
 @kopf.index(GROUP, VERSION, "tasktemplates")
 async def ferry_templates(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_key(body): trimmed(body)}
+
+
+@kopf.index(GROUP, VERSION, "synctasks")
+async def ferry_template_users(body: kopf.Body, **_: Any) -> dict[Key, str]:
+    template = ((body.get("spec") or {}).get("templateRef") or {}).get("name")
+    if not template or body["metadata"].get("deletionTimestamp"):
+        return {}
+    namespace, name = _key(body)
+    return {(namespace, template): name}
 
 
 @kopf.index("", "v1", "configmaps", labels=_OURS)

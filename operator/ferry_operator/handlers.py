@@ -55,6 +55,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.
     settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))
+    # The API server filters the watches of the owned kinds (only Ferry's objects reach the
+    # cache) and of Secrets (Helm releases and service-account tokens never hold a
+    # Connector's password: their changes need no re-probe).
+    for kind in cache.OWNED_KINDS:
+        settings.watching.label_selectors[kind] = cache.TASK_LABEL
+    settings.watching.field_selectors["", "v1", "secrets"] = cache.SECRET_FIELD_SELECTOR
 
 
 # ---------------------------------------------------------------- SyncTask
@@ -181,8 +187,10 @@ def template_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
 
 
 @kopf.timer(GROUP, VERSION, "tasktemplates", interval=RESYNC_SECONDS * 3)
-def template_users(body: kopf.Body, **_: Any) -> None:
-    tasktemplate.count(_ctx(body, "count"), clients(), _applier(), dict(body))
+def template_users(body: kopf.Body, **kwargs: Any) -> None:
+    ctx = _ctx(body, "count")
+    number = cache.template_users(kwargs, ctx.namespace, ctx.name)
+    tasktemplate.count(ctx, _applier(), dict(body), number)
 
 
 @kopf.on.delete(GROUP, VERSION, "tasktemplates", optional=True)

@@ -1,0 +1,281 @@
+"""What the operator's steady state costs the API server (prints figures; not a pass/fail test).
+
+    python3 tests/bench/bench_operator.py [--tasks 50 200] [--seconds 30] [--resync 10]
+                                          [--source DIR]
+
+For each task count N: a fresh namespace with a Secret, two Ready Connectors (the real MariaDB
+and Kafka of tests/infra/up) and N SyncTasks; the operator (``python -m ferry_operator.main
+--namespace NS``) as a child process; once every task has its revision and Deployment and
+the writes have settled, it counts for ``--seconds`` every request the operator's Kubernetes
+client sends and every resync, and prints requests per task per resync by verb and resource.
+
+The counting is done by this script inside the child (it wraps the official client's
+``ApiClient.call_api`` and the reconcile entry point before the operator starts), not by the
+operator's own metrics, so the same instrument measures any version: ``--source DIR`` runs the
+operator from another checkout (e.g. ``git worktree add /tmp/before <commit>``) for a before
+figure. kopf's own watch streams and patches use its own client and are not counted.
+Needs the services of tests/infra/up (reads ~/.local/state/ferry-testenv/env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+GROUP, VERSION = "ferry.dev", "v1alpha1"
+
+
+def testenv() -> dict[str, str]:
+    values = {}
+    for line in ENV_FILE.read_text().splitlines():
+        if line.startswith("export ") and "=" in line and "$" not in line:
+            key, _, value = line[7:].partition("=")
+            values[key] = value.strip("'\"")
+    return values
+
+
+# ---------------------------------------------------------------- the child: a counted operator
+
+
+def child(counts_file: str, operator_args: list[str]) -> int:
+    """Run the operator with its API requests and reconciles counted into ``counts_file``."""
+    from kubernetes import client
+
+    from ferry_operator.reconcile import synctask
+
+    requests: Counter[str] = Counter()
+    reconciles: Counter[str] = Counter()
+    lock = threading.Lock()
+    call_api = client.ApiClient.call_api
+    reconcile = synctask.reconcile
+
+    def counted_call_api(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            requests[f"{method} {url.split('://', 1)[-1].split('/', 1)[-1]}"] += 1
+        return call_api(self, method, url, *args, **kwargs)
+
+    def counted_reconcile(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            reconciles[ctx.trigger.split("/")[0]] += 1
+        return reconcile(ctx, *args, **kwargs)
+
+    client.ApiClient.call_api = counted_call_api  # type: ignore[method-assign]
+    synctask.reconcile = counted_reconcile  # type: ignore[assignment]
+
+    def dump() -> None:
+        while True:
+            with lock:
+                data = {"requests": dict(requests), "reconciles": dict(reconciles)}
+            Path(counts_file + ".tmp").write_text(json.dumps(data))
+            os.replace(counts_file + ".tmp", counts_file)
+            time.sleep(0.5)
+
+    threading.Thread(target=dump, daemon=True).start()
+    print(f"operator source: {Path(synctask.__file__).parents[1]}", flush=True)
+    from ferry_operator.main import main
+
+    return main(operator_args)
+
+
+# ---------------------------------------------------------------- the parent: set up, measure
+
+
+def apply_crds(api: Any) -> None:
+    import yaml
+    from kubernetes import client
+
+    extensions = client.ApiextensionsV1Api(api)
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        extensions.patch_custom_resource_definition(
+            crd["metadata"]["name"], crd, field_manager="ferry-bench", force=True,
+            _content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+    time.sleep(2)
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def setup(api: Any, env: dict[str, str], namespace: str, tasks: int) -> None:
+    from kubernetes import client
+
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="db"),
+            string_data={"password": env["FERRY_MYSQL_PASSWORD"]},
+        ),
+    )
+    connectors = [
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "type": "mysql",
+                "mysql": {
+                    "host": env.get("FERRY_MYSQL_HOST", "127.0.0.1"),
+                    "port": int(env.get("FERRY_MYSQL_PORT", "13306")),
+                    "user": env.get("FERRY_MYSQL_USER", "ferry"),
+                    "passwordSecretRef": {"name": "db", "key": "password"},
+                },
+            },
+        },
+        {
+            "metadata": {"name": "kafka"},
+            "spec": {
+                "type": "kafka",
+                "kafka": {"bootstrapServers": env.get("FERRY_KAFKA_BOOTSTRAP", "127.0.0.1:19092")},
+            },
+        },
+    ]
+    for body in connectors:
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "connectors",
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Connector", **body},
+        )  # fmt: skip
+    for i in range(tasks):
+        task = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SyncTask",
+            "metadata": {"name": f"task-{i:04d}"},
+            "spec": {
+                "source": {"connectorRef": {"name": "db"}, "include": [f"shop{i}.*"]},
+                "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+            },
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks", task)
+
+
+def all_started(api: Any, namespace: str, tasks: int) -> bool:
+    from kubernetes import client
+
+    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks")["items"]
+    revised = sum(1 for t in items if (t.get("status") or {}).get("configRevision"))
+    deployments = len(apps.list_namespaced_deployment(namespace).items)
+    return revised == tasks and deployments == tasks
+
+
+def read_counts(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def measure(
+    api: Any, env: dict[str, str], tasks: int, seconds: float, resync: float, source: str | None
+) -> dict[str, Any]:
+    from kubernetes import client
+
+    from ferry_operator.kube import request_labels
+
+    namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
+    counts = Path(f"/tmp/{namespace}-counts.json")
+    log = Path(f"/tmp/{namespace}-operator.log")
+    setup(api, env, namespace, tasks)
+    child_env = {
+        **os.environ,
+        "KUBECONFIG": env["KUBECONFIG"],
+        "FERRY_RESYNC_SECONDS": str(resync),
+        "FERRY_WAIT_SECONDS": "2",
+    }
+    if source:
+        root = Path(source).resolve()
+        child_env["PYTHONPATH"] = f"{root / 'operator'}:{root / 'runtime'}"
+    command = [sys.executable, __file__, "--child", str(counts), "--", "--namespace", namespace]
+    started = time.monotonic()
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: all_started(api, namespace, tasks), 900, f"{tasks} tasks started")
+        ready_after = time.monotonic() - started
+        time.sleep(max(5.0, resync * 1.5))  # the last status writes and their watch events
+        before = read_counts(counts)
+        time.sleep(seconds)
+        after = read_counts(counts)
+    finally:
+        client.CoreV1Api(api).delete_namespace(namespace)
+        # The operator finishes the tasks' deletion (finalizers) before it is stopped.
+        wait_until(
+            lambda: (
+                not client.CustomObjectsApi(api).list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "synctasks"
+                )["items"]
+            ),
+            300,
+            "the tasks deleted",
+        )
+        process.terminate()
+        process.wait(timeout=30)
+    by_label: Counter[tuple[str, str]] = Counter()
+    for key, value in after["requests"].items():
+        delta = value - before["requests"].get(key, 0)
+        if delta:
+            method, path = key.split(" ", 1)
+            by_label[request_labels(method, "/" + path)] += delta
+    resyncs = after["reconciles"].get("resync", 0) - before["reconciles"].get("resync", 0)
+    others = sum(after["reconciles"].values()) - sum(before["reconciles"].values()) - resyncs
+    return {
+        "tasks": tasks,
+        "ready_after": ready_after,
+        "seconds": seconds,
+        "resyncs": resyncs,
+        "other_reconciles": others,
+        "requests": dict(by_label),
+        "source": log.read_text(errors="replace").splitlines()[0],
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    total = sum(result["requests"].values())
+    resyncs = max(result["resyncs"], 1)
+    print(
+        f"\n{result['tasks']} tasks ({result['source']}): all started after "
+        f"{result['ready_after']:.0f}s; in {result['seconds']:.0f}s of steady state "
+        f"{result['resyncs']} resyncs ({result['other_reconciles']} other reconciles), "
+        f"{total} API requests = {total / result['seconds']:.1f}/s, "
+        f"{total / resyncs:.2f} per task per resync"
+    )
+    for (verb, resource), count in sorted(result["requests"].items(), key=lambda kv: -kv[1]):
+        print(f"  {verb:>8} {resource:<22} {count:>7}  {count / resyncs:.2f} per resync")
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        return child(sys.argv[2], sys.argv[4:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
+    parser.add_argument("--resync", type=float, default=10.0, help="FERRY_RESYNC_SECONDS")
+    parser.add_argument("--source", help="run the operator from this checkout instead")
+    args = parser.parse_args()
+    from kubernetes import config
+
+    env = testenv()
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])  # type: ignore[no-untyped-call]
+    apply_crds(api)
+    for tasks in args.tasks:
+        report(measure(api, env, tasks, args.seconds, args.resync, args.source))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -500,6 +500,9 @@ def row_body(event: Any) -> bytes:
     return bytes(packet._data[start:end])
 
 
+_IMAGE_LIMIT = 256
+
+
 class TableDecoder:
     """Decodes the rows events of one table (one TableMap): compiles one image decoder per
     columns-present bitmap on first sight."""
@@ -513,6 +516,8 @@ class TableDecoder:
     def image(self, bitmap: bytes) -> ImageDecoder:
         decoder = self._images.get(bitmap)
         if decoder is None:
+            if len(self._images) >= _IMAGE_LIMIT:  # MINIMAL updates: a bitmap per column set
+                self._images.clear()
             present = [bool(bitmap[i // 8] >> (i % 8) & 1) for i in range(len(self.recipes))]
             source, names = _image_source(self.recipes, present, self.names)
             namespace: dict[str, Any] = dict(names)
@@ -554,9 +559,10 @@ def table_decoder(
     src = _Source()
     recipes: list[_Col] = []
     for column, kind in zip(columns, kinds, strict=True):
-        if not column.name:
-            return None
-        recipe = _column(column, kind, src)
+        try:
+            recipe = _column(column, kind, src) if column.name else None
+        except (AttributeError, KeyError, TypeError, ValueError):  # metadata we do not know
+            recipe = None
         if recipe is None:
             return None
         recipes.append(recipe)

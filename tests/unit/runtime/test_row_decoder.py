@@ -239,6 +239,7 @@ def test_decoders_are_compiled_once_per_bitmap() -> None:
         _col(rows.VARCHAR, "ascii", max_length=10, character_set_name="ascii"),
         _col(rows.VARCHAR, "unknown_charset", max_length=10, character_set_name=None),
         _col(rows.LONG, None),  # no binlog_row_metadata=FULL: no names
+        _col(rows.NEWDECIMAL, "no_precision"),  # metadata we did not expect
     ],
 )
 def test_tables_with_an_unsupported_column_stay_with_the_library(column: Any) -> None:

@@ -333,9 +333,14 @@ def _column(column: Any, kind: types.Column, src: _Source) -> _Col | None:
     if code == SET:
         members = tuple(column.set_values or ())
         size = int(column.size)
-        if size not in _UINT_BY_SIZE or not members:
+        if not members:
             return None
         fn = src.const("S", _set_reader(members))
+        if size not in _UINT_BY_SIZE:  # 17-24 members: 3 bytes
+            return _Col(
+                name, size=size, fixed=lambda s, o: f"{fn}(int.from_bytes(d[{o}:{o} + {size}], "
+                "'little'))"
+            )  # fmt: skip
         return _Col(name, fmt=_UINT_BY_SIZE[size], post=f"{fn}({{}})")
     if code in (VARCHAR, STRING, BLOB):
         return _string_column(column, kind, src)

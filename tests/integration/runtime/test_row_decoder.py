@@ -300,7 +300,18 @@ def test_our_row_decoders_match_the_library_row_by_row(
     rnd = random.Random(int(os.environ.get("FERRY_DECODER_SEED", "20261123")))
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE TABLE `{database}`.`every` ({_columns()}) CHARACTER SET utf8mb4")
+        # a table our decoders leave to the library (GEOMETRY, an ascii column)
+        cursor.execute(
+            f"CREATE TABLE `{database}`.`other` (id int PRIMARY KEY, g point, "
+            "a varchar(10) CHARACTER SET ascii)"
+        )
     start = _position(admin)
+    with admin.cursor() as cursor:
+        for n in range(1, 4):
+            cursor.execute(
+                f"INSERT INTO `{database}`.`other` VALUES (%s, POINT(%s, 2), 'abc')", (n, n)
+            )
+        cursor.execute(f"UPDATE `{database}`.`other` SET a = 'x' WHERE id > 1")
     _write(admin, database, rnd, 2400)
     final = _snapshot(admin, database)
     with admin.cursor() as cursor:  # FULL before-images of every remaining row
@@ -313,11 +324,12 @@ def test_our_row_decoders_match_the_library_row_by_row(
 
     assert refused == 0
     assert len(ours) == len(library) > 3000
+    assert len([c for c in ours if c.table == "other"]) == 5
     fixed: dict[str, int] = {}
     mismatches = []
     for theirs, mine in zip(library, ours, strict=True):
-        header = (theirs.op, theirs.position, theirs.xid, theirs.commit, theirs.primary_key)
-        assert header == (mine.op, mine.position, mine.xid, mine.commit, mine.primary_key)
+        fields = ("database", "table", "op", "position", "xid", "commit", "primary_key", "ts")
+        assert [getattr(theirs, f) for f in fields] == [getattr(mine, f) for f in fields]
         for image in ("data", "old"):
             a, b = getattr(theirs, image), getattr(mine, image)
             if a is None or b is None:

@@ -8,9 +8,11 @@ null-bitmap checks, and the JSON conversion of :mod:`ferry_runtime.types` folded
 library still frames the stream and parses TableMap events; this module only reads the
 row bytes of Write/Update/DeleteRows events that follow the header it parsed.
 
-The values are exactly those of ``types.binlog_converter`` applied to the library's values,
-except where the library is wrong and the snapshot (a SELECT) is right — there the decoder
-gives the snapshot's value:
+The values are exactly those of ``types.binlog_converter`` applied to the library's values
+(latin1 text decodes as cp1252, as the library and MySQL do; a negative TIME with a fraction
+is read right directly, where types.py repairs the library's value), except where the
+library is wrong and the snapshot (a SELECT) is right — there the decoder gives the
+snapshot's value:
 
 * an empty SET is ``[]`` (the library says NULL);
 * YEAR 0000 is ``0`` (the library says 1900);
@@ -52,7 +54,7 @@ __all__ = [
 TINY, SHORT, LONG, FLOAT, DOUBLE, LONGLONG, INT24 = 1, 2, 3, 4, 5, 8, 9
 DATE, YEAR, VARCHAR, BIT = 10, 13, 15, 16
 TIMESTAMP2, DATETIME2, TIME2 = 17, 18, 19
-NEWDECIMAL, ENUM, SET, BLOB, VAR_STRING, STRING = 246, 247, 248, 252, 253, 254
+NEWDECIMAL, ENUM, SET, BLOB, STRING = 246, 247, 248, 252, 254
 
 # Rows event types (v1 and v2) whose body is: rows until the end of the event.
 _ROWS_EVENTS = frozenset({23, 24, 25, 30, 31, 32})

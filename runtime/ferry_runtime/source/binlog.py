@@ -7,6 +7,11 @@ queue, which gives back-pressure. DDL is a boundary of its own: it invalidates t
 cache, and the TableMap events that follow (binlog_row_metadata=FULL) carry the new column
 names. Heartbeats (sent by the server only when it has nothing newer) report the server's
 position, which tells the sink when it is caught up.
+
+Row values are decoded by :mod:`ferry_runtime.source.rows` (a generated decoder per table,
+several times faster than the library's); a table it cannot decode exactly is decoded by
+the library and converted by :mod:`ferry_runtime.types`, and so is any single event our
+decoder rejects, so that bad data fails or dead-letters exactly as before.
 """
 
 from __future__ import annotations

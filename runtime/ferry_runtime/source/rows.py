@@ -9,16 +9,17 @@ library still frames the stream and parses TableMap events; this module only rea
 row bytes of Write/Update/DeleteRows events that follow the header it parsed.
 
 The values are exactly those of ``types.binlog_converter`` applied to the library's values
-(latin1 text decodes as cp1252, as the library and MySQL do; a negative TIME with a fraction
-is read right directly, where types.py repairs the library's value), except where the
-library is wrong and the snapshot (a SELECT) is right — there the decoder gives the
-snapshot's value:
+(a negative TIME with a fraction is read right directly, where types.py repairs the
+library's value), except where the library is wrong and the snapshot (a SELECT) is right —
+there the decoder gives the snapshot's value:
 
 * an empty SET is ``[]`` (the library says NULL);
 * YEAR 0000 is ``0`` (the library says 1900);
 * a zero or invalid DATE/DATETIME (``0000-00-00``, ``2024-02-31`` under ALLOW_INVALID_DATES)
   is the server's text (the library says NULL); a zero TIMESTAMP is
-  ``0000-00-00 00:00:00`` (the library says 1970-01-01 00:00:00).
+  ``0000-00-00 00:00:00`` (the library says 1970-01-01 00:00:00);
+* latin1 text is MySQL's latin1: cp1252, with the bytes 0x81, 0x8D, 0x8F, 0x90 and 0x9D
+  as U+0081… (the library decodes strict cp1252 and fails the whole event on them).
 
 :func:`table_decoder` returns None for a table it cannot decode exactly (an old-format
 temporal or decimal column, MySQL binary JSON, GEOMETRY, a charset other than
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import binascii
 import calendar
+import codecs
 import functools
 import json
 import struct
@@ -58,7 +60,18 @@ NEWDECIMAL, ENUM, SET, BLOB, STRING = 246, 247, 248, 252, 254
 
 # Rows event types (v1 and v2) whose body is: rows until the end of the event.
 _ROWS_EVENTS = frozenset({23, 24, 25, 30, 31, 32})
-_TEXT_CODECS = {"utf8": "utf-8", "cp1252": "cp1252"}  # the library's names → Python codecs
+# the library's charset names → how we decode (MySQL's latin1 is cp1252 except that the five
+# bytes cp1252 leaves undefined are the same-numbered control characters, as in ISO 8859-1)
+_TEXT_CODECS = {"utf8": "'utf-8'", "cp1252": "'cp1252', 'ferry-latin1'"}
+
+
+def _latin1_gaps(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("ferry-latin1", _latin1_gaps)
 _INT_FORMATS = {TINY: "b", SHORT: "h", LONG: "i", LONGLONG: "q"}
 _UINT_BY_SIZE = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
@@ -372,11 +385,11 @@ def _string_column(column: Any, kind: types.Column, src: _Source) -> _Col | None
     if kind.kind == "json":
         loads = src.const("J", json.loads)
         return _Col(
-            name, variable=_text_reader(length_size, lambda c: f"{loads}({c}.decode({codec!r}))")
+            name, variable=_text_reader(length_size, lambda c: f"{loads}({c}.decode({codec}))")
         )
     if kind.kind != "text":
         return None
-    return _Col(name, variable=_text_reader(length_size, lambda c: f"{c}.decode({codec!r})"))
+    return _Col(name, variable=_text_reader(length_size, lambda c: f"{c}.decode({codec})"))
 
 
 def types_float32() -> Callable[[float], float]:

@@ -177,17 +177,22 @@ def _position(conn: Any) -> tuple[str, int]:
     return str(file), int(pos)
 
 
+def _fail(poison: errors.PoisonRow) -> str | None:
+    raise poison
+
+
 def read_changes(
-    cfg: Any, start: tuple[str, int], end: tuple[str, int], fast: bool
+    cfg: Any,
+    start: tuple[str, int],
+    end: tuple[str, int],
+    fast: bool,
+    on_poison: binlog.PoisonHandler = _fail,
 ) -> tuple[list[Change], int]:
-    """Every Change between ``start`` and ``end`` through BinlogReader (poison rows fail)."""
+    """Every Change between ``start`` and ``end`` through BinlogReader (poison rows fail
+    unless ``on_poison`` says otherwise), and how many events our decoder refused."""
     out: queue.Queue[binlog.Item] = queue.Queue(maxsize=1000)
-
-    def fail(poison: errors.PoisonRow) -> str | None:
-        raise poison
-
     reader = binlog.BinlogReader(
-        cfg, {"file": start[0], "pos": start[1]}, out, fail, fast_rows=fast
+        cfg, {"file": start[0], "pos": start[1]}, out, on_poison, fast_rows=fast
     )
     reader.start()
     changes: list[Change] = []
@@ -255,15 +260,15 @@ def _write(conn: Any, database: str, rnd: random.Random, rows: int) -> None:
         cursor.execute("SET SESSION binlog_row_image = 'FULL'")
 
 
-def _snapshot(conn: Any, database: str) -> dict[int, dict[str, Any]]:
+def _snapshot(conn: Any, database: str, table: str = "every") -> dict[int, dict[str, Any]]:
     """The table as the snapshot path converts it (types.converter on a SELECT)."""
-    info = schema.load(conn, database, "every")
+    info = schema.load(conn, database, table)
     assert info is not None
     select = ", ".join(
         f"CAST(`{c.name}` AS DOUBLE)" if c.kind == "float" else f"`{c.name}`" for c in info.columns
     )
     with conn.cursor() as cursor:
-        cursor.execute(f"SELECT {select} FROM `{database}`.`every`")
+        cursor.execute(f"SELECT {select} FROM `{database}`.`{table}`")
         raw = cursor.fetchall()
     return {
         row[0]: {c.name: types.converter(c)(v) for c, v in zip(info.columns, row, strict=True)}
@@ -356,3 +361,34 @@ def test_our_row_decoders_match_the_library_row_by_row(
         if _dump(value) != _dump(deleted[key][column])
     ]
     assert differences[:20] == []
+
+
+def test_latin1_bytes_strict_cp1252_rejects_read_as_the_snapshot_reads_them(
+    testenv: Any, database: str, admin: Any, source_password: str
+) -> None:
+    """MySQL's latin1 maps 0x81, 0x8D, 0x8F, 0x90, 0x9D to control characters; the library
+    decodes strict cp1252 and dead-letters the whole event, our decoder reads them."""
+    with admin.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE `{database}`.gaps (id int PRIMARY KEY, "
+            "l varchar(10) CHARACTER SET latin1)"
+        )
+        start = _position(admin)
+        cursor.execute(
+            f"INSERT INTO `{database}`.gaps VALUES (1, x'41818D8F909D80'), (2, 'plain é')"
+        )
+    end = _position(admin)
+    final = _snapshot(admin, database, "gaps")
+    cfg = _reader_config(testenv, database)
+    letters: list[str] = []
+
+    def dead_letter(poison: errors.PoisonRow) -> str | None:
+        letters.append(str(poison))
+        return str(poison)
+
+    library, _ = read_changes(cfg, start, end, fast=False, on_poison=dead_letter)
+    assert library == [] and len(letters) == 1 and "UnicodeDecodeError" in letters[0]
+    ours, refused = read_changes(cfg, start, end, fast=True, on_poison=dead_letter)
+    assert refused == 0 and len(letters) == 1
+    assert {c.data["id"]: c.data for c in ours} == final
+    assert final[1]["l"] == "A\x81\x8d\x8f\x90\x9d€"

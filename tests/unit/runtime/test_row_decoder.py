@@ -246,3 +246,12 @@ def test_tables_with_an_unsupported_column_stay_with_the_library(column: Any) ->
     columns = [_col(rows.LONG, "id"), column]
     kinds = [types.Column("id", "int"), types.Column("x", "binary")]
     assert rows.table_decoder(columns, kinds, "db.t") is None
+
+
+def test_latin1_is_mysqls_latin1_not_strict_cp1252() -> None:
+    columns = [_col(rows.VARCHAR, "l1", max_length=10, character_set_name="cp1252")]
+    decoder = rows.table_decoder(columns, [types.Column("l1", "text")], "db.t")
+    assert decoder is not None
+    raw = b"\x80\x81\x8d\x8f\x90\x9d\xe9"
+    values, _ = decoder.image(b"\x01")(b"\x00" + bytes([len(raw)]) + raw, 0)
+    assert values == {"l1": "€\x81\x8d\x8f\x90\x9dé"}

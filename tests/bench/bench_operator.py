@@ -175,6 +175,14 @@ def all_started(api: Any, namespace: str, tasks: int) -> bool:
     return revised == tasks and deployments == tasks
 
 
+def rss_mib(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def read_counts(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
@@ -211,6 +219,7 @@ def measure(
         before = read_counts(counts)
         time.sleep(seconds)
         after = read_counts(counts)
+        rss = rss_mib(process.pid, "VmRSS"), rss_mib(process.pid, "VmHWM")
     finally:
         client.CoreV1Api(api).delete_namespace(namespace)
         # The operator finishes the tasks' deletion (finalizers) before it is stopped.
@@ -240,6 +249,7 @@ def measure(
         "resyncs": resyncs,
         "other_reconciles": others,
         "requests": dict(by_label),
+        "rss": rss,
         "source": log.read_text(errors="replace").splitlines()[0],
     }
 
@@ -252,7 +262,8 @@ def report(result: dict[str, Any]) -> None:
         f"{result['ready_after']:.0f}s; in {result['seconds']:.0f}s of steady state "
         f"{result['resyncs']} resyncs ({result['other_reconciles']} other reconciles), "
         f"{total} API requests = {total / result['seconds']:.1f}/s, "
-        f"{total / resyncs:.2f} per task per resync"
+        f"{total / resyncs:.2f} per task per resync; "
+        f"operator RSS {result['rss'][0]:.0f} MiB (peak {result['rss'][1]:.0f})"
     )
     for (verb, resource), count in sorted(result["requests"].items(), key=lambda kv: -kv[1]):
         print(f"  {verb:>8} {resource:<22} {count:>7}  {count / resyncs:.2f} per resync")

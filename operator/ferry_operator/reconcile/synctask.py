@@ -120,28 +120,23 @@ def observe(
 ) -> Observed:
     """Read what the task depends on: template and Connectors from ``cache`` when given (else
     the API); revisions and owned objects from the API unless ``owned_from_cache``."""
+
+    def read(plural: str, name: str) -> dict[str, Any] | None:
+        if cache is None:
+            return clients.get_custom(ctx.namespace, plural, name)
+        if plural == "tasktemplates":
+            return cache.template(ctx.namespace, name)
+        return cache.connector(ctx.namespace, name)
+
     spec = task.get("spec") or {}
-    template = None
-    if spec.get("templateRef"):
-        name = spec["templateRef"]["name"]
-        template = (
-            cache.template(ctx.namespace, name)
-            if cache is not None
-            else clients.get_custom(ctx.namespace, "tasktemplates", name)
-        )
+    template = (
+        read("tasktemplates", spec["templateRef"]["name"]) if spec.get("templateRef") else None
+    )
     names = _connector_names(spec)
     if template:
         names |= _connector_names(template.get("spec", {}).get("template", {}))
-    connectors = {
-        name: found
-        for name in sorted(names)
-        if (
-            found := cache.connector(ctx.namespace, name)
-            if cache is not None
-            else clients.get_custom(ctx.namespace, "connectors", name)
-        )
-        is not None
-    }
+    found = {name: read("connectors", name) for name in sorted(names)}
+    connectors = {name: body for name, body in found.items() if body is not None}
     if cache is not None and owned_from_cache:
         revisions, owned = _owned_cached(ctx, cache)
     else:

@@ -86,7 +86,10 @@ def test_cache_lookups_and_secret_names() -> None:
 
 
 def test_trimmed_copies_drop_managed_fields_and_optionally_data() -> None:
-    body: dict[str, Any] = {"metadata": {"name": "x", "managedFields": [{"manager": "m"}]}, "data": {"k": "v"}}
+    body: dict[str, Any] = {
+        "metadata": {"name": "x", "managedFields": [{"manager": "m"}]},
+        "data": {"k": "v"},
+    }
     kept = cache.trimmed(body)
     assert kept == {"metadata": {"name": "x"}, "data": {"k": "v"}}
     assert "data" not in cache.trimmed(body, keep_data=False)

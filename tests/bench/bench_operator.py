@@ -71,7 +71,7 @@ def child(counts_file: str, operator_args: list[str]) -> int:
         return reconcile(ctx, *args, **kwargs)
 
     client.ApiClient.call_api = counted_call_api  # type: ignore[method-assign]
-    synctask.reconcile = counted_reconcile  # type: ignore[assignment]
+    synctask.reconcile = counted_reconcile
 
     def dump() -> None:
         while True:
@@ -169,7 +169,8 @@ def all_started(api: Any, namespace: str, tasks: int) -> bool:
     from kubernetes import client
 
     custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
-    items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks")["items"]
+    listed: Any = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks")
+    items = listed["items"]
     revised = sum(1 for t in items if (t.get("status") or {}).get("configRevision"))
     deployments = len(apps.list_namespaced_deployment(namespace).items)
     return revised == tasks and deployments == tasks
@@ -194,6 +195,12 @@ def measure(
     from kubernetes import client
 
     from ferry_operator.kube import request_labels
+
+    def tasks_left() -> bool:
+        listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "synctasks"
+        )
+        return bool(listed["items"])
 
     namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
     counts = Path(f"/tmp/{namespace}-counts.json")
@@ -223,15 +230,7 @@ def measure(
     finally:
         client.CoreV1Api(api).delete_namespace(namespace)
         # The operator finishes the tasks' deletion (finalizers) before it is stopped.
-        wait_until(
-            lambda: (
-                not client.CustomObjectsApi(api).list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "synctasks"
-                )["items"]
-            ),
-            300,
-            "the tasks deleted",
-        )
+        wait_until(lambda: not tasks_left(), 300, "the tasks deleted")
         process.terminate()
         process.wait(timeout=30)
     by_label: Counter[tuple[str, str]] = Counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +69,19 @@ def counted_operator(
     process.stop()
 
 
+def revision_of(ferry: Ferry, name: str) -> str | None:
+    status = ferry.get("synctasks", name).get("status") or {}
+    return status.get("configRevision")
+
+
+def at_revision(ferry: Ferry, name: str, revision: str) -> bool:
+    return revision_of(ferry, name) == revision
+
+
 def wait_settled(ferry: Ferry, names: list[str]) -> None:
     for name in names:
-        wait_until(
-            lambda n=name: (
-                (ferry.get("synctasks", n).get("status") or {}).get("configRevision") == f"{n}-r1"
-            ),
-            90,
-            f"{name} at its first revision",
-        )
-        wait_until(lambda n=name: ferry.deployment(n), 30, f"{name}'s Deployment")
+        wait_until(partial(at_revision, ferry, name, f"{name}-r1"), 90, f"{name} at r1")
+        wait_until(partial(ferry.deployment, name), 30, f"{name}'s Deployment")
 
 
 def test_steady_state_reads_little_and_still_repairs_drift(
@@ -118,13 +122,14 @@ def test_steady_state_reads_little_and_still_repairs_drift(
     # --- drift: a deleted Role comes back, a hand-scaled Deployment is scaled back
     victim = names[0]
     worker = f"{victim}-worker"
-    old_uid = ferry.rbac.read_namespaced_role(worker, ferry.ns).metadata.uid
+
+    def role_uid() -> str:
+        role: Any = ferry.rbac.read_namespaced_role(worker, ferry.ns)
+        return str(role.metadata.uid)
+
+    old_uid = role_uid()
     ferry.rbac.delete_namespaced_role(worker, ferry.ns)
-    wait_until(
-        lambda: ferry.rbac.read_namespaced_role(worker, ferry.ns).metadata.uid != old_uid,
-        30,
-        "the deleted Role re-created",
-    )
+    wait_until(lambda: role_uid() != old_uid, 30, "the deleted Role re-created")
     ferry.apps.patch_namespaced_deployment_scale(worker, ferry.ns, {"spec": {"replicas": 3}})
     assert ferry.deployment(victim).spec.replicas == 3
     wait_until(lambda: ferry.deployment(victim).spec.replicas == 1, 30, "replicas back to 1")
@@ -140,14 +145,12 @@ def test_steady_state_reads_little_and_still_repairs_drift(
     ferry.patch_spec("connectors", "kafka", {"kafka": {"bootstrapServers": doubled}})
     for name in names:
         wait_until(
-            lambda n=name: (
-                (ferry.get("synctasks", n).get("status") or {}).get("configRevision") == f"{n}-r2"
-            ),
+            partial(at_revision, ferry, name, f"{name}-r2"),
             60,
             f"{name} at a new revision after the Connector change",
         )
         assert ferry.revisions(name) == [f"{name}-r1", f"{name}-r2"]
-        configmap = ferry.core.read_namespaced_config_map(f"{name}-r2", ferry.ns)
+        configmap: Any = ferry.core.read_namespaced_config_map(f"{name}-r2", ferry.ns)
         assert configmap.metadata.annotations["ferry.dev/change-cause"] == "a Connector changed"
         worker_config = yaml.safe_load(configmap.data["worker.yaml"])
         assert doubled in yaml.safe_dump(worker_config)

@@ -35,7 +35,6 @@ __all__ = [
     "connectors_using",
     "from_kwargs",
     "secret_names",
-    "template_users",
     "trimmed",
 ]
 
@@ -114,12 +113,6 @@ def connectors_using(kwargs: Mapping[str, Any], namespace: str, secret: str) -> 
     return sorted({str(name) for name in lookup.get((namespace, secret)) or ()})
 
 
-def template_users(kwargs: Mapping[str, Any], namespace: str, template: str) -> int:
-    """How many SyncTasks (not being deleted) in ``namespace`` use TaskTemplate ``template``."""
-    lookup: Lookup = kwargs["ferry_template_users"]
-    return len(list(lookup.get((namespace, template)) or ()))
-
-
 def secret_names(spec: Mapping[str, Any]) -> set[str]:
     """The Secrets a Connector spec refers to (pure)."""
     mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
@@ -148,15 +141,6 @@ async def ferry_connector_secrets(body: kopf.Body, **_: Any) -> dict[Key, str]:
 @kopf.index(GROUP, VERSION, "tasktemplates")
 async def ferry_templates(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_key(body): trimmed(body)}
-
-
-@kopf.index(GROUP, VERSION, "synctasks")
-async def ferry_template_users(body: kopf.Body, **_: Any) -> dict[Key, str]:
-    template = ((body.get("spec") or {}).get("templateRef") or {}).get("name")
-    if not template or body["metadata"].get("deletionTimestamp"):
-        return {}
-    namespace, name = _key(body)
-    return {(namespace, template): name}
 
 
 @kopf.index("", "v1", "configmaps", labels=_OURS)

@@ -303,8 +303,25 @@ class Worker:
                 # was read before it is delivered: caught up (events after the last commit
                 # can only be non-row events such as a rotation).
                 self.tracker.set_caught_up(True)
+                state = self._checkpoint_idle(sink, state, item.position)
             if stopping:
                 raise _Stopped
+
+    def _checkpoint_idle(
+        self, sink: Sink, state: Checkpoint, position: dict[str, Any]
+    ) -> Checkpoint:
+        """Caught up: move the checkpoint over the non-row events after the last transaction
+        (a rotation, MariaDB's binlog checkpoint event), so that status shows the server's
+        position and a restart does not read them again. One write when it moved, none
+        while idle at the same place."""
+        current = state.position or {}
+        if current and (position["file"], position["pos"]) <= (current["file"], current["pos"]):
+            return state
+        moved = {**current, **position}  # the GTID position stays that of the last transaction
+        state = dataclasses.replace(state, position=moved).stamped()
+        sink.deliver([], state)
+        self.tracker.record_delivered({}, dict(moved), None)
+        return state
 
     def _deliver_batch(
         self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction]

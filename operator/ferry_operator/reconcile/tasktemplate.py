@@ -48,9 +48,9 @@ def reconcile(
     return len(tasks)
 
 
-def count(ctx: Context, applier: Applier, body: dict[str, Any], number: int) -> int:
-    """Only refresh status.users (tasks come and go without the template changing); the
-    number comes from the watch-fed index of tasks by template (cache.template_users)."""
+def count(ctx: Context, clients: Clients, applier: Applier, body: dict[str, Any]) -> int:
+    """Only refresh status.users (tasks come and go without the template changing)."""
+    number = len(users(clients, ctx.namespace, ctx.name))
     _record_users(ctx, applier, body, number)
     return number
 

@@ -37,7 +37,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 from ferry_runtime import errors, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
-from ferry_runtime.source import mysql, rows
+from ferry_runtime.source import mysql, positions, rows
 from ferry_runtime.source.schema import SchemaCache
 
 __all__ = ["BinlogReader", "Failure", "Heartbeat", "RowBudget", "Transaction"]
@@ -160,7 +160,8 @@ class BinlogReader:
         try:
             ctl = mysql.connect(self.config.source)
             try:
-                self._stream(settings, SchemaCache(ctl))
+                gtids = mysql.gtid_position(ctl, self.start_position)
+                self._stream(settings, SchemaCache(ctl), gtids)
             finally:
                 ctl.close()
         except pymysql.err.MySQLError as error:
@@ -168,7 +169,14 @@ class BinlogReader:
         except BaseException as error:
             self._put(Failure(error))
 
-    def _stream(self, settings: dict[str, Any], schemas: SchemaCache) -> None:
+    def _stream(
+        self,
+        settings: dict[str, Any],
+        schemas: SchemaCache,
+        gtids: dict[int, positions.Gtid] | None,
+    ) -> None:
+        """``gtids``: the GTID position at the start (MariaDB), kept current per domain and
+        reported with each position after a transaction; None where unknown."""
         stream = BinLogStreamReader(
             connection_settings={k: v for k, v in settings.items() if k != "charset"},
             server_id=self.config.source.server_id,
@@ -186,6 +194,19 @@ class BinlogReader:
         changes: list[Change] = []
         dead: list[tuple[str, str]] = []
         read_at = 0.0
+        in_transaction = False
+        gtid: positions.Gtid | None = None  # of the transaction being read
+
+        def after(position: dict[str, Any]) -> dict[str, Any]:
+            """The position after a transaction; ends it."""
+            nonlocal in_transaction
+            in_transaction = False
+            if gtids is None:
+                return position
+            if gtid is not None:
+                gtids[gtid.domain] = gtid
+            return {**position, "gtid": ",".join(str(g) for _, g in sorted(gtids.items()))}
+
         try:
             while not self._stop.is_set():
                 event = stream.fetchone()
@@ -193,20 +214,28 @@ class BinlogReader:
                     continue
                 position = {"file": stream.log_file, "pos": stream.log_pos}
                 if isinstance(event, HeartbeatLogEvent):
-                    self._put(Heartbeat(position))
+                    # Between transactions only: the server sends whole transactions, but a
+                    # heartbeat must never become a resume point inside one.
+                    if not in_transaction:
+                        self._put(Heartbeat(position))
+                elif isinstance(event, MariadbGtidEvent):
+                    in_transaction = True
+                    gtid = positions.Gtid(event.domain_id, event.server_id, event.gtid_seq_no)
                 elif isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
                     if not changes:
                         read_at = time.monotonic()
                     self._rows(event, position, schemas, changes, dead)
                 elif isinstance(event, XidEvent):
-                    self._commit(changes, position, event.timestamp, event.xid, dead, read_at)
+                    self._commit(
+                        changes, after(position), event.timestamp, event.xid, dead, read_at
+                    )
                     changes, dead = [], []
                 elif isinstance(event, QueryEvent):
                     query = event.query.strip().upper()
                     if query == "BEGIN":
                         changes, dead = [], []
                     elif query == "COMMIT":  # non-transactional engines
-                        self._commit(changes, position, event.timestamp, None, dead, read_at)
+                        self._commit(changes, after(position), event.timestamp, None, dead, read_at)
                         changes, dead = [], []
                     else:  # DDL: its own boundary; forget what we knew of the schema
                         schema = (
@@ -216,7 +245,9 @@ class BinlogReader:
                         )
                         schemas.forget(schema or None)
                         self._plans.clear()
-                        self._commit([], position, event.timestamp, None, [], time.monotonic())
+                        self._commit(
+                            [], after(position), event.timestamp, None, [], time.monotonic()
+                        )
         finally:
             stream.close()
 

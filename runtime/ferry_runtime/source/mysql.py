@@ -26,6 +26,7 @@ __all__ = [
     "check_position",
     "connect",
     "connection_settings",
+    "gtid_position",
     "password",
     "resolve",
     "server_position",
@@ -137,3 +138,18 @@ def resolve(conn: Any, position: Position) -> dict[str, Any]:
     if isinstance(position, TimestampPosition):
         return positions.at_time(conn, position.timestamp)
     raise errors.FatalError("InvalidConfig", f"unknown position {position!r}")
+
+
+def gtid_position(conn: Any, position: dict[str, Any]) -> dict[int, positions.Gtid] | None:
+    """MariaDB: the GTID position at a binlog coordinate (the last GTID of each domain before
+    it, as BINLOG_GTID_POS says; the server reads that binlog up to the coordinate). None
+    where the server cannot say: MySQL, or a coordinate it does not know."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (position["file"], position["pos"]))
+            row = cursor.fetchone()
+    except pymysql.err.MySQLError:
+        return None
+    if row is None or row[0] is None:
+        return None
+    return {gtid.domain: gtid for gtid in positions.parse_gtids(str(row[0]), one_per_domain=False)}

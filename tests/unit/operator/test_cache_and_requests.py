@@ -80,9 +80,6 @@ def test_cache_lookups_and_secret_names() -> None:
     kwargs = {"ferry_connector_secrets": {("shop", "db-pass"): ["db", "db2", "db"]}}
     assert cache.connectors_using(kwargs, "shop", "db-pass") == ["db", "db2"]
     assert cache.connectors_using(kwargs, "shop", "other") == []
-    users = {"ferry_template_users": {("shop", "defaults"): ["a", "b"]}}
-    assert cache.template_users(users, "shop", "defaults") == 2
-    assert cache.template_users(users, "shop", "other") == 0
 
 
 def test_trimmed_copies_drop_managed_fields_and_optionally_data() -> None:

@@ -457,10 +457,12 @@ def reconcile(
     a change handler may fire together; kopf's body may be older than the last status write).
     None when the task is gone. The handler turns plan.problem into a kopf error.
 
-    With a ``cache`` (the watch-fed copies), a steady state costs one read: the task. When the
-    copies say an object must be written, the owned objects and revisions are read afresh and
-    the plan made again: writes are decided only on fresh reads, so a lagging copy never
-    takes a revision number twice nor overwrites what someone just changed."""
+    With a ``cache`` (the watch-fed copies), a resync in a steady state costs one read: the
+    task. When the copies say an object must be written, the owned objects and revisions are
+    read afresh and the plan made again: writes are decided only on fresh reads, so a lagging
+    copy never takes a revision number twice nor overwrites what someone just changed. Other
+    triggers (create, update, resume, a template change) expect to write: fresh reads at once.
+    """
     RECONCILES.labels(ctx.trigger.split("/")[0]).inc()
     with _lock(ctx.uid):
         task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
@@ -468,7 +470,7 @@ def reconcile(
             return None
         if task["metadata"].get("deletionTimestamp"):
             return None
-        if cache is not None:
+        if cache is not None and ctx.trigger == "resync":
             observed = observe(ctx, clients, task, cache, owned_from_cache=True)
             plan = decide(ctx, observed)
             if not writes_objects(plan):

@@ -102,6 +102,12 @@ CRDS = [
         [
             {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
             {"name": "Ready", "type": "string", "jsonPath": _ready("status")},
+            {
+                "name": "Binlog",
+                "type": "string",
+                "description": "MySQL: whether its binlog can be read (a source needs it).",
+                "jsonPath": '.status.conditions[?(@.type=="BinlogReady")].status',
+            },
             {"name": "Reason", "type": "string", "jsonPath": _ready("reason")},
             {
                 "name": "Version",

@@ -115,7 +115,11 @@ class ConnectorStatus(Model):
         default=None, description="The generation the status describes."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready: the endpoint has what a sync needs."
+        default_factory=list,
+        description=(
+            "Ready: the endpoint is usable (reachable, credentials work). BinlogReady (mysql): "
+            "its binlog can be read, which a source needs and a sink does not."
+        ),
     )
     server: MySQLServerInfo | None = Field(default=None, description="MySQL probe results.")
     last_probe_time: str | None = Field(

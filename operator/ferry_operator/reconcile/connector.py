@@ -15,8 +15,9 @@ from ferry_operator.kube import Clients, is_not_found
 from ferry_operator.reconcile import probe
 from ferry_operator.recorder import conditions, record, rfc3339
 
-__all__ = ["OWNED_STATUS", "decide", "observe", "reconcile"]
+__all__ = ["BINLOG_READY", "OWNED_STATUS", "decide", "observe", "reconcile"]
 
+BINLOG_READY = "BinlogReady"
 OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime"}
 
 
@@ -67,37 +68,46 @@ def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
 
 
 def decide(observed: Observed) -> dict[str, Any]:
-    """The operator-owned status fields."""
+    """The operator-owned status fields. ``Ready``: usable at all (a sink needs no more);
+    ``BinlogReady`` (MySQL): its binlog can be read, which a source needs too."""
     result = observed.result
-    ready = (
-        ("True", "Ready", "the endpoint has what a sync needs")
-        if not result.missing
-        else ("False", result.reason, "; ".join(result.missing))
-    )
+    wanted = {
+        "Ready": (
+            ("True", "Ready", "the endpoint is reachable and the credentials work")
+            if not result.missing
+            else ("False", result.reason, "; ".join(result.missing))
+        )
+    }
+    if (observed.connector.get("spec") or {}).get("mysql") is not None:
+        wanted[BINLOG_READY] = (
+            ("Unknown", "NotProbed", "the endpoint could not be probed")
+            if result.missing
+            else ("True", "Ready", "the binlog can be read: a source as well as a sink")
+            if not result.source_missing
+            else ("False", result.source_reason, "; ".join(result.source_missing))
+        )
     previous = (observed.connector.get("status") or {}).get("conditions")
     generation = observed.connector["metadata"].get("generation")
     return {
         "observedGeneration": generation,
-        "conditions": conditions({"Ready": ready}, previous, generation, observed.now),
+        "conditions": conditions(wanted, previous, generation, observed.now),
         "server": result.server or None,
         "lastProbeTime": rfc3339(observed.now),
     }
 
 
-def _ready_of(status: dict[str, Any]) -> tuple[str | None, str | None]:
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status"), condition.get("message")
-    return None, None
+def _states(conditions: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+    return {str(c.get("type")): (c.get("status"), c.get("message")) for c in conditions}
 
 
 def reconcile(
     ctx: Context, clients: Clients, applier: Applier, body: dict[str, Any]
 ) -> tuple[bool, str, str, bool]:
-    """observe → decide → act. Returns (ready, reason, message, transitioned)."""
+    """observe → decide → act. Returns (ok, reason, message, transitioned) of the first
+    condition that changed (Ready before BinlogReady), else of Ready."""
     observed = observe(ctx, clients, body)
     fields = decide(observed)
-    before = _ready_of(observed.connector.get("status") or {})
+    before = _states((observed.connector.get("status") or {}).get("conditions") or [])
     # lastProbeTime alone is not a change worth a write: compare without it.
     compared = OWNED_STATUS - {"lastProbeTime"}
     current = observed.connector.get("status") or {}
@@ -105,6 +115,8 @@ def reconcile(
     after_fields = {k: v for k, v in fields.items() if k in compared and v is not None}
     if before_fields != after_fields:
         record(ctx, applier, observed.connector, fields, OWNED_STATUS)
-    ready = fields["conditions"][0]
-    after = (ready["status"], ready["message"])
-    return ready["status"] == "True", ready["reason"], ready["message"], before != after
+    changed = [
+        c for c in fields["conditions"] if before.get(c["type"]) != (c["status"], c["message"])
+    ]
+    shown = changed[0] if changed else fields["conditions"][0]
+    return shown["status"] == "True", shown["reason"], shown["message"], bool(changed)

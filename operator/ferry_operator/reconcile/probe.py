@@ -1,7 +1,9 @@
-"""Probe an endpoint for what a sync needs. MySQL/MariaDB: version, binlog on, ROW format,
-FULL row image, binlog_row_metadata and the replication grants. Kafka: reachable, and
-transactions usable (a transactional producer initialises). Each probe returns the list of
-missing things as sentences; the password is used to connect and never appears in a message."""
+"""Probe an endpoint for what a sync needs. MySQL/MariaDB: reachable with these credentials
+(enough for a sink), and apart from that what reading its binlog as a source needs: binlog
+on, ROW format, FULL row image, binlog_row_metadata and the replication grants. Kafka:
+reachable, and transactions usable (a transactional producer initialises). Each probe
+returns the missing things as sentences; the password is used to connect and never appears
+in a message."""
 
 from __future__ import annotations
 
@@ -17,11 +19,15 @@ TIMEOUT_SECONDS = 5
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """``missing`` is empty when the endpoint has everything; ``server`` is what was seen."""
+    """``missing`` is empty when the endpoint can be used at all (reachable, credentials
+    work); ``source_missing`` (MySQL) what it lacks to be read as a binlog source, which a
+    sink does not need; ``server`` is what was seen."""
 
     missing: list[str]
     reason: str = "Ready"
     server: dict[str, Any] = field(default_factory=dict)
+    source_missing: list[str] = field(default_factory=list)
+    source_reason: str = "Ready"
 
 
 def _grants_cover(grants: list[str], privilege: str) -> bool:
@@ -71,7 +77,8 @@ def probe_mysql(host: str, port: int, user: str, password: str) -> ProbeResult:
 def assess_mysql(
     user: str, version: str, variables: dict[str, str], grants: list[str]
 ) -> ProbeResult:
-    """What the server lacks for a sync (pure: from what the probe read)."""
+    """What the server lacks to be read as a binlog source (pure: from what the probe read);
+    it connected, so it is usable as a sink."""
     mariadb = "mariadb" in version.lower()
     server: dict[str, Any] = {
         "version": version,
@@ -109,7 +116,7 @@ def assess_mysql(
         if not missing
         else ("MissingGrant" if all("privilege" in m for m in missing) else "BinlogNotUsable")
     )
-    return ProbeResult(missing, reason, server)
+    return ProbeResult([], "Ready", server, missing, reason)
 
 
 def _mariadb_has_binlog_monitor(version: str) -> bool:

@@ -27,6 +27,7 @@ from ferry_operator.cache import Cache
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
+from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.health import Problem, assess, parse_time
 from ferry_operator.recorder import conditions, record, rfc3339
 from ferry_operator.render import errors, meta, objects
@@ -195,10 +196,10 @@ def _read(reader: Any, name: str, namespace: str) -> Any:
 # ---------------------------------------------------------------- decide
 
 
-def _ready(connector: dict[str, Any]) -> tuple[bool, str]:
+def _condition(connector: dict[str, Any], kind: str) -> tuple[bool, str]:
     status = connector.get("status") or {}
     for condition in status.get("conditions") or []:
-        if condition.get("type") == "Ready":
+        if condition.get("type") == kind:
             return condition.get("status") == "True", condition.get("message") or ""
     return False, "not probed yet"
 
@@ -216,13 +217,23 @@ def _connector_problem(spec: SyncTaskSpec, observed: Observed) -> Problem | None
                 f"in namespace {observed.task['metadata']['namespace']}",
                 False,
             )
-        ready, why = _ready(found)
+        ready, why = _condition(found, "Ready")
         if not ready:
             return Problem(
                 "ConnectorNotReady",
                 f"spec.{part}.connectorRef: Connector {ref.name!r} is not Ready: {why}",
                 False,
             )
+        # A source's binlog must be readable too; a MySQL sink only needs to be reachable.
+        if part == "source":
+            readable, why = _condition(found, BINLOG_READY)
+            if not readable:
+                return Problem(
+                    "ConnectorNotReady",
+                    f"spec.source.connectorRef: Connector {ref.name!r} cannot be read as a "
+                    f"binlog source: {why}",
+                    False,
+                )
     return None
 
 

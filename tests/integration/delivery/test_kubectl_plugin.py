@@ -143,9 +143,7 @@ def test_missing_task_exits_3_with_a_clear_message(
         assert ran.err.strip() == f"error: SyncTask 'ghost' not found in namespace '{namespace}'"
 
 
-def test_unreachable_api_server_is_an_error(
-    ferry_crds: None, tmp_path: Any, capsys: Any
-) -> None:
+def test_unreachable_api_server_is_an_error(ferry_crds: None, tmp_path: Any, capsys: Any) -> None:
     from ferry_operator import kubectl_plugin
 
     kubeconfig = tmp_path / "kubeconfig"

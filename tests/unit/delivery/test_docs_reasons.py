@@ -27,6 +27,7 @@ NOT_REASONS = {
     "SyncTask",
     "ConfigMap",
     "TableMapping",
+    "BinlogReady",  # a condition type
 }
 
 

@@ -97,7 +97,12 @@ def test_trimmed_copies_drop_managed_fields_and_optionally_data() -> None:
 # ---------------------------------------------------------------- the steady-state check
 
 CTX = Context("shop", "orders", "uid-1", "resync")
-READY = {"conditions": [{"type": "Ready", "status": "True", "message": "ok"}]}
+READY = {
+    "conditions": [
+        {"type": "Ready", "status": "True", "message": "ok"},
+        {"type": "BinlogReady", "status": "True", "message": "ok"},
+    ]
+}
 
 
 def _connectors() -> dict[str, dict[str, Any]]:

@@ -21,31 +21,31 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 def test_a_complete_server_is_ready() -> None:
     result = assess_mysql("ferry", VERSION, GOOD, GRANTS)
-    assert result.missing == []
+    assert result.missing == [] and result.source_missing == []
     assert result.server["binlogFormat"] == "ROW"
 
 
-def test_binlog_off_is_named() -> None:
+def test_binlog_off_is_named_and_the_server_stays_usable_as_a_sink() -> None:
     result = assess_mysql("ferry", VERSION, {**GOOD, "log_bin": "OFF"}, GRANTS)
-    assert result.reason == "BinlogNotUsable"
-    assert any("binlog is off" in m for m in result.missing)
+    assert (result.missing, result.reason) == ([], "Ready")  # it connected: a sink can write
+    assert result.source_reason == "BinlogNotUsable"
+    assert any("binlog is off" in m for m in result.source_missing)
 
 
 def test_statement_format_and_minimal_image_are_named() -> None:
     variables = {**GOOD, "binlog_format": "STATEMENT", "binlog_row_image": "MINIMAL"}
     result = assess_mysql("ferry", VERSION, variables, GRANTS)
-    assert "binlog_format is STATEMENT, needs ROW" in result.missing
-    assert "binlog_row_image is MINIMAL, needs FULL" in result.missing
+    assert "binlog_format is STATEMENT, needs ROW" in result.source_missing
+    assert "binlog_row_image is MINIMAL, needs FULL" in result.source_missing
 
 
 def test_missing_grants_are_named() -> None:
     result = assess_mysql("app", VERSION, GOOD, ["GRANT SELECT ON *.* TO `app`@`%`"])
-    assert result.reason == "MissingGrant"
-    assert any("REPLICATION SLAVE" in m for m in result.missing)
-    assert any("BINLOG MONITOR" in m for m in result.missing)
-    assert (
-        assess_mysql("r", "8.0.36", GOOD, ["GRANT ALL PRIVILEGES ON *.* TO `r`@`%`"]).missing == []
-    )
+    assert result.source_reason == "MissingGrant"
+    assert any("REPLICATION SLAVE" in m for m in result.source_missing)
+    assert any("BINLOG MONITOR" in m for m in result.source_missing)
+    granted = assess_mysql("r", "8.0.36", GOOD, ["GRANT ALL PRIVILEGES ON *.* TO `r`@`%`"])
+    assert granted.source_missing == []
 
 
 def test_blocking_problems() -> None:

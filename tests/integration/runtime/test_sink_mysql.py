@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from tests.integration.runtime.test_types_roundtrip import COLUMNS, SQL_VALUES
+from tests.support import wait_until
 
 pytestmark = [pytest.mark.mysql]
 
@@ -82,6 +83,46 @@ def mysql_config(
     return make
 
 
+class Sink:
+    """One test's source database and target database (on the same server), SQL as admin,
+    and sink.mysql worker configs and in-process runs."""
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        sql: Callable[..., Any],
+        config: Callable[..., dict[str, Any]],
+        run: Callable[[dict[str, Any]], Any],
+    ) -> None:
+        self.source, self.target, self.sql, self.config, self.run = (
+            source, target, sql, config, run,
+        )  # fmt: skip
+
+    def create(self, table: str, columns: str) -> None:
+        create(self.sql, self.source, self.target, table, columns)
+
+    def same(self, tables: list[str]) -> bool:
+        return same(self.sql, self.source, self.target, tables)
+
+    def converge(self, tables: list[str], timeout: float = 60) -> None:
+        converge(self.sql, self.source, self.target, tables, timeout)
+
+    def streaming(self, worker: Any) -> None:
+        wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+
+
+@pytest.fixture
+def sink(
+    database: str,
+    target: str,
+    admin_sql: Callable[..., Any],
+    mysql_config: Callable[..., dict[str, Any]],
+    run_worker: Callable[..., Any],
+) -> Sink:
+    return Sink(database, target, admin_sql, mysql_config, run_worker)
+
+
 def rows(sql: Callable[..., Any], database: str, table: str) -> list[tuple[Any, ...]]:
     """Every row, every column (FLOAT widened so no bit hides), in a stable order."""
     columns = sql(
@@ -110,16 +151,11 @@ def differences(sql: Callable[..., Any], source: str, target: str, tables: list[
 
 
 def converge(
-    helpers: Any,
-    sql: Callable[..., Any],
-    source: str,
-    target: str,
-    tables: list[str],
-    timeout: float = 60,
+    sql: Callable[..., Any], source: str, target: str, tables: list[str], timeout: float = 60
 ) -> None:
     """Wait until the target equals the source; on timeout, show what differs."""
     try:
-        helpers.wait_until(lambda: same(sql, source, target, tables), timeout, "target == source")
+        wait_until(lambda: same(sql, source, target, tables), timeout, "target == source")
     except AssertionError:
         assert differences(sql, source, target, tables) == {}
         raise
@@ -207,37 +243,33 @@ TABLES = ["items", "nopk", "log"]
 
 
 def test_snapshot_and_cdc_under_load_leave_the_target_equal_to_the_source(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
-    seed(admin_sql, database, target, 3000)
-    create(admin_sql, database, target, "matrix", f"id int PRIMARY KEY, {COLUMNS}")
+    sql, source, target = sink.sql, sink.source, sink.target
+    seed(sql, source, target, 3000)
+    sink.create("matrix", f"id int PRIMARY KEY, {COLUMNS}")
     for index, values in enumerate(SQL_VALUES):
-        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 1,))
-    writer = Writer(admin_sql, database, 3001)
+        sql(f"INSERT INTO `{source}`.matrix VALUES {values}", (index + 1,))
+    writer = Writer(sql, source, 3001)
     writer.everywhere.set()  # one uninterrupted snapshot is exact for every table
     writer.start()
-    worker = run_worker(mysql_config())
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "snapshot done")
+    worker = sink.run(sink.config())
+    sink.streaming(worker)
     # The type matrix through the binlog too: inserts, a key change, deletes.
     for index, values in enumerate(SQL_VALUES):
-        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 101,))
-    admin_sql(f"INSERT INTO `{database}`.matrix VALUES {SQL_VALUES[0]}", (104,))
-    admin_sql(f"UPDATE `{database}`.matrix SET id = 200 WHERE id = 102")
-    admin_sql(f"DELETE FROM `{database}`.matrix WHERE id = 104")
+        sql(f"INSERT INTO `{source}`.matrix VALUES {values}", (index + 101,))
+    sql(f"INSERT INTO `{source}`.matrix VALUES {SQL_VALUES[0]}", (104,))
+    sql(f"UPDATE `{source}`.matrix SET id = 200 WHERE id = 102")
+    sql(f"DELETE FROM `{source}`.matrix WHERE id = 104")
     time.sleep(3)
     writer.stop()
     assert writer.changes > 300
-    converge(helpers, admin_sql, database, target, [*TABLES, "matrix"])
+    sink.converge([*TABLES, "matrix"])
     # ids 1-3 came through the snapshot, 101, 200 (was 102) and 103 through the binlog.
-    assert [row[0] for row in rows(admin_sql, target, "matrix")] == [1, 101, 103, 2, 200, 3]
+    assert [row[0] for row in rows(sql, target, "matrix")] == [1, 101, 103, 2, 200, 3]
     assert worker.exit_code is None and worker.tracker.state == "Streaming"
     assert worker.stop() == 0
-    (stored,) = admin_sql(
+    (stored,) = sql(
         f"SELECT checkpoint, epoch FROM `{target}`.ferry_checkpoints WHERE task_id = %s",
         (worker.worker.task_id,),
     )
@@ -250,16 +282,13 @@ def _status(worker: Any) -> str | None:
 
 
 def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
+    sink: Sink,
     spawn_worker: Callable[..., Any],
-    helpers: Any,
 ) -> None:
-    seed(admin_sql, database, target, 20_000)
-    config = mysql_config(performance={"maxBatchDelay": "50ms", "snapshotChunkSize": 250})
-    writer = Writer(admin_sql, database, 20_001)
+    sql, source, target = sink.sql, sink.source, sink.target
+    seed(sql, source, target, 20_000)
+    config = sink.config(performance={"maxBatchDelay": "50ms", "snapshotChunkSize": 250})
+    writer = Writer(sql, source, 20_001)
     writer.start()
     chooser = random.Random(3)
     killed_in: list[str] = []
@@ -269,7 +298,7 @@ def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
         # snapshot reads tables anew, exact only for tables with a primary key (see
         # docs/mysql-sink.md). Then kills while streaming, with every table changing.
         phases = ("Snapshotting", "Streaming") if run < 2 else ("Streaming",)
-        state = helpers.wait_until(
+        state = wait_until(
             lambda w=worker, p=phases: _status(w) in p and _status(w), 60, f"worker in {phases}"
         )
         if state == "Streaming":
@@ -282,52 +311,47 @@ def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
     final = spawn_worker(config)
     time.sleep(2)
     writer.stop()
-    converge(helpers, admin_sql, database, target, TABLES, 90)
+    sink.converge(TABLES, 90)
     final.process.send_signal(signal.SIGTERM)
     assert final.wait(30) == 0, final.output()
     assert "Snapshotting" in killed_in and killed_in[-3:] == ["Streaming"] * 3
     assert writer.changes > 300
     # Every run opened the sink and took a new epoch: 5 killed + the final one.
-    (epoch,) = admin_sql(f"SELECT epoch FROM `{target}`.ferry_checkpoints")[0]
+    (epoch,) = sql(f"SELECT epoch FROM `{target}`.ferry_checkpoints")[0]
     assert epoch == 6
 
 
 def test_a_second_worker_with_the_same_task_id_fences_the_first(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
-    create(admin_sql, database, target, "log", LOG)
-    config = mysql_config()
-    first = run_worker(config)
-    helpers.wait_until(lambda: first.tracker.state == "Streaming", 60, "first streaming")
-    admin_sql(f"INSERT INTO `{database}`.log VALUES (1, 'before')")
-    helpers.wait_until(lambda: same(admin_sql, database, target, ["log"]), 30, "first delivers")
-    second = run_worker({**config, "source": {**config["source"], "serverId": 4242}})
-    helpers.wait_until(lambda: second.tracker.state == "Streaming", 60, "second streaming")
-    admin_sql(f"INSERT INTO `{database}`.log VALUES (2, 'after')")
+    sql, source = sink.sql, sink.source
+    sink.create("log", LOG)
+    config = sink.config()
+    first = sink.run(config)
+    sink.streaming(first)
+    sql(f"INSERT INTO `{source}`.log VALUES (1, 'before')")
+    wait_until(lambda: sink.same(["log"]), 30, "first delivers")
+    second = sink.run({**config, "source": {**config["source"], "serverId": 4242}})
+    sink.streaming(second)
+    sql(f"INSERT INTO `{source}`.log VALUES (2, 'after')")
     assert first.join(30) == 1
     assert first.worker.failure is not None and first.worker.failure.reason == "Fenced"
-    helpers.wait_until(lambda: same(admin_sql, database, target, ["log"]), 30, "no duplicate")
+    wait_until(lambda: sink.same(["log"]), 30, "no duplicate")
     assert second.exit_code is None and second.tracker.state == "Streaming"
 
 
 @pytest.mark.parametrize("into_the_source_database", [True, False])
 def test_a_sink_that_would_read_its_own_writes_is_refused(
-    database: str,
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
+    sink: Sink,
     into_the_source_database: bool,
 ) -> None:
-    config = mysql_config()
+    source = sink.source
+    config = sink.config()
     if into_the_source_database:  # selected by include: ["<database>.*"]
-        config["sink"]["mysql"]["database"] = database
+        config["sink"]["mysql"]["database"] = source
     else:  # no database: every table onto itself
         del config["sink"]["mysql"]["database"]
-    worker = run_worker(config)
+    worker = sink.run(config)
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "InvalidConfig"
@@ -335,22 +359,19 @@ def test_a_sink_that_would_read_its_own_writes_is_refused(
 
 
 def test_a_missing_target_table_or_column_is_named(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
+    sink: Sink,
 ) -> None:
-    admin_sql(f"CREATE TABLE `{database}`.orders (id int PRIMARY KEY, total int)")
-    admin_sql(f"INSERT INTO `{database}`.orders VALUES (1, 10)")
-    worker = run_worker(mysql_config())
+    sql, source, target = sink.sql, sink.source, sink.target
+    sql(f"CREATE TABLE `{source}`.orders (id int PRIMARY KEY, total int)")
+    sql(f"INSERT INTO `{source}`.orders VALUES (1, 10)")
+    worker = sink.run(sink.config())
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "TargetSchemaMismatch"
     assert f"`{target}`.`orders`" in failure.message and "does not exist" in failure.message
 
-    admin_sql(f"CREATE TABLE `{target}`.orders (id int PRIMARY KEY)")
-    worker = run_worker(mysql_config())
+    sql(f"CREATE TABLE `{target}`.orders (id int PRIMARY KEY)")
+    worker = sink.run(sink.config())
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "TargetSchemaMismatch"
@@ -358,45 +379,36 @@ def test_a_missing_target_table_or_column_is_named(
 
 
 def test_a_row_the_target_refuses_follows_the_error_policy(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
-    admin_sql(f"CREATE TABLE `{database}`.notes (id int PRIMARY KEY, body varchar(100))")
-    admin_sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, body varchar(5))")
-    config = mysql_config(errorPolicy={"mode": "deadLetter", "deadLetterTopic": "unused"})
-    worker = run_worker(config)
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
-    admin_sql(
-        f"INSERT INTO `{database}`.notes VALUES (%s, %s)",
+    sql, source, target = sink.sql, sink.source, sink.target
+    sql(f"CREATE TABLE `{source}`.notes (id int PRIMARY KEY, body varchar(100))")
+    sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, body varchar(5))")
+    config = sink.config(errorPolicy={"mode": "deadLetter", "deadLetterTopic": "unused"})
+    worker = sink.run(config)
+    sink.streaming(worker)
+    sql(
+        f"INSERT INTO `{source}`.notes VALUES (%s, %s)",
         [(1, "ok"), (2, "far too long for five"), (3, "fine")],
         many=True,
     )
-    helpers.wait_until(
-        lambda: len(admin_sql(f"SELECT id FROM `{target}`.notes")) == 2, 30, "good rows"
-    )
-    assert admin_sql(f"SELECT id, body FROM `{target}`.notes ORDER BY id") == (
+    wait_until(lambda: len(sql(f"SELECT id FROM `{target}`.notes")) == 2, 30, "good rows")
+    assert sql(f"SELECT id, body FROM `{target}`.notes ORDER BY id") == (
         (1, "ok"),
         (3, "fine"),
     )
-    letters = admin_sql(f"SELECT table_name, error FROM `{target}`.ferry_dead_letters")
-    assert len(letters) == 1 and letters[0][0] == f"{database}.notes"
+    letters = sql(f"SELECT table_name, error FROM `{target}`.ferry_dead_letters")
+    assert len(letters) == 1 and letters[0][0] == f"{source}.notes"
     assert "Data too long" in letters[0][1]
     assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
 
 
 def test_a_wrong_sink_password_fails_without_showing_it(
-    database: str,
-    target: str,
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
+    sink: Sink,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(SINK_PASSWORD_ENV, "not-the-Password-42")
-    worker = run_worker(mysql_config())
+    worker = sink.run(sink.config())
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "AuthenticationFailed"
@@ -405,95 +417,79 @@ def test_a_wrong_sink_password_fails_without_showing_it(
 
 
 def test_ddl_mid_stream_stops_with_what_to_alter_and_resumes_after_it(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
-    create(admin_sql, database, target, "orders", "id int PRIMARY KEY, total int")
-    admin_sql(f"INSERT INTO `{database}`.orders VALUES (1, 10)")
-    config = mysql_config()
-    worker = run_worker(config)
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
-    admin_sql(f"ALTER TABLE `{database}`.orders ADD COLUMN note varchar(20) NULL")
-    admin_sql(f"INSERT INTO `{database}`.orders VALUES (2, 20, 'new column')")
+    sql, source, target = sink.sql, sink.source, sink.target
+    sink.create("orders", "id int PRIMARY KEY, total int")
+    sql(f"INSERT INTO `{source}`.orders VALUES (1, 10)")
+    config = sink.config()
+    worker = sink.run(config)
+    sink.streaming(worker)
+    sql(f"ALTER TABLE `{source}`.orders ADD COLUMN note varchar(20) NULL")
+    sql(f"INSERT INTO `{source}`.orders VALUES (2, 20, 'new column')")
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "TargetSchemaMismatch"
     assert "no column `note`" in failure.message and "alter the target" in failure.message
     # Nothing of the refused batch was applied; after the ALTER it resumes from the checkpoint.
-    assert admin_sql(f"SELECT id FROM `{target}`.orders") == ((1,),)
-    admin_sql(f"ALTER TABLE `{target}`.orders ADD COLUMN note varchar(20) NULL")
-    again = run_worker(config)
-    admin_sql(f"UPDATE `{database}`.orders SET note = 'old row' WHERE id = 1")
-    converge(helpers, admin_sql, database, target, ["orders"])
+    assert sql(f"SELECT id FROM `{target}`.orders") == ((1,),)
+    sql(f"ALTER TABLE `{target}`.orders ADD COLUMN note varchar(20) NULL")
+    again = sink.run(config)
+    sql(f"UPDATE `{source}`.orders SET note = 'old row' WHERE id = 1")
+    sink.converge(["orders"])
     assert again.exit_code is None
 
 
 def test_a_lost_sink_connection_is_retried_from_the_checkpoint(
-    database: str,
-    target: str,
+    sink: Sink,
     sink_user: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
 ) -> None:
-    create(admin_sql, database, target, "log", LOG)
-    worker = run_worker(mysql_config())
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
+    sql, source = sink.sql, sink.source
+    sink.create("log", LOG)
+    worker = sink.run(sink.config())
+    sink.streaming(worker)
     for seq in range(300):
-        admin_sql(f"INSERT INTO `{database}`.log VALUES (%s, 'x')", (seq,))
+        sql(f"INSERT INTO `{source}`.log VALUES (%s, 'x')", (seq,))
         if seq in (100, 200):
-            for (conn,) in admin_sql(
+            for (conn,) in sql(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (sink_user,)
             ):
-                admin_sql(f"KILL CONNECTION {int(conn)}")
-    converge(helpers, admin_sql, database, target, ["log"])
+                sql(f"KILL CONNECTION {int(conn)}")
+    sink.converge(["log"])
     assert worker.tracker.errors_by_reason.get("SinkUnavailable", 0) >= 1
     assert worker.exit_code is None
 
 
 def test_generated_columns_are_computed_by_the_target(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
+    sql, source, target = sink.sql, sink.source, sink.target
     columns = "id int PRIMARY KEY, a int, twice int AS (a * 2) STORED, v int AS (a + 1) VIRTUAL"
-    create(admin_sql, database, target, "g", columns)
-    admin_sql(f"INSERT INTO `{database}`.g (id, a) VALUES (1, 1), (2, 2)")
-    worker = run_worker(mysql_config())
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
-    admin_sql(f"INSERT INTO `{database}`.g (id, a) VALUES (3, 3)")
-    admin_sql(f"UPDATE `{database}`.g SET a = 10 WHERE id = 1")
-    admin_sql(f"DELETE FROM `{database}`.g WHERE id = 2")
-    converge(helpers, admin_sql, database, target, ["g"])
-    assert admin_sql(f"SELECT id, twice, v FROM `{target}`.g ORDER BY id") == (
+    sink.create("g", columns)
+    sql(f"INSERT INTO `{source}`.g (id, a) VALUES (1, 1), (2, 2)")
+    worker = sink.run(sink.config())
+    sink.streaming(worker)
+    sql(f"INSERT INTO `{source}`.g (id, a) VALUES (3, 3)")
+    sql(f"UPDATE `{source}`.g SET a = 10 WHERE id = 1")
+    sql(f"DELETE FROM `{source}`.g WHERE id = 2")
+    sink.converge(["g"])
+    assert sql(f"SELECT id, twice, v FROM `{target}`.g ORDER BY id") == (
         (1, 20, 11),
         (3, 6, 4),
     )
 
 
 def test_a_refused_row_with_error_policy_fail_stops_before_its_batch_commits(
-    database: str,
-    target: str,
-    admin_sql: Callable[..., Any],
-    mysql_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    helpers: Any,
+    sink: Sink,
 ) -> None:
-    admin_sql(f"CREATE TABLE `{database}`.notes (id int PRIMARY KEY, n int)")
-    admin_sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, n tinyint NOT NULL)")
-    worker = run_worker(mysql_config())
-    helpers.wait_until(lambda: worker.tracker.state == "Streaming", 60, "streaming")
-    admin_sql(f"INSERT INTO `{database}`.notes VALUES (1, 1), (2, 1000), (3, NULL)")
+    sql, source, target = sink.sql, sink.source, sink.target
+    sql(f"CREATE TABLE `{source}`.notes (id int PRIMARY KEY, n int)")
+    sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, n tinyint NOT NULL)")
+    worker = sink.run(sink.config())
+    sink.streaming(worker)
+    sql(f"INSERT INTO `{source}`.notes VALUES (1, 1), (2, 1000), (3, NULL)")
     assert worker.join(30) == 1
     failure = worker.worker.failure
     assert failure is not None and failure.reason == "PoisonRow"
     assert "the target refused a row of" in failure.message and "range" in failure.message
-    assert admin_sql(f"SELECT * FROM `{target}`.notes") == ()
+    assert sql(f"SELECT * FROM `{target}`.notes") == ()

@@ -103,13 +103,14 @@ def _reached(pos: dict[str, Any], end: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------- phases (run in a child)
 
 
-def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
+def _row_events(plan: dict[str, Any], server_id: int) -> Any:
+    """The library's stream of the bench range's row events (row images not yet decoded)."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-    stream = BinLogStreamReader(
+    return BinLogStreamReader(
         connection_settings={"host": HOST, "port": PORT, "user": "ferry", "password": PASSWORD},
-        server_id=int(time.time()) % 100000 + 200000,
+        server_id=server_id,
         log_file=plan["start"]["file"],
         log_pos=plan["start"]["pos"],
         resume_stream=True,
@@ -118,6 +119,10 @@ def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
         only_schemas=[plan["database"]],
     )
+
+
+def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
+    stream = _row_events(plan, int(time.time()) % 100000 + 200000)
     rows = 0
     began = time.monotonic()
     for event in stream:
@@ -130,23 +135,10 @@ def phase_decode(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def phase_decode_ferry(plan: dict[str, Any]) -> dict[str, Any]:
-    from pymysqlreplication import BinLogStreamReader
-    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
-
     from ferry_runtime import types
     from ferry_runtime.source import rows as row_decoders
 
-    stream = BinLogStreamReader(
-        connection_settings={"host": HOST, "port": PORT, "user": "ferry", "password": PASSWORD},
-        server_id=int(time.time()) % 100000 + 250000,
-        log_file=plan["start"]["file"],
-        log_pos=plan["start"]["pos"],
-        resume_stream=True,
-        is_mariadb=False,
-        blocking=True,
-        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
-        only_schemas=[plan["database"]],
-    )
+    stream = _row_events(plan, int(time.time()) % 100000 + 250000)
     decoders: dict[int, Any] = {}
     rows = 0
     began = time.monotonic()

@@ -125,6 +125,10 @@ def test_rows_flow_pause_stops_delivery_and_reset_replays(
     worker: LocalWorker,
 ) -> None:
     with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        # Where the reset below goes back to: before this test wrote anything (the shared
+        # server's first binlog may be gigabytes back).
+        cur.execute("SHOW MASTER STATUS")
+        before = cur.fetchone()
         cur.execute(f"CREATE TABLE `{database}`.orders (id INT PRIMARY KEY, note VARCHAR(20))")
         cur.executemany(
             f"INSERT INTO `{database}`.orders VALUES (%s, %s)", [(i, f"n{i}") for i in range(20)]
@@ -187,16 +191,13 @@ def test_rows_flow_pause_stops_delivery_and_reset_replays(
         lambda: ferry.get("synctasks", "orders")["status"]["phase"] == "Paused", 30, "Paused"
     )
 
-    # Reset to the start of the binlog while resuming: a new revision carries the reset once.
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute("SHOW BINARY LOGS")
-        first_file = cur.fetchall()[0][0]
+    # Reset to before the table while resuming: a new revision carries the reset once.
     ferry.patch_spec(
         "synctasks",
         "orders",
         {
             "paused": False,
-            "resetPosition": {"to": {"file": first_file, "pos": 4}, "nonce": "replay-1"},
+            "resetPosition": {"to": {"file": before[0], "pos": before[1]}, "nonce": "replay-1"},
         },
     )
     wait_until(lambda: ferry.deployment("orders").spec.replicas == 1, 30, "scaled to 1")
@@ -204,6 +205,6 @@ def test_rows_flow_pause_stops_delivery_and_reset_replays(
     assert revision == "orders-r2"
     worker.start(revision)
     # Without the reset: 20 + the 5 paused rows = 25. The replay re-delivers the binlog's 25
-    # inserts after the 20 snapshot rows: 45.
+    # inserts (all after the reset position) after the 20 snapshot rows: 45.
     total = count_messages(kafka_bootstrap, topic, 45, 90)
     assert total >= 45, total

@@ -118,6 +118,30 @@ class ScratchMariaDB:
             }
         )
 
+    def purge_all_but_the_newest(self) -> str:
+        """Rotate, then PURGE every binlog but the new one, as a DBA would; its name."""
+        with self.root() as conn, conn.cursor() as cur:
+            cur.execute("FLUSH BINARY LOGS")
+            cur.execute("SHOW MASTER STATUS")
+            newest = str(cur.fetchone()[0])
+            # The server keeps a file a dump thread still reads, and a stopped worker's dump
+            # thread lingers until the server next writes to its closed socket: end them.
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'"
+            )
+            for (thread,) in cur.fetchall():
+                cur.execute(f"KILL CONNECTION {thread}")
+
+            def purged() -> bool:
+                # Right after a rotation the server keeps the old file until InnoDB's binlog
+                # checkpoint moves on (a moment later): PURGE then silently keeps it.
+                cur.execute(f"PURGE BINARY LOGS TO '{newest}'")
+                cur.execute("SHOW BINARY LOGS")
+                return [row[0] for row in cur.fetchall()] == [newest]
+
+            wait_until(purged, 30, "the purge of the older binlogs")
+        return newest
+
     def remove(self) -> None:
         self.stop_server()
         shutil.rmtree(self.dir, ignore_errors=True)

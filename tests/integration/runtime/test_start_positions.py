@@ -182,26 +182,6 @@ def scratch(testenv: Any, mysql_connect: Any) -> Iterator[ScratchMariaDB]:
     server.remove()
 
 
-def _purge_all_but_the_newest(cur: Any) -> None:
-    cur.execute("FLUSH BINARY LOGS")
-    cur.execute("SHOW MASTER STATUS")
-    newest = cur.fetchone()[0]
-    # A finished dump thread may linger and keep its file: end them first.
-    cur.execute("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'")
-    for (thread,) in cur.fetchall():
-        cur.execute(f"KILL CONNECTION {thread}")
-    deadline = time.monotonic() + 30
-    while True:
-        # Right after a rotation the server keeps the old file until InnoDB's binlog
-        # checkpoint moves on: PURGE then silently keeps it, so try again.
-        cur.execute(f"PURGE BINARY LOGS TO '{newest}'")
-        cur.execute("SHOW BINARY LOGS")
-        if [row[0] for row in cur.fetchall()] == [newest]:
-            return
-        assert time.monotonic() < deadline, "the older binlogs were not purged"
-        time.sleep(0.2)
-
-
 def test_positions_in_purged_binlogs(
     scratch: ScratchMariaDB,
     pipeline: Pipeline,
@@ -238,7 +218,7 @@ def test_positions_in_purged_binlogs(
     assert delivered("ago", run("ago", long_ago)) == ["A0", "A"]
 
     _next_second()  # the next binlog starts after time_of_a's second
-    _purge_all_but_the_newest(cur)
+    scratch.purge_all_but_the_newest()
     gtids["B"] = _commit(conn, "INSERT INTO shop.t VALUES (3, 'B')")
     cur.execute("SET SESSION gtid_domain_id = 1")
     gtids["E"] = _commit(conn, "INSERT INTO shop.t VALUES (4, 'E')")

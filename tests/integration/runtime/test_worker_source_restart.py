@@ -99,23 +99,7 @@ def test_binlog_purged_below_the_checkpoint_exits_with_position_unavailable(
     with source.root() as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO shop.t VALUES (4)")
         cur.execute("FLUSH BINARY LOGS")
-        cur.execute("FLUSH BINARY LOGS")
-        cur.execute("SHOW MASTER STATUS")
-        newest = cur.fetchone()[0]
-        # The server keeps a file a dump thread still reads, and the stopped worker's dump
-        # thread lingers until the server next writes to its closed socket: end it first.
-        cur.execute("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'")
-        for (thread,) in cur.fetchall():
-            cur.execute(f"KILL CONNECTION {thread}")
-
-        def purged() -> bool:
-            # Right after a rotation the server still needs the old file until InnoDB's
-            # binlog checkpoint moves on (a moment later): PURGE then silently keeps it.
-            cur.execute(f"PURGE BINARY LOGS TO '{newest}'")
-            cur.execute("SHOW BINARY LOGS")
-            return [row[0] for row in cur.fetchall()] == [newest]
-
-        helpers.wait_until(purged, 30, "the purge of the older binlogs")
+    source.purge_all_but_the_newest()
 
     restarted = spawn_worker(config)
     assert restarted.wait(60) == 1, restarted.output()

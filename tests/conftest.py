@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support import testenv_values
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -59,16 +58,6 @@ class TestEnv:
         return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse the ``export KEY=VALUE`` lines of the env file (nothing is executed)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^export ([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
-        if match and "$" not in match.group(2):
-            values[match.group(1)] = shlex.split(match.group(2))[0] if match.group(2) else ""
-    return values
-
-
 def service_missing(service: str, reason: str) -> None:
     """Skip locally, fail in CI: a CI run without its services must not look green."""
     message = f"{service} is not available: {reason}. Start it with tests/infra/up."
@@ -86,8 +75,7 @@ def unique_name(prefix: str, request: pytest.FixtureRequest, max_len: int = 40) 
 
 @pytest.fixture(scope="session")
 def testenv() -> TestEnv:
-    env_file = Path(os.environ.get("FERRY_TESTENV_ENV", DEFAULT_ENV_FILE))
-    return TestEnv(read_env_file(env_file) if env_file.exists() else {})
+    return TestEnv(testenv_values())
 
 
 # ---------------------------------------------------------------- Kubernetes

@@ -3,11 +3,33 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["wait_until"]
+__all__ = ["DEFAULT_ENV_FILE", "read_env_file", "testenv_values", "wait_until"]
+
+DEFAULT_ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse the ``export KEY=VALUE`` lines of the env file (nothing is executed)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^export ([A-Z_][A-Z0-9_]*)=(.*)$", line.strip())
+        if match and "$" not in match.group(2):
+            values[match.group(1)] = shlex.split(match.group(2))[0] if match.group(2) else ""
+    return values
+
+
+def testenv_values() -> dict[str, str]:
+    """What tests/infra/up wrote ($FERRY_TESTENV_ENV, else the default env file); {} if none."""
+    path = Path(os.environ.get("FERRY_TESTENV_ENV", DEFAULT_ENV_FILE))
+    return read_env_file(path) if path.exists() else {}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:

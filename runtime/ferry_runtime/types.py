@@ -44,6 +44,7 @@ __all__ = [
     "binlog_passthrough",
     "binlog_to_json",
     "converter",
+    "float32",
     "from_binlog_column",
     "from_information_schema",
     "to_json",
@@ -169,7 +170,7 @@ def from_binlog_column(column: Any, is_json: bool = False) -> Column:
 # ---------------------------------------------------------------- values
 
 
-def _float32(value: float) -> float:
+def float32(value: float) -> float:
     """The shortest decimal that reads back as the same float32 (1.1, not 1.100000023841858)."""
     packed = struct.pack("<f", value)
     for digits in range(6, 10):
@@ -280,7 +281,7 @@ def to_json(column: Column, value: Any) -> JsonValue:
     if kind == "decimal":
         return format(Decimal(value), "f")
     if kind == "float":
-        return _float32(float(value))
+        return float32(float(value))
     if kind == "double":
         return float(value)
     if kind == "bit":

@@ -32,17 +32,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+sys.path.insert(0, str(REPO))  # tests.support, run as a script
+from tests.support import testenv_values  # noqa: E402
+
 GROUP, VERSION = "ferry.dev", "v1alpha1"
-
-
-def testenv() -> dict[str, str]:
-    values = {}
-    for line in ENV_FILE.read_text().splitlines():
-        if line.startswith("export ") and "=" in line and "$" not in line:
-            key, _, value = line[7:].partition("=")
-            values[key] = value.strip("'\"")
-    return values
 
 
 # ---------------------------------------------------------------- the child: a counted operator
@@ -279,7 +272,7 @@ def main() -> int:
     args = parser.parse_args()
     from kubernetes import config
 
-    env = testenv()
+    env = testenv_values()
     api = config.new_client_from_config(config_file=env["KUBECONFIG"])  # type: ignore[no-untyped-call]
     apply_crds(api)
     for tasks in args.tasks:

@@ -29,20 +29,11 @@ from typing import Any
 
 import pymysql
 
-ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.support, run as a script
+from tests.support import testenv_values
+
 CHUNK = 5000
-
-
-def testenv() -> dict[str, str]:
-    values = {}
-    for line in ENV_FILE.read_text().splitlines():
-        if line.startswith("export ") and "=" in line and "$" not in line:
-            key, _, value = line[7:].partition("=")
-            values[key] = value.strip("'\"")
-    return values
-
-
-ENV = testenv()
+ENV = testenv_values()
 HOST, PORT = ENV.get("FERRY_MYSQL_HOST", "127.0.0.1"), int(ENV.get("FERRY_MYSQL_PORT", "13306"))
 PASSWORD = ENV["FERRY_MYSQL_PASSWORD"]
 BOOTSTRAP = ENV.get("FERRY_KAFKA_BOOTSTRAP", "127.0.0.1:19092")

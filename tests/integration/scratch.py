@@ -26,6 +26,17 @@ CDC_OPTIONS = (
 )
 
 
+def _terminate(process: subprocess.Popen[bytes] | None, grace: float) -> None:
+    """SIGTERM, and SIGKILL if it is still running after ``grace`` seconds."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
@@ -86,13 +97,7 @@ class ScratchMariaDB:
         wait_until(self._accepts_root, 60, "the scratch MariaDB to start")
 
     def stop_server(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process, 30)
 
     def root(self) -> Any:
         return pymysql.connect(
@@ -218,13 +223,7 @@ class ScratchKafka:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop_server(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process, 60)
 
     def remove(self) -> None:
         self.stop_server()

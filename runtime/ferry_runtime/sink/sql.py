@@ -36,6 +36,7 @@ from typing import Any
 
 from ferry_runtime import types
 from ferry_runtime.events import Change
+from ferry_runtime.source.schema import quote
 
 __all__ = [
     "BadValue",
@@ -59,10 +60,6 @@ class SchemaMismatch(ValueError):
 
 class BadValue(ValueError):
     """A JSON value cannot be turned into the target column's SQL value."""
-
-
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)

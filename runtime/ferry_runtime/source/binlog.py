@@ -314,43 +314,45 @@ class BinlogReader:
         except Exception as error:
             self._poison(f"{database}.{table}", where, error, dead)
             return
-        primary_key = plan.primary_key
-        if plan.decoder is not None:
-            try:
-                images = plan.decoder.decode(event)
-            except Exception:  # bad data: the library path below gives the same poison rows
-                self.fallback_events += 1
-            else:
-                for values, before in images:
-                    changes.append(
-                        Change(
-                            database, table, op, values, before, primary_key, event.timestamp,
-                            where, server_id=self.config.source.server_id,
-                        )
-                    )  # fmt: skip
-                return
-        convert = plan.converters
-        try:
-            library_rows = event.rows
-        except Exception as error:
-            self._poison(f"{database}.{table}", where, error, dead)
-            return
-        for row in library_rows:
-            try:
-                if op == "update":
-                    data = _convert(convert, row["after_values"])
-                    old: dict[str, Any] | None = _convert(convert, row["before_values"])
-                else:
-                    data, old = _convert(convert, row["values"]), None
-            except Exception as error:
-                self._poison(f"{database}.{table}", where, error, dead)
-                continue
+        for data, old in self._images(event, plan, op, where, dead):
             changes.append(
                 Change(
-                    database, table, op, data, old, primary_key, event.timestamp, where,
+                    database, table, op, data, old, plan.primary_key, event.timestamp, where,
                     server_id=self.config.source.server_id,
                 )
             )  # fmt: skip
+
+    def _images(
+        self, event: Any, plan: _TablePlan, op: Op, where: str, dead: list[tuple[str, str]]
+    ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """The event's rows as (values, values before) JSON, by our decoder, else by the
+        library and types.py; a row that cannot be converted goes to the error policy."""
+        if plan.decoder is not None:
+            try:
+                return plan.decoder.decode(event)
+            except Exception:  # bad data: the library path below gives the same poison rows
+                self.fallback_events += 1
+        name = f"{event.schema}.{event.table}"
+        try:
+            library_rows = event.rows
+        except Exception as error:
+            self._poison(name, where, error, dead)
+            return []
+        images: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        for row in library_rows:
+            try:
+                if op == "update":
+                    images.append(
+                        (
+                            _convert(plan.converters, row["after_values"]),
+                            _convert(plan.converters, row["before_values"]),
+                        )
+                    )
+                else:
+                    images.append((_convert(plan.converters, row["values"]), None))
+            except Exception as error:
+                self._poison(name, where, error, dead)
+        return images
 
     def _poison(
         self, table: str, where: str, error: Exception, dead: list[tuple[str, str]]

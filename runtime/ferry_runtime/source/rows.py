@@ -321,7 +321,7 @@ def _column(column: Any, kind: types.Column, src: _Source) -> _Col | None:
             f"signed={signed})"
         )  # fmt: skip
     if code == FLOAT:
-        return _Col(name, fmt="f", post=src.const("F", types_float32()) + "({})")
+        return _Col(name, fmt="f", post=src.const("F", types.float32) + "({})")
     if code == DOUBLE:
         return _Col(name, fmt="d")
     if code == YEAR:
@@ -390,10 +390,6 @@ def _string_column(column: Any, kind: types.Column, src: _Source) -> _Col | None
     if kind.kind != "text":
         return None
     return _Col(name, variable=_text_reader(length_size, lambda c: f"{c}.decode({codec})"))
-
-
-def types_float32() -> Callable[[float], float]:
-    return types._float32  # the shortest text that reads back as the same float32
 
 
 def _set_reader(members: tuple[str, ...]) -> Callable[[int], list[str]]:

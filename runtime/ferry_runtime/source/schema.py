@@ -13,10 +13,15 @@ from typing import Any
 
 from ferry_runtime import types
 
-__all__ = ["SchemaCache", "TableSchema", "list_tables"]
+__all__ = ["SchemaCache", "TableSchema", "list_tables", "quote"]
 
 _SYSTEM = ("mysql", "information_schema", "performance_schema", "sys")
 _JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)", re.IGNORECASE)
+
+
+def quote(name: str) -> str:
+    """A MySQL identifier in backquotes (a backquote in it doubled)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 @dataclass(frozen=True)

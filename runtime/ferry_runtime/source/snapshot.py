@@ -22,7 +22,7 @@ import pymysql
 
 from ferry_runtime import errors, types
 from ferry_runtime.source import mysql
-from ferry_runtime.source.schema import TableSchema
+from ferry_runtime.source.schema import TableSchema, quote
 
 __all__ = ["Chunk", "Snapshot"]
 
@@ -34,15 +34,11 @@ class Chunk:
     scanned: int  # rows delivered of this table so far, this chunk included
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _select(column: types.Column) -> str:
     # MariaDB prints FLOAT with 6 significant digits; the binlog has all of its bits.
     if column.kind == "float":
-        return f"CAST({_quote(column.name)} AS DOUBLE)"
-    return _quote(column.name)
+        return f"CAST({quote(column.name)} AS DOUBLE)"
+    return quote(column.name)
 
 
 def _sql_value(column: types.Column, value: Any) -> Any:
@@ -97,13 +93,13 @@ class Snapshot:
     ) -> Iterator[Chunk]:
         """The table's rows in chunks of ``size``, resuming after ``after`` / ``scanned``."""
         names = ", ".join(_select(c) for c in table.columns)
-        source = f"{_quote(table.database)}.{_quote(table.table)}"
+        source = f"{quote(table.database)}.{quote(table.table)}"
         if not table.primary_key:
             yield from self._full_scan(table, f"SELECT {names} FROM {source}", scanned, size)
             return
         by_name = {c.name: c for c in table.columns}
         keys = [by_name[name] for name in table.primary_key]
-        key_sql = ", ".join(_quote(name) for name in table.primary_key)
+        key_sql = ", ".join(quote(name) for name in table.primary_key)
         marks = ", ".join(["%s"] * len(keys))
         while True:
             where = f"WHERE ({key_sql}) > ({marks}) " if after is not None else ""

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from tests.integration.scratch import CDC_OPTIONS, ScratchMariaDB
 from tests.support import wait_until
 
 from ferry_runtime import config as config_module
@@ -218,6 +219,15 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         if worker.process.poll() is None:
             worker.process.kill()
             worker.process.wait()
+
+
+@pytest.fixture
+def scratch(testenv: Any, mysql_connect: Any) -> Iterator[ScratchMariaDB]:
+    """A mariadbd of this test's own, set up for CDC, for tests that restart or purge their
+    source (never the shared server). ``mysql_connect`` first: the shared server must be up."""
+    server = ScratchMariaDB(list(CDC_OPTIONS), testenv.mysql["password"])
+    yield server
+    server.remove()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tests.integration.runtime.conftest import Pipeline, WorkerThread, read_topic
-from tests.integration.scratch import CDC_OPTIONS, ScratchMariaDB
+from tests.integration.scratch import ScratchMariaDB
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -173,13 +173,6 @@ def test_reset_position_to_a_timestamp_is_applied_once_per_nonce(
 
 
 # ---------------------------------------------------------------- purged binlogs (private server)
-
-
-@pytest.fixture
-def scratch(testenv: Any, mysql_connect: Any) -> Iterator[ScratchMariaDB]:
-    server = ScratchMariaDB(list(CDC_OPTIONS), testenv.mysql["password"])
-    yield server
-    server.remove()
 
 
 def test_positions_in_purged_binlogs(

@@ -3,10 +3,10 @@ the real binlog, gives the same JSON both ways (and the values we expect)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.integration.runtime.conftest import Pipeline
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -62,30 +62,20 @@ SQL_VALUES = [
 ]
 
 
-def test_every_type_reads_the_same_through_snapshot_and_binlog(
-    database: str,
-    admin_sql: Callable[..., Any],
-    make_config: Callable[..., dict[str, Any]],
-    run_worker: Callable[..., Any],
-    kafka_bootstrap: str,
-    topic_prefix: str,
-    helpers: Any,
-) -> None:
-    read_topic, wait_until = helpers.read_topic, helpers.wait_until
-
-    admin_sql("SET SESSION time_zone = '+00:00'")
-    admin_sql(f"CREATE TABLE `{database}`.matrix (id int PRIMARY KEY, {COLUMNS})")
+def test_every_type_reads_the_same_through_snapshot_and_binlog(pipeline: Pipeline) -> None:
+    sql, db = pipeline.sql, pipeline.db
+    sql("SET SESSION time_zone = '+00:00'")
+    sql(f"CREATE TABLE {db}.matrix (id int PRIMARY KEY, {COLUMNS})")
     for index, values in enumerate(SQL_VALUES):
-        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 1,))
-    worker = run_worker(make_config())
-    wait_until(lambda: worker.tracker.state == "Streaming", 60, "snapshot done")
+        sql(f"INSERT INTO {db}.matrix VALUES {values}", (index + 1,))
+    worker = pipeline.run()
+    pipeline.wait_streaming(worker)
     # The same values again, now through the binlog: inserts, then deletes of the originals.
     for index, values in enumerate(SQL_VALUES):
-        admin_sql(f"INSERT INTO `{database}`.matrix VALUES {values}", (index + 101,))
-    admin_sql(f"DELETE FROM `{database}`.matrix WHERE id < 100")
-    topic = f"{topic_prefix}.{database}.matrix"
-    records = wait_until(
-        lambda: (r := read_topic(kafka_bootstrap, topic)) and len(r) >= 9 and r, 60, "9 records"
+        sql(f"INSERT INTO {db}.matrix VALUES {values}", (index + 101,))
+    sql(f"DELETE FROM {db}.matrix WHERE id < 100")
+    records = pipeline.wait_until(
+        lambda: (r := pipeline.records("matrix")) and len(r) >= 9 and r, 60, "9 records"
     )
     by_type: dict[str, dict[int, dict[str, Any]]] = {}
     for _, value in records:

@@ -7,31 +7,24 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.integration.scratch import CDC_OPTIONS, ScratchMariaDB
+from tests.integration.scratch import ScratchMariaDB
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 
-@pytest.fixture
-def source(testenv: Any, mysql_connect: Any) -> Iterator[ScratchMariaDB]:
-    server = ScratchMariaDB(list(CDC_OPTIONS), testenv.mysql["password"])
-    yield server
-    server.remove()
-
-
 def test_source_restart_mid_stream_loses_and_repeats_nothing(
-    source: ScratchMariaDB,
+    scratch: ScratchMariaDB,
     make_config: Callable[..., dict[str, Any]],
     run_worker: Callable[..., Any],
     kafka_bootstrap: str,
     topic_prefix: str,
     helpers: Any,
 ) -> None:
-    with source.root() as conn, conn.cursor() as cur:
+    with scratch.root() as conn, conn.cursor() as cur:
         cur.execute("CREATE DATABASE shop")
         cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, note VARCHAR(20))")
         cur.executemany("INSERT INTO shop.t VALUES (%s, 'before')", [(i,) for i in range(1, 201)])
@@ -40,13 +33,13 @@ def test_source_restart_mid_stream_loses_and_repeats_nothing(
         include=["shop.*"],
         restartPolicy={"maxRetries": 20, "backoff": "200ms", "maxBackoff": "2s"},
     )
-    config["source"] = {**config["source"], "host": "127.0.0.1", "port": source.port}
+    config["source"] = {**config["source"], "host": "127.0.0.1", "port": scratch.port}
     worker = run_worker(config)
     helpers.wait_until(lambda: worker.tracker.events >= 200, 60, "the snapshot")
 
     # Writes keep coming on one side of the restart and the other.
     def write(first: int, last: int) -> None:
-        with source.root() as conn, conn.cursor() as cur:
+        with scratch.root() as conn, conn.cursor() as cur:
             for i in range(first, last + 1):
                 cur.execute("INSERT INTO shop.t VALUES (%s, 'live')", (i,))
                 cur.execute("UPDATE shop.t SET note = 'updated' WHERE id = %s", (i - 200,))
@@ -54,9 +47,9 @@ def test_source_restart_mid_stream_loses_and_repeats_nothing(
     writer = threading.Thread(target=write, args=(201, 400))
     writer.start()
     writer.join()
-    source.stop_server()
+    scratch.stop_server()
     time.sleep(2)  # the worker sees the connection drop and backs off
-    source.start_server()
+    scratch.start_server()
     write(401, 600)
 
     expected = 200 + 2 * 400  # snapshot rows, then an insert and an update per live row
@@ -75,17 +68,17 @@ def test_source_restart_mid_stream_loses_and_repeats_nothing(
 
 
 def test_binlog_purged_below_the_checkpoint_exits_with_position_unavailable(
-    source: ScratchMariaDB,
+    scratch: ScratchMariaDB,
     make_config: Callable[..., dict[str, Any]],
     spawn_worker: Callable[..., Any],
     helpers: Any,
 ) -> None:
-    with source.root() as conn, conn.cursor() as cur:
+    with scratch.root() as conn, conn.cursor() as cur:
         cur.execute("CREATE DATABASE shop")
         cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
         cur.execute("INSERT INTO shop.t VALUES (1), (2), (3)")
     config = make_config(include=["shop.*"])
-    config["source"] = {**config["source"], "host": "127.0.0.1", "port": source.port}
+    config["source"] = {**config["source"], "host": "127.0.0.1", "port": scratch.port}
     worker = spawn_worker(config)
     helpers.wait_until(
         lambda: ((worker.status() or {}).get("counters") or {}).get("events", 0) >= 3,
@@ -96,13 +89,13 @@ def test_binlog_purged_below_the_checkpoint_exits_with_position_unavailable(
     assert worker.wait(30) == 0, worker.output()  # checkpoint committed in binlog.000001
 
     # While the worker is away, the server rotates and purges the file it stopped in.
-    with source.root() as conn, conn.cursor() as cur:
+    with scratch.root() as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO shop.t VALUES (4)")
         cur.execute("FLUSH BINARY LOGS")
-    source.purge_all_but_the_newest()
+    scratch.purge_all_but_the_newest()
 
     restarted = spawn_worker(config)
     assert restarted.wait(60) == 1, restarted.output()
     assert "failed: PositionUnavailable:" in restarted.output()
     assert "resetPosition" in restarted.output()  # says what to do
-    assert source.password not in restarted.output()
+    assert scratch.password not in restarted.output()

@@ -1,11 +1,10 @@
-"""The kind end-to-end suite: a real cluster with nodes, the real images, the chart.
+"""The end-to-end suites: Ferry's own images as pods, installed with its Helm chart.
 
-It needs a Docker engine (kind runs its nodes as containers and the images are built with
-docker). Where there is none — every machine this project is developed and CI-tested on —
-the whole suite is skipped with that reason, in CI too: it is the one skip the project
-allows, because the same paths are covered against the local control plane by
-tests/integration (the operator, the worker as a local process, the chart installed with
-helm), and only the container images and the kubelet are left for this suite.
+- ``node``: the test environment's real node (tests/infra: kubelet + containerd beside the
+  control plane, images built from the Dockerfile with buildah). It runs here and in CI, and
+  never skips in CI: without the node the tests fail.
+- ``kind_cluster``: a kind cluster, for users with a Docker engine. Only kind's own bootstrap
+  may skip (no Docker engine: every machine this project is developed and CI-tested on).
 """
 
 from __future__ import annotations
@@ -19,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.conftest import service_missing
+from tests.e2e.node import Node
+from tests.support import testenv_values
 
 REPO = Path(__file__).resolve().parents[2]
 KIND_VERSION = "v0.30.0"
@@ -112,3 +114,24 @@ def kind_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KindClust
         subprocess.run(
             [kind, "delete", "cluster", "--name", name], capture_output=True, timeout=300
         )
+
+
+@pytest.fixture(scope="session")
+def node() -> Node:
+    """The test environment's node, Ready, holding images built from the current source."""
+    values = testenv_values()
+    if "FERRY_NODE" not in values:
+        service_missing("the node", "the env file names no node (tests/infra/up node)")
+    found = Node(values)
+    try:
+        ready = found.kubectl(
+            "get", "node", values["FERRY_NODE"],
+            "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+        )  # fmt: skip
+    except AssertionError as error:
+        service_missing("the node", str(error))
+    if ready != "True":
+        service_missing("the node", f"node {values['FERRY_NODE']} is not Ready ({ready})")
+    # Rebuilds and imports the images only if the source changed since the last build.
+    sh(str(REPO / "tests/infra/build-images"), "--import", timeout=1800)
+    return found

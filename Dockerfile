@@ -24,7 +24,10 @@ ENV PATH=/opt/ferry/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # The user the chart's and the rendered worker Deployment's securityContext run as
-# (65532, "nonroot"); the root filesystem is read-only there, /tmp is an emptyDir.
+# (65532, "nonroot"); the root filesystem is read-only there, /tmp is an emptyDir. It has a
+# passwd entry: getpass.getuser() (kopf's peering identity, among others) fails without one.
+RUN echo 'nonroot:x:65532:65532:nonroot:/tmp:/usr/sbin/nologin' >>/etc/passwd \
+ && echo 'nonroot:x:65532:' >>/etc/group
 USER 65532:65532
 WORKDIR /tmp
 # operator: /healthz and /metrics; worker: /healthz, /readyz, /status and /metrics.

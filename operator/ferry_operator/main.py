@@ -62,6 +62,8 @@ def run(namespaces: Sequence[str], verbose: bool = False) -> int:
             await kopf.operator(
                 standalone=peering is None,
                 peering_name=peering,
+                # The pod's name (the chart sets POD_NAME) names this replica among its peers.
+                identity=os.environ.get("POD_NAME") or None,
                 priority=priority,
                 liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
                 namespaces=list(namespaces),

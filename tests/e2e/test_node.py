@@ -71,6 +71,7 @@ def seed_shop(node: Node) -> None:
         f"""
         DROP DATABASE IF EXISTS shop;
         CREATE DATABASE shop CHARACTER SET utf8mb4;
+        USE shop;
         CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(80), card_number VARCHAR(20));
         CREATE TABLE shop.order_items (id INT PRIMARY KEY, sku VARCHAR(20), qty INT);
         CREATE TABLE shop.order_counters (id INT PRIMARY KEY, v INT NOT NULL);
@@ -89,22 +90,27 @@ def release(node: Node) -> Iterator[Release]:
     seed_shop(node)
     node.kubectl("create", "namespace", namespace)
     installed_at = time.monotonic()
-    node.helm(
-        "install", f"ferry-{suffix}", str(CHART), "-n", system, "--create-namespace",
-        "--set", "image.repository=ferry.local/ferry-operator", "--set", "image.tag=dev",
-        # Never: the pod can only start from the image imported into the node.
-        "--set", "image.pullPolicy=Never",
-        "--set", "workerImage.repository=ferry.local/ferry-worker", "--set", "workerImage.tag=dev",
-        "--set", f"watchNamespaces={{{namespace}}}",
-        "--set", f"peering.name=ferry-{suffix}",
-        "--wait", "--timeout", "300s",
-    )  # fmt: skip
-    yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
-    # Tasks first, while the operator is there to remove its finalizer; then the chart.
-    node.kubectl("delete", "synctasks", "--all", "-n", namespace, "--wait", "--timeout=120s")
-    node.kubectl("delete", "namespace", namespace, "--wait=false")
-    node.helm("uninstall", f"ferry-{suffix}", "-n", system, "--wait", "--timeout", "120s")
-    node.kubectl("delete", "namespace", system, "--wait=false")
+    try:
+        node.helm(
+            "install", f"ferry-{suffix}", str(CHART), "-n", system, "--create-namespace",
+            "--set", "image.repository=ferry.local/ferry-operator", "--set", "image.tag=dev",
+            # Never: the pod can only start from the image imported into the node.
+            "--set", "image.pullPolicy=Never",
+            "--set", "workerImage.repository=ferry.local/ferry-worker",
+            "--set", "workerImage.tag=dev",
+            "--set", f"watchNamespaces={{{namespace}}}",
+            "--set", f"peering.name=ferry-{suffix}",
+            "--wait", "--timeout", "300s",
+        )  # fmt: skip
+        yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
+    finally:
+        # Tasks first, while the operator is there to remove its finalizer; then the chart.
+        run(node.values["FERRY_KUBECTL"], "delete", "synctasks", "--all", "-n", namespace,
+            "--wait", "--timeout=120s", env=node.env, check=False)  # fmt: skip
+        node.kubectl("delete", "namespace", namespace, "--wait=false")
+        run(node.values["FERRY_HELM"], "uninstall", f"ferry-{suffix}", "-n", system, "--wait",
+            "--timeout", "120s", env=node.env, check=False)  # fmt: skip
+        node.kubectl("delete", "namespace", system, "--wait=false")
 
 
 def operator_pod(release: Release) -> dict[str, object] | None:

@@ -90,7 +90,9 @@ ensure_pod_bridge() {
   if ! ip link show "$POD_BRIDGE" >/dev/null 2>&1; then
     ip link add "$POD_BRIDGE" type bridge
   fi
-  ip addr show dev "$POD_BRIDGE" | grep -q "inet $POD_GATEWAY/" || ip addr add "$POD_GATEWAY/24" dev "$POD_BRIDGE"
+  local addresses
+  addresses=$(ip -o -4 addr show dev "$POD_BRIDGE")  # not piped into grep -q: pipefail + SIGPIPE
+  [[ $addresses == *"inet $POD_GATEWAY/"* ]] || ip addr add "$POD_GATEWAY/24" dev "$POD_BRIDGE"
   ip link set "$POD_BRIDGE" up
 }
 

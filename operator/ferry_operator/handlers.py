@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,15 +18,16 @@ from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
 from ferry_operator.kube import clients
-from ferry_operator.reconcile import connector, synctask, tasktemplate
+from ferry_operator.reconcile import connector, failures, synctask, tasktemplate
 from ferry_operator.reconcile.health import parse_time
 
-__all__ = ["APPLIER", "PROBE_SECONDS", "RESYNC_SECONDS"]
+__all__ = ["APPLIER", "FAILURES", "PROBE_SECONDS", "RESYNC_SECONDS"]
 
 RESYNC_SECONDS = float(os.environ.get("FERRY_RESYNC_SECONDS", "10"))
 PROBE_SECONDS = float(os.environ.get("FERRY_PROBE_SECONDS", "60"))
 WAIT_SECONDS = float(os.environ.get("FERRY_WAIT_SECONDS", "5"))
 APPLIER: Applier | None = None  # made on first use, so importing needs no cluster
+FAILURES = failures.Failures(base_delay=WAIT_SECONDS)
 log = logging.getLogger(__name__)
 
 
@@ -78,30 +80,70 @@ def _task_outcome(body: Any, plan: synctask.Plan | None, raise_problem: bool = T
     raise kopf.TemporaryError(plan.problem.message, delay=WAIT_SECONDS)
 
 
+def _reconcile_task(body: Any, trigger: str, kwargs: dict[str, Any], raise_problem: bool) -> None:
+    """Reconcile one task; a reconcile that raises becomes status, an Event and one log line
+    per change, and is tried again after a backoff by the resync (never re-raised to kopf,
+    which would log a traceback on every retry)."""
+    ctx = _ctx(body, trigger)
+    if trigger == "resync" and not FAILURES.due(ctx.uid, time.monotonic()):
+        return
+    try:
+        plan = synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs))
+    except Exception as error:  # any failure: say it once, retry with backoff
+        _reconcile_failed(ctx, body, error)
+        return
+    recovered = FAILURES.succeeded(ctx.uid)
+    if recovered is not None:
+        log.info("%s reconciles again (after %d failures)", ctx, recovered.attempts)
+    _task_outcome(body, plan, raise_problem=raise_problem)
+
+
+def _reconcile_failed(ctx: Context, body: Any, error: Exception) -> None:
+    failure = FAILURES.failed(ctx.uid, failures.describe(error), time.monotonic())
+    retry_in = failure.retry_at - time.monotonic()
+    log.debug("%s reconcile failed", ctx, exc_info=error)
+    if not (failure.changed or failure.attempts == failures.STALLED_AFTER):
+        log.debug("%s reconcile failed again (%d): %s", ctx, failure.attempts, failure.message)
+        return
+    if failure.changed:
+        log.error("%s reconcile failed: %s (retry in %.0fs)", ctx, failure.message, retry_in)
+        kopf.event(body, type="Warning", reason=failures.REASON, message=failure.message)
+    try:
+        synctask.record_failure(ctx, clients(), _applier(), failure)
+    except Exception as record_error:  # e.g. the API server is down: the log line stands
+        log.warning("%s could not record the failure in status: %s", ctx, record_error)
+
+
 @kopf.on.resume(GROUP, VERSION, "synctasks")
 @kopf.on.create(GROUP, VERSION, "synctasks")
 @kopf.on.update(GROUP, VERSION, "synctasks")
 def synctask_changed(body: kopf.Body, reason: str, **kwargs: Any) -> None:
-    ctx = _ctx(body, str(reason))
-    _task_outcome(body, synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs)))
+    _reconcile_task(body, str(reason), kwargs, raise_problem=True)
 
 
 @kopf.timer(GROUP, VERSION, "synctasks", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def synctask_resync(body: kopf.Body, **kwargs: Any) -> None:
     """Follow what the worker reports (phase, Degraded, Stalled) and connector changes;
-    repair drift of the owned objects."""
+    repair drift of the owned objects; retry a failed reconcile once its backoff is over."""
     if body["metadata"].get("deletionTimestamp"):
         return
-    ctx = _ctx(body, "resync")
-    plan = synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs))
-    _task_outcome(body, plan, raise_problem=False)
+    _reconcile_task(body, "resync", kwargs, raise_problem=False)
 
 
 def _resume_scheduled(spec: kopf.Spec, **_: Any) -> bool:
     return bool(spec.get("paused") and spec.get("resumeAt"))
 
 
-@kopf.daemon(GROUP, VERSION, "synctasks", when=_resume_scheduled, cancellation_timeout=5)
+# cancellation_backoff: when resumeAt or paused changes, kopf first asks the daemon to stop
+# (stopped.wait returns at once) instead of cancelling it (a WARNING for an ordinary resume).
+@kopf.daemon(
+    GROUP,
+    VERSION,
+    "synctasks",
+    when=_resume_scheduled,
+    cancellation_backoff=5,
+    cancellation_timeout=5,
+)
 def synctask_resume_at(
     stopped: kopf.DaemonStopped, body: kopf.Body, spec: kopf.Spec, **kwargs: Any
 ) -> None:
@@ -111,9 +153,7 @@ def synctask_resume_at(
     delay = (resume_at - datetime.now(UTC)).total_seconds()
     if delay > 0 and stopped.wait(delay):
         return
-    ctx = _ctx(body, "resumeAt")
-    plan = synctask.reconcile(ctx, clients(), _applier(), cache.from_kwargs(kwargs))
-    _task_outcome(body, plan, raise_problem=False)
+    _reconcile_task(body, "resumeAt", kwargs, raise_problem=False)
 
 
 @kopf.on.delete(GROUP, VERSION, "synctasks")
@@ -123,6 +163,7 @@ def synctask_deleted(body: kopf.Body, **_: Any) -> None:
     if not synctask.stop_worker(ctx, clients()):
         raise kopf.TemporaryError("waiting for the worker to stop", delay=2)
     synctask.forget(ctx.uid)
+    FAILURES.succeeded(ctx.uid)
 
 
 # ---------------------------------------------------------------- Connector

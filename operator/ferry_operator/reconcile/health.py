@@ -12,13 +12,14 @@ from ferry_operator.recorder import ConditionValue
 from ferry_runtime import reporter
 from ferry_runtime.config import parse_duration
 
-__all__ = ["WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
+__all__ = ["OK_CONDITION", "WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
 
 HEARTBEAT_INTERVALS = 3
 # The status fields the worker owns: one list, in the runtime (the contract's side).
 WORKER_FIELDS = reporter.WORKER_FIELDS
 REPORT_INTERVAL = timedelta(seconds=10)
-_OK = ("False", "AsExpected", "")
+OK_CONDITION: ConditionValue = ("False", "AsExpected", "")
+_OK = OK_CONDITION
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,10 @@ from ferry_operator.cache import Cache
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
+from ferry_operator.reconcile import failures
 from ferry_operator.reconcile.connector import BINLOG_READY
-from ferry_operator.reconcile.health import Problem, assess, parse_time
+from ferry_operator.reconcile.failures import Failure
+from ferry_operator.reconcile.health import OK_CONDITION, Problem, assess, parse_time
 from ferry_operator.recorder import conditions, record, rfc3339
 from ferry_operator.render import errors, meta, objects
 from ferry_operator.render.meta import Owner
@@ -50,9 +52,11 @@ __all__ = [
     "Plan",
     "act",
     "decide",
+    "failure_status",
     "forget",
     "observe",
     "reconcile",
+    "record_failure",
     "stop_worker",
     "writes_objects",
 ]
@@ -491,6 +495,46 @@ def reconcile(
         plan = decide(ctx, observed)
         act(ctx, applier, observed, plan)
         return plan
+
+
+def failure_status(
+    status: dict[str, Any], generation: int | None, failure: Failure, now: datetime
+) -> dict[str, Any]:
+    """The operator-owned status after a reconcile that raised (pure): the other fields as
+    they were, Ready=False ReconcileError, and Stalled once the same failure repeats."""
+    message = f"reconcile failed: {failure.message}"
+    if failure.stalled:
+        message += f" (failed {failure.attempts} times in a row; retrying with backoff)"
+    before = {c.get("type"): c for c in status.get("conditions") or []}
+    degraded = before.get("Degraded") or {}
+    wanted = {
+        "Ready": ("False", failures.REASON, message),
+        "Reconciling": ("True", failures.REASON, message),
+        "Stalled": ("True", failures.REASON, message) if failure.stalled else OK_CONDITION,
+        "Degraded": (
+            str(degraded.get("status") or "False"),
+            str(degraded.get("reason") or "AsExpected"),
+            str(degraded.get("message") or ""),
+        ),
+    }
+    fields = {key: status.get(key) for key in OWNED_STATUS}
+    return {
+        **fields,
+        "phase": status.get("phase") or "Pending",
+        "observedGeneration": generation,
+        "conditions": conditions(wanted, status.get("conditions"), generation, now),
+    }
+
+
+def record_failure(ctx: Context, clients: Clients, applier: Applier, failure: Failure) -> None:
+    """Write ``failure`` into the task's status (the act step of a reconcile that raised)."""
+    with _lock(ctx.uid):
+        task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
+        if task is None or task["metadata"].get("uid") != ctx.uid:
+            return
+        generation = task["metadata"].get("generation")
+        fields = failure_status(task.get("status") or {}, generation, failure, datetime.now(UTC))
+        record(ctx, applier, task, fields, OWNED_STATUS)
 
 
 def stop_worker(ctx: Context, clients: Clients) -> bool:

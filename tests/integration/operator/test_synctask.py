@@ -335,3 +335,38 @@ def test_sink_kind_not_matching_its_connector_is_stalled(
     assert ready["reason"] == "ConnectorTypeMismatch"
     assert "Connector 'db' is of type mysql, this needs type kafka" in ready["message"]
     assert ferry.get("synctasks", "orders")["status"]["phase"] == "Failed"
+
+
+def test_a_reconcile_that_raises_is_reconcile_error_with_an_event_logged_once(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    # Admitted (a name may have 253 characters) but its label value cannot exceed 63: every
+    # apply raises. The user sees why in status and an Event; the log says it once.
+    name = "orders-" + "x" * 63
+    ferry.create("synctasks", task(name))
+    wait_ready_connectors(ferry)
+    ready = wait_until(
+        lambda: (
+            ferry.condition("synctasks", name).get("reason") == "ReconcileError"
+            and ferry.condition("synctasks", name)
+        ),
+        60,
+        "Ready=False ReconcileError",
+    )
+    assert ready["status"] == "False"
+    assert "must be no more than 63 characters" in ready["message"]
+    assert "recreate the task with a shorter name" in ready["message"]
+    events = wait_until(lambda: ferry.events("ReconcileError"), 15, "a ReconcileError event")
+    assert events[0].type == "Warning"
+    assert "shorter name" in events[0].message
+    # Retried with backoff (1 s, 2 s, 4 s … here): Stalled once it keeps failing.
+    wait_until(
+        lambda: ferry.condition("synctasks", name, "Stalled").get("status") == "True",
+        30,
+        "Stalled=True after repeated failures",
+    )
+    time.sleep(5)
+    log = ferry_operator.log()
+    assert log.count("reconcile failed:") == 1, log
+    assert "Traceback" not in log
+    assert sum(e.count or 1 for e in ferry.events("ReconcileError")) == 1

@@ -56,17 +56,19 @@ CRDS = [
         synctask.SyncTaskSpec,
         synctask.SyncTaskStatus,
         [
+            {"name": "Ready", "type": "string", "jsonPath": _ready("status")},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Reason", "type": "string", "jsonPath": _ready("reason")},
             {
                 "name": "Lag",
-                "type": "number",
-                "jsonPath": ".status.lag.seconds",
-                "description": "Seconds behind the source.",
+                "type": "string",
+                "jsonPath": ".status.lag.display",
+                "description": "How far behind the source (a duration).",
             },
             {
                 "name": "Progress",
-                "type": "number",
-                "jsonPath": ".status.progress.percent",
+                "type": "string",
+                "jsonPath": ".status.progress.display",
                 "description": "Snapshot percent done.",
             },
             {
@@ -82,7 +84,13 @@ CRDS = [
                 "priority": 1,
                 "description": "Offset in that file.",
             },
-            {"name": "Reason", "type": "string", "jsonPath": _ready("reason"), "priority": 1},
+            {
+                "name": "LagSeconds",
+                "type": "number",
+                "jsonPath": ".status.lag.seconds",
+                "priority": 1,
+                "description": "Seconds behind the source.",
+            },
             {
                 "name": "Revision",
                 "type": "string",

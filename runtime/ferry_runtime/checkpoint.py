@@ -1,9 +1,11 @@
 """The checkpoint record: where a task is, stored beside its data.
 
 One JSON record per task (key = task id) in a compacted topic. It holds the binlog position
-reached (always at a transaction boundary), the nonce of the last resetPosition applied, and
-the snapshot's progress: the binlog position the snapshot started at and, per table, whether
-it is done and the primary key of the last row delivered (keyset pagination resumes after it).
+reached (always at a transaction boundary), the nonce of the last resetPosition applied, the
+snapshot's progress: the binlog position the snapshot started at and, per table, whether
+it is done, the rows delivered and the primary key of the last one (keyset pagination resumes
+after it); and the task's cumulative counters (events, errors, restarts) as of the data it
+covers, so that status after a restart carries on from them instead of from 0.
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -14,7 +16,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Checkpoint", "SnapshotState", "TableState", "decode", "encode", "format_position"]
+__all__ = [
+    "Checkpoint",
+    "Counters",
+    "SnapshotState",
+    "TableState",
+    "decode",
+    "encode",
+    "format_position",
+]
 
 
 @dataclass(frozen=True)
@@ -35,11 +45,21 @@ class SnapshotState:
 
 
 @dataclass(frozen=True)
+class Counters:
+    """Totals over the task's life, committed with the data they count."""
+
+    events: int = 0
+    errors: int = 0
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     position: dict[str, Any] | None = None  # {file, pos}: resume the binlog here
     reset_nonce: str | None = None
     snapshot: SnapshotState | None = None
     time: float = 0.0
+    counters: Counters = field(default_factory=Counters)
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -55,6 +75,11 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         "position": checkpoint.position,
         "resetNonce": checkpoint.reset_nonce,
         "time": checkpoint.time,
+        "counters": {
+            "events": checkpoint.counters.events,
+            "errors": checkpoint.counters.errors,
+            "restarts": checkpoint.counters.restarts,
+        },
     }
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
@@ -81,9 +106,15 @@ def decode(raw: bytes) -> Checkpoint:
                 for name, t in snap.get("tables", {}).items()
             },
         )
+    counters = data.get("counters") or {}  # absent in checkpoints of older workers
     return Checkpoint(
         position=data.get("position"),
         reset_nonce=data.get("resetNonce"),
         snapshot=snapshot,
         time=float(data.get("time", 0.0)),
+        counters=Counters(
+            int(counters.get("events", 0)),
+            int(counters.get("errors", 0)),
+            int(counters.get("restarts", 0)),
+        ),
     )

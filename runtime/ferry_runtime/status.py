@@ -24,6 +24,7 @@ __all__ = [
     "State",
     "StatusTracker",
     "TableProgress",
+    "format_duration",
 ]
 
 State = Literal[
@@ -33,6 +34,21 @@ MAX_ERRORS = 10
 RATE_WINDOW_SECONDS = 10.0
 # Upper bounds (seconds) of the batch latency histogram; +Inf is implied.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as kubectl prints ages: ``0s``, ``45s``, ``12m58s``, ``3h4m``, ``2d3h``."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
 
 
 def _rfc3339(epoch: float) -> str:
@@ -92,6 +108,8 @@ class StatusTracker:
     events: int = 0
     errors: int = 0
     restarts: int = 0
+    restarts_at_start: int = 0  # restarts restored from the checkpoint (earlier processes)
+    snapshot_done: bool = False
     events_by_table_op: dict[tuple[str, str], int] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, TableProgress] = field(default_factory=dict)
@@ -104,6 +122,7 @@ class StatusTracker:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _listeners: list[Callable[[State], None]] = field(default_factory=list)
     _created: float = 0.0
+    _rows_at_snapshot_start: int = 0  # rows restored from a checkpoint: not this run's rate
 
     def __post_init__(self) -> None:
         self._created = self.clock()
@@ -116,6 +135,7 @@ class StatusTracker:
             self.state = state
             if state == "Snapshotting" and self.snapshot_started is None:
                 self.snapshot_started = self.clock()
+                self._rows_at_snapshot_start = sum(t.rows_done for t in self.tables.values())
         if changed:
             for listener in list(self._listeners):
                 listener(state)
@@ -162,9 +182,49 @@ class StatusTracker:
             progress.rows_total = max(rows_total, progress.rows_done)
             progress.state = "Running"
 
+    def restore(
+        self,
+        counters: tuple[int, int, int],
+        tables: dict[str, tuple[int, bool]],
+        snapshot_done: bool,
+    ) -> None:
+        """Carry on from a checkpoint: ``counters`` (events, errors, restarts) and, per table,
+        (rows delivered, done). Idempotent, and never moves a number back: the tracker may
+        already know more than the checkpoint (errors since it, an earlier run of this
+        process)."""
+        events, errors, restarts = counters
+        with self._lock:
+            self.events = max(self.events, events)
+            self.errors = max(self.errors, errors)
+            if restarts > self.restarts:
+                self.restarts_at_start = restarts
+                self.restarts = restarts
+            for name, (rows, done) in tables.items():
+                progress = self.tables.setdefault(name, TableProgress(name, rows))
+                progress.rows_done = max(progress.rows_done, rows)
+                progress.rows_total = (
+                    progress.rows_done if done else max(progress.rows_total, progress.rows_done)
+                )
+                if done:
+                    progress.state = "Done"
+            self.snapshot_done = self.snapshot_done or snapshot_done
+
+    def set_table_rows(self, name: str, rows: int) -> None:
+        """Rows of ``name`` delivered so far (a snapshot resumed from its checkpoint)."""
+        with self._lock:
+            progress = self.tables[name]
+            progress.rows_done = max(progress.rows_done, rows)
+            progress.rows_total = max(progress.rows_total, progress.rows_done)
+
+    def finish_snapshot(self) -> None:
+        with self._lock:
+            self.snapshot_done = True
+
     def plan_table(self, name: str, rows_total: int) -> None:
         with self._lock:
-            self.tables.setdefault(name, TableProgress(name, rows_total))
+            progress = self.tables.setdefault(name, TableProgress(name, rows_total))
+            if progress.state != "Done":
+                progress.rows_total = max(progress.rows_total, rows_total)
 
     def record_snapshot_rows(self, name: str, rows: int) -> None:
         with self._lock:
@@ -245,15 +305,20 @@ class StatusTracker:
         with self._lock:
             done = sum(t.rows_done for t in self.tables.values())
             total = sum(t.rows_total for t in self.tables.values())
-            all_done = bool(self.tables) and all(t.state == "Done" for t in self.tables.values())
+            all_done = self.snapshot_done or (
+                bool(self.tables) and all(t.state == "Done" for t in self.tables.values())
+            )
             percent = 100.0 if all_done else (min(99.9, 100.0 * done / total) if total else 0.0)
             eta = None
-            if self.snapshot_started is not None and done and not all_done:
+            copied = done - self._rows_at_snapshot_start
+            if self.snapshot_started is not None and copied > 0 and not all_done:
                 elapsed = self.clock() - self.snapshot_started
-                remaining = max(total - done, 0) * elapsed / done
+                remaining = max(total - done, 0) * elapsed / copied
                 eta = _rfc3339(self.clock() + remaining)
+            shown = f"{int(percent)}%" if self.tables or all_done else None
             return {
                 "percent": round(percent, 1),
+                "display": shown,
                 "rowsDone": done,
                 "rowsTotal": total,
                 "eta": eta,
@@ -274,13 +339,17 @@ class StatusTracker:
             return {
                 "state": self.state,
                 "position": dict(self.position),
-                "lag": {"seconds": round(self.lag_seconds(), 3)},
+                "lag": {
+                    "seconds": round(self.lag_seconds(), 3),
+                    "display": format_duration(self.lag_seconds()),
+                },
                 "throughput": {"eventsPerSecond": round(self.events_per_second(), 1)},
                 "progress": self.progress(),
                 "counters": {
                     "events": self.events,
                     "errors": self.errors,
                     "restarts": self.restarts,
+                    "restartsSinceStart": self.restarts - self.restarts_at_start,
                 },
                 "lastErrors": [
                     {

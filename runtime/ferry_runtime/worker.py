@@ -146,6 +146,7 @@ class Worker:
         try:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
+            self._restore(state)
             state = self._apply_reset(ctl, sink, state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
@@ -163,6 +164,27 @@ class Worker:
             ctl.close()
             sink.close()
 
+    def _restore(self, state: Checkpoint) -> None:
+        """Status carries on from the checkpoint: counters, per-table progress, a finished
+        snapshot (a restart never makes it look unstarted)."""
+        snapshot = state.snapshot
+        tables = {
+            name: (table.rows, table.done)
+            for name, table in (snapshot.tables.items() if snapshot else ())
+        }
+        counters = state.counters
+        done = snapshot is not None and snapshot.done
+        self.tracker.restore((counters.events, counters.errors, counters.restarts), tables, done)
+
+    def _commit(self, state: Checkpoint, delivered: int = 0) -> Checkpoint:
+        """``state`` stamped, with the counters as they are once ``delivered`` more events
+        are acknowledged (they are committed with those events)."""
+        with self.tracker.reading():
+            counters = checkpoint.Counters(
+                self.tracker.events + delivered, self.tracker.errors, self.tracker.restarts
+            )
+        return dataclasses.replace(state, counters=counters).stamped()
+
     def _apply_reset(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
         """Apply resetPosition once per nonce; record the nonce with the new position."""
         reset = self.config.reset_position
@@ -172,7 +194,9 @@ class Worker:
         snapshot = state.snapshot
         if snapshot is not None and not snapshot.done:
             snapshot = dataclasses.replace(snapshot, done=True)
-        new = Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot).stamped()
+        new = self._commit(
+            Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot)
+        )
         sink.deliver([], new)
         log.info(
             "resetPosition (nonce %s) applied: reading from %s",
@@ -199,8 +223,11 @@ class Worker:
                 progress = self._snapshot_table(sink, snap, table, state, progress)
             snap.end()
             progress = dataclasses.replace(progress, done=True)
-            state = dataclasses.replace(state, position=progress.position, snapshot=progress)
-            sink.deliver([], state.stamped())
+            state = self._commit(
+                dataclasses.replace(state, position=progress.position, snapshot=progress)
+            )
+            sink.deliver([], state)
+            self.tracker.finish_snapshot()
             return state
         finally:
             conn.close()
@@ -216,11 +243,11 @@ class Worker:
         done = progress.tables.get(table.name, TableState())
         self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
         if done.done:
-            self.tracker.record_snapshot_rows(table.name, done.rows)
+            self.tracker.set_table_rows(table.name, done.rows)
             self.tracker.finish_table(table.name)
             return progress
         if done.rows:
-            self.tracker.record_snapshot_rows(table.name, done.rows)
+            self.tracker.set_table_rows(table.name, done.rows)
         where = checkpoint.format_position(progress.position) or ""
         size = self.config.performance.snapshot_chunk_size
         for chunk in snap.chunks(table, done.after, done.rows, size):
@@ -237,7 +264,10 @@ class Worker:
             progress = progress.with_table(
                 table.name, TableState(False, chunk.after, chunk.scanned)
             )
-            sink.deliver(records, dataclasses.replace(state, snapshot=progress).stamped())
+            delivered = sum(counts.values())
+            sink.deliver(
+                records, self._commit(dataclasses.replace(state, snapshot=progress), delivered)
+            )
             self._progressed = True
             self.tracker.record_snapshot_rows(table.name, len(chunk.rows))
             self.tracker.record_delivered(counts, dict(progress.position), None)
@@ -318,7 +348,7 @@ class Worker:
         if current and (position["file"], position["pos"]) <= (current["file"], current["pos"]):
             return state
         moved = {**current, **position}  # the GTID position stays that of the last transaction
-        state = dataclasses.replace(state, position=moved).stamped()
+        state = self._commit(dataclasses.replace(state, position=moved))
         sink.deliver([], state)
         self.tracker.record_delivered({}, dict(moved), None)
         return state
@@ -330,7 +360,9 @@ class Worker:
         records, counts = self._prepare(sink, changes)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
-        state = dataclasses.replace(state, position=batch[-1].position).stamped()
+        state = self._commit(
+            dataclasses.replace(state, position=batch[-1].position), sum(counts.values())
+        )
         sink.deliver(records, state)
         self._progressed = True
         # Lag is how far behind the binlog we are: transactions of tables we skip count too

@@ -337,6 +337,10 @@ class Progress(Model):
         default=None, description="Estimated end.", json_schema_extra={"nullable": True}
     )
     tables: list[TableStatus] | None = Field(default=None, description="Per table.")
+    display: str | None = Field(
+        default=None,
+        description="Percent done as `kubectl get` shows it (`42%`); none without a snapshot.",
+    )
 
 
 class PositionStatus(Model):
@@ -352,6 +356,9 @@ class Lag(Model):
     """Replication lag."""
 
     seconds: float | None = Field(default=None, description="Seconds behind the source.")
+    display: str | None = Field(
+        default=None, description="The lag as `kubectl get` shows it (`12m58s`)."
+    )
 
 
 class Throughput(Model):
@@ -361,11 +368,19 @@ class Throughput(Model):
 
 
 class Counters(Model):
-    """Totals since the task started."""
+    """Totals since the task started, kept across worker restarts (stored with the
+    checkpoint)."""
 
     events: int | None = Field(default=None, description="Events delivered.")
     errors: int | None = Field(default=None, description="Errors seen.")
-    restarts: int | None = Field(default=None, description="Worker restarts.")
+    restarts: int | None = Field(
+        default=None, description="Restarts of the worker's pipeline after transient errors."
+    )
+    restarts_since_start: int | None = Field(
+        default=None,
+        description="Of those, the restarts since the worker process started "
+        "(restartPolicy.maxRetries applies to these and the pod's restarts).",
+    )
 
 
 class ErrorEntry(Model):

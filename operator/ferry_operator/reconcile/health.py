@@ -121,7 +121,10 @@ def assess(
         )
     policy = spec.restart_policy
     max_retries = 10 if policy is None or policy.max_retries is None else policy.max_retries
-    restarts = (status.get("counters") or {}).get("restarts") or 0
+    counters = status.get("counters") or {}
+    # counters.restarts is the task's total (kept across worker processes); the limit is on
+    # this process's restarts (older workers report only the total, for their own life).
+    restarts = counters.get("restartsSinceStart", counters.get("restarts")) or 0
     if restarts > max_retries:
         message = (
             f"the worker restarted {restarts} times, more than restartPolicy.maxRetries "

@@ -54,7 +54,7 @@ def test_synctask_crd_has_names_columns_and_status() -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     shown = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert shown == ["Phase", "Lag", "Progress", "Position", "Age"]
+    assert shown == ["Ready", "Phase", "Reason", "Lag", "Progress", "Position", "Age"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["resumeAt"]["format"] == "date-time"
     assert spec["x-kubernetes-validations"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from ferry_operator.reconcile import failures, synctask
 from kubernetes.client import ApiException
+
+from ferry_operator.reconcile import failures, synctask
 
 
 def _api_error(code: int, message: str) -> ApiException:

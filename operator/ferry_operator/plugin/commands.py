@@ -87,7 +87,7 @@ def _progress_data(task: dict[str, Any]) -> dict[str, Any]:
 def cmd_progress(args: argparse.Namespace, ctx: Context) -> int:
     task = ctx.kube.get_task(ctx.namespace, args.name)
     if not args.watch:
-        ctx.emit(_progress_data(task), formatting.progress_view(task, args.by_table))
+        ctx.emit(_progress_data(task), formatting.progress_view(task, args.by_table, ctx.now()))
         return EXIT_OK
     # --watch: redraw until the snapshot is over (phase past Snapshotting) or Ctrl-C.
     interactive = ctx.out.isatty() and not ctx.output
@@ -95,7 +95,7 @@ def cmd_progress(args: argparse.Namespace, ctx: Context) -> int:
         while True:
             if interactive:
                 print("\033[H\033[J", end="", file=ctx.out)
-            ctx.emit(_progress_data(task), formatting.progress_view(task, args.by_table))
+            ctx.emit(_progress_data(task), formatting.progress_view(task, args.by_table, ctx.now()))
             ctx.out.flush()
             if (task.get("status") or {}).get("phase") not in RUNNING_PHASES | {None}:
                 return EXIT_OK

@@ -18,6 +18,7 @@ __all__ = [
     "age",
     "bar",
     "duration",
+    "eta",
     "history_table",
     "list_table",
     "percent",
@@ -27,6 +28,7 @@ __all__ = [
     "stats_table",
     "status_panel",
     "table",
+    "updated",
 ]
 
 PHASES = ("Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed")
@@ -81,6 +83,33 @@ def percent(progress: Any) -> str:
     return f"{float(progress['percent']):.0f}%"
 
 
+def _ready(status: dict[str, Any]) -> dict[str, Any]:
+    found = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return found[0] if found else {}
+
+
+def updated(status: dict[str, Any], now: datetime) -> str:
+    """``updated 3s ago``: when the worker last reported; ``never updated`` before that."""
+    heartbeat = status.get("heartbeatTime")
+    moment = _parse(heartbeat) if isinstance(heartbeat, str) else None
+    if moment is None:
+        return "never updated"
+    return f"updated {duration((now - moment).total_seconds())} ago"
+
+
+def eta(progress: dict[str, Any], now: datetime) -> str:
+    """The snapshot's end relative to ``now``: ``41s``, ``2h07m``; ``done`` at 100 %."""
+    if progress.get("percent") == 100:
+        return "done"
+    value = progress.get("eta")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return duration(value)  # seconds (older workers)
+    moment = _parse(value) if isinstance(value, str) else None
+    if moment is None:
+        return NONE
+    return duration(max(0.0, (moment - now).total_seconds()))
+
+
 def _lag(status: dict[str, Any]) -> str:
     lag = status.get("lag")
     return duration(lag.get("seconds")) if isinstance(lag, dict) else NONE
@@ -97,14 +126,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def list_table(tasks: Sequence[dict[str, Any]], now: datetime, all_namespaces: bool) -> str:
-    """``kubectl ferry list``: NAME, PHASE, LAG, PROGRESS, POSITION, AGE."""
-    headers = ["NAME", "PHASE", "LAG", "PROGRESS", "POSITION", "AGE"]
+    """``kubectl ferry list``: the columns of ``kubectl get synctasks`` (NAME, READY, PHASE,
+    REASON, LAG, PROGRESS, POSITION, AGE), with the position's offset."""
+    headers = ["NAME", "READY", "PHASE", "REASON", "LAG", "PROGRESS", "POSITION", "AGE"]
     rows = []
     for task in tasks:
         meta, status = task.get("metadata") or {}, task.get("status") or {}
+        ready = _ready(status)
         row = [
             meta.get("name", NONE),
+            str(ready.get("status") or NONE),
             status.get("phase") or "Pending",
+            str(ready.get("reason") or NONE),
             _lag(status),
             percent(status.get("progress")),
             position(status.get("position")),
@@ -149,11 +182,15 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"Position:     {position(status.get('position'))}",
         f"Lag:          {_lag(status)}",
         f"Throughput:   {throughput.get('eventsPerSecond', NONE)} events/s",
-        f"Progress:     {percent(status.get('progress'))}",
+        f"Progress:     {percent(status.get('progress'))}"
+        + (
+            f" (ETA {eta(status['progress'], now)})"
+            if isinstance(status.get("progress"), dict) and status["progress"].get("tables")
+            else ""
+        ),
         f"Counters:     events {counters.get('events', 0)}, errors {counters.get('errors', 0)}, "
         f"restarts {counters.get('restarts', 0)}",
-        f"Heartbeat:    {status.get('heartbeatTime') or NONE}"
-        + (f" ({age(status['heartbeatTime'], now)} ago)" if status.get("heartbeatTime") else ""),
+        f"Heartbeat:    {status.get('heartbeatTime') or NONE} ({updated(status, now)})",
         "",
         "Conditions:",
     ]
@@ -193,14 +230,9 @@ def _fraction(done: Any, total: Any) -> float:
         return 0.0
 
 
-def _eta(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return duration(value)
-    return str(value) if value else NONE
-
-
-def progress_view(task: dict[str, Any], by_table: bool) -> str:
-    """``kubectl ferry progress``: the overall bar, ETA, and one bar per table if asked."""
+def progress_view(task: dict[str, Any], by_table: bool, now: datetime) -> str:
+    """``kubectl ferry progress``: the overall bar, the ETA from ``now`` and when the worker
+    last reported, and one bar per table if asked."""
     meta, status = task.get("metadata") or {}, task.get("status") or {}
     progress = status.get("progress") or {}
     name, phase = meta.get("name", NONE), status.get("phase") or "Pending"
@@ -215,7 +247,7 @@ def progress_view(task: dict[str, Any], by_table: bool) -> str:
     lines = [
         f"{name}  {phase}",
         f"{bar(fraction)} {fraction * 100:5.1f}%  rows {progress.get('rowsDone', NONE)}"
-        f"/{progress.get('rowsTotal', NONE)}  ETA {_eta(progress.get('eta'))}",
+        f"/{progress.get('rowsTotal', NONE)}  ETA {eta(progress, now)}  ({updated(status, now)})",
     ]
     if by_table:
         tables = progress.get("tables") or []

@@ -32,7 +32,7 @@ from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
 from ferry_operator.reconcile.health import OK_CONDITION, Problem, assess, parse_time
 from ferry_operator.recorder import conditions, record, rfc3339
-from ferry_operator.render import errors, meta, objects
+from ferry_operator.render import changes, errors, meta, objects
 from ferry_operator.render.meta import Owner
 from ferry_operator.render.worker_config import (
     config_hash,
@@ -249,22 +249,33 @@ def _generations(observed: Observed) -> dict[str, str]:
     return out
 
 
-def _cause(observed: Observed, previous: dict[str, Any] | None, spec: SyncTaskSpec) -> str:
-    """Why a new revision: from what differs from the previous one, not from what woke us."""
+def _cause(
+    observed: Observed, previous: dict[str, Any] | None, spec: SyncTaskSpec, digest: str
+) -> str:
+    """Why a new revision: from what differs from the previous one, not from what woke us.
+    Names the changed fields (``performance.batchSize: 500 → 2000``); a config equal to an
+    older revision's is ``rollback to rN``."""
     if previous is None:
         return "created"
     old_spec = yaml.safe_load(previous.get("data", {}).get(objects.SPEC_KEY) or "{}") or {}
     old_nonce = (old_spec.get("resetPosition") or {}).get("nonce")
     if spec.reset_position and spec.reset_position.nonce != old_nonce:
         return f"resetPosition (nonce {spec.reset_position.nonce})"
+    for older in reversed(observed.revisions[:-1]):
+        if (older["metadata"].get("annotations") or {}).get(meta.CONFIG_HASH) == digest:
+            return f"rollback to r{_revision_number(older)}"
+    fields = changes.describe(old_spec, stored_spec(spec))
     before = previous["metadata"].get("annotations") or {}
     now = _generations(observed)
-    if before.get(meta.TASK_GENERATION) != now[meta.TASK_GENERATION]:
-        return f"spec changed (generation {now[meta.TASK_GENERATION]})"
     if spec.template_ref and before.get(meta.TEMPLATE_GENERATION) != now.get(
         meta.TEMPLATE_GENERATION
     ):
-        return f"TaskTemplate {spec.template_ref.name} changed"
+        changed = f"TaskTemplate {spec.template_ref.name} changed"
+        return f"{changed}: {fields}" if fields else changed
+    if fields:
+        return fields
+    if before.get(meta.TASK_GENERATION) != now[meta.TASK_GENERATION]:
+        return f"spec changed (generation {now[meta.TASK_GENERATION]})"
     return "a Connector changed"
 
 
@@ -328,7 +339,7 @@ def _revisions(
         kept = observed.revisions
     else:
         number = (_revision_number(latest) if latest else 0) + 1
-        cause = _cause(observed, latest, spec)
+        cause = _cause(observed, latest, spec, digest)
         configmap = objects.revision_configmap(
             owner, number, config, stored_spec(spec), digest, cause, _generations(observed)
         )

@@ -63,6 +63,13 @@ def test_history_diff_rollback_on_operator_written_revisions(
         "the operator back on revision 1's configuration",
     )
     assert ferry.get("synctasks", "orders")["spec"]["performance"]["batchSize"] == 100
+    # The revisions say what changed, and the rollback as a rollback.
+    causes = [row.split(None, 3)[-1] for row in ferry_cli("history", "orders").out.splitlines()[1:]]
+    assert causes == [
+        "created",
+        "performance.batchSize: 100 → 500",
+        "rollback to r1",
+    ], causes
     assert "nothing to do" in ferry_cli("rollback", "orders", "--to-revision", "1").out
 
 

@@ -131,7 +131,7 @@ def test_config_change_new_revision_history_capped_and_reapply_writes_nothing(
     deploy = ferry.deployment("orders")
     assert deploy.spec.template.spec.volumes[0].config_map.name == "orders-r4"
     cause = ferry.core.read_namespaced_config_map("orders-r4", ferry.ns).metadata.annotations
-    assert cause["ferry.dev/change-cause"] == "spec changed (generation 4)"
+    assert cause["ferry.dev/change-cause"] == 'source.include: ["shop.b"] → ["shop.c"]'
 
     # The same spec again (a GitOps re-sync): nothing is written, even over several resyncs.
     def operator_times() -> list[Any]:
@@ -284,7 +284,9 @@ def test_template_change_rerenders_its_tasks_and_counts_users(
     for name in ("a", "b"):
         wait_revision(ferry, name, f"{name}-r2")
         cm = ferry.core.read_namespaced_config_map(f"{name}-r2", ferry.ns)
-        assert cm.metadata.annotations["ferry.dev/change-cause"] == "TaskTemplate defaults changed"
+        assert cm.metadata.annotations["ferry.dev/change-cause"] == (
+            "TaskTemplate defaults changed: delivery: at-least-once → exactly-once"
+        )
         assert yaml.safe_load(cm.data["worker.yaml"])["delivery"] == "exactly-once"
 
     ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks", "b")

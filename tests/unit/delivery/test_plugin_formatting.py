@@ -88,9 +88,13 @@ def test_age_like_kubectl(timestamp: str | None, text: str) -> None:
 
 def test_list_table_has_the_dashboard_columns() -> None:
     lines = formatting.list_table([RUNNING, task("fresh")], NOW, all_namespaces=False).splitlines()
-    assert lines[0].split() == ["NAME", "PHASE", "LAG", "PROGRESS", "POSITION", "AGE"]
-    assert lines[1].split() == ["orders", "Running", "2m05s", "100%", "binlog.000042:1234", "3h"]
-    assert lines[2].split() == ["fresh", "Pending", "-", "-", "-", "3h"]
+    assert lines[0].split() == [
+        "NAME", "READY", "PHASE", "REASON", "LAG", "PROGRESS", "POSITION", "AGE",
+    ]  # fmt: skip
+    assert lines[1].split() == [
+        "orders", "True", "Running", "Running", "2m05s", "100%", "binlog.000042:1234", "3h",
+    ]  # fmt: skip
+    assert lines[2].split() == ["fresh", "-", "Pending", "-", "-", "-", "-", "3h"]
     wide = formatting.list_table([RUNNING], NOW, all_namespaces=True).splitlines()
     assert wide[0].split()[0] == "NAMESPACE" and wide[1].split()[0] == "shop"
 
@@ -130,23 +134,34 @@ def test_progress_view_per_table() -> None:
         "big",
         {
             "phase": "Snapshotting",
+            "heartbeatTime": "2026-01-31T17:59:56Z",
             "progress": {
                 "percent": 25.0,
                 "rowsDone": 250,
                 "rowsTotal": 1000,
-                "eta": "3m",
+                "eta": "2026-01-31T18:03:00Z",
                 "tables": [
-                    {"name": "s.a", "rowsDone": 250, "rowsTotal": 500, "state": "copying"},
-                    {"name": "s.b", "rowsDone": 0, "rowsTotal": 500, "state": "pending"},
+                    {"name": "s.a", "rowsDone": 250, "rowsTotal": 500, "state": "Running"},
+                    {"name": "s.b", "rowsDone": 0, "rowsTotal": 500, "state": "Pending"},
                 ],
             },
         },
     )
-    view = formatting.progress_view(snapshotting, by_table=True)
-    assert " 25.0%  rows 250/1000  ETA 3m" in view
-    assert "s.a" in view and "50%" in view and "copying" in view
-    assert "s.b" not in formatting.progress_view(snapshotting, by_table=False)
-    assert "no snapshot progress" in formatting.progress_view(task("fresh"), by_table=True)
+    view = formatting.progress_view(snapshotting, by_table=True, now=NOW)
+    assert " 25.0%  rows 250/1000  ETA 3m00s  (updated 4s ago)" in view
+    assert "s.a" in view and "50%" in view and "Running" in view
+    assert "s.b" not in formatting.progress_view(snapshotting, by_table=False, now=NOW)
+    fresh = formatting.progress_view(task("fresh"), by_table=True, now=NOW)
+    assert "no snapshot progress" in fresh
+
+
+def test_eta_is_relative_and_updated_says_how_long_ago() -> None:
+    assert formatting.eta({"eta": "2026-01-31T19:02:03Z"}, NOW) == "1h02m"
+    assert formatting.eta({"eta": "2026-01-31T17:00:00Z"}, NOW) == "0s"  # overdue
+    assert formatting.eta({"percent": 100.0, "eta": None}, NOW) == "done"
+    assert formatting.eta({"eta": None}, NOW) == "-"
+    assert formatting.updated({"heartbeatTime": "2026-01-31T17:59:18Z"}, NOW) == ("updated 42s ago")
+    assert formatting.updated({}, NOW) == "never updated"
 
 
 def test_history_marks_the_current_revision() -> None:

@@ -68,10 +68,14 @@ ORDERS: dict[str, Any] = {
     },
 }
 INVOICES: dict[str, Any] = {
-    "metadata": {"name": "invoices", "namespace": "shop", "creationTimestamp": "2026-11-20T22:05:00Z"},
+    "metadata": {
+        "name": "invoices",
+        "namespace": "shop",
+        "creationTimestamp": "2026-11-20T22:05:00Z",
+    },
     "spec": {"paused": True},
     "status": {"phase": "Paused", "conditions": [_condition("Ready", "False", "Paused")]},
-}  # fmt: skip
+}
 
 
 def _in_doc(text: str) -> None:

@@ -25,7 +25,7 @@ ORDERS: dict[str, Any] = {
         "namespace": "shop",
         "generation": 1,
         "creationTimestamp": "2026-11-22T21:00:00Z",
-    },  # fmt: skip
+    },
     "spec": {},
     "status": {
         "phase": "Snapshotting",
@@ -49,7 +49,7 @@ ORDERS: dict[str, Any] = {
                     "state": "Running",
                 },
             ],
-        },  # fmt: skip
+        },
         "counters": {"events": 48210, "errors": 1, "restarts": 1},
         "heartbeatTime": "2026-11-22T22:04:57Z",
         "conditions": [
@@ -62,9 +62,9 @@ ORDERS: dict[str, Any] = {
                 "reason": "ConnectionLost",
                 "table": "shop.orders",
                 "position": "binlog.000042:1100",
-                "message": "lost the connection to 127.0.0.1:13306; retry 1 of 10 in 2s",
+                "message": "binlog: Lost connection to server during query (127.0.0.1:13306)",
             },
-        ],  # fmt: skip
+        ],
     },
 }
 INVOICES: dict[str, Any] = {

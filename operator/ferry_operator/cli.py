@@ -20,7 +20,9 @@ def _operator(args: argparse.Namespace) -> int:
     # Namespaces come from --namespace when the parser has it, else $FERRY_NAMESPACES, else all.
     operator_main = importlib.import_module("ferry_operator.main")
     code: int = operator_main.run(
-        operator_main.namespaces_from(args), bool(getattr(args, "verbose", False))
+        operator_main.namespaces_from(args),
+        bool(getattr(args, "verbose", False)),
+        operator_main.log_format_from(args),
     )
     return code
 
@@ -57,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-A", "--all-namespaces", action="store_true", help="watch every namespace"
     )
     operator.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    operator.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="text (default) or json (one object per line); default: $FERRY_LOG_FORMAT",
+    )
     operator.set_defaults(handler=_operator)
 
     worker = verbs.add_parser("worker", help="run one sync task from a worker config")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import random
 import sys
@@ -13,9 +12,9 @@ from collections.abc import Sequence
 
 import kopf
 
-from ferry_operator import observability
+from ferry_operator import logs, observability
 
-__all__ = ["add_arguments", "main", "namespaces_from", "run"]
+__all__ = ["add_arguments", "log_format_from", "main", "namespaces_from", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=None,
+        help="text (default) or json: one JSON object per line; default: $FERRY_LOG_FORMAT",
+    )
 
 
 def namespaces_from(args: argparse.Namespace) -> list[str]:
@@ -39,13 +44,18 @@ def namespaces_from(args: argparse.Namespace) -> list[str]:
     return given or [ns for ns in env.split(",") if ns.strip()]
 
 
-def run(namespaces: Sequence[str], verbose: bool = False) -> int:
+def log_format_from(args: argparse.Namespace) -> logs.LogFormat:
+    """--log-format, else $FERRY_LOG_FORMAT, else text."""
+    chosen = getattr(args, "log_format", None) or os.environ.get("FERRY_LOG_FORMAT") or "text"
+    return "json" if chosen.lower() == "json" else "text"
+
+
+def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "text") -> int:
     """Run kopf with Ferry's handlers until interrupted."""
     from ferry_operator import handlers  # noqa: F401  (registers the handlers)
 
-    kopf.configure(verbose=verbose)  # kopf's log format, for its lines and ours
-    level = "DEBUG" if verbose else os.environ.get("FERRY_LOG_LEVEL", "INFO").upper()
-    logging.getLogger("ferry_operator").setLevel(level)
+    level = os.environ.get("FERRY_LOG_LEVEL", "INFO").upper()
+    logs.configure(verbose, level, "json" if log_format == "json" else "text")
     # With FERRY_PEERING set, replicas elect one active operator through kopf's peering
     # objects (the chart installs kopf's peering CRDs); without it, it runs standalone.
     # Peers of equal priority all freeze, so each replica draws its own unless told.
@@ -80,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ferry operator", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(namespaces_from(args), args.verbose)
+    return run(namespaces_from(args), args.verbose, log_format_from(args))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``ferry worker --config worker.yaml`` runs one task: SIGTERM/SIGINT flush, commit the
 checkpoint and exit 0; an unrecoverable error exits 1 after printing
-``ferry worker: failed: <Reason>: <what to do>`` (never a password).
+``ferry worker: failed: <Reason>: <what to do>`` (never a password) as the last line of
+stderr, on one line (a bad config: the file, and the line and column of a YAML error).
 """
 
 from __future__ import annotations
@@ -42,16 +43,17 @@ def _optional(module: str) -> Any:
 
 def worker(args: argparse.Namespace) -> int:
     from ferry_runtime import config as config_module
-    from ferry_runtime import status
+    from ferry_runtime import errors, status
     from ferry_runtime import worker as worker_module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("pymysqlreplication").setLevel(logging.WARNING)  # logs its settings
     try:
         config = config_module.load(args.config)
-    except (config_module.ConfigError, OSError) as error:
-        print(f"ferry worker: failed: InvalidConfig: {error}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+    except OSError as error:
+        return _failed("InvalidConfig", f"cannot read {args.config}: {error.strerror or error}")
+    except config_module.ConfigError as error:
+        return _failed("InvalidConfig", str(error))
     tracker = status.StatusTracker()
     the_worker = worker_module.Worker(config, tracker)
 
@@ -77,16 +79,29 @@ def worker(args: argparse.Namespace) -> int:
     )
     try:
         code = the_worker.run()
+    except Exception as error:  # a bug: the traceback for us, the failed: line still last
+        logging.getLogger("ferry.worker").exception("the worker crashed")
+        detail = errors.scrub(f"{type(error).__name__}: {error}", secret)
+        code = worker_module.EXIT_FAILED
+        the_worker.failure = errors.FatalError("InternalError", detail)
     finally:
         if reporter is not None:
             reporter.stop()
         if server is not None:
             server.stop()
+    for handler in logging.getLogger().handlers:  # log lines before the last one
+        handler.flush()
     if the_worker.failure is not None:
-        failure = the_worker.failure
-        print(f"ferry worker: failed: {failure.reason}: {failure.message}", file=sys.stderr)
-    else:
-        print(f"ferry worker: {tracker.state.lower()}", file=sys.stderr)
+        return _failed(the_worker.failure.reason, the_worker.failure.message, code)
+    print(f"ferry worker: {tracker.state.lower()}", file=sys.stderr)
+    return code
+
+
+def _failed(reason: str, message: str, code: int = EXIT_INVALID_CONFIG) -> int:
+    """Print the one ``failed:`` line (newlines folded) last on stderr; return ``code``."""
+    one_line = " ".join(message.split())
+    sys.stderr.flush()
+    print(f"ferry worker: failed: {reason}: {one_line}", file=sys.stderr, flush=True)
     return code
 
 

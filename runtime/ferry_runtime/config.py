@@ -342,6 +342,7 @@ class WorkerConfig(Model):
 
 
 def _format_errors(error: ValidationError) -> str:
+    """Every problem, ``field: what``, on one line (joined with ``; ``)."""
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
@@ -349,7 +350,17 @@ def _format_errors(error: ValidationError) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown field"
         lines.append(f"{where or '(top level)'}: {message}")
-    return "invalid worker config:\n  " + "\n  ".join(lines)
+    return "invalid worker config: " + "; ".join(lines)
+
+
+def _yaml_error(path: str | Path, error: yaml.YAMLError) -> ConfigError:
+    """``FILE:LINE:COLUMN: problem`` (1-based, as editors count) for a file that is not YAML."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else str(problem)
+    return ConfigError(f"{where}: not valid YAML: {detail}")
 
 
 def parse(data: Any) -> WorkerConfig:
@@ -361,5 +372,13 @@ def parse(data: Any) -> WorkerConfig:
 
 
 def load(path: str | Path) -> WorkerConfig:
-    """Read and validate a worker config file."""
-    return parse(yaml.safe_load(Path(path).read_text()))
+    """Read and validate a worker config file; a ConfigError names the file (and for YAML
+    syntax, the line and column)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise _yaml_error(path, error) from None
+    try:
+        return parse(data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

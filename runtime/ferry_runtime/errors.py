@@ -55,15 +55,21 @@ class PoisonRow(WorkerError):
         self.position = position
 
 
-_SECRETISH = re.compile(r"(password|passwd|pwd)\s*[=:]\s*\S+", re.IGNORECASE)
+# ``password=value`` / ``pwd: value``: the value goes (up to a space, less closing punctuation
+# at its end), the separator and the rest of the message stay; MySQL's own
+# "(using password: YES)" / "NO" says whether one was sent, not what it is.
+_SECRETISH = re.compile(
+    r"(password|passwd|pwd)(\s*[=:]\s*)(?!(?:YES|NO)\b)(\S*[^\s,;.)\]}'\"])", re.IGNORECASE
+)
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """Remove known secrets and ``password=...`` fragments from a message."""
+    """Remove known secrets and ``password=...`` fragments from a message, keeping the rest of
+    it as it was."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return _SECRETISH.sub(r"\1=***", text)
+    return _SECRETISH.sub(r"\1\2***", text)
 
 
 # MySQL/MariaDB client and server error codes we act on.

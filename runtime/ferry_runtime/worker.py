@@ -31,7 +31,7 @@ from ferry_runtime.source import binlog, mysql, schema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "Worker", "gave_up"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,6 +45,13 @@ class _Stopped(Exception):
 # The heartbeat /healthz watches: the snapshot and delivery loops beat under this one name,
 # so a finished phase never looks stuck.
 PIPELINE = "pipeline"
+
+
+def gave_up(error: errors.TransientError, retries: int) -> errors.TransientError:
+    """``error`` as the worker's final failure: its message says the retries ran out."""
+    return errors.TransientError(
+        error.reason, f"{error.message} (gave up after {retries} retries: restartPolicy.maxRetries)"
+    )
 
 
 class Worker:
@@ -81,10 +88,18 @@ class Worker:
             except errors.TransientError as error:
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 attempt = 1 if self._progressed else attempt + 1
-                if attempt > self.config.restart_policy.max_retries:
-                    return self._fail(error)
+                limit = self.config.restart_policy.max_retries
+                if attempt > limit:
+                    log.error(
+                        "%s; gave up after %d retries (restartPolicy.maxRetries)", error, limit
+                    )
+                    return self._fail(gave_up(error, limit))
                 delay = self.config.restart_policy.delay(attempt).total_seconds()
-                log.warning("%s; retry %d in %.1fs", error, attempt, delay)
+                log.warning(
+                    "%s; retry %d of %d in %.1fs (the worker gives up if retry %d fails too; "
+                    "a retry that delivers something starts the count again)",
+                    error, attempt, limit, delay, limit,
+                )  # fmt: skip
                 self.tracker.record_restart()
                 if self._backoff(delay):
                     self.tracker.set_state("Stopped")

@@ -56,6 +56,7 @@ class KafkaSink:
         self.task_id = task_id
         self.exactly_once = exactly_once
         self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers}
+        self._at = f"Kafka at {config.bootstrap_servers}"  # errors name the address tried
         if config.security_protocol != "PLAINTEXT":
             self._common["security.protocol"] = config.security_protocol
         self._partitions: dict[str, int] = {}
@@ -83,7 +84,7 @@ class KafkaSink:
             if self.exactly_once:
                 self._producer.init_transactions(TIMEOUT)
         except KafkaException as error:
-            raise errors.from_kafka(error, "opening the Kafka producer") from None
+            raise errors.from_kafka(error, f"opening the producer ({self._at})") from None
 
     def close(self) -> None:
         if self._producer is not None:
@@ -136,7 +137,8 @@ class KafkaSink:
                 message = consumer.poll(TIMEOUT)
                 if message is None:
                     raise errors.TransientError(
-                        "SinkUnavailable", f"timed out reading the checkpoint from {topic}"
+                        "SinkUnavailable",
+                        f"timed out reading the checkpoint from {topic} ({self._at})",
                     )
                 error = message.error()
                 if error is not None:
@@ -149,7 +151,9 @@ class KafkaSink:
                     found = None if value is None else checkpoint.decode(value)
             return found
         except KafkaException as error:
-            raise errors.from_kafka(error, f"reading the checkpoint from {topic}") from None
+            raise errors.from_kafka(
+                error, f"reading the checkpoint from {topic} ({self._at})"
+            ) from None
         finally:
             consumer.close()
 
@@ -200,10 +204,12 @@ class KafkaSink:
                 self._produce(producer, *cp, None)
                 self._flush(producer)
         except KafkaException as error:
-            raise errors.from_kafka(error, "delivering a batch to Kafka") from None
+            raise errors.from_kafka(error, f"delivering a batch ({self._at})") from None
 
     def _flush(self, producer: Producer) -> None:
         if producer.flush(TIMEOUT) > 0:
-            raise errors.TransientError("SinkUnavailable", "Kafka did not acknowledge in time")
+            raise errors.TransientError(
+                "SinkUnavailable", f"{self._at} did not acknowledge in time"
+            )
         if self._failures:
             raise KafkaException(self._failures[0])

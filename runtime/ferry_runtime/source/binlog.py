@@ -165,7 +165,9 @@ class BinlogReader:
             finally:
                 ctl.close()
         except pymysql.err.MySQLError as error:
-            self._put(Failure(errors.from_mysql(error, "reading the binlog", settings["password"])))
+            source = self.config.source
+            where = f"reading the binlog of {source.host}:{source.port}"
+            self._put(Failure(errors.from_mysql(error, where, settings["password"])))
         except BaseException as error:
             self._put(Failure(error))
 

@@ -178,6 +178,8 @@ def test_wrong_password_exits_with_authentication_failed_and_no_password(
     assert "failed: AuthenticationFailed:" in output
     assert "source.passwordEnv" in output  # says what to do
     assert wrong not in output and source_password not in output
+    assert "(using password: YES)" in output  # the server's words, not mangled by scrubbing
+    assert output.rstrip("\n").splitlines()[-1].startswith("ferry worker: failed: ")
 
 
 def test_checkpoint_below_the_oldest_binlog_exits_with_position_unavailable(

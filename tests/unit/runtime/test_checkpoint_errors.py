@@ -46,3 +46,14 @@ def test_messages_never_hold_the_password() -> None:
     message = errors.from_mysql(error, "connect", secret="hunter2").message
     assert "hunter2" not in message
     assert "s3cret" not in errors.scrub("password: s3cret")
+
+
+def test_scrubbing_keeps_the_rest_of_the_message() -> None:
+    message = "Access denied for user 'ferry'@'10.0.0.7' (using password: YES)"
+    assert errors.scrub(message) == message
+    assert errors.scrub("(using password: NO)") == "(using password: NO)"
+    assert errors.scrub("dsn host=db password=s3cret port=1") == "dsn host=db password=*** port=1"
+    assert errors.scrub("pwd: s3cret, then") == "pwd: ***, then"
+    assert errors.scrub("(password=s3cret)") == "(password=***)"
+    denied = pymysql.err.OperationalError(1045, message)
+    assert "(using password: YES)" in errors.from_mysql(denied, "connect").message

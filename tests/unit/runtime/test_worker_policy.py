@@ -69,3 +69,29 @@ def test_a_record_too_large_for_kafka_follows_the_error_policy() -> None:
     assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
     with pytest.raises(errors.FatalError):
         make_worker(mode="fail")._records([big])
+
+
+def test_retries_say_the_attempt_and_when_the_worker_gives_up(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FERRY_TEST_RETRY_PW", "x")
+    # A real connection attempt to a port nothing listens on (refused at once): no server.
+    cfg = config.parse(
+        {
+            "task": {"name": "t"},
+            "source": {"host": "127.0.0.1", "port": 1, "user": "u",
+                       "passwordEnv": "FERRY_TEST_RETRY_PW", "serverId": 1},
+            "sink": {"kafka": {"bootstrapServers": "127.0.0.1:1"}},
+            "restartPolicy": {"maxRetries": 2, "backoff": "10ms"},
+        }
+    )  # fmt: skip
+    worker = Worker(cfg, StatusTracker())
+    with caplog.at_level("WARNING", logger="ferry.worker"):
+        assert worker.run() == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert "127.0.0.1:1" in lines[0]  # the address it tried
+    assert "retry 1 of 2 in 0.0s (the worker gives up if retry 2 fails too" in lines[0]
+    assert "retry 2 of 2" in lines[1]
+    assert lines[2].endswith("gave up after 2 retries (restartPolicy.maxRetries)")
+    assert worker.failure is not None and worker.failure.reason == "ConnectionLost"
+    assert worker.failure.message.endswith("(gave up after 2 retries: restartPolicy.maxRetries)")

@@ -1,7 +1,8 @@
 """Reports the worker's live state onto its SyncTask's status, at a bounded rate.
 
 A :class:`Reporter` thread reads the StatusTracker and hands the worker-owned status fields
-(workerState, position, lag, throughput, progress, counters, lastErrors, heartbeatTime) to a
+(workerState, position, lag, throughput, progress, counters, lastErrors, selectedTables,
+heartbeatTime) to a
 :class:`StatusWriter`. It writes every ``reporting.interval`` (default 10 s) and at once on a
 state change, never twice within ``min_spacing`` seconds, and once more on ``stop()``.
 A failed write is logged and retried with backoff; it never stops the worker.
@@ -44,6 +45,7 @@ WORKER_FIELDS = (
     "progress",
     "counters",
     "lastErrors",
+    "selectedTables",
     "heartbeatTime",
 )
 MIN_SPACING_SECONDS = 1.0  # a flapping state must not flood the API server

@@ -110,6 +110,7 @@ class StatusTracker:
     restarts: int = 0
     restarts_at_start: int = 0  # restarts restored from the checkpoint (earlier processes)
     snapshot_done: bool = False
+    selected_tables: int | None = None  # tables include/exclude select now (None: not checked)
     events_by_table_op: dict[tuple[str, str], int] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, TableProgress] = field(default_factory=dict)
@@ -208,6 +209,13 @@ class StatusTracker:
                 if done:
                     progress.state = "Done"
             self.snapshot_done = self.snapshot_done or snapshot_done
+
+    def set_selected_tables(self, count: int) -> bool:
+        """How many source tables the selection matches now; True when that changed."""
+        with self._lock:
+            changed = count != self.selected_tables
+            self.selected_tables = count
+            return changed
 
     def set_table_rows(self, name: str, rows: int) -> None:
         """Rows of ``name`` delivered so far (a snapshot resumed from its checkpoint)."""
@@ -361,5 +369,6 @@ class StatusTracker:
                     }
                     for e in reversed(self.last_errors)
                 ],
+                "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }

@@ -42,6 +42,8 @@ class _Stopped(Exception):
     """stop() was called; unwind and exit cleanly."""
 
 
+# While the selection matches no table, how often the worker looks again (tables may appear).
+SELECTION_RECHECK_SECONDS = 30.0
 # The heartbeat /healthz watches: the snapshot and delivery loops beat under this one name,
 # so a finished phase never looks stuck.
 PIPELINE = "pipeline"
@@ -64,6 +66,7 @@ class Worker:
         self.failure: errors.WorkerError | None = None
         self._stop = threading.Event()
         self._progressed = False
+        self._next_selection_check = 0.0
         self._router = rules.Router(config)
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
@@ -162,6 +165,7 @@ class Worker:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
             self._restore(state)
+            self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
@@ -178,6 +182,34 @@ class Worker:
         finally:
             ctl.close()
             sink.close()
+
+    def _check_selection(self, conn: Any) -> None:
+        """Count the source tables include/exclude select; say so once when none (a typo in
+        a glob syncs nothing, silently) and once when some appear."""
+        count = sum(1 for name in schema.list_tables(conn) if self.config.selects(*name))
+        self._next_selection_check = time.monotonic() + SELECTION_RECHECK_SECONDS
+        if not self.tracker.set_selected_tables(count):
+            return
+        source = self.config.source
+        if count == 0:
+            log.warning(
+                "NoTablesSelected: include %s exclude %s matches no table on %s:%d; nothing "
+                "is synced until one exists (checked again every %.0fs)",
+                self.config.include, self.config.exclude, source.host, source.port,
+                SELECTION_RECHECK_SECONDS,
+            )  # fmt: skip
+        else:
+            log.info("the selection matches %d table(s) on %s:%d", count, source.host, source.port)
+
+    def _recheck_selection(self) -> None:
+        """While nothing is selected, look again every SELECTION_RECHECK_SECONDS."""
+        if self.tracker.selected_tables != 0 or time.monotonic() < self._next_selection_check:
+            return
+        conn = mysql.connect(self.config.source)
+        try:
+            self._check_selection(conn)
+        finally:
+            conn.close()
 
     def _restore(self, state: Checkpoint) -> None:
         """Status carries on from the checkpoint: counters, per-table progress, a finished
@@ -323,6 +355,7 @@ class Worker:
         deadline = 0.0
         while True:
             self.tracker.heartbeat(PIPELINE)  # wakes at least twice a second
+            self._recheck_selection()
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
             try:
                 item = items.get(timeout=timeout)

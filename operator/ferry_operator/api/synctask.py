@@ -446,6 +446,11 @@ class SyncTaskStatus(Model):
     last_errors: list[ErrorEntry] | None = Field(
         default=None, description="The newest 10.", json_schema_extra=_NULLABLE
     )
+    selected_tables: int | None = Field(
+        default=None,
+        description="How many source tables spec.source.include/exclude select now "
+        "(0: Degraded=True NoTablesSelected; re-checked as tables appear).",
+    )
     heartbeat_time: str | None = Field(
         default=None,
         description="The worker's last report.",

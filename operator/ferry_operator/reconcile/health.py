@@ -44,7 +44,22 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _nothing_selected(spec: SyncTaskSpec) -> ConditionValue:
+    source = spec.source
+    include = ", ".join((source.include if source else None) or ["*.*"])
+    exclude = ", ".join((source.exclude if source else None) or [])
+    left_out = f" (exclude: {exclude})" if exclude else ""
+    return (
+        "True",
+        "NoTablesSelected",
+        f"spec.source.include [{include}]{left_out} matches no table on the source: nothing is "
+        "synced; fix the globs, or create the table (the worker looks again every 30s)",
+    )
+
+
 def _degraded(spec: SyncTaskSpec, status: dict[str, Any]) -> ConditionValue:
+    if status.get("selectedTables") == 0:
+        return _nothing_selected(spec)
     alerts = spec.alerts
     if alerts is None:
         return _OK

@@ -120,3 +120,25 @@ def test_worker_fields_from_before_the_last_start_are_ignored() -> None:
     result = assess(spec, status, problem=None, paused=False, resume_at=None, now=NOW)
     assert (result.phase, result.stop_worker) == ("Starting", False)
     assert result.conditions["Stalled"][0] == "False"
+
+
+def test_a_selection_that_matches_nothing_is_degraded_naming_the_patterns() -> None:
+    from datetime import UTC, datetime
+
+    from ferry_operator.api.synctask import SyncTaskSpec
+    from ferry_operator.reconcile.health import assess
+
+    spec = SyncTaskSpec.model_validate(
+        {"source": {"include": ["shop.it[ems"], "exclude": ["*.tmp_*"]}}
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    status = {"workerState": "Streaming", "heartbeatTime": "2026-01-01T00:00:00Z",
+              "selectedTables": 0}  # fmt: skip
+    verdict = assess(spec, status, problem=None, paused=False, resume_at=None, now=now)
+    assert verdict.phase == "Running"
+    degraded = verdict.conditions["Degraded"]
+    assert degraded[:2] == ("True", "NoTablesSelected")
+    assert "spec.source.include [shop.it[ems] (exclude: *.tmp_*) matches no table" in degraded[2]
+    status["selectedTables"] = 2
+    verdict = assess(spec, status, problem=None, paused=False, resume_at=None, now=now)
+    assert verdict.conditions["Degraded"][0] == "False"

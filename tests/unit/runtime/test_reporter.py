@@ -10,6 +10,8 @@ def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> Non
     tracker = StatusTracker(clock=lambda: 1_800_000_000.0)
     tracker.set_state("Streaming")
     tracker.record_error("PoisonRow", "cannot decode row", table=None, position="b.1:4")
+    assert "selectedTables" not in reporter.worker_fields(tracker.view())  # not checked yet
+    tracker.set_selected_tables(3)
     fields = reporter.worker_fields(tracker.view())
     assert set(fields) == set(reporter.WORKER_FIELDS)
     assert fields["workerState"] == "Streaming"

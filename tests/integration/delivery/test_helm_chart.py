@@ -341,6 +341,24 @@ def test_full_values_pass_server_side_dry_run(
     assert result.stdout.count("(server dry run)") == len(docs), result.stdout
 
 
+def test_service_monitor_keeps_the_tasks_namespace_label(
+    helm: str, kube_env: dict[str, str], chart_crds: None, namespace: str, testenv: Any
+) -> None:
+    # honorLabels: the series' own `namespace` (the task's) wins over the target's (the
+    # operator's); the API server's dry run keeps the field, so prometheus-operator's CRD
+    # knows it (an unknown field would be pruned).
+    manifests = template(helm, kube_env, namespace, release_name(), FULL_VALUES)
+    monitor = next(d for d in yaml.safe_load_all(manifests) if d and d["kind"] == "ServiceMonitor")
+    result = run(
+        [testenv.kubectl, "apply", "--dry-run=server", "-o", "json", "-f", "-"],
+        kube_env,
+        stdin=yaml.safe_dump(monitor),
+    )
+    stored = json.loads(result.stdout)
+    assert stored["spec"]["endpoints"][0]["honorLabels"] is True
+    assert stored["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
 def test_pod_security_is_restricted(helm: str, kube_env: dict[str, str], namespace: str) -> None:
     docs = [d for d in yaml.safe_load_all(template(helm, kube_env, namespace, release_name())) if d]
     pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]

@@ -1,10 +1,10 @@
 """Watch-fed copies of what a SyncTask's resync reads, so a steady state costs the API server
-no reads: Connectors and TaskTemplates (a task's inputs) and the objects the operator owns
-(revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment; only those carrying
-Ferry's task label, filtered by the API server). kopf keeps them current from its watches
-(``@kopf.index``: filled before any handler runs at startup, an entry dropped when its object
-is deleted) and passes them to every handler as keyword arguments; :func:`from_kwargs` wraps
-them for the reconcilers.
+no reads: Connectors and TaskTemplates (a task's inputs), the objects the operator owns
+(revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment) and the worker pods the
+Deployment makes (only those carrying Ferry's task label, filtered by the API server). kopf
+keeps them current from its watches (``@kopf.index``: filled before any handler runs at
+startup, an entry dropped when its object is deleted) and passes them to every handler as
+keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
 
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -34,6 +34,7 @@ __all__ = [
     "Lookup",
     "connectors_using",
     "from_kwargs",
+    "pod_view",
     "secret_names",
     "trimmed",
 ]
@@ -53,6 +54,7 @@ OWNED_KINDS = [
     ("", "v1", "serviceaccounts"),
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    ("", "v1", "pods"),  # not owned directly (the ReplicaSet is): read for status.workerPod
 ]
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
 _OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays exact
@@ -76,6 +78,7 @@ class Cache:
     templates: Lookup
     revisions: Lookup  # (namespace, task) → its revision ConfigMaps
     owned: Mapping[str, Lookup]  # kind → (namespace, name) → object
+    pods: Lookup = field(default_factory=dict)  # (namespace, task) → its worker pods
 
     def connector(self, namespace: str, name: str) -> dict[str, Any] | None:
         return _one(self.connectors, (namespace, name))
@@ -88,6 +91,9 @@ class Cache:
 
     def owned_object(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return _one(self.owned[kind], (namespace, name))
+
+    def pods_of(self, namespace: str, task: str) -> list[dict[str, Any]]:
+        return list(self.pods.get((namespace, task)) or ())
 
 
 def _one(lookup: Lookup, key: Key) -> dict[str, Any] | None:
@@ -104,6 +110,7 @@ def from_kwargs(kwargs: Mapping[str, Any]) -> Cache:
         templates=kwargs["ferry_templates"],
         revisions=kwargs["ferry_revisions"],
         owned={kind: kwargs[index] for kind, index in OWNED_INDEXES.items()},
+        pods=kwargs["ferry_pods"],
     )
 
 
@@ -153,6 +160,40 @@ async def ferry_revisions(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]
 @kopf.index("apps", "v1", "deployments", labels=_OURS)
 async def ferry_deployments(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {_key(body): trimmed(body)}
+
+
+def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What status.workerPod reads of a pod: name, creation time, containers' image and
+    resources, status (pure; a private copy)."""
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return copy.deepcopy(
+        {
+            "metadata": {
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "creationTimestamp": meta.get("creationTimestamp"),
+            },
+            "spec": {
+                "nodeName": spec.get("nodeName"),
+                "containers": [
+                    {
+                        "name": c.get("name"),
+                        "image": c.get("image"),
+                        "resources": c.get("resources"),
+                    }
+                    for c in spec.get("containers") or []
+                ],
+            },
+            "status": dict(body.get("status") or {}),
+        }
+    )
+
+
+@kopf.index("", "v1", "pods", labels=_OURS)
+async def ferry_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+    namespace, _name = _key(body)
+    return {(namespace, body["metadata"]["labels"][TASK_LABEL]): pod_view(body)}
 
 
 @kopf.index("", "v1", "serviceaccounts", labels=_OURS)

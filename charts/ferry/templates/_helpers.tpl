@@ -74,6 +74,11 @@ The rules the operator needs in a namespace it serves; one list, used by the Clu
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# The worker pods (never created or changed by the operator): watched for status.workerPod
+# (CrashLoopBackOff, ImagePullBackOff, OOMKilled, Unschedulable, restarts).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 # Connector passwords, read to probe the endpoint; watched so that a changed password
 # re-probes its Connectors at once (kopf.on.event on secrets).
 - apiGroups: [""]

@@ -39,6 +39,7 @@ __all__ = [
     "SyncTaskSpec",
     "SyncTaskStatus",
     "TaskFields",
+    "WorkerPodStatus",
     "WorkerSpec",
 ]
 
@@ -258,6 +259,10 @@ class TaskFields(Model):
     revision_history_limit: int | None = Field(
         default=None, ge=1, le=100, description="Config revisions kept; default 10."
     )
+    start_timeout: str | None = _duration(
+        "How long a started worker may take to report before the task is Stalled "
+        "(reason StartTimeout); default 5m."
+    )
 
 
 class SyncTaskSpec(TaskFields):
@@ -397,9 +402,34 @@ class ErrorEntry(Model):
     )
 
 
+class WorkerPodStatus(Model):
+    """Operator-owned: the newest worker pod and the restarts of all of them."""
+
+    name: str | None = Field(default=None, description="The newest worker pod.")
+    phase: str | None = Field(default=None, description="Its phase (Pending, Running, …).")
+    restart_count: int | None = Field(
+        default=None, description="Its container restarts, as the kubelet counts them."
+    )
+    restarts: int | None = Field(
+        default=None, description="Restarts of the task's worker pods over the task's life."
+    )
+    restarts_since_start: int | None = Field(
+        default=None, description="Of those, since the operator last started the worker."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the pod does not run: CrashLoopBackOff, ImagePullBackOff, OOMKilled, "
+        "Unschedulable, SecretNotFound, SecretKeyNotFound, FailedCreate, ….",
+    )
+    message: str | None = Field(default=None, description="What happened and what to do.")
+    summary: str | None = Field(
+        default=None, description="Where the pod is, in words (`pod x is Pending, …`)."
+    )
+
+
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce. Worker-owned: the rest."""
+    lastResetNonce, lastRestartNonce, lastStartTime, workerPod. Worker-owned: the rest."""
 
     phase: (
         Literal["Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"]
@@ -445,6 +475,12 @@ class SyncTaskStatus(Model):
     )
     last_errors: list[ErrorEntry] | None = Field(
         default=None, description="The newest 10.", json_schema_extra=_NULLABLE
+    )
+    worker_pod: WorkerPodStatus | None = Field(
+        default=None,
+        description="The worker's pod as the operator sees it (restarts, and why it does not "
+        "run when it does not).",
+        json_schema_extra=_NULLABLE,
     )
     selected_tables: int | None = Field(
         default=None,

@@ -1,5 +1,12 @@
-"""Phase and conditions of a SyncTask (pure): from what blocks it, whether it is paused, and
-the fields the worker reports (workerState, heartbeatTime, lag, counters)."""
+"""Phase and conditions of a SyncTask (pure): from what blocks it, whether it is paused, the
+fields the worker reports (workerState, heartbeatTime, lag, counters) and what its pod says
+(status.workerPod, from reconcile/pods.py).
+
+In order: a blocking problem; paused; too many restarts (the worker's own and its pods');
+the pod cannot run (CrashLoopBackOff, ImagePullBackOff, OOMKilled, Unschedulable, a missing
+Secret or key: Ready=False and Stalled=True with that reason) unless the worker itself says
+why it failed; a silent worker (HeartbeatMissing); a worker that has not reported
+``startTimeout`` after it was started (StartTimeout); then what the worker reports."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from ferry_runtime.config import parse_duration
 __all__ = ["OK_CONDITION", "WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
 
 HEARTBEAT_INTERVALS = 3
+DEFAULT_START_TIMEOUT = timedelta(minutes=5)
 # The status fields the worker owns: one list, in the runtime (the contract's side).
 WORKER_FIELDS = reporter.WORKER_FIELDS
 REPORT_INTERVAL = timedelta(seconds=10)
@@ -81,6 +89,25 @@ def _degraded(spec: SyncTaskSpec, status: dict[str, Any]) -> ConditionValue:
     return _OK
 
 
+def _start_timeout(
+    spec: SyncTaskSpec, status: dict[str, Any], started: datetime | None, now: datetime
+) -> str | None:
+    """The message when a started worker has not reported within spec.startTimeout."""
+    if started is None or status.get("workerState"):
+        return None
+    limit = parse_duration(spec.start_timeout) if spec.start_timeout else DEFAULT_START_TIMEOUT
+    waited = now - started
+    if waited <= limit:
+        return None
+    where = (status.get("workerPod") or {}).get("summary")
+    return (
+        f"the worker has not reported {int(waited.total_seconds())}s after it was started "
+        f"(spec.startTimeout {spec.start_timeout or '5m'})"
+        + (f": {where}" if where else "")
+        + "; kubectl describe the worker pod, and kubectl logs it"
+    )
+
+
 def _blocked(problem: Problem) -> Assessment:
     if problem.permanent:
         return Assessment(
@@ -137,20 +164,35 @@ def assess(
     policy = spec.restart_policy
     max_retries = 10 if policy is None or policy.max_retries is None else policy.max_retries
     counters = status.get("counters") or {}
+    pod = status.get("workerPod") or {}
     # counters.restarts is the task's total (kept across worker processes); the limit is on
-    # this process's restarts (older workers report only the total, for their own life).
-    restarts = counters.get("restartsSinceStart", counters.get("restarts")) or 0
+    # the restarts since the operator started the worker: the worker's own (older workers
+    # report only the total, for their own life) and its pods'.
+    own = counters.get("restartsSinceStart", counters.get("restarts")) or 0
+    restarts = own + (pod.get("restartsSinceStart") or 0)
     if restarts > max_retries:
         message = (
             f"the worker restarted {restarts} times, more than restartPolicy.maxRetries "
-            f"({max_retries}); it is stopped: see status.lastErrors, fix the cause, then "
-            "set spec.restartNonce"
+            f"({max_retries}); it is stopped: see status.lastErrors and status.workerPod, fix "
+            "the cause, then set spec.restartNonce"
         )
         blocked = _blocked(Problem("TooManyRestarts", message, True))
         return Assessment(blocked.phase, blocked.conditions, stop_worker=True)
     state = status.get("workerState")
     heartbeat = parse_time(status.get("heartbeatTime"))
     degraded = _degraded(spec, status)
+    if pod.get("reason") and state not in ("Failed", "Completed", "Stopped"):
+        reason, message = str(pod["reason"]), str(pod.get("message") or pod["reason"])
+        return Assessment(
+            "Running" if state == "Streaming" else "Starting",
+            {
+                "Ready": ("False", reason, message),
+                "Reconciling": ("False", reason, ""),
+                "Stalled": ("True", reason, message),
+                "Degraded": degraded,
+            },
+            False,
+        )
     if heartbeat and state not in ("Completed", "Failed", "Stopped"):
         age = now - heartbeat
         if age > HEARTBEAT_INTERVALS * REPORT_INTERVAL:
@@ -175,6 +217,18 @@ def assess(
                 "Ready": ("False", reason, message),
                 "Reconciling": ("False", reason, ""),
                 "Stalled": ("True", reason, message),
+                "Degraded": degraded,
+            },
+            False,
+        )
+    late = _start_timeout(spec, status, started, now)
+    if late is not None:
+        return Assessment(
+            "Starting",
+            {
+                "Ready": ("False", "StartTimeout", late),
+                "Reconciling": ("False", "StartTimeout", ""),
+                "Stalled": ("True", "StartTimeout", late),
                 "Degraded": degraded,
             },
             False,

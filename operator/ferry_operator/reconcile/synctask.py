@@ -23,11 +23,12 @@ from ferry_operator.api.connector import Connector
 from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
 from ferry_operator.api.tasktemplate import TaskTemplate
 from ferry_operator.applier import Applier, needs_apply
-from ferry_operator.cache import Cache
+from ferry_operator.cache import Cache, pod_view
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
 from ferry_operator.reconcile import failures
+from ferry_operator.reconcile import pods as pods_module
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
 from ferry_operator.reconcile.health import OK_CONDITION, Problem, assess, parse_time
@@ -71,6 +72,7 @@ OWNED_STATUS = {
     "lastResetNonce",
     "lastRestartNonce",
     "lastStartTime",
+    "workerPod",
 }
 Event = tuple[str, str, str]  # (type, reason, message)
 _LOCKS: dict[str, threading.Lock] = {}
@@ -87,6 +89,8 @@ class Observed:
     revisions: list[dict[str, Any]]  # this task's ConfigMaps, oldest first
     owned: dict[str, dict[str, Any] | None]  # kind → observed object
     now: datetime
+    pods: list[dict[str, Any]] = field(default_factory=list)  # the worker's pods
+    secret_keys: dict[str, list[str]] = field(default_factory=dict)  # a Secret a pod misses
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,43 @@ def observe(
         revisions, owned = _owned_cached(ctx, cache)
     else:
         revisions, owned = _owned_fresh(ctx, clients)
-    return Observed(task, template, connectors, revisions, owned, datetime.now(UTC))
+    pods = _pods(ctx, clients, cache)
+    return Observed(
+        task,
+        template,
+        connectors,
+        revisions,
+        owned,
+        datetime.now(UTC),
+        pods,
+        _secret_keys(clients, pods),
+    )
+
+
+def _pods(ctx: Context, clients: Clients, cache: Cache | None) -> list[dict[str, Any]]:
+    """The worker's pods: from the watch-fed index, else listed."""
+    if cache is not None:
+        return cache.pods_of(ctx.namespace, ctx.name)
+    listed = clients.core.list_namespaced_pod(
+        ctx.namespace, label_selector=f"{meta.TASK_LABEL}={ctx.name}"
+    )
+    return [pod_view(clients.api.sanitize_for_serialization(item)) for item in listed.items]
+
+
+def _secret_keys(clients: Clients, pods: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The key names (never the values) of a Secret whose key a worker pod cannot find, so
+    that the message can list them. Read only while a pod reports it."""
+    from kubernetes import client
+
+    missing = pods_module.missing_secret_key(pods)
+    if missing is None:
+        return {}
+    namespace, name = missing
+    try:
+        secret = clients.core.read_namespaced_secret(name, namespace)
+    except client.ApiException:
+        return {}
+    return {name: sorted((secret.data or {}).keys())}
 
 
 def _owned_cached(
@@ -299,6 +339,9 @@ def _finish(
     fields = {**{k: status.get(k) for k in kept}, **fields}
     if fields.get("lastStartTime"):
         status["lastStartTime"] = fields["lastStartTime"]
+    if "workerPod" not in fields:
+        fields["workerPod"] = _worker_pod(observed, new_start=False)
+    status["workerPod"] = fields["workerPod"]
     verdict = assess(
         spec or SyncTaskSpec(),
         status,
@@ -320,7 +363,24 @@ def _finish(
         kind = "Warning" if verdict.phase in ("Failed",) or problem else "Normal"
         ready = verdict.conditions["Ready"]
         events.append((kind, verdict.phase, ready[2] or f"phase {verdict.phase}"))
+    elif (
+        verdict.conditions["Stalled"][0] == "True"
+        and _stalled_reason(status) != verdict.conditions["Stalled"][1]
+    ):
+        # Stalled for a new reason in the same phase (a crash loop while Starting): say it.
+        _, reason, message = verdict.conditions["Stalled"]
+        events.append(("Warning", reason, message))
     return Plan(plan_apply, delete, fields, events, problem)
+
+
+def _worker_pod(observed: Observed, new_start: bool) -> dict[str, Any] | None:
+    return pods_module.worker_pod_status(
+        (observed.task.get("status") or {}).get("workerPod"),
+        observed.owned.get("Deployment"),
+        observed.pods,
+        observed.secret_keys,
+        new_start,
+    )
 
 
 def _revisions(
@@ -397,6 +457,9 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if not paused and _starts_worker(running, observed.owned.get("Deployment"), status):
         # Worker fields reported before this moment describe the previous worker.
         status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
+    fields["workerPod"] = status["workerPod"] = _worker_pod(
+        observed, new_start="lastStartTime" in fields
+    )
     verdict = assess(
         spec, status, problem=None, paused=paused, resume_at=resume_at, now=observed.now
     )

@@ -70,6 +70,7 @@ NAMESPACED_NEEDS = {
         for v in ("get", "list", "watch", "create", "patch")
     },
     *{("", "secrets", v) for v in ("get", "list", "watch")},
+    *{("", "pods", v) for v in ("list", "watch")},
     ("apps", "deployments/scale", "patch"),
     *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
 }
@@ -101,6 +102,7 @@ CLIENT_CALL = re.compile(
 CLIENT_RESOURCE = {
     "config_map": ("", "configmaps"),
     "secret": ("", "secrets"),
+    "pod": ("", "pods"),
     "service_account": ("", "serviceaccounts"),
     "event": ("", "events"),
     "deployment": ("apps", "deployments"),

@@ -1,0 +1,190 @@
+"""What the worker's pods and Deployment say, mapped to reasons (pure): pod objects shaped as
+the API server returns them (status written by the kubelet, the scheduler, the controllers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ferry_operator.api.synctask import SyncTaskSpec
+from ferry_operator.reconcile import pods
+from ferry_operator.reconcile.health import assess
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def pod(
+    name: str = "orders-worker-7d9f-abcde",
+    created: str = "2026-03-01T11:50:00Z",
+    phase: str = "Running",
+    state: dict[str, Any] | None = None,
+    last: dict[str, Any] | None = None,
+    restarts: int = 0,
+    conditions: list[dict[str, Any]] | None = None,
+    node: str | None = "node-1",
+) -> dict[str, Any]:
+    container = {"name": "worker", "image": "ferry.local/ferry-worker:dev",
+                 "restartCount": restarts, "state": state or {"running": {}},
+                 "lastState": {"terminated": last} if last else {}}  # fmt: skip
+    return {
+        "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": "ferry.local/ferry-worker:dev",
+                    "resources": {"limits": {"memory": "64Mi"}},
+                }
+            ],
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [container],
+            "conditions": conditions or [],
+        },
+    }
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"waiting": {"reason": reason, "message": message}}
+
+
+def test_crash_loop_names_restarts_and_exit_code() -> None:
+    found = pods.trouble(
+        None, [pod(state=waiting("CrashLoopBackOff"), last={"exitCode": 1}, restarts=4)], {}
+    )
+    assert found is not None and found.reason == "CrashLoopBackOff"
+    assert "4 restarts, last exit code 1" in found.message
+    assert "kubectl logs orders-worker-7d9f-abcde --previous" in found.message
+
+
+def test_oom_names_the_limit() -> None:
+    looping = pod(state=waiting("CrashLoopBackOff"), last={"reason": "OOMKilled"}, restarts=2)
+    found = pods.trouble(None, [looping], {})
+    assert found is not None and found.reason == "OOMKilled"
+    assert "memory limit of 64Mi" in found.message
+    assert "spec.worker.resources.limits.memory" in found.message
+    killed = pod(state={"terminated": {"reason": "OOMKilled", "exitCode": 137}}, restarts=0)
+    found = pods.trouble(None, [killed], {})
+    assert found is not None and found.reason == "OOMKilled" and "(0 restarts" in found.message
+
+
+def test_image_pull_names_the_image() -> None:
+    for reason in ("ErrImagePull", "ImagePullBackOff"):
+        found = pods.trouble(None, [pod(state=waiting(reason, "not found"), phase="Pending")], {})
+        assert found is not None and found.reason == "ImagePullBackOff"
+        assert f"ferry.local/ferry-worker:dev ({reason}: not found)" in found.message
+
+
+def test_missing_secret_key_lists_the_keys_present() -> None:
+    message = "couldn't find key passwd in Secret shop/db"
+    broken = pod(state=waiting("CreateContainerConfigError", message), phase="Pending")
+    assert pods.missing_secret_key([broken]) == ("shop", "db")
+    found = pods.trouble(None, [broken], {"db": ["password", "user"]})
+    assert found is not None and found.reason == "SecretKeyNotFound"
+    assert "Secret shop/db has no key 'passwd' (it has: password, user)" in found.message
+    unread = pods.trouble(None, [broken], {})
+    assert unread is not None and "its keys could not be read" in unread.message
+    gone = pod(state=waiting("CreateContainerConfigError", 'secret "db" not found'))
+    found = pods.trouble(None, [gone], {})
+    assert found is not None and found.reason == "SecretNotFound"
+    assert "Secret db does not exist in namespace shop" in found.message
+
+
+def test_unschedulable_quotes_the_scheduler() -> None:
+    pending = pod(phase="Pending", state=waiting("ContainerCreating"), node=None, conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/1 nodes are available: 1 Insufficient memory."}])  # fmt: skip
+    found = pods.trouble(None, [pending], {})
+    assert found is not None and found.reason == "Unschedulable"
+    assert "0/1 nodes are available: 1 Insufficient memory." in found.message
+    assert pods.pod_summary([pending], None) == (
+        "pod orders-worker-7d9f-abcde is Pending, not scheduled to a node yet"
+    )
+
+
+def test_deployment_that_cannot_create_its_pod() -> None:
+    deployment = {"status": {"conditions": [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": 'pods "x" is forbidden: exceeded quota: q'}]}}  # fmt: skip
+    found = pods.trouble(deployment, [], {})
+    message = 'the worker\'s pod cannot be created: pods "x" is forbidden: exceeded quota: q'
+    assert found == pods.Trouble("FailedCreate", message)
+    assert pods.pod_summary([], deployment) == "no worker pod exists (the Deployment has 0)"
+
+
+def test_healthy_or_starting_pods_are_no_trouble() -> None:
+    assert pods.trouble(None, [pod()], {}) is None
+    assert pods.trouble(None, [pod(state=waiting("ContainerCreating"))], {}) is None
+    assert pods.trouble(None, [], {}) is None
+
+
+def test_the_newest_pod_speaks() -> None:
+    old = pod(name="a", created="2026-03-01T10:00:00Z", state=waiting("CrashLoopBackOff"))
+    new = pod(name="b", created="2026-03-01T11:00:00Z")
+    assert pods.trouble(None, [old, new], {}) is None
+
+
+def test_restarts_add_up_over_pods_and_since_the_last_start() -> None:
+    first = pods.worker_pod_status(None, None, [pod(name="a", restarts=2)], {}, new_start=True)
+    assert first is not None
+    assert (first["restarts"], first["restartsSinceStart"], first["restartCount"]) == (2, 2, 2)
+    again = pods.worker_pod_status(first, None, [pod(name="a", restarts=5)], {}, False)
+    assert again is not None and (again["restarts"], again["restartsSinceStart"]) == (5, 5)
+    replaced = pods.worker_pod_status(again, None, [pod(name="b", restarts=1)], {}, True)
+    assert replaced is not None
+    assert (replaced["restarts"], replaced["restartsSinceStart"]) == (6, 1)
+    gone = pods.worker_pod_status(replaced, None, [], {}, False)  # scaled to 0: kept
+    assert gone is not None and (gone["restarts"], gone["name"]) == (6, "b")
+    assert pods.worker_pod_status(None, None, [], {}, False) is None
+
+
+def _assess(status: dict[str, Any], **spec: Any) -> Any:
+    return assess(SyncTaskSpec.model_validate(spec), status, problem=None, paused=False,
+                  resume_at=None, now=NOW)  # fmt: skip
+
+
+def test_pod_trouble_is_ready_false_and_stalled_with_its_reason() -> None:
+    status: dict[str, Any] = {
+        "lastStartTime": "2026-03-01T11:59:00Z",
+        "workerPod": {"reason": "CrashLoopBackOff", "message": "exits", "restarts": 3},
+    }
+    verdict = _assess(status)
+    assert verdict.phase == "Starting"
+    assert verdict.conditions["Ready"] == ("False", "CrashLoopBackOff", "exits")
+    assert verdict.conditions["Stalled"] == ("True", "CrashLoopBackOff", "exits")
+    # The worker's own reason is more precise: it wins.
+    status.update(workerState="Failed", heartbeatTime="2026-03-01T11:59:30Z",
+                  lastErrors=[{"reason": "AuthenticationFailed", "message": "denied"}])  # fmt: skip
+    assert _assess(status).conditions["Ready"][1] == "AuthenticationFailed"
+
+
+def test_pod_restarts_count_towards_the_restart_limit() -> None:
+    status = {
+        "lastStartTime": "2026-03-01T11:59:00Z",
+        "heartbeatTime": "2026-03-01T11:59:50Z",
+        "workerState": "Streaming",
+        "counters": {"restartsSinceStart": 1},
+        "workerPod": {"restartsSinceStart": 3},
+    }
+    verdict = _assess(status, restartPolicy={"maxRetries": 3})
+    assert verdict.stop_worker and verdict.conditions["Stalled"][1] == "TooManyRestarts"
+    assert "restarted 4 times" in verdict.conditions["Ready"][2]
+    assert not _assess(status, restartPolicy={"maxRetries": 4}).stop_worker
+
+
+def test_a_worker_that_never_reports_is_stalled_after_start_timeout() -> None:
+    started = (NOW - timedelta(seconds=301)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary = "pod orders-worker-1 is Pending, not scheduled to a node yet"
+    status = {"lastStartTime": started, "workerPod": {"summary": summary}}
+    verdict = _assess(status)
+    assert verdict.conditions["Stalled"][:2] == ("True", "StartTimeout")
+    assert (
+        "has not reported 301s after it was started (spec.startTimeout 5m)"
+        in (verdict.conditions["Ready"][2])
+    )
+    assert summary in verdict.conditions["Ready"][2]
+    assert _assess(status, startTimeout="10m").conditions["Ready"][1] == "Starting"
+    just_started = {**status, "lastStartTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert _assess(just_started).conditions["Stalled"][0] == "False"

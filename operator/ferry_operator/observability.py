@@ -75,7 +75,11 @@ def task_metrics(tasks: Sequence[dict[str, Any]]) -> list[Metric]:
     errors = CounterMetricFamily(
         "ferry_synctask_errors", "Errors counted by the worker", labels=labels
     )
-    restarts = CounterMetricFamily("ferry_synctask_restarts", "Worker restarts", labels=labels)
+    restarts = CounterMetricFamily(
+        "ferry_synctask_restarts",
+        "Worker restarts: the pipeline's after transient errors and its pods' (crashes)",
+        labels=labels,
+    )
     for task in tasks:
         key = [task["metadata"]["namespace"], task["metadata"]["name"]]
         status = task.get("status") or {}
@@ -91,7 +95,8 @@ def task_metrics(tasks: Sequence[dict[str, Any]]) -> list[Metric]:
         counters = status.get("counters") or {}
         events.add_metric(key, float(counters.get("events") or 0))
         errors.add_metric(key, float(counters.get("errors") or 0))
-        restarts.add_metric(key, float(counters.get("restarts") or 0))
+        pod_restarts = (status.get("workerPod") or {}).get("restarts") or 0
+        restarts.add_metric(key, float((counters.get("restarts") or 0) + pod_restarts))
     return [ready, phase, lag, threshold, progress, events, errors, restarts]
 
 

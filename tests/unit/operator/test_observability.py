@@ -34,6 +34,7 @@ def test_a_running_task_exports_every_series() -> None:
             "lag": {"seconds": 2.5},
             "progress": {"percent": 100},
             "counters": {"events": 42, "errors": 1, "restarts": 3},
+            "workerPod": {"restarts": 2},  # pod restarts add up with the pipeline's
         },
     }
     text = exposition([task])
@@ -47,7 +48,7 @@ def test_a_running_task_exports_every_series() -> None:
     assert f"ferry_synctask_progress_percent{{{labels}}} 100.0" in text
     assert f"ferry_synctask_events_total{{{labels}}} 42.0" in text
     assert f"ferry_synctask_errors_total{{{labels}}} 1.0" in text
-    assert f"ferry_synctask_restarts_total{{{labels}}} 3.0" in text
+    assert f"ferry_synctask_restarts_total{{{labels}}} 5.0" in text
 
 
 def test_a_new_task_without_status_is_not_ready_and_has_no_threshold() -> None:

@@ -15,7 +15,7 @@ from ferry_operator.kube import Clients, is_not_found
 from ferry_operator.reconcile import probe
 from ferry_operator.recorder import conditions, record, rfc3339
 
-__all__ = ["BINLOG_READY", "OWNED_STATUS", "decide", "observe", "reconcile"]
+__all__ = ["BINLOG_READY", "OWNED_STATUS", "decide", "missing_secret", "observe", "reconcile"]
 
 BINLOG_READY = "BinlogReady"
 OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime"}
@@ -28,15 +28,36 @@ class Observed:
     now: datetime
 
 
-def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str | None:
+def _read_secret(clients: Clients, namespace: str, name: str) -> dict[str, str] | None:
+    """The Secret's data (base64 values), None when it does not exist."""
     try:
         secret = clients.core.read_namespaced_secret(name, namespace)
     except Exception as error:
         if is_not_found(error):
             return None
         raise
-    value = (secret.data or {}).get(key)
+    return dict(secret.data or {})
+
+
+def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str | None:
+    value = (_read_secret(clients, namespace, name) or {}).get(key)
     return base64.b64decode(value).decode() if value is not None else None
+
+
+def missing_secret(
+    where: str, name: str, key: str, data: dict[str, str] | None
+) -> probe.ProbeResult | None:
+    """Why ``key`` of Secret ``name`` cannot be used (pure): the Secret is missing
+    (SecretNotFound), or it lacks the key — then the keys it has are named, never a value
+    (SecretKeyNotFound); None when the key is there."""
+    if data is None:
+        return probe.ProbeResult([f"{where}: Secret {name!r} not found"], "SecretNotFound")
+    if key in data:
+        return None
+    has = ", ".join(sorted(data)) or "no keys"
+    return probe.ProbeResult(
+        [f"{where}: Secret {name!r} has no key {key!r} (it has: {has})"], "SecretKeyNotFound"
+    )
 
 
 def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
@@ -44,13 +65,13 @@ def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
     now = datetime.now(UTC)
     if spec.mysql is not None:
         ref = spec.mysql.password_secret_ref
-        password = _secret_value(clients, ctx.namespace, ref.name, ref.key)
-        if password is None:
-            result = probe.ProbeResult(
-                [f"spec.mysql.passwordSecretRef: Secret {ref.name!r} key {ref.key!r} not found"],
-                "SecretNotFound",
-            )
+        data = _read_secret(clients, ctx.namespace, ref.name)
+        missing = missing_secret("spec.mysql.passwordSecretRef", ref.name, ref.key, data)
+        if missing is not None:
+            result = missing
         else:
+            assert data is not None  # missing_secret says when it is None
+            password = base64.b64decode(data[ref.key]).decode()
             result = probe.probe_mysql(spec.mysql.host, spec.mysql.port, spec.mysql.user, password)
     else:
         assert spec.kafka is not None

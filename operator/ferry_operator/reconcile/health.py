@@ -166,10 +166,12 @@ def assess(
     counters = status.get("counters") or {}
     pod = status.get("workerPod") or {}
     # counters.restarts is the task's total (kept across worker processes); the limit is on
-    # the restarts since the operator started the worker: the worker's own (older workers
-    # report only the total, for their own life) and its pods'.
+    # the restarts since the worker started, each kind on its own: the pipeline's in one
+    # process (older workers report only the total, for their own life), and the pod's
+    # since the operator started it (a crash loop). Added up, a worker that retried a few
+    # times and then exited would be stopped at its first pod restart.
     own = counters.get("restartsSinceStart", counters.get("restarts")) or 0
-    restarts = own + (pod.get("restartsSinceStart") or 0)
+    restarts = max(own, pod.get("restartsSinceStart") or 0)
     if restarts > max_retries:
         message = (
             f"the worker restarted {restarts} times, more than restartPolicy.maxRetries "

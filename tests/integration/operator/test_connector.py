@@ -102,4 +102,23 @@ def test_missing_secret_is_named(
     ferry.create("connectors", mysql_connector("db", testenv, secret="nope"))
     ready = _ready(ferry, "db")
     assert ready["reason"] == "SecretNotFound"
-    assert "Secret 'nope' key 'password' not found" in ready["message"]
+    assert "spec.mysql.passwordSecretRef: Secret 'nope' not found" in ready["message"]
+
+
+def test_missing_secret_key_names_it_and_the_keys_present(
+    ferry: Ferry, testenv: Any, ferry_operator: OperatorProcess
+) -> None:
+    ferry.core.create_namespaced_secret(
+        ferry.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="db"),
+            string_data={"passwd": testenv.mysql["password"], "user": "ferry"},
+        ),
+    )
+    ferry.create("connectors", mysql_connector("db", testenv))  # key: password
+    ready = _ready(ferry, "db")
+    assert ready["reason"] == "SecretKeyNotFound"
+    assert ready["message"] == (
+        "spec.mysql.passwordSecretRef: Secret 'db' has no key 'password' (it has: passwd, user)"
+    )
+    assert testenv.mysql["password"] not in json.dumps(ferry.get("connectors", "db"))

@@ -165,12 +165,13 @@ def test_pod_restarts_count_towards_the_restart_limit() -> None:
         "lastStartTime": "2026-03-01T11:59:00Z",
         "heartbeatTime": "2026-03-01T11:59:50Z",
         "workerState": "Streaming",
-        "counters": {"restartsSinceStart": 1},
-        "workerPod": {"restartsSinceStart": 3},
+        "counters": {"restartsSinceStart": 3},
+        "workerPod": {"restartsSinceStart": 4},
     }
     verdict = _assess(status, restartPolicy={"maxRetries": 3})
     assert verdict.stop_worker and verdict.conditions["Stalled"][1] == "TooManyRestarts"
     assert "restarted 4 times" in verdict.conditions["Ready"][2]
+    # Each kind against the limit on its own: 3 retries in the process, then 4 pod restarts.
     assert not _assess(status, restartPolicy={"maxRetries": 4}).stop_worker
 
 

@@ -142,3 +142,20 @@ def test_a_selection_that_matches_nothing_is_degraded_naming_the_patterns() -> N
     status["selectedTables"] = 2
     verdict = assess(spec, status, problem=None, paused=False, resume_at=None, now=now)
     assert verdict.conditions["Degraded"][0] == "False"
+
+
+def test_a_missing_secret_or_key_is_named_with_the_keys_present() -> None:
+    from ferry_operator.reconcile.connector import missing_secret
+
+    where = "spec.mysql.passwordSecretRef"
+    gone = missing_secret(where, "db", "password", None)
+    assert gone is not None and gone.reason == "SecretNotFound"
+    assert gone.missing == ["spec.mysql.passwordSecretRef: Secret 'db' not found"]
+    keyless = missing_secret(where, "db", "password", {"user": "eA==", "passwd": "eA=="})
+    assert keyless is not None and keyless.reason == "SecretKeyNotFound"
+    assert keyless.missing == [
+        "spec.mysql.passwordSecretRef: Secret 'db' has no key 'password' (it has: passwd, user)"
+    ]
+    assert missing_secret(where, "db", "password", {"password": "eA=="}) is None
+    empty = missing_secret(where, "db", "password", {})
+    assert empty is not None and "(it has: no keys)" in empty.missing[0]

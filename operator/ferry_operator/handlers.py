@@ -94,20 +94,24 @@ def _reconcile_task(body: Any, trigger: str, kwargs: dict[str, Any], raise_probl
         return
     recovered = FAILURES.succeeded(ctx.uid)
     if recovered is not None:
-        log.info("%s reconciles again (after %d failures)", ctx, recovered.attempts)
+        # INFO after a streak (it was Stalled); a single failure between successes is noise.
+        level = logging.INFO if recovered.stalled else logging.DEBUG
+        log.log(level, "%s reconciles again (after %d failures)", ctx, recovered.attempts)
     _task_outcome(body, plan, raise_problem=raise_problem)
 
 
 def _reconcile_failed(ctx: Context, body: Any, error: Exception) -> None:
-    failure = FAILURES.failed(ctx.uid, failures.describe(error), time.monotonic())
-    retry_in = failure.retry_at - time.monotonic()
-    log.debug("%s reconcile failed", ctx, exc_info=error)
-    if not (failure.changed or failure.attempts == failures.STALLED_AFTER):
-        log.debug("%s reconcile failed again (%d): %s", ctx, failure.attempts, failure.message)
-        return
-    if failure.changed:
+    now = time.monotonic()
+    failure = FAILURES.failed(ctx.uid, failures.describe(error), now)
+    retry_in = failure.retry_at - now
+    log.debug("%s reconcile failed", ctx, exc_info=error)  # the traceback, for developers
+    if FAILURES.should_say(ctx.uid, failure.message, now):
         log.error("%s reconcile failed: %s (retry in %.0fs)", ctx, failure.message, retry_in)
         kopf.event(body, type="Warning", reason=failures.REASON, message=failure.message)
+    else:
+        log.debug("%s reconcile failed again (%d): %s", ctx, failure.attempts, failure.message)
+    if not (failure.changed or failure.attempts == failures.STALLED_AFTER):
+        return
     try:
         synctask.record_failure(ctx, clients(), _applier(), failure)
     except Exception as record_error:  # e.g. the API server is down: the log line stands
@@ -163,7 +167,7 @@ def synctask_deleted(body: kopf.Body, **_: Any) -> None:
     if not synctask.stop_worker(ctx, clients()):
         raise kopf.TemporaryError("waiting for the worker to stop", delay=2)
     synctask.forget(ctx.uid)
-    FAILURES.succeeded(ctx.uid)
+    FAILURES.forget(ctx.uid)
 
 
 # ---------------------------------------------------------------- Connector

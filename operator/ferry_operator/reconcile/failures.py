@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "MAX_BACKOFF_SECONDS",
     "REASON",
+    "REPEAT_AFTER_SECONDS",
     "STALLED_AFTER",
     "Failure",
     "Failures",
@@ -29,6 +30,10 @@ __all__ = [
 
 REASON = "ReconcileError"
 MAX_BACKOFF_SECONDS = 300.0
+# The same message is said again (log line, Event) only after this long, even when a
+# reconcile succeeded in between (a resync that needs no write can succeed while every
+# write fails: the failure would otherwise be said at each flip).
+REPEAT_AFTER_SECONDS = 600.0
 STALLED_AFTER = 3  # the same failure this many times in a row: Stalled=True
 _LABEL_TOO_LONG = re.compile(r"must be no more than 63 characters")
 
@@ -92,6 +97,7 @@ class Failures:
     def __init__(self, base_delay: float) -> None:
         self.base_delay = base_delay
         self._by_uid: dict[str, Failure] = {}
+        self._said: dict[str, tuple[str, float]] = {}  # uid → (message, when) last said
         self._lock = threading.Lock()
 
     def failed(self, uid: str, message: str, now: float) -> Failure:
@@ -108,6 +114,22 @@ class Failures:
             )
             self._by_uid[uid] = failure
             return failure
+
+    def should_say(self, uid: str, message: str, now: float) -> bool:
+        """Whether to log ``message`` and post its Event: a new message, or the same one
+        after REPEAT_AFTER_SECONDS. Records that it was said."""
+        with self._lock:
+            said = self._said.get(uid)
+            if said is not None and said[0] == message and now - said[1] < REPEAT_AFTER_SECONDS:
+                return False
+            self._said[uid] = (message, now)
+            return True
+
+    def forget(self, uid: str) -> None:
+        """A deleted task: drop everything about it."""
+        with self._lock:
+            self._by_uid.pop(uid, None)
+            self._said.pop(uid, None)
 
     def succeeded(self, uid: str) -> Failure | None:
         """Forget ``uid``'s failure; returns it when there was one (say it recovered)."""

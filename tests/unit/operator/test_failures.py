@@ -97,3 +97,15 @@ def test_failure_status_keeps_other_fields_and_sets_reconcile_error() -> None:
     )
     assert "failed 3 times in a row" in stalled["Stalled"]["message"]
     assert synctask.failure_status({}, 1, repeated, now)["phase"] == "Pending"
+
+
+def test_the_same_message_is_said_once_even_across_a_success() -> None:
+    book = failures.Failures(base_delay=1)
+    assert book.should_say("u", "boom", now=0)
+    assert not book.should_say("u", "boom", now=5)
+    book.succeeded("u")  # a resync that needed no write
+    assert not book.should_say("u", "boom", now=10)
+    assert book.should_say("u", "other", now=11)
+    assert book.should_say("u", "other", now=11 + failures.REPEAT_AFTER_SECONDS)
+    book.forget("u")
+    assert book.should_say("u", "other", now=12 + failures.REPEAT_AFTER_SECONDS)

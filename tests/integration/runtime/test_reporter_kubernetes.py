@@ -159,7 +159,7 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     )
     assert time.monotonic() - changed_at < 3
     assert status["position"] == {"file": "binlog.000002", "pos": 777}
-    assert status["counters"] == {"events": 5, "errors": 1, "restarts": 0}
+    assert status["counters"] == {"events": 5, "errors": 1, "restarts": 0, "restartsSinceStart": 0}
     assert status["lastErrors"][0]["reason"] == "AuthenticationFailed"
     assert "***" in status["lastErrors"][0]["message"]
     assert SECRET not in json.dumps(tasks.get("orders"))

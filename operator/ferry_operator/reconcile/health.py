@@ -213,6 +213,8 @@ def assess(
         errors = status.get("lastErrors") or [{}]
         message = errors[0].get("message") or "the worker failed"
         reason = errors[0].get("reason") or "WorkerFailed"
+        if pod.get("reason"):  # and the kubelet keeps restarting it: say that too
+            message += f" (pod: {pod['reason']}, {pod.get('restartsSinceStart') or 0} restarts)"
         return Assessment(
             "Failed",
             {

@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+# Reasons whose kubelet message changes while nothing does (the pull error, then "Back-off
+# pulling image"): the first message stays until the reason changes.
+_STEADY_MESSAGES = {"ImagePullBackOff"}
 _MISSING_KEY = re.compile(r"couldn't find key (\S+) in Secret (\S+)/(\S+)")
 _MISSING_SECRET = re.compile(r'secret "([^"]+)" not found')
 
@@ -241,12 +244,10 @@ def pod_summary(pods: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any]
     phase = status.get("phase") or "Pending"
     if phase == "Pending" and not (pod.get("spec") or {}).get("nodeName"):
         return f"pod {_name(pod)} is Pending, not scheduled to a node yet"
-    waiting = [
-        str(((c.get("state") or {}).get("waiting") or {}).get("reason"))
-        for c in _containers(pod)
-        if (c.get("state") or {}).get("waiting")
-    ]
-    return f"pod {_name(pod)} is {phase}" + (f" ({', '.join(waiting)})" if waiting else "")
+    ready = all(c.get("ready") for c in _containers(pod)) and bool(_containers(pod))
+    # Phase-level only: the kubelet's waiting reasons flip (ErrImagePull ↔ ImagePullBackOff)
+    # and each flip would be a status write.
+    return f"pod {_name(pod)} is {phase}" + ("" if ready or phase != "Running" else ", not ready")
 
 
 def worker_pod_status(
@@ -282,4 +283,6 @@ def worker_pod_status(
     }
     if found is not None:
         status["reason"], status["message"] = found.reason, found.message
+        if found.reason in _STEADY_MESSAGES and before.get("reason") == found.reason:
+            status["message"] = before.get("message") or found.message
     return {k: v for k, v in status.items() if v is not None}

@@ -120,6 +120,16 @@ def test_healthy_or_starting_pods_are_no_trouble() -> None:
     assert pods.trouble(None, [], {}) is None
 
 
+def test_an_image_pull_message_stays_while_the_kubelet_flips_its_words() -> None:
+    pulling = [pod(state=waiting("ErrImagePull", "failed to resolve reference"), phase="Pending")]
+    first = pods.worker_pod_status(None, None, pulling, {}, new_start=True)
+    assert first is not None and "failed to resolve reference" in first["message"]
+    backing_off = [pod(state=waiting("ImagePullBackOff", 'Back-off pulling image "x"'),
+                       phase="Pending")]  # fmt: skip
+    assert pods.worker_pod_status(first, None, backing_off, {}, False) == first
+    assert first["summary"] == "pod orders-worker-7d9f-abcde is Pending"
+
+
 def test_the_newest_pod_speaks() -> None:
     old = pod(name="a", created="2026-03-01T10:00:00Z", state=waiting("CrashLoopBackOff"))
     new = pod(name="b", created="2026-03-01T11:00:00Z")
@@ -157,7 +167,11 @@ def test_pod_trouble_is_ready_false_and_stalled_with_its_reason() -> None:
     # The worker's own reason is more precise: it wins.
     status.update(workerState="Failed", heartbeatTime="2026-03-01T11:59:30Z",
                   lastErrors=[{"reason": "AuthenticationFailed", "message": "denied"}])  # fmt: skip
-    assert _assess(status).conditions["Ready"][1] == "AuthenticationFailed"
+    status["workerPod"]["restartsSinceStart"] = 3
+    assert _assess(status).conditions["Ready"][1:] == (
+        "AuthenticationFailed",
+        "denied (pod: CrashLoopBackOff, 3 restarts)",
+    )
 
 
 def test_pod_restarts_count_towards_the_restart_limit() -> None:

@@ -1,0 +1,238 @@
+"""On the real node (kubelet + containerd, tests/infra): what the worker's pod does shows in
+the SyncTask's status. The operator runs as a local process (as in tests/integration), the
+worker as a real pod from the image tests/infra built (``$FERRY_WORKER_IMAGE``); nothing
+writes a pod's status but the kubelet and the scheduler.
+
+- an image that cannot be pulled → ImagePullBackOff within a minute;
+- a worker that crashes at start → CrashLoopBackOff, Stalled, restarts counted;
+- a memory limit too small → OOMKilled naming the limit;
+- a Secret that lost its key, then a new pod → SecretKeyNotFound naming the key and the keys
+  present;
+- a nodeSelector no node matches → Unschedulable quoting the scheduler;
+- counters and snapshot progress unchanged across a worker restart (the worker image must be
+  built from this branch: the counters live in its checkpoint).
+
+Run: ``tests/infra/up`` (with the node), then
+``PYTHONPATH=operator:runtime python3 -m pytest tests/e2e/test_node_status.py``.
+Without a Ready node the tests skip locally and fail in CI, like any missing service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.conftest import service_missing
+from tests.integration.operator.conftest import (
+    Ferry,
+    OperatorProcess,
+    kafka_connector,
+    mysql_connector,
+    task,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka, pytest.mark.timeout(900)]
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def node(kube_api: Any) -> str:
+    """A Ready node to run the worker pods."""
+    nodes = client.CoreV1Api(kube_api).list_node().items
+    ready = [
+        n.metadata.name
+        for n in nodes
+        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+    ]
+    if not ready:
+        service_missing("node", "no Ready node (tests/infra/up starts kubelet and containerd)")
+    return ready[0]
+
+
+@pytest.fixture
+def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
+    return Ferry(kube_api, namespace)
+
+
+@pytest.fixture
+def operator(
+    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, node: str
+) -> Iterator[OperatorProcess]:
+    """The operator watching the test's namespace, its workers on the node's image."""
+    image = testenv.get("FERRY_WORKER_IMAGE") or "ferry.local/ferry-worker:dev"
+    process = OperatorProcess(
+        testenv, namespace, tmp_path / "operator.log", env={"FERRY_WORKER_IMAGE": image}
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def pod_reachable_connectors(ferry: Ferry, testenv: Any) -> None:
+    """Connectors at the addresses pods on the node use (the host on the pod network)."""
+    ferry.secret("db", testenv.mysql["password"])
+    db = mysql_connector("db", testenv)
+    db["spec"]["mysql"]["host"] = testenv.get("FERRY_POD_HOST") or testenv.mysql["host"]
+    db["spec"]["mysql"]["port"] = int(testenv.get("FERRY_POD_MYSQL_PORT") or testenv.mysql["port"])
+    ferry.create("connectors", db)
+    bootstrap = testenv.get("FERRY_POD_KAFKA_BOOTSTRAP") or testenv.kafka_bootstrap
+    ferry.create("connectors", kafka_connector("kafka", bootstrap))
+
+
+@pytest.fixture
+def connectors(ferry: Ferry, testenv: Any, kafka_bootstrap: str, mysql_connect: Any) -> None:
+    pod_reachable_connectors(ferry, testenv)
+
+
+def status(ferry: Ferry, name: str) -> dict[str, Any]:
+    return ferry.get("synctasks", name).get("status") or {}
+
+
+def worker_pod(ferry: Ferry, name: str) -> dict[str, Any]:
+    return status(ferry, name).get("workerPod") or {}
+
+
+def wait_pod_reason(ferry: Ferry, name: str, reason: str, timeout: float) -> dict[str, Any]:
+    found: dict[str, Any] = wait_until(
+        lambda: worker_pod(ferry, name).get("reason") == reason and worker_pod(ferry, name),
+        timeout,
+        f"status.workerPod.reason {reason}",
+    )
+    return found
+
+
+# ---------------------------------------------------------------- pod failures
+
+
+def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
+    ferry: Ferry, connectors: None, operator: OperatorProcess
+) -> None:
+    image = "ferry.local/ferry-worker:no-such-tag"
+    ferry.create("synctasks", task("orders", worker={"image": image}))
+    wait_until(lambda: ferry.deployment("orders"), 60, "the worker Deployment")
+    pod = wait_pod_reason(ferry, "orders", "ImagePullBackOff", 60)
+    assert image in pod["message"]
+    ready = ferry.condition("synctasks", "orders")
+    assert (ready["status"], ready["reason"]) == ("False", "ImagePullBackOff")
+    assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
+    wait_until(lambda: ferry.events("ImagePullBackOff"), 30, "a Warning Event")
+
+
+def test_a_worker_that_crashes_at_start_is_crash_loop_back_off_and_stalled(
+    ferry: Ferry, testenv: Any, kafka_bootstrap: str, operator: OperatorProcess
+) -> None:
+    # The operator reaches MariaDB at 127.0.0.1 (the Connector is Ready); inside the pod
+    # 127.0.0.1 is the pod itself: the worker's connection is refused, it gives up after one
+    # retry and exits 1, again and again.
+    ferry.secret("db", testenv.mysql["password"])
+    ferry.create("connectors", mysql_connector("db", testenv))
+    bootstrap = testenv.get("FERRY_POD_KAFKA_BOOTSTRAP") or kafka_bootstrap
+    ferry.create("connectors", kafka_connector("kafka", bootstrap))
+    policy = {"maxRetries": 5, "backoff": "100ms", "maxBackoff": "200ms"}
+    ferry.create("synctasks", task("orders", restartPolicy=policy))
+    pod = wait_pod_reason(ferry, "orders", "CrashLoopBackOff", 240)
+    assert pod["restarts"] >= 1 and pod["restartsSinceStart"] >= 1
+    assert f"kubectl logs {pod['name']} --previous" in pod["message"]
+    stalled = ferry.condition("synctasks", "orders", "Stalled")
+    assert stalled["status"] == "True"
+    # The worker may have said why itself (it reaches the API server): its reason is more
+    # precise, and the pod's crash loop is named beside it.
+    ready = ferry.condition("synctasks", "orders")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "CrashLoopBackOff" or "pod: CrashLoopBackOff" in ready["message"]
+
+
+def test_a_memory_limit_too_small_is_oom_killed(
+    ferry: Ferry, connectors: None, operator: OperatorProcess
+) -> None:
+    resources = {"requests": {"memory": "24Mi"}, "limits": {"memory": "24Mi"}}
+    ferry.create("synctasks", task("orders", worker={"resources": resources}))
+    pod = wait_pod_reason(ferry, "orders", "OOMKilled", 240)
+    assert "memory limit of 24Mi" in pod["message"]
+    assert "spec.worker.resources.limits.memory" in pod["message"]
+    assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
+
+
+def test_a_secret_that_lost_its_key_names_the_key_and_the_keys_present(
+    ferry: Ferry, connectors: None, operator: OperatorProcess, node: str
+) -> None:
+    ferry.create("synctasks", task("orders"))
+    wait_until(lambda: status(ferry, "orders").get("heartbeatTime"), 180, "the worker reports")
+    password = ferry.core.read_namespaced_secret("db", ferry.ns).data["password"]
+    ferry.core.replace_namespaced_secret(
+        "db",
+        ferry.ns,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="db"), data={"passwd": password}),
+    )
+    # A new pod (an eviction, a drained node) cannot start: the key is gone.
+    for pod in ferry.core.list_namespaced_pod(
+        ferry.ns, label_selector="ferry.dev/task=orders"
+    ).items:
+        ferry.core.delete_namespaced_pod(pod.metadata.name, ferry.ns)
+    pod_status = wait_pod_reason(ferry, "orders", "SecretKeyNotFound", 120)
+    assert f"Secret {ferry.ns}/db has no key 'password' (it has: passwd)" in pod_status["message"]
+    ready = ferry.condition("synctasks", "orders")
+    assert ready["status"] == "False"
+    assert "has no key 'password' (it has: passwd)" in ready["message"]
+
+
+def test_a_node_selector_no_node_matches_is_unschedulable(
+    ferry: Ferry, connectors: None, operator: OperatorProcess
+) -> None:
+    worker = {"nodeSelector": {"ferry.dev/no-such-label": "anywhere"}}
+    ferry.create("synctasks", task("orders", worker=worker))
+    pod = wait_pod_reason(ferry, "orders", "Unschedulable", 120)
+    assert "nodes are available" in pod["message"]
+    assert ferry.condition("synctasks", "orders")["reason"] == "Unschedulable"
+    assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
+
+
+# ---------------------------------------------------------------- status across a restart
+
+
+def test_counters_and_progress_unchanged_across_a_worker_restart(
+    ferry: Ferry,
+    connectors: None,
+    operator: OperatorProcess,
+    database: str,
+    mysql_connect: Callable[..., Any],
+) -> None:
+    conn = mysql_connect(admin=True)
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY)")
+        values = ", ".join(f"({i})" for i in range(1, 301))
+        cursor.execute(f"INSERT INTO `{database}`.t VALUES {values}")
+    conn.commit()
+    conn.close()
+    spec = task("orders")["spec"]
+    spec["source"]["include"] = [f"{database}.*"]
+    ferry.create("synctasks", task("orders", source=spec["source"]))
+
+    def snapshot_done() -> dict[str, Any] | None:
+        found = status(ferry, "orders")
+        done = (found.get("progress") or {}).get("percent") == 100
+        streaming = found.get("workerState") == "Streaming"
+        return found if done and streaming and (found.get("counters") or {}).get("events") else None
+
+    before = wait_until(snapshot_done, 300, "the snapshot done and streaming")
+    assert before["counters"]["events"] >= 300
+    ferry.patch_spec("synctasks", "orders", {"restartNonce": "restart-1"})
+
+    def restarted() -> dict[str, Any] | None:
+        found = status(ferry, "orders")
+        started = found.get("lastStartTime") or ""
+        fresh = (found.get("heartbeatTime") or "") > started > before["lastStartTime"]
+        return found if fresh and found.get("workerState") == "Streaming" else None
+
+    after = wait_until(restarted, 300, "the restarted worker streaming")
+    assert after["counters"]["events"] == before["counters"]["events"]
+    assert after["counters"]["errors"] == before["counters"]["errors"]
+    assert after["progress"]["percent"] == 100
+    assert after["progress"]["display"] == "100%"
+    assert after["progress"]["tables"] == before["progress"]["tables"]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf's NewType; not exported by kopf
 
 from ferry_operator import logs, observability
 
@@ -44,6 +45,11 @@ def namespaces_from(args: argparse.Namespace) -> list[str]:
     return given or [ns for ns in env.split(",") if ns.strip()]
 
 
+def _identity() -> Identity | None:
+    pod = os.environ.get("POD_NAME")
+    return Identity(pod) if pod else None
+
+
 def log_format_from(args: argparse.Namespace) -> logs.LogFormat:
     """--log-format, else $FERRY_LOG_FORMAT, else text."""
     chosen = getattr(args, "log_format", None) or os.environ.get("FERRY_LOG_FORMAT") or "text"
@@ -73,7 +79,7 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
                 standalone=peering is None,
                 peering_name=peering,
                 # The pod's name (the chart sets POD_NAME) names this replica among its peers.
-                identity=os.environ.get("POD_NAME") or None,
+                identity=_identity(),
                 priority=priority,
                 liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
                 namespaces=list(namespaces),

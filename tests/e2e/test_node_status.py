@@ -13,19 +13,20 @@ writes a pod's status but the kubelet and the scheduler.
   built from this branch: the counters live in its checkpoint).
 
 Run: ``tests/infra/up`` (with the node), then
-``PYTHONPATH=operator:runtime python3 -m pytest tests/e2e/test_node_status.py``.
-Without a Ready node the tests skip locally and fail in CI, like any missing service.
+``PYTHONPATH=operator:runtime python3 -m pytest tests/e2e/test_node_status.py``. The ``node``
+fixture (tests/e2e/conftest.py) rebuilds and imports the images when the source changed;
+without a Ready node the tests skip locally and fail in CI, like any missing service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.conftest import service_missing
+from tests.e2e.node import Node
 from tests.integration.operator.conftest import (
     Ferry,
     OperatorProcess,
@@ -35,24 +36,16 @@ from tests.integration.operator.conftest import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.kube,
+    pytest.mark.node,
+    pytest.mark.mysql,
+    pytest.mark.kafka,
+    pytest.mark.timeout(900),
+]
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def node(kube_api: Any) -> str:
-    """A Ready node to run the worker pods."""
-    nodes = client.CoreV1Api(kube_api).list_node().items
-    ready = [
-        n.metadata.name
-        for n in nodes
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-    ]
-    if not ready:
-        service_missing("node", "no Ready node (tests/infra/up starts kubelet and containerd)")
-    return ready[0]
 
 
 @pytest.fixture
@@ -62,10 +55,11 @@ def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
 
 @pytest.fixture
 def operator(
-    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, node: str
+    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, node: Node
 ) -> Iterator[OperatorProcess]:
-    """The operator watching the test's namespace, its workers on the node's image."""
-    image = testenv.get("FERRY_WORKER_IMAGE") or "ferry.local/ferry-worker:dev"
+    """The operator watching the test's namespace, its workers on the node's image (built
+    from the current source by the ``node`` fixture)."""
+    image = node.values.get("FERRY_WORKER_IMAGE") or "ferry.local/ferry-worker:dev"
     process = OperatorProcess(
         testenv, namespace, tmp_path / "operator.log", env={"FERRY_WORKER_IMAGE": image}
     )
@@ -125,15 +119,14 @@ def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
 
 
 def test_a_worker_that_crashes_at_start_is_crash_loop_back_off_and_stalled(
-    ferry: Ferry, testenv: Any, kafka_bootstrap: str, operator: OperatorProcess
+    ferry: Ferry, testenv: Any, node: Node, operator: OperatorProcess
 ) -> None:
     # The operator reaches MariaDB at 127.0.0.1 (the Connector is Ready); inside the pod
     # 127.0.0.1 is the pod itself: the worker's connection is refused, it gives up after one
     # retry and exits 1, again and again.
     ferry.secret("db", testenv.mysql["password"])
     ferry.create("connectors", mysql_connector("db", testenv))
-    bootstrap = testenv.get("FERRY_POD_KAFKA_BOOTSTRAP") or kafka_bootstrap
-    ferry.create("connectors", kafka_connector("kafka", bootstrap))
+    ferry.create("connectors", kafka_connector("kafka", node.pod_kafka_bootstrap))
     policy = {"maxRetries": 5, "backoff": "100ms", "maxBackoff": "200ms"}
     ferry.create("synctasks", task("orders", restartPolicy=policy))
     pod = wait_pod_reason(ferry, "orders", "CrashLoopBackOff", 240)
@@ -160,7 +153,7 @@ def test_a_memory_limit_too_small_is_oom_killed(
 
 
 def test_a_secret_that_lost_its_key_names_the_key_and_the_keys_present(
-    ferry: Ferry, connectors: None, operator: OperatorProcess, node: str
+    ferry: Ferry, connectors: None, operator: OperatorProcess
 ) -> None:
     ferry.create("synctasks", task("orders"))
     wait_until(lambda: status(ferry, "orders").get("heartbeatTime"), 180, "the worker reports")
@@ -197,19 +190,10 @@ def test_a_node_selector_no_node_matches_is_unschedulable(
 
 
 def test_counters_and_progress_unchanged_across_a_worker_restart(
-    ferry: Ferry,
-    connectors: None,
-    operator: OperatorProcess,
-    database: str,
-    mysql_connect: Callable[..., Any],
+    ferry: Ferry, connectors: None, operator: OperatorProcess, database: str, node: Node
 ) -> None:
-    conn = mysql_connect(admin=True)
-    with conn.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY)")
-        values = ", ".join(f"({i})" for i in range(1, 301))
-        cursor.execute(f"INSERT INTO `{database}`.t VALUES {values}")
-    conn.commit()
-    conn.close()
+    values = ", ".join(f"({i})" for i in range(1, 301))
+    node.sql(f"CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES {values}", database)
     spec = task("orders")["spec"]
     spec["source"]["include"] = [f"{database}.*"]
     ferry.create("synctasks", task("orders", source=spec["source"]))

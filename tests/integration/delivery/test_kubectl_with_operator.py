@@ -64,7 +64,9 @@ def test_history_diff_rollback_on_operator_written_revisions(
     )
     assert ferry.get("synctasks", "orders")["spec"]["performance"]["batchSize"] == 100
     # The revisions say what changed, and the rollback as a rollback.
-    causes = [row.split(None, 3)[-1] for row in ferry_cli("history", "orders").out.splitlines()[1:]]
+    lines = ferry_cli("history", "orders").out.splitlines()
+    at = lines[0].index("CHANGE-CAUSE")
+    causes = [line[at:] for line in lines[1:]]
     assert causes == [
         "created",
         "performance.batchSize: 100 → 500",

@@ -119,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = verb("rollback", "patch the spec back to a revision's (lifecycle fields kept)")
     rollback.add_argument("name")
     rollback.add_argument("--to-revision", type=_revision, required=True, metavar="N")
+
+    clear = verb(
+        "clear-finalizers",
+        "let deleted SyncTasks that no operator finishes go (a dry run without --yes)",
+    )
+    clear.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
+    clear.add_argument(
+        "--older-than",
+        default="5m",
+        metavar="AGE",
+        help="only tasks deleted at least this long ago (default 5m; 30s, 10m, 1h)",
+    )
+    clear.add_argument("--yes", action="store_true", help="remove the finalizer (else: list)")
     return parser
 
 

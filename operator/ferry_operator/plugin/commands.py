@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ferry_operator.plugin import formatting, gitops, lifecycle, positions, revisions
+from ferry_operator.plugin import finalizers, formatting, gitops, lifecycle, positions, revisions
 from ferry_operator.plugin.errors import EXIT_OK, NotFoundError
 from ferry_operator.plugin.kube import GROUP, Kube
 
@@ -209,6 +209,33 @@ def cmd_stats(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_clear_finalizers(args: argparse.Namespace, ctx: Context) -> int:
+    """Let deleted tasks that no operator finishes go: a dry run unless --yes."""
+    older_than = positions.parse_age(args.older_than)
+    tasks = ctx.kube.list_tasks(None if args.all_namespaces else ctx.namespace)
+    found = finalizers.stuck(tasks, ctx.now(), older_than)
+    if not found:
+        print(
+            f"No SyncTask has been held by {finalizers.FINALIZER} for {args.older_than} or more.",
+            file=ctx.out,
+        )
+        return EXIT_OK
+    for task in found:
+        if args.yes:
+            ctx.kube.json_patch_task(task.namespace, task.name, finalizers.release_patch(task))
+            print(f"{KIND}/{task.name} -n {task.namespace}: finalizer removed", file=ctx.out)
+        else:
+            print(task.describe(), file=ctx.out)
+    if not args.yes:
+        print(
+            "Dry run. A running operator removes its finalizer within seconds: these are "
+            "stuck because none runs. Start the operator again to let it stop their workers "
+            "first, or pass --yes to remove the finalizer.",
+            file=ctx.out,
+        )
+    return EXIT_OK
+
+
 VERBS: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "list": cmd_list,
     "status": cmd_status,
@@ -221,4 +248,5 @@ VERBS: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "diff": cmd_diff,
     "rollback": cmd_rollback,
     "stats": cmd_stats,
+    "clear-finalizers": cmd_clear_finalizers,
 }

@@ -110,6 +110,23 @@ class Kube:
         )
         return task
 
+    def json_patch_task(self, namespace: str, name: str, patch: list[dict[str, Any]]) -> None:
+        """A JSON patch of the task's metadata (clear-finalizers; its ``test`` op guards it)."""
+        self._call(
+            f"patch SyncTask {name}",
+            lambda: self.objects.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                patch,
+                field_manager=FIELD_MANAGER,
+                _content_type="application/json-patch+json",
+            ),
+            not_found=f"SyncTask {name!r} not found in namespace {namespace!r}",
+        )
+
     def revision_configmaps(self, namespace: str, task: str) -> list[dict[str, Any]]:
         """The task's ConfigMaps (label ``ferry.dev/task``), as plain dicts."""
         result = self._call(

@@ -14,7 +14,14 @@ from typing import Any
 
 from ferry_operator.plugin.errors import UsageError
 
-__all__ = ["format_time", "new_nonce", "parse_position", "parse_resume_at", "parse_time"]
+__all__ = [
+    "format_time",
+    "new_nonce",
+    "parse_age",
+    "parse_position",
+    "parse_resume_at",
+    "parse_time",
+]
 
 _FILE_POS = re.compile(r"^(?P<file>[^:\s]+):(?P<pos>\d+)$")
 _RELATIVE = re.compile(r"^\+?(?P<amount>\d+)(?P<unit>s|m|h|d)$")
@@ -75,6 +82,14 @@ def parse_resume_at(text: str, now: datetime) -> str:
     if moment <= now:
         raise UsageError(f"--resume-at {text!r} is in the past ({format_time(now)} now)")
     return format_time(moment)
+
+
+def parse_age(text: str) -> timedelta:
+    """``--older-than``: a duration (``30s``, ``5m``, ``2h``, ``1d``; ``0s`` for any)."""
+    match = _RELATIVE.match(text.strip())
+    if not match:
+        raise UsageError(f"--older-than {text!r} is not a duration (30s, 5m, 2h, 1d)")
+    return timedelta(**{_UNIT[match.group("unit")]: int(match.group("amount"))})
 
 
 def new_nonce(now: datetime) -> str:

@@ -369,3 +369,38 @@ def test_patching_a_gitops_managed_task_warns_on_stderr(
     assert ran.code == 0 and get_task("orders")["spec"]["paused"] is True
     assert "managed by Flux; commit spec.paused to Git as well" in ran.err
     assert ferry("pause", "orders").err == ""  # nothing patched, nothing to warn about
+
+
+def test_clear_finalizers_lists_then_releases_only_stuck_tasks(
+    ferry: Ferry, objects: client.CustomObjectsApi, namespace: str, make_task: MakeTask
+) -> None:
+    # No operator runs here: a task deleted while it carries the finalizer stays, as it does
+    # when the operator was uninstalled first.
+    make_task("alive")
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncTask",
+        "metadata": {"name": "gone", "finalizers": ["ferry.dev/finalizer"]},
+        "spec": task_spec(),
+    }
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
+    held = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
+    assert held["metadata"]["deletionTimestamp"]
+
+    young = ferry("clear-finalizers")  # default --older-than 5m: too recent to be stuck
+    assert young.code == 0 and "No SyncTask has been held" in young.out
+    dry = ferry("clear-finalizers", "--older-than", "0s")
+    assert dry.code == 0, dry
+    assert f"{namespace}/gone: deleted " in dry.out and "Dry run." in dry.out
+    assert f"{namespace}/alive" not in dry.out
+    assert objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
+
+    done = ferry("clear-finalizers", "--older-than", "0s", "--yes")
+    assert done.code == 0, done
+    assert f"synctask.ferry.dev/gone -n {namespace}: finalizer removed" in done.out
+    with pytest.raises(client.ApiException) as missing:
+        objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "gone")
+    assert missing.value.status == 404
+    assert objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "alive")
+    assert ferry("clear-finalizers", "--older-than", "soon").code == 2

@@ -422,6 +422,12 @@ class WorkerPodStatus(Model):
         "Unschedulable, SecretNotFound, SecretKeyNotFound, FailedCreate, ….",
     )
     message: str | None = Field(default=None, description="What happened and what to do.")
+    since: str | None = Field(
+        default=None,
+        description="When the worker last exited, for a crash loop or an OOM kill: a report "
+        "after it comes from a worker that runs again.",
+        json_schema_extra={"format": "date-time"},
+    )
     summary: str | None = Field(
         default=None, description="Where the pod is, in words (`pod x is Pending, …`)."
     )

@@ -89,6 +89,18 @@ def _degraded(spec: SyncTaskSpec, status: dict[str, Any]) -> ConditionValue:
     return _OK
 
 
+def _runs_now(status: dict[str, Any], now: datetime) -> bool:
+    """Whether a worker reports as running, freshly, after its pod's last exit: then what
+    the pod said before (a crash loop it came out of) is not the state now."""
+    heartbeat = parse_time(status.get("heartbeatTime"))
+    if heartbeat is None or status.get("workerState") not in ("Streaming", "Snapshotting"):
+        return False
+    if now - heartbeat > HEARTBEAT_INTERVALS * REPORT_INTERVAL:
+        return False
+    since = parse_time((status.get("workerPod") or {}).get("since"))
+    return since is None or heartbeat > since
+
+
 def _start_timeout(
     spec: SyncTaskSpec, status: dict[str, Any], started: datetime | None, now: datetime
 ) -> str | None:
@@ -183,7 +195,7 @@ def assess(
     state = status.get("workerState")
     heartbeat = parse_time(status.get("heartbeatTime"))
     degraded = _degraded(spec, status)
-    if pod.get("reason") and state not in ("Failed", "Completed", "Stopped"):
+    if pod.get("reason") and state not in ("Failed", "Completed") and not _runs_now(status, now):
         reason, message = str(pod["reason"]), str(pod.get("message") or pod["reason"])
         return Assessment(
             "Running" if state == "Streaming" else "Starting",

@@ -50,10 +50,11 @@ _MISSING_SECRET = re.compile(r'secret "([^"]+)" not found')
 
 @dataclass(frozen=True)
 class Trouble:
-    """Why the worker's pod does not run."""
+    """Why the worker's pod does not run; ``since``: when the worker last exited, if it ran."""
 
     reason: str
     message: str
+    since: str | None = None
 
 
 def newest(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -136,10 +137,12 @@ def _container_trouble(
         )
     if reason == "CreateContainerConfigError":
         return _config_trouble(pod, said, secret_keys)
+    exited = terminated.get("finishedAt") or last.get("finishedAt")
     if terminated.get("reason") == "OOMKilled" or (
         reason == "CrashLoopBackOff" and last.get("reason") == "OOMKilled"
     ):
-        return _oom(pod, container, restarts)
+        oom = _oom(pod, container, restarts)
+        return Trouble(oom.reason, oom.message, exited)
     if reason == "CrashLoopBackOff":
         code = last.get("exitCode")
         how = f"last exit code {code}" if code is not None else "it keeps exiting"
@@ -147,6 +150,7 @@ def _container_trouble(
             "CrashLoopBackOff",
             f"the worker exits soon after it starts and the kubelet backs off ({restarts} "
             f"restarts, {how}); kubectl logs {_name(pod)} --previous shows why",
+            exited,
         )
     if reason in ("CreateContainerError", "RunContainerError"):
         return Trouble(reason, f"the worker's container cannot start: {said or reason}")
@@ -283,6 +287,7 @@ def worker_pod_status(
     }
     if found is not None:
         status["reason"], status["message"] = found.reason, found.message
+        status["since"] = found.since
         if found.reason in _STEADY_MESSAGES and before.get("reason") == found.reason:
             status["message"] = before.get("message") or found.message
     return {k: v for k, v in status.items() if v is not None}

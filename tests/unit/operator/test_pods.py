@@ -203,3 +203,30 @@ def test_a_worker_that_never_reports_is_stalled_after_start_timeout() -> None:
     assert _assess(status, startTimeout="10m").conditions["Ready"][1] == "Starting"
     just_started = {**status, "lastStartTime": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}
     assert _assess(just_started).conditions["Stalled"][0] == "False"
+
+
+def test_a_worker_that_reports_after_its_last_exit_runs_now() -> None:
+    fresh = (NOW - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status: dict[str, Any] = {
+        "lastStartTime": "2026-03-01T11:50:00Z",
+        "workerState": "Streaming",
+        "heartbeatTime": fresh,
+        "workerPod": {"reason": "CrashLoopBackOff", "message": "exits",
+                      "since": "2026-03-01T11:58:00Z"},
+    }  # fmt: skip
+    assert _assess(status).conditions["Ready"][:2] == ("True", "Running")
+    status["workerPod"]["since"] = "2026-03-01T11:59:59Z"  # it exited after that report
+    assert _assess(status).conditions["Ready"][1] == "CrashLoopBackOff"
+    # A pod that never ran (the image) is no worker: a fresh report comes from elsewhere
+    # (a worker run by hand), and it is what runs.
+    status["workerPod"] = {"reason": "ImagePullBackOff", "message": "cannot pull"}
+    assert _assess(status).conditions["Ready"][0] == "True"
+    status["heartbeatTime"] = "2026-03-01T11:55:00Z"  # silent for 5 min
+    assert _assess(status).conditions["Ready"][1] == "ImagePullBackOff"
+
+
+def test_crash_loop_records_when_the_worker_last_exited() -> None:
+    last = {"exitCode": 1, "finishedAt": "2026-03-01T11:59:00Z"}
+    looping = pod(state=waiting("CrashLoopBackOff"), last=last, restarts=3)
+    status = pods.worker_pod_status(None, None, [looping], {}, new_start=False)
+    assert status is not None and status["since"] == "2026-03-01T11:59:00Z"

@@ -7,6 +7,7 @@ stops delivery and that a reset replays."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -173,10 +174,14 @@ def test_rows_flow_pause_stops_delivery_and_reset_replays(
 
     table = kubectl(testenv, "-n", ferry.ns, "get", "synctasks")
     header, row = table.stdout.splitlines()[:2]
-    assert header.split()[:5] == ["NAME", "PHASE", "LAG", "PROGRESS", "POSITION"]
-    assert row.split()[1] == "Running"
-    assert row.split()[3] == "100"
-    assert row.split()[4].startswith(("mysql-bin", "binlog", "mariadb-bin", "log-bin"))
+    assert header.split()[:7] == [
+        "NAME", "READY", "PHASE", "REASON", "LAG", "PROGRESS", "POSITION",
+    ]  # fmt: skip
+    cells = row.split()
+    assert cells[1:4] == ["True", "Running", "Running"]
+    assert re.fullmatch(r"\d+s", cells[4]), cells  # a duration
+    assert cells[5] == "100%"
+    assert cells[6].startswith(("mysql-bin", "binlog", "mariadb-bin", "log-bin"))
 
     # Pause: the Deployment goes to 0 and the "kubelet" stops the worker; new rows wait.
     ferry.patch_spec("synctasks", "orders", {"paused": True})

@@ -81,10 +81,14 @@ def _task_outcome(body: Any, plan: synctask.Plan | None, raise_problem: bool = T
 
 
 def _reconcile_task(body: Any, trigger: str, kwargs: dict[str, Any], raise_problem: bool) -> None:
+    _reconcile_in(_ctx(body, trigger), body, kwargs, raise_problem)
+
+
+def _reconcile_in(ctx: Context, body: Any, kwargs: dict[str, Any], raise_problem: bool) -> None:
     """Reconcile one task; a reconcile that raises becomes status, an Event and one log line
     per change, and is tried again after a backoff by the resync (never re-raised to kopf,
     which would log a traceback on every retry)."""
-    ctx = _ctx(body, trigger)
+    trigger = ctx.trigger
     if trigger == "resync" and not FAILURES.due(ctx.uid, time.monotonic()):
         return
     try:
@@ -217,11 +221,11 @@ def secret_event(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
 def _template(body: Any, trigger: str, kwargs: dict[str, Any], deleted: bool = False) -> None:
     ctx = _ctx(body, trigger)
 
-    def on_task(task: dict[str, Any], plan: synctask.Plan | None) -> None:
-        _task_outcome(task, plan, raise_problem=False)
+    def reconcile_task(task_ctx: Context, task: dict[str, Any]) -> None:
+        _reconcile_in(task_ctx, task, kwargs, raise_problem=False)
 
     found = None if deleted else dict(body)
-    tasktemplate.reconcile(ctx, clients(), _applier(), found, on_task, cache.from_kwargs(kwargs))
+    tasktemplate.reconcile(ctx, clients(), _applier(), found, reconcile_task)
 
 
 @kopf.on.resume(GROUP, VERSION, "tasktemplates")

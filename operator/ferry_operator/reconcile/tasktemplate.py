@@ -7,10 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry_operator.applier import Applier
-from ferry_operator.cache import Cache
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
-from ferry_operator.reconcile import synctask
 from ferry_operator.recorder import record
 
 __all__ = ["OWNED_STATUS", "count", "reconcile", "users"]
@@ -32,17 +30,16 @@ def reconcile(
     clients: Clients,
     applier: Applier,
     body: dict[str, Any] | None,
-    on_task: Callable[[dict[str, Any], synctask.Plan | None], None],
-    cache: Cache | None = None,
+    reconcile_task: Callable[[Context, dict[str, Any]], None],
 ) -> int:
-    """Re-render the users (``body`` None: the template was deleted); returns their count.
-    kopf updates its index from an event before calling handlers, so ``cache`` already holds
-    this version of the template."""
+    """Re-render the users (``body`` None: the template was deleted) through
+    ``reconcile_task`` (the handlers' SyncTask reconcile: one task's failure is that task's
+    ReconcileError, the others go on); returns their count."""
     tasks = users(clients, ctx.namespace, ctx.name)
     for task in tasks:
         meta = task["metadata"]
         task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
-        on_task(task, synctask.reconcile(task_ctx, clients, applier, cache))
+        reconcile_task(task_ctx, task)
     if body is not None:
         _record_users(ctx, applier, body, len(tasks))
     return len(tasks)

@@ -67,11 +67,9 @@ def worker(args: argparse.Namespace) -> int:
     server = server_module.start(tracker, config.reporting.port) if server_module else None
     if server is not None:
         print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
-    secret = os.environ.get(config.source.password_env)
+    secrets = [value for name in config.secret_envs() if (value := os.environ.get(name))]
     reporter = (
-        reporter_module.start(
-            tracker, config.reporting, config.task, secrets=[secret] if secret else []
-        )
+        reporter_module.start(tracker, config.reporting, config.task, secrets=secrets)
         if reporter_module
         else None
     )

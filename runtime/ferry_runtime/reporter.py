@@ -43,6 +43,7 @@ WORKER_FIELDS = (
     "throughput",
     "progress",
     "counters",
+    "retry",
     "lastErrors",
     "heartbeatTime",
 )

@@ -92,6 +92,8 @@ class StatusTracker:
     events: int = 0
     errors: int = 0
     restarts: int = 0
+    retry_streak: int = 0  # consecutive failures; 0 again after restartPolicy.resetAfter
+    next_retry_time: float | None = None  # wall time of the next retry, while backing off
     events_by_table_op: dict[tuple[str, str], int] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, TableProgress] = field(default_factory=dict)
@@ -195,6 +197,12 @@ class StatusTracker:
         with self._lock:
             self.restarts += 1
 
+    def set_retry(self, streak: int, next_retry_time: float | None) -> None:
+        """The current failure streak and when the next retry starts (None: not waiting)."""
+        with self._lock:
+            self.retry_streak = streak
+            self.next_retry_time = next_retry_time
+
     # ------------------------------------------------------------ readers
 
     def reading(self) -> threading.RLock:
@@ -281,6 +289,12 @@ class StatusTracker:
                     "events": self.events,
                     "errors": self.errors,
                     "restarts": self.restarts,
+                },
+                "retry": {
+                    "streak": self.retry_streak,
+                    "nextRetryTime": (
+                        None if self.next_retry_time is None else _rfc3339(self.next_retry_time)
+                    ),
                 },
                 "lastErrors": [
                     {

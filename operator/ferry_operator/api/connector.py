@@ -7,38 +7,102 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ferry_operator.api.base import Condition, Model, Resource, SecretKeyRef, cel
+from ferry_operator.api.base import (
+    DNS_SUBDOMAIN,
+    HOST_PATTERN,
+    SECRET_KEY,
+    Condition,
+    Model,
+    Resource,
+    SecretKeyRef,
+    SecretRef,
+    cel,
+)
 
 __all__ = [
     "SASL",
+    "CASecretRef",
     "Connector",
     "ConnectorSpec",
     "ConnectorStatus",
     "KafkaEndpoint",
+    "KafkaTLS",
     "MySQLEndpoint",
     "MySQLServerInfo",
     "MySQLTLS",
+    "TLSFiles",
 ]
 
 
-class MySQLTLS(Model):
-    """TLS towards the MySQL server."""
+class CASecretRef(Model):
+    """A key of a Secret holding CA certificates (PEM)."""
 
-    enabled: bool = Field(default=True, description="Use TLS for the connection.")
-    verify: bool = Field(default=True, description="Verify the server certificate and name.")
-    ca_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding the CA bundle (PEM)."
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+    )
+    key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key holding the PEM bundle; default ca.crt.",
+    )
+
+
+class TLSFiles(Model):
+    """The certificates a TLS client uses: reach the worker as Secret volumes, never through
+    its ConfigMap."""
+
+    ca_secret_ref: CASecretRef | None = Field(
+        default=None,
+        description="CA bundle that signed the server's certificate; default: the system CAs.",
+    )
+    client_cert_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="A kubernetes.io/tls Secret (tls.crt, tls.key): the client certificate "
+        "presented to the server (mutual TLS).",
+    )
+
+
+class MySQLTLS(TLSFiles):
+    """TLS towards the MySQL server: used by the probe and by every worker connection
+    (snapshot, binlog, MySQL sink)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.mode) || self.mode != 'disabled' || "
+                "(!has(self.caSecretRef) && !has(self.clientCertSecretRef))",
+                "tls.mode disabled uses no certificates: remove tls.caSecretRef and "
+                "tls.clientCertSecretRef, or choose another mode",
+                ".mode",
+            )
+        )
+    )
+
+    mode: Literal["disabled", "preferred", "required", "verify-ca", "verify-identity"] = Field(
+        default="verify-identity",
+        description="disabled: no TLS; preferred: TLS when the server offers it; required: "
+        "TLS, server certificate not verified; verify-ca: TLS with a certificate signed by the "
+        "CA; verify-identity (default): verify-ca and the certificate names the host.",
     )
 
 
 class MySQLEndpoint(Model):
     """Where and how to reach a MySQL or MariaDB server."""
 
-    host: str = Field(min_length=1, max_length=253, description="Host name or IP address.")
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=HOST_PATTERN,
+        description="Host name or IP address (no scheme, no port).",
+    )
     port: int = Field(default=3306, ge=1, le=65535, description="TCP port.")
     user: str = Field(min_length=1, max_length=80, description="User name.")
     password_secret_ref: SecretKeyRef = Field(description="Secret key holding the password.")
-    tls: MySQLTLS | None = Field(default=None, description="TLS settings; default: no TLS.")
+    tls: MySQLTLS | None = Field(
+        default=None, description="TLS settings; default: no TLS (mode disabled)."
+    )
 
 
 class SASL(Model):
@@ -50,8 +114,13 @@ class SASL(Model):
     secret_ref: str = Field(
         min_length=1,
         max_length=253,
+        pattern=DNS_SUBDOMAIN,
         description="Name of a Secret with keys 'username' and 'password'.",
     )
+
+
+class KafkaTLS(TLSFiles):
+    """TLS towards Kafka (securityProtocol SSL or SASL_SSL); the broker's name is verified."""
 
 
 class KafkaEndpoint(Model):
@@ -61,8 +130,20 @@ class KafkaEndpoint(Model):
         json_schema_extra=cel(
             (
                 "!has(self.sasl) || self.securityProtocol.startsWith('SASL_')",
-                "sasl needs securityProtocol SASL_PLAINTEXT or SASL_SSL",
-            )
+                "kafka.sasl needs securityProtocol SASL_PLAINTEXT or SASL_SSL",
+                ".sasl",
+            ),
+            (
+                "!self.securityProtocol.startsWith('SASL_') || has(self.sasl)",
+                "securityProtocol SASL_PLAINTEXT and SASL_SSL need kafka.sasl "
+                "(mechanism and secretRef)",
+                ".securityProtocol",
+            ),
+            (
+                "!has(self.tls) || self.securityProtocol.endsWith('SSL')",
+                "kafka.tls needs securityProtocol SSL or SASL_SSL",
+                ".tls",
+            ),
         )
     )
 
@@ -76,6 +157,11 @@ class KafkaEndpoint(Model):
         default="PLAINTEXT", description="Kafka security.protocol."
     )
     sasl: SASL | None = Field(default=None, description="SASL settings.")
+    tls: KafkaTLS | None = Field(
+        default=None,
+        description="CA and client certificate for SSL and SASL_SSL; default: the system CAs, "
+        "no client certificate.",
+    )
 
 
 class ConnectorSpec(Model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ferry_operator.api.connector import Connector
+from ferry_operator.api.connector import Connector, ConnectorSpec, TLSFiles
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients, is_not_found
@@ -39,31 +39,69 @@ def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str 
     return base64.b64decode(value).decode() if value is not None else None
 
 
+class _Missing(Exception):
+    """A referenced Secret or key does not exist (the message names the field)."""
+
+
+def _required(clients: Clients, namespace: str, name: str, key: str, field: str) -> str:
+    value = _secret_value(clients, namespace, name, key)
+    if value is None:
+        raise _Missing(f"{field}: Secret {name!r} key {key!r} not found")
+    return value
+
+
+def _tls(
+    clients: Clients, namespace: str, tls: TLSFiles | None, mode: str, field: str
+) -> probe.ProbeTLS | None:
+    """The TLS material of ``tls`` read from its Secrets (PEM), for the probe."""
+    if tls is None:
+        return None
+    ca_pem = cert_pem = key_pem = None
+    ca_source = "the system CAs"
+    if tls.ca_secret_ref is not None:
+        ref = tls.ca_secret_ref
+        ca_pem = _required(clients, namespace, ref.name, ref.key, f"{field}.caSecretRef")
+        ca_source = f"{field}.caSecretRef (Secret {ref.name!r} key {ref.key!r})"
+    if tls.client_cert_secret_ref is not None:
+        name = tls.client_cert_secret_ref.name
+        where = f"{field}.clientCertSecretRef"
+        cert_pem = _required(clients, namespace, name, "tls.crt", where)
+        key_pem = _required(clients, namespace, name, "tls.key", where)
+    return probe.ProbeTLS(mode, ca_pem, cert_pem, key_pem, ca_source)
+
+
+def _probe(ctx: Context, clients: Clients, spec: ConnectorSpec) -> probe.ProbeResult:
+    namespace = ctx.namespace
+    if spec.mysql is not None:
+        mysql = spec.mysql
+        ref = mysql.password_secret_ref
+        password = _required(clients, namespace, ref.name, ref.key, "spec.mysql.passwordSecretRef")
+        tls = mysql.tls
+        material = _tls(clients, namespace, tls, tls.mode if tls else "disabled", "spec.mysql.tls")
+        return probe.probe_mysql(mysql.host, mysql.port, mysql.user, password, material)
+    kafka = spec.kafka
+    assert kafka is not None
+    settings: dict[str, str] = {"security.protocol": kafka.security_protocol}
+    if kafka.sasl is not None:
+        secret, field = kafka.sasl.secret_ref, "spec.kafka.sasl.secretRef"
+        settings |= {
+            "sasl.mechanism": kafka.sasl.mechanism,
+            "sasl.username": _required(clients, namespace, secret, "username", field),
+            "sasl.password": _required(clients, namespace, secret, "password", field),
+        }
+    material = None
+    if kafka.security_protocol.endswith("SSL"):
+        material = _tls(clients, namespace, kafka.tls, "verify-identity", "spec.kafka.tls")
+    return probe.probe_kafka(kafka.bootstrap_servers, settings, material)
+
+
 def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
     spec = Connector.model_validate(body).spec
     now = datetime.now(UTC)
-    if spec.mysql is not None:
-        ref = spec.mysql.password_secret_ref
-        password = _secret_value(clients, ctx.namespace, ref.name, ref.key)
-        if password is None:
-            result = probe.ProbeResult(
-                [f"spec.mysql.passwordSecretRef: Secret {ref.name!r} key {ref.key!r} not found"],
-                "SecretNotFound",
-            )
-        else:
-            result = probe.probe_mysql(spec.mysql.host, spec.mysql.port, spec.mysql.user, password)
-    else:
-        assert spec.kafka is not None
-        settings: dict[str, str] = {"security.protocol": spec.kafka.security_protocol}
-        if spec.kafka.sasl is not None:
-            user = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "username")
-            secret = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "password")
-            settings |= {
-                "sasl.mechanism": spec.kafka.sasl.mechanism,
-                "sasl.username": user or "",
-                "sasl.password": secret or "",
-            }
-        result = probe.probe_kafka(spec.kafka.bootstrap_servers, settings)
+    try:
+        result = _probe(ctx, clients, spec)
+    except _Missing as missing:
+        result = probe.ProbeResult([str(missing)], "SecretNotFound")
     return Observed(body, result, now)
 
 

@@ -65,6 +65,25 @@ def _degraded(spec: SyncTaskSpec, status: dict[str, Any]) -> ConditionValue:
     return _OK
 
 
+def _too_many_restarts(spec: SyncTaskSpec, status: dict[str, Any]) -> str | None:
+    """Why the worker must stay stopped for its failure streak, or None. The streak counts
+    consecutive failures only (the worker starts it again after restartPolicy.resetAfter of
+    healthy progress); maxRetries unset means no limit."""
+    errors = status.get("lastErrors") or [{}]
+    if status.get("workerState") == "Failed" and errors[0].get("reason") == "TooManyRestarts":
+        return str(errors[0].get("message") or "too many consecutive failures")
+    policy = spec.restart_policy
+    limit = None if policy is None else policy.max_retries
+    streak = (status.get("retry") or {}).get("streak") or 0
+    if limit is None or streak <= limit:
+        return None
+    return (
+        f"the worker failed {streak} times in a row, more than restartPolicy.maxRetries "
+        f"({limit}); it is stopped: see status.lastErrors, fix the cause, then set "
+        "spec.restartNonce"
+    )
+
+
 def _blocked(problem: Problem) -> Assessment:
     if problem.permanent:
         return Assessment(
@@ -118,16 +137,9 @@ def assess(
             },
             False,
         )
-    policy = spec.restart_policy
-    max_retries = 10 if policy is None or policy.max_retries is None else policy.max_retries
-    restarts = (status.get("counters") or {}).get("restarts") or 0
-    if restarts > max_retries:
-        message = (
-            f"the worker restarted {restarts} times, more than restartPolicy.maxRetries "
-            f"({max_retries}); it is stopped: see status.lastErrors, fix the cause, then "
-            "set spec.restartNonce"
-        )
-        blocked = _blocked(Problem("TooManyRestarts", message, True))
+    stopped = _too_many_restarts(spec, status)
+    if stopped is not None:
+        blocked = _blocked(Problem("TooManyRestarts", stopped, True))
         return Assessment(blocked.phase, blocked.conditions, stop_worker=True)
     state = status.get("workerState")
     heartbeat = parse_time(status.get("heartbeatTime"))

@@ -26,7 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from ferry_runtime import checkpoint, errors
+from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import KafkaSink as KafkaSinkConfig
 
 __all__ = ["KafkaSink", "Record", "transactional_id"]
@@ -55,9 +55,10 @@ class KafkaSink:
         self.config = config
         self.task_id = task_id
         self.exactly_once = exactly_once
-        self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers}
-        if config.security_protocol != "PLAINTEXT":
-            self._common["security.protocol"] = config.security_protocol
+        self._common: dict[str, Any] = {
+            "bootstrap.servers": config.bootstrap_servers,
+            **tls.kafka_settings(config),
+        }
         self._partitions: dict[str, int] = {}
         self._producer: Producer | None = None
         self._failures: list[KafkaError] = []

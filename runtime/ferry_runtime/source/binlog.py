@@ -165,7 +165,10 @@ class BinlogReader:
             finally:
                 ctl.close()
         except pymysql.err.MySQLError as error:
-            self._put(Failure(errors.from_mysql(error, "reading the binlog", settings["password"])))
+            failure = errors.from_mysql(
+                error, "reading the binlog", settings["password"], self.config.source.tls
+            )
+            self._put(Failure(failure))
         except BaseException as error:
             self._put(Failure(error))
 

@@ -93,4 +93,19 @@ def test_table_selection_and_mapping() -> None:
 
 def test_restart_backoff_grows_and_is_capped() -> None:
     policy = config.RestartPolicy(backoff="1s", multiplier=3, max_backoff="20s")
-    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [1, 3, 9, 20]
+    assert [policy.ceiling(n).total_seconds() for n in (1, 2, 3, 4, 500)] == [1, 3, 9, 20, 20]
+
+
+def test_restart_backoff_has_full_jitter() -> None:
+    policy = config.RestartPolicy(backoff="1s", multiplier=3, max_backoff="20s")
+    assert policy.delay(3, lambda: 0.0).total_seconds() == 0
+    assert policy.delay(3, lambda: 0.5).total_seconds() == 4.5
+    waits = {policy.delay(4).total_seconds() for _ in range(200)}
+    assert len(waits) > 150 and all(0 <= w < 20 for w in waits)
+    assert min(waits) < 5 and max(waits) > 15  # spread over the whole range
+
+
+def test_restart_policy_defaults_unlimited_retries_reset_after_ten_minutes() -> None:
+    policy = config.RestartPolicy()
+    assert policy.max_retries is None
+    assert policy.reset_after.total_seconds() == 600

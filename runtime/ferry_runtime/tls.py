@@ -1,0 +1,72 @@
+"""TLS and SASL settings for the worker's clients, from the config's file paths.
+
+Certificates and keys are files (on Kubernetes: Secret volumes the Deployment mounts); the
+config names the files, never their content. :func:`pymysql_args` gives the arguments of
+``pymysql.connect`` (also used for the binlog stream), :func:`kafka_settings` the librdkafka
+settings. Modes follow MySQL's ``--ssl-mode``: ``disabled``, ``preferred`` (TLS when the server
+offers it, unverified), ``required`` (TLS, unverified), ``verify-ca`` and ``verify-identity``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+
+from ferry_runtime.config import KafkaSink, TLSFiles
+
+__all__ = ["kafka_settings", "mysql_context", "pymysql_args"]
+
+
+def mysql_context(tls: TLSFiles, mode: str) -> ssl.SSLContext:
+    """The client context for ``mode`` (required, verify-ca or verify-identity)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if mode == "required":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.check_hostname = mode == "verify-identity"
+        context.verify_mode = ssl.CERT_REQUIRED
+        if tls.ca_file:
+            context.load_verify_locations(cafile=tls.ca_file)
+        else:
+            context.load_default_certs()
+    if tls.cert_file and tls.key_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def pymysql_args(tls: TLSFiles | None) -> dict[str, Any]:
+    """Keyword arguments of ``pymysql.connect`` for the TLS settings (None: no TLS)."""
+    mode = "disabled" if tls is None else tls.mode
+    if mode == "disabled":
+        return {"ssl_disabled": True}
+    if mode == "preferred":
+        return {}  # PyMySQL's own default: TLS when the server offers it, unverified
+    assert tls is not None
+    # An explicit context makes PyMySQL refuse a server without TLS.
+    return {"ssl": mysql_context(tls, mode)}
+
+
+def kafka_settings(config: KafkaSink) -> dict[str, Any]:
+    """librdkafka settings for security.protocol, SASL and TLS (the password from its
+    environment variable; it goes nowhere else)."""
+    out: dict[str, Any] = {}
+    if config.security_protocol != "PLAINTEXT":
+        out["security.protocol"] = config.security_protocol
+    if config.sasl_mechanism:
+        out["sasl.mechanism"] = config.sasl_mechanism
+        out["sasl.username"] = os.environ.get(config.sasl_username_env or "", "")
+        out["sasl.password"] = os.environ.get(config.sasl_password_env or "", "")
+    tls = config.tls
+    if tls is not None and config.security_protocol.endswith("SSL"):
+        if tls.ca_file:
+            out["ssl.ca.location"] = tls.ca_file
+        if tls.cert_file and tls.key_file:
+            out["ssl.certificate.location"] = tls.cert_file
+            out["ssl.key.location"] = tls.key_file
+        out["ssl.endpoint.identification.algorithm"] = (
+            "https" if tls.mode == "verify-identity" else "none"
+        )
+    return out

@@ -266,9 +266,12 @@ def probe_kafka(
             seen.append(error)
 
     common["error_cb"] = on_error
+    common["log_level"] = 0  # the errors reach on_error; no librdkafka lines in our log
+    admin = AdminClient(common)
     try:
-        AdminClient(common).list_topics(timeout=TIMEOUT_SECONDS)
+        admin.list_topics(timeout=TIMEOUT_SECONDS)
     except KafkaException as error:
+        admin.poll(0)  # serve the queued error callbacks
         with lock:
             errors = [*seen, error.args[0]] if error.args else list(seen)
         return _kafka_failure(bootstrap, settings, tls, errors)
@@ -313,7 +316,7 @@ def _kafka_failure(
              "host"],
             "TLSVerificationFailed",
         )  # fmt: skip
-    if KafkaError._SSL in codes or "ssl handshake failed" in texts:
+    if KafkaError._SSL in codes or "ssl handshake failed" in texts or "bad certificate" in texts:
         return ProbeResult(
             [f"the TLS handshake with Kafka at {bootstrap} failed: check securityProtocol, "
              "spec.kafka.tls (a listener with mutual TLS needs clientCertSecretRef)"],

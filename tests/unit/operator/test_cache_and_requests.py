@@ -83,9 +83,7 @@ def test_cache_lookups_and_secret_names() -> None:
         "ca",
         "client",
     }
-    assert cache.secret_names({"mysql": {"tls": {"caSecretRef": {"name": "db-ca"}}}}) == {
-        "db-ca"
-    }
+    assert cache.secret_names({"mysql": {"tls": {"caSecretRef": {"name": "db-ca"}}}}) == {"db-ca"}
     assert cache.secret_names({"kafka": {}}) == set()
     kwargs = {"ferry_connector_secrets": {("shop", "db-pass"): ["db", "db2", "db"]}}
     assert cache.connectors_using(kwargs, "shop", "db-pass") == ["db", "db2"]

@@ -71,10 +71,11 @@ class MySQLTLS(TLSFiles):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                "!has(self.mode) || self.mode != 'disabled' || "
+                "!has(self.mode) || !(self.mode in ['disabled', 'preferred']) || "
                 "(!has(self.caSecretRef) && !has(self.clientCertSecretRef))",
-                "tls.mode disabled uses no certificates: remove tls.caSecretRef and "
-                "tls.clientCertSecretRef, or choose another mode",
+                "tls.mode disabled and preferred use no certificates: remove "
+                "tls.caSecretRef and tls.clientCertSecretRef, or choose required, verify-ca or "
+                "verify-identity",
                 ".mode",
             )
         )
@@ -82,7 +83,8 @@ class MySQLTLS(TLSFiles):
 
     mode: Literal["disabled", "preferred", "required", "verify-ca", "verify-identity"] = Field(
         default="verify-identity",
-        description="disabled: no TLS; preferred: TLS when the server offers it; required: "
+        description="disabled: no TLS; preferred: TLS when the server offers it, unverified, "
+        "no certificates; required: "
         "TLS, server certificate not verified; verify-ca: TLS with a certificate signed by the "
         "CA; verify-identity (default): verify-ca and the certificate names the host.",
     )

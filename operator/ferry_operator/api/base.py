@@ -33,6 +33,7 @@ __all__ = [
     "cel",
     "duration_field",
     "matches",
+    "must_match",
     "positive_duration",
 ]
 
@@ -73,6 +74,19 @@ def matches(pattern: str, on: str = "self") -> str:
     """CEL: ``on`` matches ``pattern`` (a raw CEL string, so backslashes stay as written)."""
     assert "'" not in pattern
     return f"{on}.matches(r'{pattern}')"
+
+
+def must_match(pattern: str, message: str) -> dict[str, Any]:
+    """``json_schema_extra`` for a string that must match ``pattern``: a CEL rule, so the API
+    server's refusal says ``message`` (what is allowed) rather than the regular expression."""
+    return cel((matches(pattern), message))
+
+
+NAME_MESSAGE = (
+    "must be an object name: lowercase letters, digits, '-' and '.', starting and ending with "
+    "a letter or digit"
+)
+KEY_MESSAGE = "must be a Secret key: letters, digits, '-', '_' and '.'"
 
 
 def positive_duration(field: str) -> tuple[str, str]:
@@ -125,7 +139,10 @@ class LocalObjectRef(Model):
     """A reference to an object in the same namespace."""
 
     name: str = Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the object."
+        min_length=1,
+        max_length=253,
+        description="Name of the object.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"name {NAME_MESSAGE}"),
     )
 
 
@@ -137,7 +154,10 @@ class SecretRef(Model):
     """A Secret in the same namespace (the keys it must hold are named where it is used)."""
 
     name: str = Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+        min_length=1,
+        max_length=253,
+        description="Name of the Secret.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"name {NAME_MESSAGE}"),
     )
 
 
@@ -145,13 +165,16 @@ class SecretKeyRef(Model):
     """A key of a Secret in the same namespace."""
 
     name: str = Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+        min_length=1,
+        max_length=253,
+        description="Name of the Secret.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"name {NAME_MESSAGE}"),
     )
     key: str = Field(
         min_length=1,
         max_length=253,
-        pattern=SECRET_KEY,
         description="Key within the Secret's data.",
+        json_schema_extra=must_match(SECRET_KEY, f"key {KEY_MESSAGE}"),
     )
 
 

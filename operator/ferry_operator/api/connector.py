@@ -10,6 +10,8 @@ from pydantic import ConfigDict, Field
 from ferry_operator.api.base import (
     DNS_SUBDOMAIN,
     HOST_PATTERN,
+    KEY_MESSAGE,
+    NAME_MESSAGE,
     SECRET_KEY,
     Condition,
     Model,
@@ -17,6 +19,7 @@ from ferry_operator.api.base import (
     SecretKeyRef,
     SecretRef,
     cel,
+    must_match,
 )
 
 __all__ = [
@@ -38,14 +41,17 @@ class CASecretRef(Model):
     """A key of a Secret holding CA certificates (PEM)."""
 
     name: str = Field(
-        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret."
+        min_length=1,
+        max_length=253,
+        description="Name of the Secret.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"name {NAME_MESSAGE}"),
     )
     key: str = Field(
         default="ca.crt",
         min_length=1,
         max_length=253,
-        pattern=SECRET_KEY,
         description="Key holding the PEM bundle; default ca.crt.",
+        json_schema_extra=must_match(SECRET_KEY, f"key {KEY_MESSAGE}"),
     )
 
 
@@ -96,8 +102,10 @@ class MySQLEndpoint(Model):
     host: str = Field(
         min_length=1,
         max_length=253,
-        pattern=HOST_PATTERN,
         description="Host name or IP address (no scheme, no port).",
+        json_schema_extra=must_match(
+            HOST_PATTERN, "mysql.host must be a host name or an IP address: no scheme, port or path"
+        ),
     )
     port: int = Field(default=3306, ge=1, le=65535, description="TCP port.")
     user: str = Field(min_length=1, max_length=80, description="User name.")
@@ -116,8 +124,8 @@ class SASL(Model):
     secret_ref: str = Field(
         min_length=1,
         max_length=253,
-        pattern=DNS_SUBDOMAIN,
         description="Name of a Secret with keys 'username' and 'password'.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"sasl.secretRef {NAME_MESSAGE}"),
     )
 
 

@@ -24,6 +24,7 @@ from ferry_operator.api.base import (
     cel,
     duration_field,
     matches,
+    must_match,
 )
 
 __all__ = [
@@ -52,11 +53,11 @@ TOPIC_PLACEHOLDERS = ("{database}", "{table}")
 # A MySQL identifier as Ferry writes it (database, table or column): 1-64 characters, no
 # backquote (quoting), no NUL, no trailing space (MySQL refuses one).
 IDENTIFIER_PATTERN = r"^[^`\x00]*[^`\x00 ]$"
-# A label value (nodeSelector values).
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 # A resource quantity (cpu: 500m, memory: 1Gi), as Kubernetes parses it.
 _NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+# A label value (nodeSelector values).
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
 def _topic_rules(field: str) -> dict[str, Any]:
@@ -75,13 +76,16 @@ def _topic_rules(field: str) -> dict[str, Any]:
     )
 
 
-def _identifier(description: str) -> Any:
+IDENTIFIER_MESSAGE = "must be a MySQL name: 1-64 characters, no backquote, no trailing space"
+
+
+def _identifier(field: str, description: str) -> Any:
     return Field(
         default=None,
         min_length=1,
         max_length=64,
-        pattern=IDENTIFIER_PATTERN,
         description=description,
+        json_schema_extra=must_match(IDENTIFIER_PATTERN, f"{field} {IDENTIFIER_MESSAGE}"),
     )
 
 
@@ -135,7 +139,7 @@ class MySQLSinkSpec(Model):
     """How rows are written to another MySQL."""
 
     database: str | None = _identifier(
-        "Write every table here; default: the source's database name."
+        "sink.mysql.database", "Write every table here; default: the source's database name."
     )
 
 
@@ -161,7 +165,9 @@ class Mapping(Model):
     table: str = Field(
         pattern=TABLE_GLOB, max_length=512, description="Source tables (database.table glob)."
     )
-    target: str | None = _identifier("New table name (1-64 characters, no backquote).")
+    target: str | None = _identifier(
+        "mapping[].target", "New table name (1-64 characters, no backquote)."
+    )
     columns: dict[str, str] | None = Field(
         default=None,
         max_length=4096,
@@ -299,6 +305,8 @@ class WorkerSpec(Model):
                 key: {
                     "type": "object",
                     "description": f"Resource {key}.",
+                    "maxProperties": 32,
+                    # (A CEL rule with a message would exceed the cost budget on a map.)
                     "additionalProperties": {
                         "x-kubernetes-int-or-string": True,
                         "pattern": QUANTITY_PATTERN,
@@ -313,8 +321,10 @@ class WorkerSpec(Model):
         default=None,
         min_length=1,
         max_length=1024,
-        pattern=r"^[^\s]+$",
         description="Worker image override (a reference without spaces).",
+        json_schema_extra=must_match(
+            r"^[^\s]+$", "worker.image must be an image reference, without spaces"
+        ),
     )
     node_selector: dict[str, str] | None = Field(
         default=None,

@@ -10,35 +10,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from tests.conftest import service_missing
 from tests.integration.runtime.conftest import Pipeline, WorkerThread
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 SASL_USER_ENV, SASL_PASSWORD_ENV = "FERRY_TEST_SASL_USERNAME", "FERRY_TEST_SASL_PASSWORD"
-
-
-@pytest.fixture
-def secured(testenv: Any) -> dict[str, str]:
-    """The secured listeners' addresses, users and certificate files (from the env file)."""
-    keys = [
-        "FERRY_TLS_CA_FILE",
-        "FERRY_TLS_OTHER_CA_FILE",
-        "FERRY_TLS_CLIENT_CERT_FILE",
-        "FERRY_TLS_CLIENT_KEY_FILE",
-        "FERRY_MYSQL_TLS_USER",
-        "FERRY_KAFKA_SASL_BOOTSTRAP",
-        "FERRY_KAFKA_MTLS_BOOTSTRAP",
-        "FERRY_KAFKA_SCRAM_USER",
-        "FERRY_KAFKA_SCRAM_PASSWORD",
-        "FERRY_KAFKA_PLAIN_USER",
-        "FERRY_KAFKA_PLAIN_PASSWORD",
-    ]
-    values = {key: testenv.get(key) for key in keys}
-    missing = [key for key, value in values.items() if not value]
-    if missing:
-        service_missing("the secured listeners", f"{missing} not in the env file")
-    return {key: str(value) for key, value in values.items()}
 
 
 def _tls_source(secured: dict[str, str], ca: str = "FERRY_TLS_CA_FILE") -> dict[str, Any]:

@@ -223,6 +223,11 @@ class ConnectorStatus(Model):
         description="When it was last probed.",
         json_schema_extra={"format": "date-time"},
     )
+    secret_versions: dict[str, str] | None = Field(
+        default=None,
+        description="resourceVersion of each Secret the last probe read (name → version): "
+        "when one changes, the workers using this Connector roll to take it. Never the data.",
+    )
 
 
 class Connector(Resource):

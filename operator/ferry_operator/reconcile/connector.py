@@ -4,7 +4,7 @@ the message naming what is missing) → act (record status, event on a transitio
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from ferry_operator.recorder import conditions, record, rfc3339
 __all__ = ["BINLOG_READY", "OWNED_STATUS", "decide", "observe", "reconcile"]
 
 BINLOG_READY = "BinlogReady"
-OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime"}
+OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime", "secretVersions"}
 
 
 @dataclass(frozen=True)
@@ -26,33 +26,40 @@ class Observed:
     connector: dict[str, Any]
     result: probe.ProbeResult
     now: datetime
-
-
-def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str | None:
-    try:
-        secret = clients.core.read_namespaced_secret(name, namespace)
-    except Exception as error:
-        if is_not_found(error):
-            return None
-        raise
-    value = (secret.data or {}).get(key)
-    return base64.b64decode(value).decode() if value is not None else None
+    secret_versions: dict[str, str] = field(default_factory=dict)
 
 
 class _Missing(Exception):
     """A referenced Secret or key does not exist (the message names the field)."""
 
 
-def _required(clients: Clients, namespace: str, name: str, key: str, field: str) -> str:
-    value = _secret_value(clients, namespace, name, key)
-    if value is None:
-        raise _Missing(f"{field}: Secret {name!r} key {key!r} not found")
-    return value
+class _Secrets:
+    """The Connector's Secrets, each read once per probe; remembers their resourceVersions
+    (recorded in status: a change rolls the workers, which never needs their data)."""
+
+    def __init__(self, clients: Clients, namespace: str) -> None:
+        self.clients, self.namespace = clients, namespace
+        self.versions: dict[str, str] = {}
+        self._data: dict[str, dict[str, str] | None] = {}
+
+    def value(self, name: str, key: str, field: str) -> str:
+        if name not in self._data:
+            try:
+                secret = self.clients.core.read_namespaced_secret(name, self.namespace)
+            except Exception as error:
+                if not is_not_found(error):
+                    raise
+                secret = None
+            self._data[name] = None if secret is None else dict(secret.data or {})
+            if secret is not None:
+                self.versions[name] = str(secret.metadata.resource_version)
+        found = (self._data[name] or {}).get(key)
+        if found is None:
+            raise _Missing(f"{field}: Secret {name!r} key {key!r} not found")
+        return base64.b64decode(found).decode()
 
 
-def _tls(
-    clients: Clients, namespace: str, tls: TLSFiles | None, mode: str, field: str
-) -> probe.ProbeTLS | None:
+def _tls(secrets: _Secrets, tls: TLSFiles | None, mode: str, field: str) -> probe.ProbeTLS | None:
     """The TLS material of ``tls`` read from its Secrets (PEM), for the probe."""
     if tls is None:
         return None
@@ -60,24 +67,23 @@ def _tls(
     ca_source = "the system CAs"
     if tls.ca_secret_ref is not None:
         ref = tls.ca_secret_ref
-        ca_pem = _required(clients, namespace, ref.name, ref.key, f"{field}.caSecretRef")
+        ca_pem = secrets.value(ref.name, ref.key, f"{field}.caSecretRef")
         ca_source = f"{field}.caSecretRef (Secret {ref.name!r} key {ref.key!r})"
     if tls.client_cert_secret_ref is not None:
         name = tls.client_cert_secret_ref.name
         where = f"{field}.clientCertSecretRef"
-        cert_pem = _required(clients, namespace, name, "tls.crt", where)
-        key_pem = _required(clients, namespace, name, "tls.key", where)
+        cert_pem = secrets.value(name, "tls.crt", where)
+        key_pem = secrets.value(name, "tls.key", where)
     return probe.ProbeTLS(mode, ca_pem, cert_pem, key_pem, ca_source)
 
 
-def _probe(ctx: Context, clients: Clients, spec: ConnectorSpec) -> probe.ProbeResult:
-    namespace = ctx.namespace
+def _probe(secrets: _Secrets, spec: ConnectorSpec) -> probe.ProbeResult:
     if spec.mysql is not None:
         mysql = spec.mysql
         ref = mysql.password_secret_ref
-        password = _required(clients, namespace, ref.name, ref.key, "spec.mysql.passwordSecretRef")
+        password = secrets.value(ref.name, ref.key, "spec.mysql.passwordSecretRef")
         tls = mysql.tls
-        material = _tls(clients, namespace, tls, tls.mode if tls else "disabled", "spec.mysql.tls")
+        material = _tls(secrets, tls, tls.mode if tls else "disabled", "spec.mysql.tls")
         return probe.probe_mysql(mysql.host, mysql.port, mysql.user, password, material)
     kafka = spec.kafka
     assert kafka is not None
@@ -86,23 +92,24 @@ def _probe(ctx: Context, clients: Clients, spec: ConnectorSpec) -> probe.ProbeRe
         secret, field = kafka.sasl.secret_ref, "spec.kafka.sasl.secretRef"
         settings |= {
             "sasl.mechanism": kafka.sasl.mechanism,
-            "sasl.username": _required(clients, namespace, secret, "username", field),
-            "sasl.password": _required(clients, namespace, secret, "password", field),
+            "sasl.username": secrets.value(secret, "username", field),
+            "sasl.password": secrets.value(secret, "password", field),
         }
     material = None
     if kafka.security_protocol.endswith("SSL"):
-        material = _tls(clients, namespace, kafka.tls, "verify-identity", "spec.kafka.tls")
+        material = _tls(secrets, kafka.tls, "verify-identity", "spec.kafka.tls")
     return probe.probe_kafka(kafka.bootstrap_servers, settings, material)
 
 
 def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
     spec = Connector.model_validate(body).spec
     now = datetime.now(UTC)
+    secrets = _Secrets(clients, ctx.namespace)
     try:
-        result = _probe(ctx, clients, spec)
+        result = _probe(secrets, spec)
     except _Missing as missing:
         result = probe.ProbeResult([str(missing)], "SecretNotFound")
-    return Observed(body, result, now)
+    return Observed(body, result, now, secrets.versions)
 
 
 def decide(observed: Observed) -> dict[str, Any]:
@@ -131,6 +138,7 @@ def decide(observed: Observed) -> dict[str, Any]:
         "conditions": conditions(wanted, previous, generation, observed.now),
         "server": result.server or None,
         "lastProbeTime": rfc3339(observed.now),
+        "secretVersions": dict(sorted(observed.secret_versions.items())) or None,
     }
 
 

@@ -115,6 +115,7 @@ def deployment(
     image: str = DEFAULT_IMAGE,
     port: int = 8080,
     secret_volumes: Sequence[SecretVolume] = (),
+    secrets_hash: str | None = None,
 ) -> dict[str, Any]:
     """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers.
     Passwords come as env from secretKeyRef; certificates and keys as Secret volumes."""
@@ -123,6 +124,8 @@ def deployment(
     annotations = {meta.CONFIG_HASH: config_hash}
     if spec.restart_nonce:
         annotations[meta.RESTART_NONCE] = spec.restart_nonce
+    if secrets_hash:  # of the Secrets' resourceVersions: a rotated credential rolls the pod
+        annotations[meta.SECRETS_HASH] = secrets_hash
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,
         "terminationGracePeriodSeconds": GRACE_SECONDS,

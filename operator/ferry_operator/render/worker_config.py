@@ -34,6 +34,7 @@ __all__ = [
     "render_worker_config",
     "secret_env",
     "secret_volumes",
+    "secrets_hash",
     "stored_spec",
 ]
 
@@ -275,3 +276,25 @@ def secret_volumes(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> l
         if found and found.spec.kafka and found.spec.kafka.security_protocol.endswith("SSL"):
             out += _tls_volumes("sink", found.spec.kafka.tls)
     return out
+
+
+def secrets_hash(
+    spec: SyncTaskSpec, secret_versions: Mapping[str, Mapping[str, str] | None]
+) -> str | None:
+    """A short hash of the resourceVersions of the Secrets the task's Connectors use
+    (``secret_versions``: Connector name → its status.secretVersions), None when none is
+    known. In the pod template it rolls the worker when a credential or certificate changes;
+    it is made of versions only, never of Secret data."""
+    used = [
+        ref.name
+        for part in (spec.source, spec.sink)
+        if part is not None and (ref := part.connector_ref) is not None
+    ]
+    pairs = sorted(
+        f"{connector}/{secret}={version}"
+        for connector in set(used)
+        for secret, version in (secret_versions.get(connector) or {}).items()
+    )
+    if not pairs:
+        return None
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]

@@ -22,6 +22,7 @@ from ferry_operator.render.worker_config import (
     render_worker_config,
     secret_env,
     secret_volumes,
+    secrets_hash,
     stored_spec,
 )
 
@@ -301,3 +302,23 @@ def test_template_task_without_source_is_invalid() -> None:
     )
     with pytest.raises(errors.InvalidSpec, match=r"spec.source.connectorRef is required"):
         render_worker_config(task, CONNECTORS, None)
+
+
+def test_secrets_hash_follows_resource_versions_of_the_connectors_used() -> None:
+    spec = effective_spec(CASES["secured"], None)
+    versions = {"secure-db": {"secure-db": "10", "db-ca": "11"}, "secure-events": {"k": "12"}}
+    first = secrets_hash(spec, versions)
+    assert first is not None and len(first) == 16
+    assert secrets_hash(spec, dict(versions)) == first  # stable
+    rotated = {**versions, "secure-db": {"secure-db": "13", "db-ca": "11"}}
+    assert secrets_hash(spec, rotated) != first
+    # A Connector the task does not use changes nothing; no versions known: no annotation.
+    assert secrets_hash(spec, {**versions, "replica": {"replica": "99"}}) == first
+    assert secrets_hash(spec, {}) is None
+    owner = Owner("orders", "shop", "u")
+    config = render_worker_config(CASES["secured"], CONNECTORS)
+    deploy = objects.deployment(
+        owner, spec, "orders-r1", config_hash(config), [], replicas=1, secrets_hash=first
+    )
+    annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["ferry.dev/secrets-hash"] == first

@@ -13,13 +13,31 @@ import os
 import ssl
 from typing import Any
 
+from ferry_runtime import errors
 from ferry_runtime.config import KafkaSink, TLSFiles
 
 __all__ = ["kafka_settings", "mysql_context", "pymysql_args"]
 
 
+def _check_files(tls: TLSFiles) -> None:
+    """Refuse missing or unreadable certificate files at once (FatalError InvalidConfig):
+    retrying cannot make a Secret volume appear."""
+    for what, path in (
+        ("caFile", tls.ca_file),
+        ("certFile", tls.cert_file),
+        ("keyFile", tls.key_file),
+    ):
+        if path is not None and not os.access(path, os.R_OK):
+            raise errors.FatalError(
+                "InvalidConfig",
+                f"tls.{what}: {path} cannot be read; on Kubernetes it is mounted from the "
+                "Connector's caSecretRef or clientCertSecretRef",
+            )
+
+
 def mysql_context(tls: TLSFiles, mode: str) -> ssl.SSLContext:
     """The client context for ``mode`` (required, verify-ca or verify-identity)."""
+    _check_files(tls)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if mode == "required":
@@ -61,6 +79,7 @@ def kafka_settings(config: KafkaSink) -> dict[str, Any]:
         out["sasl.password"] = os.environ.get(config.sasl_password_env or "", "")
     tls = config.tls
     if tls is not None and config.security_protocol.endswith("SSL"):
+        _check_files(tls)
         if tls.ca_file:
             out["ssl.ca.location"] = tls.ca_file
         if tls.cert_file and tls.key_file:

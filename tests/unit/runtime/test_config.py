@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,3 +111,19 @@ def test_restart_policy_defaults_unlimited_retries_reset_after_ten_minutes() -> 
     policy = config.RestartPolicy()
     assert policy.max_retries is None
     assert policy.reset_after.total_seconds() == 600
+
+
+def test_tls_files_are_paths_and_a_missing_one_is_invalid_config(tmp_path: Path) -> None:
+    from ferry_runtime import errors, tls
+
+    files = config.TLSFiles(mode="verify-ca", caFile=str(tmp_path / "nowhere.crt"))
+    with pytest.raises(errors.FatalError) as refused:
+        tls.pymysql_args(files)
+    assert refused.value.reason == "InvalidConfig"
+    assert "tls.caFile" in refused.value.message
+    assert tls.pymysql_args(None) == {"ssl_disabled": True}
+    assert tls.pymysql_args(config.TLSFiles(mode="preferred")) == {}
+    context = tls.pymysql_args(config.TLSFiles(mode="required"))["ssl"]
+    assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+    with pytest.raises(ValueError, match="certFile and keyFile go together"):
+        config.TLSFiles(certFile="/a")

@@ -3,8 +3,8 @@
 # (REQUIRE SSL), and two more Kafka listeners: SASL_SSL (SCRAM-SHA-512 and PLAIN users) and
 # SSL with client certificates required (mTLS). Functions only; nothing starts by itself.
 
-KAFKA_SASL_PORT=${FERRY_KAFKA_SASL_PORT:-19094}
-KAFKA_MTLS_PORT=${FERRY_KAFKA_MTLS_PORT:-19095}
+KAFKA_SASL_PORT=${FERRY_KAFKA_SASL_PORT:-19096}  # (19094 is the pods' plaintext listener)
+KAFKA_MTLS_PORT=${FERRY_KAFKA_MTLS_PORT:-19097}
 PKI_SECURED=$STATE_DIR/pki-secured
 MYSQL_TLS_USER=ferry_tls      # REQUIRE SSL, the grants of $MYSQL_USER
 KAFKA_SCRAM_USER=ferry-scram  # SCRAM-SHA-512 on the SASL_SSL listener
@@ -30,7 +30,8 @@ _secured_cert() {
 }
 
 # ensure_secured_pki: the test CA, a second CA that signed nothing here (the "wrong CA" of the
-# tests), a server certificate for 127.0.0.1/localhost, a client certificate, and Kafka's
+# tests), a server certificate for 127.0.0.1/localhost and the pod network's gateway (MariaDB
+# also listens there for pods), a client certificate, and Kafka's
 # PKCS12 keystore and truststore. Idempotent: kept across restarts.
 ensure_secured_pki() {
   [ -f "$PKI_SECURED/kafka.truststore.p12" ] && return
@@ -43,7 +44,7 @@ ensure_secured_pki() {
       openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ca.key" -out "$ca.crt" -days 3650 \
         -subj "/CN=ferry-test-$ca" 2>/dev/null
     done
-    _secured_cert server ca "/CN=localhost" "IP:127.0.0.1,DNS:localhost"
+    _secured_cert server ca "/CN=localhost" "IP:127.0.0.1,DNS:localhost${POD_GATEWAY:+,IP:$POD_GATEWAY}"
     _secured_cert client ca "/CN=ferry-client"
     openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.crt -name server \
       -passout "pass:$KEYSTORE_PASSWORD" -out kafka.keystore.p12

@@ -95,6 +95,13 @@ CRDS = [
                 "jsonPath": ".status.configRevision",
                 "priority": 1,
             },
+            {
+                "name": "Failures",
+                "type": "integer",
+                "jsonPath": ".status.retry.streak",
+                "priority": 1,
+                "description": "Consecutive failures (restartPolicy.maxRetries caps them).",
+            },
             AGE,
         ],
         "A MySQL/MariaDB change-data-capture task run by a Ferry worker.",

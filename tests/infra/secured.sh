@@ -5,6 +5,9 @@
 
 KAFKA_SASL_PORT=${FERRY_KAFKA_SASL_PORT:-19096}  # (19094 is the pods' plaintext listener)
 KAFKA_MTLS_PORT=${FERRY_KAFKA_MTLS_PORT:-19097}
+# The same two on the pod network's gateway, for workers running as pods on the node.
+KAFKA_POD_SASL_PORT=${FERRY_KAFKA_POD_SASL_PORT:-19098}
+KAFKA_POD_MTLS_PORT=${FERRY_KAFKA_POD_MTLS_PORT:-19099}
 PKI_SECURED=$STATE_DIR/pki-secured
 MYSQL_TLS_USER=ferry_tls      # REQUIRE SSL, the grants of $MYSQL_USER
 KAFKA_SCRAM_USER=ferry-scram  # SCRAM-SHA-512 on the SASL_SSL listener
@@ -70,11 +73,17 @@ FLUSH PRIVILEGES;
 SQL
 }
 
-# The extra Kafka listeners, for listeners=, advertised.listeners= and the protocol map.
+# The extra Kafka listeners, for listeners=, advertised.listeners= and the protocol map (the
+# PODS_ ones only when the pod network's gateway is known: node.sh sourced before).
 secured_kafka_listeners() {
   printf ',SASL_SSL://127.0.0.1:%s,SSL://127.0.0.1:%s' "$KAFKA_SASL_PORT" "$KAFKA_MTLS_PORT"
+  [ -z "${POD_GATEWAY:-}" ] || printf ',PODS_SASL_SSL://%s:%s,PODS_SSL://%s:%s' \
+    "$POD_GATEWAY" "$KAFKA_POD_SASL_PORT" "$POD_GATEWAY" "$KAFKA_POD_MTLS_PORT"
 }
-secured_kafka_protocols() { printf ',SASL_SSL:SASL_SSL,SSL:SSL'; }
+secured_kafka_protocols() {
+  printf ',SASL_SSL:SASL_SSL,SSL:SSL'
+  [ -z "${POD_GATEWAY:-}" ] || printf ',PODS_SASL_SSL:SASL_SSL,PODS_SSL:SSL'
+}
 
 # secured_kafka_properties: appended to server.properties.
 secured_kafka_properties() {
@@ -86,12 +95,19 @@ ssl.key.password=$KEYSTORE_PASSWORD
 ssl.truststore.type=PKCS12
 ssl.truststore.location=$PKI_SECURED/kafka.truststore.p12
 ssl.truststore.password=$KEYSTORE_PASSWORD
-listener.name.ssl.ssl.client.auth=required
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
-listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
-listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
 PROPS
+  local name
+  for name in ssl pods_ssl; do
+    echo "listener.name.$name.ssl.client.auth=required"
+  done
+  for name in sasl_ssl pods_sasl_ssl; do
+    cat <<PROPS
+listener.name.$name.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.$name.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$name.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
+PROPS
+  done
 }
 
 # secured_kafka_users: the SCRAM credential, stored in the cluster's metadata (idempotent).
@@ -114,6 +130,8 @@ export FERRY_TLS_CLIENT_KEY_FILE=$PKI_SECURED/client.key
 export FERRY_MYSQL_TLS_USER=$MYSQL_TLS_USER
 export FERRY_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
 export FERRY_KAFKA_MTLS_BOOTSTRAP=127.0.0.1:$KAFKA_MTLS_PORT
+export FERRY_POD_KAFKA_SASL_BOOTSTRAP=${POD_GATEWAY:-127.0.0.1}:$KAFKA_POD_SASL_PORT
+export FERRY_POD_KAFKA_MTLS_BOOTSTRAP=${POD_GATEWAY:-127.0.0.1}:$KAFKA_POD_MTLS_PORT
 export FERRY_KAFKA_SCRAM_USER=$KAFKA_SCRAM_USER
 export FERRY_KAFKA_SCRAM_PASSWORD=$KAFKA_SCRAM_PASSWORD
 export FERRY_KAFKA_PLAIN_USER=$KAFKA_PLAIN_USER

@@ -16,7 +16,7 @@ from typing import Any
 from ferry_runtime import errors
 from ferry_runtime.config import KafkaSink, TLSFiles
 
-__all__ = ["kafka_settings", "mysql_context", "pymysql_args"]
+__all__ = ["client_context", "kafka_settings", "mysql_context", "pymysql_args"]
 
 
 def _check_files(tls: TLSFiles) -> None:
@@ -35,9 +35,17 @@ def _check_files(tls: TLSFiles) -> None:
             )
 
 
-def mysql_context(tls: TLSFiles, mode: str) -> ssl.SSLContext:
-    """The client context for ``mode`` (required, verify-ca or verify-identity)."""
-    _check_files(tls)
+def client_context(
+    mode: str,
+    *,
+    ca_file: str | None = None,
+    ca_pem: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> ssl.SSLContext:
+    """A TLS client context for MySQL ``mode`` (required, verify-ca or verify-identity): the
+    CA from a file or PEM text (else the system CAs), the client certificate from files.
+    The operator's probe uses it too, with the PEM it read from the Secrets."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if mode == "required":
@@ -46,13 +54,19 @@ def mysql_context(tls: TLSFiles, mode: str) -> ssl.SSLContext:
     else:
         context.check_hostname = mode == "verify-identity"
         context.verify_mode = ssl.CERT_REQUIRED
-        if tls.ca_file:
-            context.load_verify_locations(cafile=tls.ca_file)
+        if ca_file or ca_pem:
+            context.load_verify_locations(cafile=ca_file, cadata=ca_pem)
         else:
             context.load_default_certs()
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if cert_file and key_file:
+        context.load_cert_chain(cert_file, key_file)
     return context
+
+
+def mysql_context(tls: TLSFiles, mode: str) -> ssl.SSLContext:
+    """The client context for ``mode`` from the config's files (checked first)."""
+    _check_files(tls)
+    return client_context(mode, ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file)
 
 
 def pymysql_args(tls: TLSFiles | None) -> dict[str, Any]:

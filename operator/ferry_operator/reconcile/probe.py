@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferry_runtime.tls import client_context
+
 __all__ = ["ProbeResult", "ProbeTLS", "assess_mysql", "probe_kafka", "probe_mysql"]
 
 TIMEOUT_SECONDS = 5
@@ -51,26 +53,17 @@ def _pem_files(cert: str, key: str) -> Iterator[tuple[str, str]]:
 
 
 def _mysql_ssl(tls: ProbeTLS | None) -> dict[str, Any]:
-    """pymysql.connect arguments for ``tls`` (as ferry_runtime.tls does from files)."""
+    """pymysql.connect arguments for ``tls``: the worker's context (ferry_runtime.tls), from
+    the PEM text of the Secrets instead of mounted files."""
     if tls is None or tls.mode == "disabled":
         return {"ssl_disabled": True}
     if tls.mode == "preferred":
         return {}
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.mode == "required":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        context.check_hostname = tls.mode == "verify-identity"
-        context.verify_mode = ssl.CERT_REQUIRED
-        if tls.ca_pem:
-            context.load_verify_locations(cadata=tls.ca_pem)
-        else:
-            context.load_default_certs()
     if tls.cert_pem and tls.key_pem:
         with _pem_files(tls.cert_pem, tls.key_pem) as (cert, key):
-            context.load_cert_chain(cert, key)
+            context = client_context(tls.mode, ca_pem=tls.ca_pem, cert_file=cert, key_file=key)
+    else:
+        context = client_context(tls.mode, ca_pem=tls.ca_pem)
     return {"ssl": context}
 
 

@@ -78,6 +78,33 @@ def testenv() -> TestEnv:
     return TestEnv(testenv_values())
 
 
+# ---------------------------------------------------------------- secured listeners
+
+
+@pytest.fixture
+def secured(testenv: TestEnv) -> dict[str, str]:
+    """The secured listeners' addresses, users and certificate files (tests/infra/secured.sh
+    writes them into the env file)."""
+    keys = [
+        "FERRY_TLS_CA_FILE",
+        "FERRY_TLS_OTHER_CA_FILE",
+        "FERRY_TLS_CLIENT_CERT_FILE",
+        "FERRY_TLS_CLIENT_KEY_FILE",
+        "FERRY_MYSQL_TLS_USER",
+        "FERRY_KAFKA_SASL_BOOTSTRAP",
+        "FERRY_KAFKA_MTLS_BOOTSTRAP",
+        "FERRY_KAFKA_SCRAM_USER",
+        "FERRY_KAFKA_SCRAM_PASSWORD",
+        "FERRY_KAFKA_PLAIN_USER",
+        "FERRY_KAFKA_PLAIN_PASSWORD",
+    ]
+    values = {key: testenv.get(key) for key in keys}
+    missing = [key for key, value in values.items() if not value]
+    if missing:
+        service_missing("the secured listeners", f"{missing} not in the env file")
+    return {key: str(value) for key, value in values.items()}
+
+
 # ---------------------------------------------------------------- Kubernetes
 
 

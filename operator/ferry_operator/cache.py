@@ -120,11 +120,20 @@ def connectors_using(kwargs: Mapping[str, Any], namespace: str, secret: str) -> 
     return sorted({str(name) for name in lookup.get((namespace, secret)) or ()})
 
 
+TLS_REFS = ("caSecretRef", "clientCertSecretRef")
+
+
 def secret_names(spec: Mapping[str, Any]) -> set[str]:
     """The Secrets a Connector spec refers to (pure)."""
-    mysql_ref = ((spec.get("mysql") or {}).get("passwordSecretRef") or {}).get("name")
-    sasl_ref = ((spec.get("kafka") or {}).get("sasl") or {}).get("secretRef")
-    return {name for name in (mysql_ref, sasl_ref) if name}
+    mysql = spec.get("mysql") or {}
+    kafka = spec.get("kafka") or {}
+    names = [
+        (mysql.get("passwordSecretRef") or {}).get("name"),
+        (kafka.get("sasl") or {}).get("secretRef"),
+    ]
+    for tls in (mysql.get("tls") or {}, kafka.get("tls") or {}):
+        names += [(tls.get(ref) or {}).get("name") for ref in TLS_REFS]
+    return {name for name in names if name}
 
 
 # ---------------------------------------------------------------- the indexes kopf keeps

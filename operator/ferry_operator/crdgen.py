@@ -20,6 +20,10 @@ from ferry_operator.api.schema import structural
 __all__ = ["CRDS", "CrdSpec", "main", "reference_markdown", "render", "render_all"]
 
 AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+# A SyncTask's name is the value of the ferry.dev/task label on everything derived from it,
+# and label values hold at most 63 characters. (<name>-worker and <name>-r<N> then stay far
+# below the 253 of an object name.)
+TASK_NAME_MAX = 63
 
 
 def _ready(path: str) -> str:
@@ -38,10 +42,12 @@ class CrdSpec:
         status: type[BaseModel],
         columns: list[dict[str, Any]],
         description: str,
+        rules: list[dict[str, str]] | None = None,
     ) -> None:
         self.kind, self.plural, self.short_names = kind, plural, short_names
         self.spec, self.status, self.columns = spec, status, columns
         self.description = description
+        self.rules = rules or []  # CEL rules on the whole object (they may read metadata.name)
 
     @property
     def file_name(self) -> str:
@@ -97,9 +103,24 @@ CRDS = [
                 "jsonPath": ".status.configRevision",
                 "priority": 1,
             },
+            {
+                "name": "Failures",
+                "type": "integer",
+                "jsonPath": ".status.retry.streak",
+                "priority": 1,
+                "description": "Consecutive failures (restartPolicy.maxRetries caps them).",
+            },
             AGE,
         ],
         "A MySQL/MariaDB change-data-capture task run by a Ferry worker.",
+        [
+            {
+                "rule": f"self.metadata.name.size() <= {TASK_NAME_MAX}",
+                "message": f"metadata.name: a SyncTask name is at most {TASK_NAME_MAX} "
+                "characters, because it is the value of the ferry.dev/task label on the objects "
+                "Ferry derives from it (Deployment <name>-worker, ConfigMaps <name>-r<N>)",
+            }
+        ],
     ),
     CrdSpec(
         "Connector",
@@ -176,6 +197,7 @@ def render(crd: CrdSpec) -> dict[str, Any]:
                             "type": "object",
                             "description": crd.description,
                             "required": ["spec"],
+                            **({"x-kubernetes-validations": crd.rules} if crd.rules else {}),
                             "properties": {
                                 "apiVersion": {
                                     "type": "string",
@@ -245,7 +267,7 @@ def reference_markdown() -> str:
         out += ["| Field | Type | Description | Validation |", "|---|---|---|---|"]
         out += _rows(schema["properties"]["spec"], "spec")
         out += _rows(schema["properties"]["status"], "status")
-        rules = []
+        rules = [f"- `metadata.name`: {rule['message']}" for rule in crd.rules]
         for node_path, node in _validated(schema["properties"]["spec"], "spec"):
             rules += [f"- `{node_path}`: {v['message']}" for v in node["x-kubernetes-validations"]]
         if rules:

@@ -187,6 +187,12 @@ def render(found: Manifests) -> tuple[WorkerConfig, dict[str, str]]:
     except RenderError as error:
         raise ManifestError(f"SyncTask {task.metadata.name}: {error}") from None
     spec = worker_config.effective_spec(task, template)
+    if worker_config.secret_volumes(spec, connectors):
+        raise ManifestError(
+            f"SyncTask {task.metadata.name}: its Connectors use certificates from Secrets "
+            "(tls.caSecretRef, tls.clientCertSecretRef), which ferry run cannot mount yet; run "
+            "it on Kubernetes"
+        )
     env = {
         variable: _secret_value(found, secret, key)
         for variable, secret, key in worker_config.secret_env(spec, connectors)

@@ -69,11 +69,9 @@ def worker(args: argparse.Namespace) -> int:
     server = server_module.start(tracker, config.reporting.port) if server_module else None
     if server is not None:
         print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
-    secret = os.environ.get(config.source.password_env)
+    secrets = [value for name in config.secret_envs() if (value := os.environ.get(name))]
     reporter = (
-        reporter_module.start(
-            tracker, config.reporting, config.task, secrets=[secret] if secret else []
-        )
+        reporter_module.start(tracker, config.reporting, config.task, secrets=secrets)
         if reporter_module
         else None
     )
@@ -81,7 +79,7 @@ def worker(args: argparse.Namespace) -> int:
         code = the_worker.run()
     except Exception as error:  # a bug: the traceback for us, the failed: line still last
         logging.getLogger("ferry.worker").exception("the worker crashed")
-        detail = errors.scrub(f"{type(error).__name__}: {error}", secret)
+        detail = errors.scrub(f"{type(error).__name__}: {error}", *secrets)
         code = worker_module.EXIT_FAILED
         the_worker.failure = errors.FatalError("InternalError", detail)
     finally:

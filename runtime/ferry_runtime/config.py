@@ -8,7 +8,9 @@ refused with a message naming them. No secret ever appears here: passwords trave
 from __future__ import annotations
 
 import fnmatch
+import random
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,6 +48,7 @@ __all__ = [
     "RestartPolicy",
     "SinkConfig",
     "SourceConfig",
+    "TLSFiles",
     "TableMapping",
     "TaskIdentity",
     "TimestampPosition",
@@ -169,6 +172,27 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
+# ---------------------------------------------------------------- TLS
+
+
+class TLSFiles(Model):
+    """TLS of one client: the mode (MySQL's --ssl-mode names) and the PEM files it uses,
+    mounted from Secrets; the config holds paths only."""
+
+    mode: Literal["disabled", "preferred", "required", "verify-ca", "verify-identity"] = (
+        "verify-identity"
+    )
+    ca_file: str | None = Field(default=None, description="CA bundle; default: system CAs.")
+    cert_file: str | None = Field(default=None, description="Client certificate (mutual TLS).")
+    key_file: str | None = Field(default=None, description="Client certificate's key.")
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TLSFiles:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("certFile and keyFile go together")
+        return self
+
+
 # ---------------------------------------------------------------- source and rules
 
 
@@ -183,6 +207,7 @@ class SourceConfig(Model):
         ge=1, le=2**32 - 1, description="Replica server id; unique among the source's replicas."
     )
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
+    tls: TLSFiles | None = Field(default=None, description="None: no TLS.")
 
 
 class TableMapping(Model):
@@ -204,6 +229,7 @@ class KafkaSink(Model):
     sasl_mechanism: str | None = None
     sasl_username_env: str | None = None
     sasl_password_env: str | None = None
+    tls: TLSFiles | None = Field(default=None, description="For SSL and SASL_SSL.")
     topic: str = Field(
         default="ferry.{database}.{table}",
         min_length=1,
@@ -236,6 +262,7 @@ class MySQLSink(Model):
     database: str | None = Field(
         default=None, description="Write every table here; default: the source's database."
     )
+    tls: TLSFiles | None = Field(default=None, description="None: no TLS.")
 
 
 class SinkConfig(Model):
@@ -260,15 +287,27 @@ class Performance(Model):
 
 
 class RestartPolicy(Model):
-    max_retries: int = Field(default=10, ge=0)
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        description="Consecutive failures allowed; None: unlimited. The streak starts again "
+        "after reset_after of healthy progress.",
+    )
+    reset_after: Duration = Field(default=timedelta(minutes=10))
     backoff: Duration = Field(default=timedelta(seconds=1))
     multiplier: float = Field(default=2.0, ge=1.0)
     max_backoff: Duration = Field(default=timedelta(minutes=5))
 
-    def delay(self, attempt: int) -> timedelta:
-        """The wait before retry number ``attempt`` (1-based)."""
-        seconds = self.backoff.total_seconds() * self.multiplier ** max(attempt - 1, 0)
-        return min(timedelta(seconds=seconds), self.max_backoff)
+    def ceiling(self, attempt: int) -> timedelta:
+        """The longest wait before retry number ``attempt`` (1-based): exponential, capped."""
+        exponent = min(max(attempt - 1, 0), 64)  # past any cap anyway; no float overflow
+        seconds = self.backoff.total_seconds() * self.multiplier**exponent
+        return timedelta(seconds=min(seconds, self.max_backoff.total_seconds()))
+
+    def delay(self, attempt: int, draw: Callable[[], float] = random.random) -> timedelta:
+        """The wait before retry number ``attempt``: full jitter, uniform in [0, ceiling), so
+        that workers hit by one outage do not all retry at the same moment."""
+        return self.ceiling(attempt) * draw()
 
 
 class ErrorPolicy(Model):
@@ -334,6 +373,15 @@ class WorkerConfig(Model):
 
     def mapping_for(self, database: str, table: str) -> TableMapping | None:
         return next((m for m in self.mapping if m.matches(database, table)), None)
+
+    def secret_envs(self) -> list[str]:
+        """The environment variables holding secrets (passwords), to keep out of messages."""
+        names = [self.source.password_env]
+        if self.sink.mysql is not None:
+            names.append(self.sink.mysql.password_env)
+        if self.sink.kafka is not None and self.sink.kafka.sasl_password_env:
+            names.append(self.sink.kafka.sasl_password_env)
+        return names
 
     def to_yaml(self) -> str:
         """The canonical YAML the operator writes into a ConfigMap (stable key order)."""

@@ -7,7 +7,8 @@ Hierarchy::
     │     reasons: ConnectionLost, SinkUnavailable
     ├── FatalError              the worker exits non-zero with the reason
     │     reasons: PositionUnavailable, InvalidPosition, InsufficientPrivileges,
-    │              AuthenticationFailed, InvalidConfig, NotSupported, Fenced, SinkFailed
+    │              AuthenticationFailed, InvalidConfig, NotSupported, Fenced, SinkFailed,
+    │              TLSVerificationFailed, TLSUnavailable, TooManyRestarts
     └── PoisonRow               one row cannot be converted; the error policy decides
 
 Messages never hold a password: they are built here from error codes and the safe parts
@@ -17,6 +18,7 @@ of the client's message (host, port, user, file names).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = [
     "FatalError",
@@ -26,6 +28,7 @@ __all__ = [
     "from_kafka",
     "from_mysql",
     "scrub",
+    "tls_problem",
 ]
 
 
@@ -79,10 +82,36 @@ _POSITION = {1236}
 _CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1152, 1158, 1159, 1160, 1161}
 
 
-def from_mysql(error: BaseException, where: str, secret: str | None = None) -> WorkerError:
-    """Classify a PyMySQL / python-mysql-replication exception."""
+_SSL_CONNECTION_ERROR = 2026  # CR_SSL_CONNECTION_ERROR
+
+
+def tls_problem(code: int | None, detail: str, where: str, tls: Any) -> WorkerError | None:
+    """A TLS failure as its own reason, naming the CA in use; None when not about TLS.
+    ``tls``: the client's ferry_runtime.config.TLSFiles, or None."""
+    low = detail.lower()
+    ca_file = getattr(tls, "ca_file", None)
+    ca = f"the CA in {ca_file}" if ca_file else "the system CAs"
+    if "certificate verify failed" in low or "certificate_verify_failed" in low:
+        return FatalError(
+            "TLSVerificationFailed",
+            f"{where}: the server's TLS certificate cannot be verified with {ca} ({detail}). "
+            "Check the CA (caSecretRef) and that the certificate names the host.",
+        )
+    if code == _SSL_CONNECTION_ERROR or "ssl is required" in low:
+        return FatalError("TLSUnavailable", f"{where}: TLS failed ({detail}).")
+    return None
+
+
+def from_mysql(
+    error: BaseException, where: str, secret: str | None = None, tls: Any = None
+) -> WorkerError:
+    """Classify a PyMySQL / python-mysql-replication exception (``tls``: the connection's
+    TLS settings, named in a TLS failure)."""
     code = error.args[0] if error.args and isinstance(error.args[0], int) else None
     detail = scrub(str(error.args[1]) if len(error.args) > 1 else str(error), secret)
+    problem = tls_problem(code, detail, where, tls) if tls is not None else None
+    if problem is not None:
+        return problem
     if code in _AUTH:
         return FatalError(
             "AuthenticationFailed",

@@ -44,6 +44,7 @@ WORKER_FIELDS = (
     "throughput",
     "progress",
     "counters",
+    "retry",
     "lastErrors",
     "selectedTables",
     "heartbeatTime",

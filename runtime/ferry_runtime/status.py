@@ -111,6 +111,8 @@ class StatusTracker:
     restarts_at_start: int = 0  # restarts restored from the checkpoint (earlier processes)
     snapshot_done: bool = False
     selected_tables: int | None = None  # tables include/exclude select now (None: not checked)
+    retry_streak: int = 0  # consecutive failures; 0 again after restartPolicy.resetAfter
+    next_retry_time: float | None = None  # wall time of the next retry, while backing off
     events_by_table_op: dict[tuple[str, str], int] = field(default_factory=dict)
     errors_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, TableProgress] = field(default_factory=dict)
@@ -263,6 +265,12 @@ class StatusTracker:
         with self._lock:
             self.restarts += 1
 
+    def set_retry(self, streak: int, next_retry_time: float | None) -> None:
+        """The current failure streak and when the next retry starts (None: not waiting)."""
+        with self._lock:
+            self.retry_streak = streak
+            self.next_retry_time = next_retry_time
+
     # ------------------------------------------------------------ readers
 
     def reading(self) -> threading.RLock:
@@ -358,6 +366,12 @@ class StatusTracker:
                     "errors": self.errors,
                     "restarts": self.restarts,
                     "restartsSinceStart": self.restarts - self.restarts_at_start,
+                },
+                "retry": {
+                    "streak": self.retry_streak,
+                    "nextRetryTime": (
+                        None if self.next_retry_time is None else _rfc3339(self.next_retry_time)
+                    ),
                 },
                 "lastErrors": [
                     {

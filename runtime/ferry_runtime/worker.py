@@ -31,7 +31,7 @@ from ferry_runtime.source import binlog, mysql, schema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "Worker", "gave_up"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,13 +49,6 @@ SELECTION_RECHECK_SECONDS = 30.0
 PIPELINE = "pipeline"
 
 
-def gave_up(error: errors.TransientError, retries: int) -> errors.TransientError:
-    """``error`` as the worker's final failure: its message says the retries ran out."""
-    return errors.TransientError(
-        error.reason, f"{error.message} (gave up after {retries} retries: restartPolicy.maxRetries)"
-    )
-
-
 class Worker:
     """Runs one task until stopped, completed (mode: snapshot) or failed."""
 
@@ -65,8 +58,10 @@ class Worker:
         self.task_id = config.task.id
         self.failure: errors.WorkerError | None = None
         self._stop = threading.Event()
-        self._progressed = False
         self._next_selection_check = 0.0
+        self._streak = 0  # consecutive failures (restartPolicy.maxRetries caps it)
+        self._healthy_since: float | None = None  # monotonic time of this run's first progress
+        self._reset_after = config.restart_policy.reset_after.total_seconds()
         self._router = rules.Router(config)
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
@@ -78,9 +73,8 @@ class Worker:
     # ------------------------------------------------------------ the retry loop
 
     def run(self) -> int:
-        attempt = 0
         while True:
-            self._progressed = False
+            self._healthy_since = None
             try:
                 completed = self._guarded_run_once()
                 self.tracker.set_state("Completed" if completed else "Stopped")
@@ -90,26 +84,70 @@ class Worker:
                 return EXIT_OK
             except errors.TransientError as error:
                 self.tracker.record_error(error.reason, error.message, position=self._where())
-                attempt = 1 if self._progressed else attempt + 1
+                delay = self._next_retry(error)
                 limit = self.config.restart_policy.max_retries
-                if attempt > limit:
+                if delay is None:
                     log.error(
                         "%s; gave up after %d retries (restartPolicy.maxRetries)", error, limit
                     )
-                    return self._fail(gave_up(error, limit))
-                delay = self.config.restart_policy.delay(attempt).total_seconds()
-                log.warning(
-                    "%s; retry %d of %d in %.1fs (the worker gives up if retry %d fails too; "
-                    "a retry that delivers something starts the count again)",
-                    error, attempt, limit, delay, limit,
-                )  # fmt: skip
+                    return self._fail(self._too_many(error))
+                if limit is None:
+                    log.warning(
+                        "%s; retry %d in %.1fs (restartPolicy.maxRetries is unset: no limit)",
+                        error, self._streak, delay,
+                    )  # fmt: skip
+                else:
+                    log.warning(
+                        "%s; retry %d of %d in %.1fs (the worker gives up if retry %d fails too; "
+                        "restartPolicy.resetAfter of progress starts the count again)",
+                        error, self._streak, limit, delay, limit,
+                    )  # fmt: skip
                 self.tracker.record_restart()
                 if self._backoff(delay):
                     self.tracker.set_state("Stopped")
                     return EXIT_OK
+                self.tracker.set_retry(self._streak, None)
             except errors.WorkerError as error:
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
+
+    # ------------------------------------------------------------ restart limits
+
+    def _healthy(self) -> None:
+        """The run made progress: after restartPolicy.resetAfter of it, the failure streak
+        starts again at 0 (recovered errors weeks apart never add up to a limit)."""
+        now = time.monotonic()
+        if self._healthy_since is None:
+            self._healthy_since = now
+        elif self._streak and now - self._healthy_since >= self._reset_after:
+            self._streak = 0
+            self.tracker.set_retry(0, None)
+
+    def _next_retry(self, error: errors.TransientError) -> float | None:
+        """Count the failure into the streak; the wait before the retry (full jitter), or
+        None when the streak is over restartPolicy.maxRetries."""
+        policy = self.config.restart_policy
+        healthy_since = self._healthy_since
+        if healthy_since is not None and time.monotonic() - healthy_since >= self._reset_after:
+            self._streak = 0
+        self._streak += 1
+        if policy.max_retries is not None and self._streak > policy.max_retries:
+            return None
+        delay = policy.delay(self._streak).total_seconds()
+        self.tracker.set_retry(self._streak, time.time() + delay)
+        return delay
+
+    def _too_many(self, error: errors.WorkerError) -> errors.FatalError:
+        policy = self.config.restart_policy
+        stopped = errors.FatalError(
+            "TooManyRestarts",
+            f"{self._streak} consecutive failures, more than restartPolicy.maxRetries "
+            f"({policy.max_retries}); the last: {error.reason}: {error.message}. Fix the cause, "
+            "then set spec.restartNonce",
+        )
+        self.tracker.set_retry(self._streak, None)
+        self.tracker.record_error(stopped.reason, stopped.message, position=self._where())
+        return stopped
 
     def _backoff(self, delay: float) -> bool:
         """Wait before a retry, beating the heartbeat (waiting is not being stuck);
@@ -129,9 +167,7 @@ class Worker:
             raise
         except Exception as error:
             log.exception("unexpected error")
-            mysql_sink = self.config.sink.mysql
-            secrets = [os.environ.get(self.config.source.password_env)]
-            secrets += [os.environ.get(mysql_sink.password_env)] if mysql_sink else []
+            secrets = [os.environ.get(name) for name in self.config.secret_envs()]
             detail = errors.scrub(f"{type(error).__name__}: {error}", *secrets)
             raise errors.TransientError("InternalError", detail) from error
 
@@ -315,7 +351,7 @@ class Worker:
             sink.deliver(
                 records, self._commit(dataclasses.replace(state, snapshot=progress), delivered)
             )
-            self._progressed = True
+            self._healthy()
             self.tracker.record_snapshot_rows(table.name, len(chunk.rows))
             self.tracker.record_delivered(counts, dict(progress.position), None)
             self.tracker.observe_batch_latency(time.monotonic() - started)
@@ -382,6 +418,7 @@ class Worker:
                 # can only be non-row events such as a rotation).
                 self.tracker.set_caught_up(True)
                 state = self._checkpoint_idle(sink, state, item.position)
+                self._healthy()
             if stopping:
                 raise _Stopped
 
@@ -412,7 +449,7 @@ class Worker:
             dataclasses.replace(state, position=batch[-1].position), sum(counts.values())
         )
         sink.deliver(records, state)
-        self._progressed = True
+        self._healthy()
         # Lag is how far behind the binlog we are: transactions of tables we skip count too
         # (a busy server never sends the idle heartbeat that sets caught-up).
         newest = max((t.ts for t in batch), default=None)

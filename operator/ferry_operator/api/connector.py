@@ -7,38 +7,112 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ferry_operator.api.base import Condition, Model, Resource, SecretKeyRef, cel
+from ferry_operator.api.base import (
+    DNS_SUBDOMAIN,
+    HOST_PATTERN,
+    KEY_MESSAGE,
+    NAME_MESSAGE,
+    SECRET_KEY,
+    Condition,
+    Model,
+    Resource,
+    SecretKeyRef,
+    SecretRef,
+    cel,
+    must_match,
+)
 
 __all__ = [
     "SASL",
+    "CASecretRef",
     "Connector",
     "ConnectorSpec",
     "ConnectorStatus",
     "KafkaEndpoint",
+    "KafkaTLS",
     "MySQLEndpoint",
     "MySQLServerInfo",
     "MySQLTLS",
+    "TLSFiles",
 ]
 
 
-class MySQLTLS(Model):
-    """TLS towards the MySQL server."""
+class CASecretRef(Model):
+    """A key of a Secret holding CA certificates (PEM)."""
 
-    enabled: bool = Field(default=True, description="Use TLS for the connection.")
-    verify: bool = Field(default=True, description="Verify the server certificate and name.")
-    ca_secret_ref: SecretKeyRef | None = Field(
-        default=None, description="Secret key holding the CA bundle (PEM)."
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Name of the Secret.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"name {NAME_MESSAGE}"),
+    )
+    key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        description="Key holding the PEM bundle; default ca.crt.",
+        json_schema_extra=must_match(SECRET_KEY, f"key {KEY_MESSAGE}"),
+    )
+
+
+class TLSFiles(Model):
+    """The certificates a TLS client uses: reach the worker as Secret volumes, never through
+    its ConfigMap."""
+
+    ca_secret_ref: CASecretRef | None = Field(
+        default=None,
+        description="CA bundle that signed the server's certificate; default: the system CAs.",
+    )
+    client_cert_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="A kubernetes.io/tls Secret (tls.crt, tls.key): the client certificate "
+        "presented to the server (mutual TLS).",
+    )
+
+
+class MySQLTLS(TLSFiles):
+    """TLS towards the MySQL server: used by the probe and by every worker connection
+    (snapshot, binlog, MySQL sink)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.mode) || !(self.mode in ['disabled', 'preferred']) || "
+                "(!has(self.caSecretRef) && !has(self.clientCertSecretRef))",
+                "tls.mode disabled and preferred use no certificates: remove "
+                "tls.caSecretRef and tls.clientCertSecretRef, or choose required, verify-ca or "
+                "verify-identity",
+                ".mode",
+            )
+        )
+    )
+
+    mode: Literal["disabled", "preferred", "required", "verify-ca", "verify-identity"] = Field(
+        default="verify-identity",
+        description="disabled: no TLS; preferred: TLS when the server offers it, unverified, "
+        "no certificates; required: "
+        "TLS, server certificate not verified; verify-ca: TLS with a certificate signed by the "
+        "CA; verify-identity (default): verify-ca and the certificate names the host.",
     )
 
 
 class MySQLEndpoint(Model):
     """Where and how to reach a MySQL or MariaDB server."""
 
-    host: str = Field(min_length=1, max_length=253, description="Host name or IP address.")
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        description="Host name or IP address (no scheme, no port).",
+        json_schema_extra=must_match(
+            HOST_PATTERN, "mysql.host must be a host name or an IP address: no scheme, port or path"
+        ),
+    )
     port: int = Field(default=3306, ge=1, le=65535, description="TCP port.")
     user: str = Field(min_length=1, max_length=80, description="User name.")
     password_secret_ref: SecretKeyRef = Field(description="Secret key holding the password.")
-    tls: MySQLTLS | None = Field(default=None, description="TLS settings; default: no TLS.")
+    tls: MySQLTLS | None = Field(
+        default=None, description="TLS settings; default: no TLS (mode disabled)."
+    )
 
 
 class SASL(Model):
@@ -51,7 +125,12 @@ class SASL(Model):
         min_length=1,
         max_length=253,
         description="Name of a Secret with keys 'username' and 'password'.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"sasl.secretRef {NAME_MESSAGE}"),
     )
+
+
+class KafkaTLS(TLSFiles):
+    """TLS towards Kafka (securityProtocol SSL or SASL_SSL); the broker's name is verified."""
 
 
 class KafkaEndpoint(Model):
@@ -61,8 +140,20 @@ class KafkaEndpoint(Model):
         json_schema_extra=cel(
             (
                 "!has(self.sasl) || self.securityProtocol.startsWith('SASL_')",
-                "sasl needs securityProtocol SASL_PLAINTEXT or SASL_SSL",
-            )
+                "kafka.sasl needs securityProtocol SASL_PLAINTEXT or SASL_SSL",
+                ".sasl",
+            ),
+            (
+                "!self.securityProtocol.startsWith('SASL_') || has(self.sasl)",
+                "securityProtocol SASL_PLAINTEXT and SASL_SSL need kafka.sasl "
+                "(mechanism and secretRef)",
+                ".securityProtocol",
+            ),
+            (
+                "!has(self.tls) || self.securityProtocol.endsWith('SSL')",
+                "kafka.tls needs securityProtocol SSL or SASL_SSL",
+                ".tls",
+            ),
         )
     )
 
@@ -76,6 +167,11 @@ class KafkaEndpoint(Model):
         default="PLAINTEXT", description="Kafka security.protocol."
     )
     sasl: SASL | None = Field(default=None, description="SASL settings.")
+    tls: KafkaTLS | None = Field(
+        default=None,
+        description="CA and client certificate for SSL and SASL_SSL; default: the system CAs, "
+        "no client certificate.",
+    )
 
 
 class ConnectorSpec(Model):
@@ -126,6 +222,11 @@ class ConnectorStatus(Model):
         default=None,
         description="When it was last probed.",
         json_schema_extra={"format": "date-time"},
+    )
+    secret_versions: dict[str, str] | None = Field(
+        default=None,
+        description="resourceVersion of each Secret the last probe read (name → version): "
+        "when one changes, the workers using this Connector roll to take it. Never the data.",
     )
 
 

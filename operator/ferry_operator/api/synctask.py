@@ -22,6 +22,9 @@ from ferry_operator.api.base import (
     Position,
     Resource,
     cel,
+    duration_field,
+    matches,
+    must_match,
 )
 
 __all__ = [
@@ -44,10 +47,47 @@ __all__ = [
 ]
 
 TABLE_GLOB = r"^[^.\s]+\.[^.\s]+$"
+# Kafka topic names: letters, digits, '.', '_' and '-' (and not '.' or '..' alone).
+TOPIC_PATTERN = r"^[A-Za-z0-9._-]+$"
+# The placeholders a topic template may hold (ferry_runtime.rules.topic replaces them).
+TOPIC_PLACEHOLDERS = ("{database}", "{table}")
+# A MySQL identifier as Ferry writes it (database, table or column): 1-64 characters, no
+# backquote (quoting), no NUL, no trailing space (MySQL refuses one).
+IDENTIFIER_PATTERN = r"^[^`\x00]*[^`\x00 ]$"
+# A resource quantity (cpu: 500m, memory: 1Gi), as Kubernetes parses it.
+_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+# A label value (nodeSelector values).
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
-def _duration(description: str) -> Any:
-    return Field(default=None, pattern=DURATION_PATTERN, max_length=32, description=description)
+def _topic_rules(field: str) -> dict[str, Any]:
+    placeholders = " || ".join(f"p == '{p}'" for p in TOPIC_PLACEHOLDERS)
+    return cel(
+        (
+            f"self.findAll(r'\\{{[^}}]*\\}}').all(p, {placeholders})",
+            f"{field}: unknown placeholder; the topic template may hold only {{database}} and "
+            "{table}",
+        ),
+        (
+            matches(r"^([A-Za-z0-9._-]|\{database\}|\{table\})+$"),
+            f"{field} may hold only letters, digits, '.', '_', '-' and the placeholders "
+            "{database} and {table}",
+        ),
+    )
+
+
+IDENTIFIER_MESSAGE = "must be a MySQL name: 1-64 characters, no backquote, no trailing space"
+
+
+def _identifier(field: str, description: str) -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description=description,
+        json_schema_extra=must_match(IDENTIFIER_PATTERN, f"{field} {IDENTIFIER_MESSAGE}"),
+    )
 
 
 class SourceSpec(Model):
@@ -84,8 +124,9 @@ class KafkaSinkSpec(Model):
         default=None,
         min_length=1,
         max_length=249,
-        description="Topic name template; {database} and {table} are replaced. "
-        "Default: ferry.{database}.{table}.",
+        description="Topic name template: letters, digits, '.', '_', '-' and the placeholders "
+        "{database} and {table} (after mapping), nothing else. Default: ferry.{database}.{table}.",
+        json_schema_extra=_topic_rules("sink.kafka.topic"),
     )
     format: Literal["maxwell", "debezium"] | None = Field(
         default=None, description="Event format; default: maxwell."
@@ -98,11 +139,8 @@ class KafkaSinkSpec(Model):
 class MySQLSinkSpec(Model):
     """How rows are written to another MySQL."""
 
-    database: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        description="Write every table here; default: the source's database name.",
+    database: str | None = _identifier(
+        "sink.mysql.database", "Write every table here; default: the source's database name."
     )
 
 
@@ -128,12 +166,35 @@ class Mapping(Model):
     table: str = Field(
         pattern=TABLE_GLOB, max_length=512, description="Source tables (database.table glob)."
     )
-    target: str | None = Field(
-        default=None, min_length=1, max_length=64, description="New table name."
+    target: str | None = _identifier(
+        "mapping[].target", "New table name (1-64 characters, no backquote)."
     )
-    columns: dict[str, str] | None = Field(default=None, description="Column renames: old → new.")
+    columns: dict[str, str] | None = Field(
+        default=None,
+        max_length=4096,
+        description="Column renames: old → new (new names: 1-64 characters, no backquote).",
+        json_schema_extra={
+            "maxProperties": 4096,
+            "additionalProperties": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": IDENTIFIER_PATTERN,
+            },
+        },
+    )
     drop: list[str] | None = Field(
-        default=None, max_length=1024, description="Columns left out of events."
+        default=None,
+        max_length=1024,
+        description="Columns left out of events.",
+        json_schema_extra={
+            "items": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 64,
+                "pattern": IDENTIFIER_PATTERN,
+            }
+        },
     )
 
 
@@ -143,23 +204,52 @@ class Performance(Model):
     batch_size: int | None = Field(
         default=None, ge=1, le=100_000, description="Events per batch; default 500."
     )
-    max_batch_delay: str | None = _duration("Longest wait to fill a batch; default 500ms.")
+    max_batch_delay: str | None = duration_field(
+        "performance.maxBatchDelay", "Longest wait to fill a batch; default 500ms."
+    )
     snapshot_chunk_size: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Rows per snapshot chunk; default 10000."
     )
 
 
 class RestartPolicy(Model):
-    """Retries of transient errors inside the worker."""
+    """Retries of transient errors: the worker retries after a backoff with full jitter (a
+    random wait between 0 and the capped exponential), so a shared outage does not make every
+    worker retry at the same moment."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.backoff) || !has(self.maxBackoff) || "
+                f"!{matches(DURATION_PATTERN, 'self.backoff')} || "
+                f"!{matches(DURATION_PATTERN, 'self.maxBackoff')} || "
+                "duration(self.maxBackoff) >= duration(self.backoff)",
+                "restartPolicy.maxBackoff must be at least restartPolicy.backoff",
+                ".maxBackoff",
+            ),
+        )
+    )
 
     max_retries: int | None = Field(
-        default=None, ge=0, description="Retries before the task is Stalled; default 10."
+        default=None,
+        ge=0,
+        le=10_000,
+        description="Consecutive failures allowed before the task stops (Failed, "
+        "TooManyRestarts); the count starts again after resetAfter of healthy progress. "
+        "The worker pod's restarts since the worker was started are capped too, on their "
+        "own. Default: unlimited (retry with backoff for ever).",
     )
-    backoff: str | None = _duration("First wait; default 1s.")
+    reset_after: str | None = duration_field(
+        "restartPolicy.resetAfter",
+        "Healthy progress after which the failure streak starts again at 0; default 10m.",
+    )
+    backoff: str | None = duration_field("restartPolicy.backoff", "First wait; default 1s.")
     multiplier: float | None = Field(
-        default=None, ge=1.0, description="Growth of the wait per retry; default 2."
+        default=None, ge=1.0, le=10.0, description="Growth of the wait per retry; default 2."
     )
-    max_backoff: str | None = _duration("Longest wait; default 5m.")
+    max_backoff: str | None = duration_field(
+        "restartPolicy.maxBackoff", "Longest wait; default 5m."
+    )
 
 
 class ErrorPolicy(Model):
@@ -178,14 +268,26 @@ class ErrorPolicy(Model):
         default=None, description="fail (default), skip, or deadLetter."
     )
     dead_letter_topic: str | None = Field(
-        default=None, min_length=1, max_length=249, description="Topic for dead letters."
+        default=None,
+        min_length=1,
+        max_length=249,
+        description="Topic for dead letters (letters, digits, '.', '_', '-'; no placeholders).",
+        json_schema_extra=cel(
+            (
+                f"{matches(TOPIC_PATTERN)} && self != '.' && self != '..'",
+                "errorPolicy.deadLetterTopic must be a Kafka topic name: letters, digits, '.', "
+                "'_' and '-' (not '.' or '..' alone)",
+            )
+        ),
     )
 
 
 class Alerts(Model):
     """Thresholds that make the task Degraded."""
 
-    lag_threshold: str | None = _duration("Lag above this makes the task Degraded.")
+    lag_threshold: str | None = duration_field(
+        "alerts.lagThreshold", "Lag above this makes the task Degraded."
+    )
     error_rate_threshold: float | None = Field(
         default=None,
         ge=0.0,
@@ -205,7 +307,12 @@ class WorkerSpec(Model):
                 key: {
                     "type": "object",
                     "description": f"Resource {key}.",
-                    "additionalProperties": {"x-kubernetes-int-or-string": True},
+                    "maxProperties": 32,
+                    # (A CEL rule with a message would exceed the cost budget on a map.)
+                    "additionalProperties": {
+                        "x-kubernetes-int-or-string": True,
+                        "pattern": QUANTITY_PATTERN,
+                    },
                 }
                 for key in ("requests", "limits")
             },
@@ -213,9 +320,22 @@ class WorkerSpec(Model):
         },
     )
     image: str | None = Field(
-        default=None, min_length=1, max_length=1024, description="Worker image override."
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Worker image override (a reference without spaces).",
+        json_schema_extra=must_match(
+            r"^[^\s]+$", "worker.image must be an image reference, without spaces"
+        ),
     )
-    node_selector: dict[str, str] | None = Field(default=None, description="Pod nodeSelector.")
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        description="Pod nodeSelector (label values: at most 63 characters).",
+        json_schema_extra={
+            "maxProperties": 64,
+            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+        },
+    )
     tolerations: list[dict[str, Any]] | None = Field(
         default=None,
         max_length=64,
@@ -259,9 +379,10 @@ class TaskFields(Model):
     revision_history_limit: int | None = Field(
         default=None, ge=1, le=100, description="Config revisions kept; default 10."
     )
-    start_timeout: str | None = _duration(
+    start_timeout: str | None = duration_field(
+        "startTimeout",
         "How long a started worker may take to report before the task is Stalled "
-        "(reason StartTimeout); default 5m."
+        "(reason StartTimeout); default 5m.",
     )
 
 
@@ -383,8 +504,24 @@ class Counters(Model):
     )
     restarts_since_start: int | None = Field(
         default=None,
-        description="Of those, the restarts since the worker process started "
-        "(restartPolicy.maxRetries applies to these and the pod's restarts).",
+        description="Of those, the restarts since the worker process started (for "
+        "information: restartPolicy.maxRetries caps status.retry.streak and "
+        "status.workerPod.restartsSinceStart).",
+    )
+
+
+class Retry(Model):
+    """The worker's restart streak (restartPolicy)."""
+
+    streak: int | None = Field(
+        default=None,
+        description="Consecutive failures; 0 again after restartPolicy.resetAfter of healthy "
+        "progress. Over restartPolicy.maxRetries the task stops (TooManyRestarts).",
+    )
+    next_retry_time: str | None = Field(
+        default=None,
+        description="When the next retry starts, while the worker waits (backoff with jitter).",
+        json_schema_extra={"format": "date-time"},
     )
 
 
@@ -414,7 +551,9 @@ class WorkerPodStatus(Model):
         default=None, description="Restarts of the task's worker pods over the task's life."
     )
     restarts_since_start: int | None = Field(
-        default=None, description="Of those, since the operator last started the worker."
+        default=None,
+        description="Of those, since the operator last started the worker; over "
+        "restartPolicy.maxRetries the task stops (TooManyRestarts).",
     )
     reason: str | None = Field(
         default=None,
@@ -478,6 +617,9 @@ class SyncTaskStatus(Model):
     )
     counters: Counters | None = Field(
         default=None, description="Totals.", json_schema_extra=_NULLABLE
+    )
+    retry: Retry | None = Field(
+        default=None, description="Restart streak and next retry.", json_schema_extra=_NULLABLE
     )
     last_errors: list[ErrorEntry] | None = Field(
         default=None, description="The newest 10.", json_schema_extra=_NULLABLE

@@ -4,11 +4,11 @@ the message naming what is missing) → act (record status, event on a transitio
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ferry_operator.api.connector import Connector
+from ferry_operator.api.connector import Connector, ConnectorSpec, TLSFiles
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients, is_not_found
@@ -18,7 +18,7 @@ from ferry_operator.recorder import conditions, record, rfc3339
 __all__ = ["BINLOG_READY", "OWNED_STATUS", "decide", "missing_secret", "observe", "reconcile"]
 
 BINLOG_READY = "BinlogReady"
-OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime"}
+OWNED_STATUS = {"observedGeneration", "conditions", "server", "lastProbeTime", "secretVersions"}
 
 
 @dataclass(frozen=True)
@@ -26,22 +26,86 @@ class Observed:
     connector: dict[str, Any]
     result: probe.ProbeResult
     now: datetime
+    secret_versions: dict[str, str] = field(default_factory=dict)
 
 
-def _read_secret(clients: Clients, namespace: str, name: str) -> dict[str, str] | None:
-    """The Secret's data (base64 values), None when it does not exist."""
-    try:
-        secret = clients.core.read_namespaced_secret(name, namespace)
-    except Exception as error:
-        if is_not_found(error):
-            return None
-        raise
-    return dict(secret.data or {})
+class _Missing(Exception):
+    """A referenced Secret or key does not exist; ``result`` says which (SecretNotFound,
+    or SecretKeyNotFound naming the keys present)."""
+
+    def __init__(self, result: probe.ProbeResult) -> None:
+        super().__init__(*result.missing)
+        self.result = result
 
 
-def _secret_value(clients: Clients, namespace: str, name: str, key: str) -> str | None:
-    value = (_read_secret(clients, namespace, name) or {}).get(key)
-    return base64.b64decode(value).decode() if value is not None else None
+class _Secrets:
+    """The Connector's Secrets, each read once per probe; remembers their resourceVersions
+    (recorded in status: a change rolls the workers, which never needs their data)."""
+
+    def __init__(self, clients: Clients, namespace: str) -> None:
+        self.clients, self.namespace = clients, namespace
+        self.versions: dict[str, str] = {}
+        self._data: dict[str, dict[str, str] | None] = {}
+
+    def value(self, name: str, key: str, field: str) -> str:
+        if name not in self._data:
+            try:
+                secret = self.clients.core.read_namespaced_secret(name, self.namespace)
+            except Exception as error:
+                if not is_not_found(error):
+                    raise
+                secret = None
+            self._data[name] = None if secret is None else dict(secret.data or {})
+            if secret is not None:
+                self.versions[name] = str(secret.metadata.resource_version)
+        data = self._data[name]
+        missing = missing_secret(field, name, key, data)
+        if missing is not None:
+            raise _Missing(missing)
+        assert data is not None  # missing_secret says when it is None
+        return base64.b64decode(data[key]).decode()
+
+
+def _tls(secrets: _Secrets, tls: TLSFiles | None, mode: str, field: str) -> probe.ProbeTLS | None:
+    """The TLS material of ``tls`` read from its Secrets (PEM), for the probe."""
+    if tls is None:
+        return None
+    ca_pem = cert_pem = key_pem = None
+    ca_source = "the system CAs"
+    if tls.ca_secret_ref is not None:
+        ref = tls.ca_secret_ref
+        ca_pem = secrets.value(ref.name, ref.key, f"{field}.caSecretRef")
+        ca_source = f"{field}.caSecretRef (Secret {ref.name!r} key {ref.key!r})"
+    if tls.client_cert_secret_ref is not None:
+        name = tls.client_cert_secret_ref.name
+        where = f"{field}.clientCertSecretRef"
+        cert_pem = secrets.value(name, "tls.crt", where)
+        key_pem = secrets.value(name, "tls.key", where)
+    return probe.ProbeTLS(mode, ca_pem, cert_pem, key_pem, ca_source)
+
+
+def _probe(secrets: _Secrets, spec: ConnectorSpec) -> probe.ProbeResult:
+    if spec.mysql is not None:
+        mysql = spec.mysql
+        ref = mysql.password_secret_ref
+        password = secrets.value(ref.name, ref.key, "spec.mysql.passwordSecretRef")
+        tls = mysql.tls
+        material = _tls(secrets, tls, tls.mode if tls else "disabled", "spec.mysql.tls")
+        return probe.probe_mysql(mysql.host, mysql.port, mysql.user, password, material)
+    kafka = spec.kafka
+    assert kafka is not None
+    settings: dict[str, str] = {"security.protocol": kafka.security_protocol}
+    if kafka.sasl is not None:
+        secret, field = kafka.sasl.secret_ref, "spec.kafka.sasl.secretRef"
+        settings |= {
+            "sasl.mechanism": kafka.sasl.mechanism,
+            "sasl.username": secrets.value(secret, "username", field),
+            "sasl.password": secrets.value(secret, "password", field),
+        }
+    material = None
+    if kafka.security_protocol.endswith("SSL"):
+        material = _tls(secrets, kafka.tls, "verify-identity", "spec.kafka.tls")
+    return probe.probe_kafka(kafka.bootstrap_servers, settings, material)
 
 
 def missing_secret(
@@ -63,29 +127,12 @@ def missing_secret(
 def observe(ctx: Context, clients: Clients, body: dict[str, Any]) -> Observed:
     spec = Connector.model_validate(body).spec
     now = datetime.now(UTC)
-    if spec.mysql is not None:
-        ref = spec.mysql.password_secret_ref
-        data = _read_secret(clients, ctx.namespace, ref.name)
-        missing = missing_secret("spec.mysql.passwordSecretRef", ref.name, ref.key, data)
-        if missing is not None:
-            result = missing
-        else:
-            assert data is not None  # missing_secret says when it is None
-            password = base64.b64decode(data[ref.key]).decode()
-            result = probe.probe_mysql(spec.mysql.host, spec.mysql.port, spec.mysql.user, password)
-    else:
-        assert spec.kafka is not None
-        settings: dict[str, str] = {"security.protocol": spec.kafka.security_protocol}
-        if spec.kafka.sasl is not None:
-            user = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "username")
-            secret = _secret_value(clients, ctx.namespace, spec.kafka.sasl.secret_ref, "password")
-            settings |= {
-                "sasl.mechanism": spec.kafka.sasl.mechanism,
-                "sasl.username": user or "",
-                "sasl.password": secret or "",
-            }
-        result = probe.probe_kafka(spec.kafka.bootstrap_servers, settings)
-    return Observed(body, result, now)
+    secrets = _Secrets(clients, ctx.namespace)
+    try:
+        result = _probe(secrets, spec)
+    except _Missing as missing:
+        result = missing.result
+    return Observed(body, result, now, secrets.versions)
 
 
 def decide(observed: Observed) -> dict[str, Any]:
@@ -114,6 +161,7 @@ def decide(observed: Observed) -> dict[str, Any]:
         "conditions": conditions(wanted, previous, generation, observed.now),
         "server": result.server or None,
         "lastProbeTime": rfc3339(observed.now),
+        "secretVersions": dict(sorted(observed.secret_versions.items())) or None,
     }
 
 

@@ -120,6 +120,37 @@ def _start_timeout(
     )
 
 
+def _too_many_restarts(spec: SyncTaskSpec, status: dict[str, Any]) -> str | None:
+    """Why the worker must stay stopped, or None. restartPolicy.maxRetries (unset: no limit)
+    caps two counts, each on its own and never added up (a failure is in one of them only):
+    the worker's failure streak (status.retry.streak: consecutive failures inside one worker
+    process, which it starts again after restartPolicy.resetAfter of healthy progress), and
+    its pod's restarts since the operator last started it (status.workerPod.
+    restartsSinceStart: the process itself exited or was killed, a crash loop)."""
+    errors = status.get("lastErrors") or [{}]
+    if status.get("workerState") == "Failed" and errors[0].get("reason") == "TooManyRestarts":
+        return str(errors[0].get("message") or "too many consecutive failures")
+    policy = spec.restart_policy
+    limit = None if policy is None else policy.max_retries
+    if limit is None:
+        return None
+    streak = (status.get("retry") or {}).get("streak") or 0
+    if streak > limit:
+        return (
+            f"the worker failed {streak} times in a row, more than restartPolicy.maxRetries "
+            f"({limit}); it is stopped: see status.lastErrors, fix the cause, then set "
+            "spec.restartNonce"
+        )
+    pod = (status.get("workerPod") or {}).get("restartsSinceStart") or 0
+    if pod <= limit:
+        return None
+    return (
+        f"the worker pod restarted {pod} times, more than restartPolicy.maxRetries "
+        f"({limit}); it is stopped: see status.lastErrors and status.workerPod, fix the "
+        "cause, then set spec.restartNonce"
+    )
+
+
 def _blocked(problem: Problem) -> Assessment:
     if problem.permanent:
         return Assessment(
@@ -173,24 +204,10 @@ def assess(
             },
             False,
         )
-    policy = spec.restart_policy
-    max_retries = 10 if policy is None or policy.max_retries is None else policy.max_retries
-    counters = status.get("counters") or {}
     pod = status.get("workerPod") or {}
-    # counters.restarts is the task's total (kept across worker processes); the limit is on
-    # the restarts since the worker started, each kind on its own: the pipeline's in one
-    # process (older workers report only the total, for their own life), and the pod's
-    # since the operator started it (a crash loop). Added up, a worker that retried a few
-    # times and then exited would be stopped at its first pod restart.
-    own = counters.get("restartsSinceStart", counters.get("restarts")) or 0
-    restarts = max(own, pod.get("restartsSinceStart") or 0)
-    if restarts > max_retries:
-        message = (
-            f"the worker restarted {restarts} times, more than restartPolicy.maxRetries "
-            f"({max_retries}); it is stopped: see status.lastErrors and status.workerPod, fix "
-            "the cause, then set spec.restartNonce"
-        )
-        blocked = _blocked(Problem("TooManyRestarts", message, True))
+    stopped = _too_many_restarts(spec, status)
+    if stopped is not None:
+        blocked = _blocked(Problem("TooManyRestarts", stopped, True))
         return Assessment(blocked.phase, blocked.conditions, stop_worker=True)
     state = status.get("workerState")
     heartbeat = parse_time(status.get("heartbeatTime"))

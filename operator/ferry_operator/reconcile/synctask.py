@@ -40,6 +40,8 @@ from ferry_operator.render.worker_config import (
     effective_spec,
     render_worker_config,
     secret_env,
+    secret_volumes,
+    secrets_hash,
     stored_spec,
 )
 from ferry_runtime.config import WorkerConfig
@@ -449,11 +451,29 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
     status = _status_base(observed)
     env = secret_env(spec, connectors)
+    volumes = secret_volumes(spec, connectors)
+    rotated = secrets_hash(
+        spec,
+        {
+            name: ((body.get("status") or {}).get("secretVersions"))
+            for name, body in observed.connectors.items()
+        },
+    )
     fields: dict[str, Any] = {
         "configRevision": revision,
         "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
     }
-    running = objects.deployment(owner, spec, revision, digest, env, replicas=1, image=WORKER_IMAGE)
+    running = objects.deployment(
+        owner,
+        spec,
+        revision,
+        digest,
+        env,
+        replicas=1,
+        image=WORKER_IMAGE,
+        secret_volumes=volumes,
+        secrets_hash=rotated,
+    )
     if not paused and _starts_worker(running, observed.owned.get("Deployment"), status):
         # Worker fields reported before this moment describe the previous worker.
         status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
@@ -469,7 +489,15 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         objects.role(owner),
         objects.role_binding(owner),
         objects.deployment(
-            owner, spec, revision, digest, env, replicas=replicas, image=WORKER_IMAGE
+            owner,
+            spec,
+            revision,
+            digest,
+            env,
+            replicas=replicas,
+            image=WORKER_IMAGE,
+            secret_volumes=volumes,
+            secrets_hash=rotated,
         ),
     ]
     apply += [(obj, observed.owned.get(obj["kind"])) for obj in desired]

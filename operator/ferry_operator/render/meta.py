@@ -13,6 +13,7 @@ __all__ = [
     "MANAGED_BY",
     "RESTART_NONCE",
     "REVISION",
+    "SECRETS_HASH",
     "TASK_GENERATION",
     "TASK_LABEL",
     "TEMPLATE_GENERATION",
@@ -28,6 +29,7 @@ REVISION = "ferry.dev/revision"
 CONFIG_HASH = "ferry.dev/config-hash"
 CHANGE_CAUSE = "ferry.dev/change-cause"
 RESTART_NONCE = "ferry.dev/restart-nonce"
+SECRETS_HASH = "ferry.dev/secrets-hash"
 TASK_GENERATION = "ferry.dev/task-generation"
 TEMPLATE_GENERATION = "ferry.dev/template-generation"
 

@@ -3,6 +3,7 @@ the immutable config revision, the worker Deployment and the worker's RBAC."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -11,7 +12,7 @@ from ferry_operator.api import GROUP
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.render import meta
 from ferry_operator.render.meta import Owner
-from ferry_operator.render.worker_config import SecretEnv
+from ferry_operator.render.worker_config import SecretEnv, SecretVolume
 from ferry_runtime.config import WorkerConfig
 
 __all__ = [
@@ -64,7 +65,13 @@ def revision_configmap(
     }
 
 
-def _container(spec: SyncTaskSpec, env: list[SecretEnv], image: str, port: int) -> dict[str, Any]:
+def _container(
+    spec: SyncTaskSpec,
+    env: list[SecretEnv],
+    image: str,
+    port: int,
+    secret_volumes: Sequence[SecretVolume],
+) -> dict[str, Any]:
     worker = spec.worker
     container: dict[str, Any] = {
         "name": "worker",
@@ -86,6 +93,10 @@ def _container(spec: SyncTaskSpec, env: list[SecretEnv], image: str, port: int) 
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *(
+                {"name": v.name, "mountPath": v.mount_path, "readOnly": True}
+                for v in secret_volumes
+            ),
         ],
     }
     if worker and worker.resources:
@@ -103,13 +114,18 @@ def deployment(
     replicas: int,
     image: str = DEFAULT_IMAGE,
     port: int = 8080,
+    secret_volumes: Sequence[SecretVolume] = (),
+    secrets_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers."""
+    """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers.
+    Passwords come as env from secretKeyRef; certificates and keys as Secret volumes."""
     name = meta.worker_name(owner.name)
     selector = {meta.TASK_LABEL: owner.name, "app.kubernetes.io/component": "worker"}
     annotations = {meta.CONFIG_HASH: config_hash}
     if spec.restart_nonce:
         annotations[meta.RESTART_NONCE] = spec.restart_nonce
+    if secrets_hash:  # of the Secrets' resourceVersions: a rotated credential rolls the pod
+        annotations[meta.SECRETS_HASH] = secrets_hash
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,
         "terminationGracePeriodSeconds": GRACE_SECONDS,
@@ -120,10 +136,21 @@ def deployment(
             "fsGroup": 65532,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(spec, env, image, port)],
+        "containers": [_container(spec, env, image, port, secret_volumes)],
         "volumes": [
             {"name": "config", "configMap": {"name": revision}},
             {"name": "tmp", "emptyDir": {}},
+            *(
+                {
+                    "name": v.name,
+                    "secret": {
+                        "secretName": v.secret,
+                        "items": [{"key": key, "path": path} for key, path in v.items],
+                        "defaultMode": 0o440,
+                    },
+                }
+                for v in secret_volumes
+            ),
         ],
     }
     if spec.worker and spec.worker.node_selector:

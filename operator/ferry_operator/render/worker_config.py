@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from ferry_operator.api.connector import Connector, ConnectorSpec
+from ferry_operator.api.connector import Connector, ConnectorSpec, TLSFiles
 from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
 from ferry_operator.api.tasktemplate import TaskTemplate
 from ferry_operator.render.errors import ConnectorNotFound, ConnectorTypeMismatch, InvalidSpec
@@ -25,11 +26,15 @@ __all__ = [
     "SINK_SASL_PASSWORD",
     "SINK_SASL_USERNAME",
     "SOURCE_PASSWORD",
+    "TLS_DIR",
     "SecretEnv",
+    "SecretVolume",
     "config_hash",
     "effective_spec",
     "render_worker_config",
     "secret_env",
+    "secret_volumes",
+    "secrets_hash",
     "stored_spec",
 ]
 
@@ -41,6 +46,63 @@ SINK_SASL_PASSWORD = "FERRY_SINK_SASL_PASSWORD"
 LIFECYCLE_FIELDS = ("paused", "resumeAt", "restartNonce")
 
 SecretEnv = tuple[str, str, str]  # (environment variable, Secret name, key)
+# Certificates and keys: Secret volumes under here (not under the ConfigMap's /etc/ferry).
+TLS_DIR = "/etc/ferry-tls"
+CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "tls.crt", "tls.key"
+
+
+@dataclass(frozen=True)
+class SecretVolume:
+    """A Secret mounted into the worker: ``items`` are (key, file name) pairs."""
+
+    name: str
+    secret: str
+    items: tuple[tuple[str, str], ...]
+    mount_path: str
+
+
+def _tls_volumes(role: str, tls: TLSFiles | None) -> list[SecretVolume]:
+    """The Secret volumes for one client (role: source or sink)."""
+    out: list[SecretVolume] = []
+    if tls is None:
+        return out
+    if tls.ca_secret_ref is not None:
+        ref = tls.ca_secret_ref
+        out.append(
+            SecretVolume(f"{role}-ca", ref.name, ((ref.key, CA_FILE),), f"{TLS_DIR}/{role}/ca")
+        )
+    if tls.client_cert_secret_ref is not None:
+        out.append(
+            SecretVolume(
+                f"{role}-client",
+                tls.client_cert_secret_ref.name,
+                ((CERT_FILE, CERT_FILE), (KEY_FILE, KEY_FILE)),
+                f"{TLS_DIR}/{role}/client",
+            )
+        )
+    return out
+
+
+def _tls_config(role: str, tls: TLSFiles | None, mode: str) -> dict[str, Any]:
+    """The worker config's tls block for one client: the mode and file paths, no content."""
+    out: dict[str, Any] = {"mode": mode}
+    if tls is not None and tls.ca_secret_ref is not None:
+        out["caFile"] = f"{TLS_DIR}/{role}/ca/{CA_FILE}"
+    if tls is not None and tls.client_cert_secret_ref is not None:
+        out["certFile"] = f"{TLS_DIR}/{role}/client/{CERT_FILE}"
+        out["keyFile"] = f"{TLS_DIR}/{role}/client/{KEY_FILE}"
+    return out
+
+
+def _mysql_tls(role: str, endpoint: Any) -> dict[str, Any]:
+    tls = endpoint.tls
+    return {} if tls is None else {"tls": _tls_config(role, tls, tls.mode)}
+
+
+def _kafka_tls(kafka: Any) -> dict[str, Any]:
+    if not kafka.security_protocol.endswith("SSL") or kafka.tls is None:
+        return {}
+    return {"tls": _tls_config("sink", kafka.tls, "verify-identity")}
 
 
 def effective_spec(task: SyncTask, template: TaskTemplate | None) -> SyncTaskSpec:
@@ -82,6 +144,7 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, 
         out: dict[str, Any] = {
             "bootstrapServers": kafka.bootstrap_servers,
             "securityProtocol": kafka.security_protocol,
+            **_kafka_tls(kafka),
             **sink.kafka.model_dump(by_alias=True, exclude_none=True),
         }
         if kafka.sasl is not None:
@@ -99,6 +162,7 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, 
             "port": mysql.port,
             "user": mysql.user,
             "passwordEnv": SINK_PASSWORD,
+            **_mysql_tls("sink", mysql),
             **sink.mysql.model_dump(by_alias=True, exclude_none=True),
         }
     }
@@ -130,6 +194,7 @@ def render_worker_config(
             "user": source.user,
             "passwordEnv": SOURCE_PASSWORD,
             "serverId": (spec.source and spec.source.server_id) or _server_id(identity_key),
+            **_mysql_tls("source", source),
         },
         "sink": _sink(spec, connectors),
         "reporting": {"port": reporting_port},
@@ -194,3 +259,42 @@ def secret_env(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[
                 (SINK_SASL_PASSWORD, secret, "password"),
             ]
     return out
+
+
+def secret_volumes(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[SecretVolume]:
+    """The Secrets the worker mounts as files: CA bundles and client certificates (the config
+    names the paths; the content never enters a ConfigMap)."""
+    out: list[SecretVolume] = []
+    if spec.source and spec.source.connector_ref:
+        found = connectors.get(spec.source.connector_ref.name)
+        if found and found.spec.mysql:
+            out += _tls_volumes("source", found.spec.mysql.tls)
+    if spec.sink and spec.sink.connector_ref:
+        found = connectors.get(spec.sink.connector_ref.name)
+        if found and found.spec.mysql:
+            out += _tls_volumes("sink", found.spec.mysql.tls)
+        if found and found.spec.kafka and found.spec.kafka.security_protocol.endswith("SSL"):
+            out += _tls_volumes("sink", found.spec.kafka.tls)
+    return out
+
+
+def secrets_hash(
+    spec: SyncTaskSpec, secret_versions: Mapping[str, Mapping[str, str] | None]
+) -> str | None:
+    """A short hash of the resourceVersions of the Secrets the task's Connectors use
+    (``secret_versions``: Connector name → its status.secretVersions), None when none is
+    known. In the pod template it rolls the worker when a credential or certificate changes;
+    it is made of versions only, never of Secret data."""
+    used = [
+        ref.name
+        for part in (spec.source, spec.sink)
+        if part is not None and (ref := part.connector_ref) is not None
+    ]
+    pairs = sorted(
+        f"{connector}/{secret}={version}"
+        for connector in set(used)
+        for secret, version in (secret_versions.get(connector) or {}).items()
+    )
+    if not pairs:
+        return None
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]

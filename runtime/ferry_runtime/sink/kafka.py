@@ -26,7 +26,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from ferry_runtime import checkpoint, errors
+from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import KafkaSink as KafkaSinkConfig
 
 __all__ = ["KafkaSink", "Record", "transactional_id"]
@@ -55,13 +55,15 @@ class KafkaSink:
         self.config = config
         self.task_id = task_id
         self.exactly_once = exactly_once
-        self._common: dict[str, Any] = {"bootstrap.servers": config.bootstrap_servers}
+        self._common: dict[str, Any] = {
+            "bootstrap.servers": config.bootstrap_servers,
+            **tls.kafka_settings(config),
+        }
         self._at = f"Kafka at {config.bootstrap_servers}"  # errors name the address tried
-        if config.security_protocol != "PLAINTEXT":
-            self._common["security.protocol"] = config.security_protocol
         self._partitions: dict[str, int] = {}
         self._producer: Producer | None = None
         self._failures: list[KafkaError] = []
+        self._refused: list[KafkaError] = []  # SASL or TLS refusals seen by any client
 
     # ------------------------------------------------------------ lifecycle
 
@@ -80,11 +82,12 @@ class KafkaSink:
             settings.setdefault("transaction.timeout.ms", 60_000)
         try:
             self.ensure_topic(self.config.offsets_topic, compacted=True)
-            self._producer = Producer(settings)
+            self._producer = Producer({**settings, "error_cb": self._on_client_error})
             if self.exactly_once:
                 self._producer.init_transactions(TIMEOUT)
         except KafkaException as error:
-            raise errors.from_kafka(error, f"opening the producer ({self._at})") from None
+            where = f"opening the producer ({self._at})"
+            raise self._refusal(where) or errors.from_kafka(error, where) from None
 
     def close(self) -> None:
         if self._producer is not None:
@@ -97,8 +100,13 @@ class KafkaSink:
         """Create ``topic`` when missing (broker defaults); return its partition count."""
         if topic in self._partitions:
             return self._partitions[topic]
-        admin = AdminClient(self._common)
-        metadata = admin.list_topics(topic=None, timeout=TIMEOUT)
+        settings: dict[str, Any] = {**self._common, "error_cb": self._on_client_error}
+        admin = AdminClient(settings)
+        try:
+            metadata = admin.list_topics(topic=None, timeout=TIMEOUT)
+        except KafkaException:
+            admin.poll(0)  # serve the error callbacks: a refusal is told apart from an outage
+            raise
         if topic not in metadata.topics:
             config = {"cleanup.policy": "compact"} if compacted else {}
             new = NewTopic(topic, num_partitions=1 if compacted else -1, config=config)
@@ -158,6 +166,33 @@ class KafkaSink:
             consumer.close()
 
     # ------------------------------------------------------------ delivery
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            self._refused.append(error)
+
+    def _refusal(self, where: str) -> errors.WorkerError | None:
+        """A SASL or TLS refusal as a fatal error (retrying cannot help), or None. The
+        message is ours: it names the settings, never a credential."""
+        codes = {e.code() for e in self._refused}
+        if KafkaError._AUTHENTICATION in codes:
+            return errors.FatalError(
+                "AuthenticationFailed",
+                f"{where}: Kafka refused the SASL credentials ({self.config.sasl_mechanism}). "
+                "Check the username and password in the Secret of the Connector's "
+                "kafka.sasl.secretRef.",
+            )
+        if KafkaError._SSL in codes:
+            tls = self.config.tls
+            ca = f"the CA in {tls.ca_file}" if tls and tls.ca_file else "the system CAs"
+            verify = any("certificate verify failed" in e.str() for e in self._refused)
+            return errors.FatalError(
+                "TLSVerificationFailed" if verify else "TLSHandshakeFailed",
+                f"{where}: the TLS handshake with Kafka failed"
+                + (f": its certificate cannot be verified with {ca}" if verify else "")
+                + ". Check the Connector's kafka.tls (caSecretRef, clientCertSecretRef).",
+            )
+        return None
 
     def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
         if error is not None:

@@ -37,7 +37,7 @@ from typing import Any
 import pymysql
 from pymysql.constants import CLIENT
 
-from ferry_runtime import checkpoint, errors
+from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import MySQLSink as MySQLSinkConfig
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
@@ -125,11 +125,16 @@ def _code(error: BaseException) -> int | None:
     return error.args[0] if error.args and isinstance(error.args[0], int) else None
 
 
-def classify(error: BaseException, where: str, secret: str | None, user: str) -> errors.WorkerError:
+def classify(
+    error: BaseException, where: str, secret: str | None, user: str, tls: Any = None
+) -> errors.WorkerError:
     """A PyMySQL error from the target → the worker's error (errors.from_mysql speaks of the
     source and its privileges; the sink's advice differs)."""
     code = _code(error)
     detail = errors.scrub(str(error.args[1]) if len(error.args) > 1 else str(error), secret)
+    problem = errors.tls_problem(code, detail, where, tls) if tls is not None else None
+    if problem is not None:
+        return problem
     if code in _AUTH:
         return errors.FatalError(
             "AuthenticationFailed",
@@ -204,6 +209,7 @@ class MySQLSink:
                 read_timeout=300,
                 write_timeout=300,
                 client_flag=CLIENT.FOUND_ROWS,  # rowcount = rows matched, not rows changed
+                **tls.pymysql_args(self.config.tls),
             )
         except pymysql.err.MySQLError as error:
             raise self._error(error, f"connecting to {self.where} as {self.config.user}") from None
@@ -392,7 +398,7 @@ class MySQLSink:
         return _Guard(self, what)
 
     def _error(self, error: BaseException, where: str) -> errors.WorkerError:
-        return classify(error, where, self._secret, self.config.user)
+        return classify(error, where, self._secret, self.config.user, self.config.tls)
 
     def _commit(self) -> None:
         assert self._conn is not None

@@ -167,7 +167,8 @@ class BinlogReader:
         except pymysql.err.MySQLError as error:
             source = self.config.source
             where = f"reading the binlog of {source.host}:{source.port}"
-            self._put(Failure(errors.from_mysql(error, where, settings["password"])))
+            failure = errors.from_mysql(error, where, settings["password"], source.tls)
+            self._put(Failure(failure))
         except BaseException as error:
             self._put(Failure(error))
 

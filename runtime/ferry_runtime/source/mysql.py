@@ -11,7 +11,7 @@ from typing import Any
 
 import pymysql
 
-from ferry_runtime import errors
+from ferry_runtime import errors, tls
 from ferry_runtime.config import (
     BinlogFilePosition,
     GtidPosition,
@@ -55,6 +55,7 @@ def connection_settings(source: SourceConfig) -> dict[str, Any]:
         "password": password(source),
         "connect_timeout": int(source.connect_timeout.total_seconds()),
         "charset": "utf8mb4",
+        **tls.pymysql_args(source.tls),
     }
 
 
@@ -67,6 +68,7 @@ def connect(source: SourceConfig, **extra: Any) -> pymysql.connections.Connectio
             error,
             f"connecting to {source.host}:{source.port} as {source.user}",
             settings["password"],
+            source.tls,
         ) from None
 
 

@@ -28,6 +28,7 @@ import bisect
 import logging
 import math
 import re
+import ssl
 from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
@@ -167,6 +168,13 @@ class _Transaction:
     end: int = 0  # after its XID/COMMIT
 
 
+def _same_tls(conn: Any) -> dict[str, Any]:
+    """PyMySQL arguments for TLS exactly as ``conn`` uses it (its context), or none."""
+    if isinstance(getattr(conn, "_sock", None), ssl.SSLSocket) and conn.ctx is not None:
+        return {"ssl": conn.ctx}
+    return {"ssl_disabled": True}
+
+
 class _Binlog:
     """Reads events from a server without decoding rows."""
 
@@ -179,6 +187,7 @@ class _Binlog:
             "password": conn.password,
             "connect_timeout": conn.connect_timeout,
             "read_timeout": 120,
+            **_same_tls(conn),
         }
         self.headers: dict[str, _Header] = {}
         self.end: dict[str, Any] = {}  # set when transactions() reaches the newest event

@@ -218,6 +218,190 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         _spec(spec__template__paused=True),
         ['unknown field "spec.template.paused"'],
     ),
+    # ------------------------------------------------ issue 11: every field reviewed
+    (
+        "position-file-is-a-path",
+        TASK,
+        _spec(spec__startPosition={"file": "../etc/passwd", "pos": 4}),
+        ["spec.startPosition.file", "a binlog file name such as binlog.000042", "never a path"],
+    ),
+    (
+        "position-file-absolute-path",
+        TASK,
+        _spec(spec__startPosition={"file": "/var/lib/mysql/binlog.000001", "pos": 4}),
+        ["spec.startPosition.file", "never a path"],
+    ),
+    (
+        "position-gtid-not-a-gtid",
+        TASK,
+        _spec(spec__startPosition={"gtid": "abc"}),
+        ["spec.startPosition.gtid", "MariaDB GTID position (domain-server-sequence"],
+    ),
+    (
+        "position-gtid-mysql-uuid-without-interval",
+        TASK,
+        _spec(spec__startPosition={"gtid": "3e11fa47-71ca-11e1-9e33-c80aa9429562"}),
+        ["spec.startPosition.gtid", "MySQL GTID set (uuid:interval"],
+    ),
+    (
+        "reset-gtid-two-parts",
+        TASK,
+        _spec(spec__resetPosition={"to": {"gtid": "0-1"}, "nonce": "r1"}),
+        ["spec.resetPosition.to.gtid", "domain-server-sequence"],
+    ),
+    (
+        "task-name-too-long",
+        TASK,
+        _spec(metadata__name="o" * 64),
+        ["metadata.name: a SyncTask name is at most 63 characters", "ferry.dev/task label"],
+    ),
+    (
+        "topic-unknown-placeholders",
+        TASK,
+        _spec(spec__sink__kafka={"topic": "ferry.{schema}.{tbl}"}),
+        ["spec.sink.kafka.topic", "unknown placeholder", "only {database} and {table}"],
+    ),
+    (
+        "topic-bad-characters",
+        TASK,
+        _spec(spec__sink__kafka={"topic": "ferry/{table} x"}),
+        ["spec.sink.kafka.topic", "may hold only letters, digits, '.', '_', '-'"],
+    ),
+    (
+        "template-topic-unknown-placeholder",
+        TEMPLATE,
+        _spec(spec__template__sink={"kafka": {"topic": "t.{db}"}}),
+        ["spec.template.sink.kafka.topic", "unknown placeholder"],
+    ),
+    (
+        "dead-letter-topic-not-a-topic",
+        TASK,
+        _spec(spec__errorPolicy={"mode": "deadLetter", "deadLetterTopic": "dlq.{table}"}),
+        ["spec.errorPolicy.deadLetterTopic", "must be a Kafka topic name"],
+    ),
+    (
+        "duration-zero",
+        TASK,
+        _spec(spec__performance={"maxBatchDelay": "0s"}),
+        ["spec.performance.maxBatchDelay", "a duration greater than zero"],
+    ),
+    (
+        "restart-max-backoff-below-backoff",
+        TASK,
+        _spec(spec__restartPolicy={"backoff": "10s", "maxBackoff": "1s"}),
+        ["spec.restartPolicy.maxBackoff", "at least restartPolicy.backoff"],
+    ),
+    (
+        "restart-reset-after-not-a-duration",
+        TASK,
+        _spec(spec__restartPolicy={"resetAfter": "soon"}),
+        ["spec.restartPolicy.resetAfter", "a duration greater than zero"],
+    ),
+    (
+        "restart-multiplier-too-large",
+        TASK,
+        _spec(spec__restartPolicy={"multiplier": 100}),
+        ["spec.restartPolicy.multiplier", "less than or equal to 10"],
+    ),
+    (
+        "restart-max-retries-negative",
+        TASK,
+        _spec(spec__restartPolicy={"maxRetries": -1}),
+        ["spec.restartPolicy.maxRetries", "greater than or equal to 0"],
+    ),
+    (
+        "mapping-target-with-backquote",
+        TASK,
+        _spec(spec__mapping=[{"table": "shop.orders", "target": "o`; DROP"}]),
+        ["spec.mapping[0].target"],
+    ),
+    (
+        "mapping-column-too-long",
+        TASK,
+        _spec(spec__mapping=[{"table": "shop.orders", "columns": {"a": "c" * 65}}]),
+        ["spec.mapping[0].columns.a", "64"],
+    ),
+    (
+        "sink-database-too-long",
+        TASK,
+        _spec(spec__sink={"connectorRef": {"name": "events"}, "mysql": {"database": "d" * 65}}),
+        ["spec.sink.mysql.database", "64"],
+    ),
+    (
+        "node-selector-value-too-long",
+        TASK,
+        _spec(spec__worker={"nodeSelector": {"zone": "z" * 64}}),
+        ["spec.worker.nodeSelector.zone", "63"],
+    ),
+    (
+        "resources-not-a-quantity",
+        TASK,
+        _spec(spec__worker={"resources": {"requests": {"cpu": "lots"}}}),
+        ["spec.worker.resources.requests.cpu"],
+    ),
+    (
+        "image-with-a-space",
+        TASK,
+        _spec(spec__worker={"image": "ferry worker:1"}),
+        ["spec.worker.image"],
+    ),
+    (
+        "connector-ref-not-a-name",
+        TASK,
+        _spec(spec__source={"connectorRef": {"name": "Shop_DB"}}),
+        ["spec.source.connectorRef.name"],
+    ),
+    (
+        "connector-host-with-scheme",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__host="mysql://db:3306"),
+        ["spec.mysql.host"],
+    ),
+    (
+        "connector-secret-key-with-space",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__passwordSecretRef={"name": "shop-db", "key": "pass word"}),
+        ["spec.mysql.passwordSecretRef.key"],
+    ),
+    (
+        "connector-tls-mode-unknown",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__tls={"mode": "strict"}),
+        ["spec.mysql.tls.mode", "Unsupported value", "verify-identity"],
+    ),
+    (
+        "connector-tls-disabled-with-a-ca",
+        MYSQL_CONNECTOR,
+        _spec(spec__mysql__tls={"mode": "disabled", "caSecretRef": {"name": "db-ca"}}),
+        ["spec.mysql.tls.mode", "disabled and preferred use no certificates"],
+    ),
+    (
+        "kafka-sasl-on-plaintext",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__sasl={"mechanism": "PLAIN", "secretRef": "k"}),
+        ["spec.kafka.sasl", "needs securityProtocol SASL_PLAINTEXT or SASL_SSL"],
+    ),
+    (
+        "kafka-sasl-protocol-without-sasl",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__securityProtocol="SASL_SSL"),
+        ["spec.kafka.securityProtocol", "need kafka.sasl"],
+    ),
+    (
+        "kafka-tls-on-plaintext",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__tls={"caSecretRef": {"name": "kafka-ca"}}),
+        ["spec.kafka.tls", "needs securityProtocol SSL or SASL_SSL"],
+    ),
+    (
+        "kafka-sasl-mechanism-unknown",
+        KAFKA_CONNECTOR,
+        _spec(
+            spec__kafka__securityProtocol="SASL_SSL",
+            spec__kafka__sasl={"mechanism": "GSSAPI", "secretRef": "k"},
+        ),
+        ["spec.kafka.sasl.mechanism", "Unsupported value", "SCRAM-SHA-512"],
+    ),
 ]
 
 VALID = [
@@ -241,7 +425,67 @@ VALID = [
             spec__errorPolicy={"mode": "deadLetter", "deadLetterTopic": "dlq"},
         ),
     ),
+    (
+        "task-gtid-mariadb-list",
+        TASK,
+        _spec(spec__startPosition={"gtid": "0-1-100, 1-2-7"}),
+    ),
+    (
+        "task-gtid-mysql-set",
+        TASK,
+        _spec(
+            spec__startPosition={
+                "gtid": "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,"
+                "4e11fa47-71ca-11e1-9e33-c80aa9429562:tag_a:1-3"
+            }
+        ),
+    ),
+    ("task-name-63", TASK, _spec(metadata__name="o" * 63)),
+    (
+        "task-restart-policy",
+        TASK,
+        _spec(
+            spec__restartPolicy={
+                "maxRetries": 10,
+                "resetAfter": "10m",
+                "backoff": "1.5s",
+                "multiplier": 2,
+                "maxBackoff": "5m",
+            },
+            spec__mapping=[{"table": "shop.o*", "columns": {"a": "b"}, "drop": ["secret"]}],
+            spec__worker={"nodeSelector": {"zone": "a"}, "resources": {"limits": {"cpu": "500m"}}},
+        ),
+    ),
     ("mysql-connector", MYSQL_CONNECTOR, _spec()),
+    (
+        "mysql-connector-tls",
+        MYSQL_CONNECTOR,
+        _spec(
+            spec__mysql__host="10.0.0.7",
+            spec__mysql__tls={
+                "mode": "verify-ca",
+                "caSecretRef": {"name": "db-ca"},
+                "clientCertSecretRef": {"name": "db-client"},
+            },
+        ),
+    ),
+    (
+        "kafka-connector-sasl-ssl",
+        KAFKA_CONNECTOR,
+        _spec(
+            spec__kafka__securityProtocol="SASL_SSL",
+            spec__kafka__sasl={"mechanism": "SCRAM-SHA-512", "secretRef": "kafka-user"},
+            spec__kafka__tls={"caSecretRef": {"name": "kafka-ca", "key": "ca.pem"}},
+        ),
+    ),
+    (
+        "kafka-connector-mtls",
+        KAFKA_CONNECTOR,
+        _spec(
+            spec__kafka__securityProtocol="SSL",
+            spec__kafka__tls={"clientCertSecretRef": {"name": "kafka-client"}},
+        ),
+    ),
     ("kafka-connector", KAFKA_CONNECTOR, _spec()),
     ("template", TEMPLATE, _spec()),
 ]

@@ -76,7 +76,11 @@ def test_running_lagging_and_too_many_restarts(
     )
     assert "lag 95s is above 30s" in ferry.condition("synctasks", "orders", "Degraded")["message"]
 
-    report(ferry, "orders", workerState="Streaming", lag={"seconds": 1.0}, counters={"restarts": 3})
+    # Recovered errors alone (a lifetime count) do not stop it: only a streak over the limit.
+    report(ferry, "orders", workerState="Streaming", lag={"seconds": 1.0}, counters={"restarts": 9})
+    time.sleep(2)
+    assert ferry.condition("synctasks", "orders", "Stalled").get("reason") != "TooManyRestarts"
+    report(ferry, "orders", workerState="Streaming", lag={"seconds": 1.0}, retry={"streak": 3})
     wait_until(
         lambda: (
             ferry.condition("synctasks", "orders", "Stalled").get("reason") == "TooManyRestarts"
@@ -86,7 +90,7 @@ def test_running_lagging_and_too_many_restarts(
     )
     wait_until(lambda: ferry.deployment("orders").spec.replicas == 0, 30, "worker stopped")
     assert (
-        "more than restartPolicy.maxRetries (2)"
+        "failed 3 times in a row, more than restartPolicy.maxRetries (2)"
         in ferry.condition("synctasks", "orders")["message"]
     )
     # It stays stopped over resyncs: a stop is not undone by itself.

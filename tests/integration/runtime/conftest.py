@@ -32,6 +32,25 @@ from ferry_runtime.worker import Worker
 PASSWORD_ENV = "FERRY_TEST_SOURCE_PASSWORD"
 
 
+def local_ports_to(port: int) -> set[int]:
+    """Local ports of this process's TCP connections to ``port`` (from /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found = re.match(r"socket:\[(\d+)\]", os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+        if found:
+            inodes.add(found.group(1))
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if inode in inodes and int(remote.split(":")[1], 16) == port:
+            ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
 def _key(raw: bytes | None) -> Any:
     try:
         return json.loads(raw) if raw is not None else None

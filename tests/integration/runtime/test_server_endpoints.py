@@ -114,9 +114,11 @@ def test_status_holds_the_view_and_the_breakdown(
         "throughput",
         "progress",
         "counters",
+        "retry",
         "lastErrors",
         "heartbeatTime",
     }
+    assert body["retry"] == {"streak": 0, "nextRetryTime": None}
 
     tracker.finish_table("shop.orders")
     tracker.set_state("Streaming")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.conftest import service_missing
 from tests.integration.runtime.test_types_roundtrip import COLUMNS, SQL_VALUES
 from tests.support import wait_until
 
@@ -493,3 +494,25 @@ def test_a_refused_row_with_error_policy_fail_stops_before_its_batch_commits(
     assert failure is not None and failure.reason == "PoisonRow"
     assert "the target refused a row of" in failure.message and "range" in failure.message
     assert sql(f"SELECT * FROM `{target}`.notes") == ()
+
+
+def test_a_sink_user_that_must_use_tls_gets_rows_over_tls(
+    sink: Sink, sink_user: str, testenv: Any
+) -> None:
+    """The sink connection uses sink.mysql.tls: its user is REQUIRE SSL, so without TLS the
+    server refuses it (tried first), with TLS verified against the test CA rows arrive."""
+    ca = testenv.get("FERRY_TLS_CA_FILE")
+    if not ca:
+        service_missing("the secured listeners", "FERRY_TLS_CA_FILE not in the env file")
+    sink.sql(f"ALTER USER '{sink_user}'@'%' REQUIRE SSL")
+    sink.create("items", ITEMS)
+    sink.sql(f"INSERT INTO `{sink.source}`.items (id, name) VALUES (1, 'a'), (2, 'b')")
+    refused = sink.run(sink.config(restartPolicy={"maxRetries": 0}))
+    assert refused.join(60) == 1
+    assert refused.worker.failure is not None
+    assert refused.worker.failure.reason == "AuthenticationFailed"
+    worker = sink.run(sink.config(sink={"tls": {"mode": "verify-identity", "caFile": ca}}))
+    sink.streaming(worker)
+    sink.sql(f"INSERT INTO `{sink.source}`.items (id, name) VALUES (3, 'c')")
+    sink.converge(["items"])
+    assert [row[0] for row in rows(sink.sql, sink.target, "items")] == [1, 2, 3]

@@ -3,36 +3,14 @@ in status, and loses or repeats nothing."""
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.runtime.conftest import Pipeline
+from tests.integration.runtime.conftest import Pipeline, local_ports_to
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
-
-
-def _local_ports_to(port: int) -> set[int]:
-    """Local ports of this process's TCP connections to ``port`` (from /proc)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found = re.match(r"socket:\[(\d+)\]", os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            continue
-        if found:
-            inodes.add(found.group(1))
-    ports = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local, remote, inode = fields[1], fields[2], fields[9]
-        if inode in inodes and int(remote.split(":")[1], 16) == port:
-            ports.add(int(local.split(":")[1], 16))
-    return ports
 
 
 def test_lost_mysql_connection_is_retried_counted_and_loses_nothing(
@@ -46,7 +24,7 @@ def test_lost_mysql_connection_is_retried_counted_and_loses_nothing(
     sql(f"INSERT INTO {table} VALUES (1), (2)")
     pipeline.wait_until(lambda: worker.tracker.events >= 2, 30, "the first events")
 
-    ours = _local_ports_to(testenv.mysql["port"])
+    ours = local_ports_to(testenv.mysql["port"])
     dumps = [
         row[0]
         for row in sql("SHOW PROCESSLIST")
@@ -77,8 +55,12 @@ def test_unreachable_source_is_retried_with_backoff_then_fails_with_the_reason(
     worker = run_worker(config)
     assert worker.join(60) == 1
     elapsed = time.monotonic() - started
-    assert worker.worker.failure.reason == "ConnectionLost"
+    # The third consecutive failure is one more than maxRetries: stopped, naming the cause.
+    assert worker.worker.failure.reason == "TooManyRestarts"
+    assert "3 consecutive failures" in worker.worker.failure.message
+    assert "ConnectionLost" in worker.worker.failure.message
     assert worker.tracker.restarts == 2
-    assert worker.tracker.errors_by_reason == {"ConnectionLost": 3}
-    assert elapsed >= 0.3 + 0.6  # backoff, then backoff x multiplier
+    assert worker.tracker.errors_by_reason == {"ConnectionLost": 3, "TooManyRestarts": 1}
+    assert elapsed < 0.3 + 0.6 + 15  # full jitter: each wait in [0, backoff x multiplier^n)
     assert worker.tracker.state == "Failed"
+    assert worker.tracker.view()["retry"] == {"streak": 3, "nextRetryTime": None}

@@ -35,10 +35,10 @@ def reasons_in_code() -> set[str]:
     found: set[str] = set()
     for path in SOURCES:
         text = path.read_text()
-        found |= set(re.findall(r'"([A-Z][a-z]+(?:[A-Z][a-z]+)+)"', text))
+        found |= set(re.findall(r'"((?:[A-Z]{2,})?[A-Z][a-z]+(?:[A-Z][a-z]+)+)"', text))
         # errors.py lists its reasons in the hierarchy drawn in its docstring.
         for line in re.findall(r"reasons: ([A-Za-z, \n│]+)", text):
-            found |= set(re.findall(r"[A-Z][a-z]+(?:[A-Z][a-z]+)+", line))
+            found |= set(re.findall(r"(?:[A-Z]{2,})?[A-Z][a-z]+(?:[A-Z][a-z]+)+", line))
     return found - NOT_REASONS
 
 

@@ -76,6 +76,14 @@ def test_cache_lookups_and_secret_names() -> None:
     spec = {"mysql": {"passwordSecretRef": {"name": "db-pass", "key": "password"}}}
     assert cache.secret_names(spec) == {"db-pass"}
     assert cache.secret_names({"kafka": {"sasl": {"secretRef": "k"}}}) == {"k"}
+    # A changed CA or client certificate re-probes the Connector as a password does.
+    tls = {"caSecretRef": {"name": "ca"}, "clientCertSecretRef": {"name": "client"}}
+    assert cache.secret_names({"kafka": {"sasl": {"secretRef": "k"}, "tls": tls}}) == {
+        "k",
+        "ca",
+        "client",
+    }
+    assert cache.secret_names({"mysql": {"tls": {"caSecretRef": {"name": "db-ca"}}}}) == {"db-ca"}
     assert cache.secret_names({"kafka": {}}) == set()
     kwargs = {"ferry_connector_secrets": {("shop", "db-pass"): ["db", "db2", "db"]}}
     assert cache.connectors_using(kwargs, "shop", "db-pass") == ["db", "db2"]

@@ -99,13 +99,42 @@ def test_worker_state_lag_and_heartbeat() -> None:
     assert silent.conditions["Stalled"][:2] == ("True", "HeartbeatMissing")
 
 
-def test_too_many_restarts_stops_the_worker() -> None:
+def test_a_failure_streak_over_max_retries_stops_the_worker() -> None:
     spec = SyncTaskSpec.model_validate({"restartPolicy": {"maxRetries": 2}})
     result = assess(
-        spec, {"counters": {"restarts": 3}}, problem=None, paused=False, resume_at=None, now=NOW
+        spec, {"retry": {"streak": 3}}, problem=None, paused=False, resume_at=None, now=NOW
     )
     assert result.stop_worker
     assert result.conditions["Stalled"][:2] == ("True", "TooManyRestarts")
+    assert "failed 3 times in a row" in result.conditions["Ready"][2]
+
+
+def test_recovered_errors_do_not_count_only_the_streak_does() -> None:
+    """Issue 11: 11 recovered errors weeks apart must not stop a healthy task."""
+    spec = SyncTaskSpec.model_validate({"restartPolicy": {"maxRetries": 10}})
+    status = {"workerState": "Streaming", "counters": {"restarts": 11}, "retry": {"streak": 0}}
+    result = assess(spec, status, problem=None, paused=False, resume_at=None, now=NOW)
+    assert (result.phase, result.stop_worker) == ("Running", False)
+
+
+def test_max_retries_unset_means_unlimited() -> None:
+    spec = SyncTaskSpec.model_validate({})
+    status = {"workerState": "Streaming", "retry": {"streak": 500}}
+    result = assess(spec, status, problem=None, paused=False, resume_at=None, now=NOW)
+    assert result.stop_worker is False
+
+
+def test_a_worker_stopped_for_its_streak_keeps_its_reason() -> None:
+    spec = SyncTaskSpec.model_validate({"restartPolicy": {"maxRetries": 10}})
+    message = "11 consecutive failures, more than restartPolicy.maxRetries (10); the last: ..."
+    status = {
+        "workerState": "Failed",
+        "retry": {"streak": 11},
+        "lastErrors": [{"reason": "TooManyRestarts", "message": message}],
+    }
+    result = assess(spec, status, problem=None, paused=False, resume_at=None, now=NOW)
+    assert result.stop_worker
+    assert result.conditions["Ready"] == ("False", "TooManyRestarts", message)
 
 
 def test_worker_fields_from_before_the_last_start_are_ignored() -> None:

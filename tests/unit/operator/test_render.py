@@ -21,6 +21,8 @@ from ferry_operator.render.worker_config import (
     effective_spec,
     render_worker_config,
     secret_env,
+    secret_volumes,
+    secrets_hash,
     stored_spec,
 )
 
@@ -79,6 +81,38 @@ CONNECTORS = {
             },
         }
     ),
+    "secure-db": Connector.model_validate(
+        {
+            "metadata": {"name": "secure-db", "namespace": "shop"},
+            "spec": {
+                "type": "mysql",
+                "mysql": {
+                    "host": "mariadb.shop",
+                    "user": "ferry",
+                    "passwordSecretRef": {"name": "secure-db", "key": "password"},
+                    "tls": {
+                        "mode": "verify-ca",
+                        "caSecretRef": {"name": "db-ca"},
+                        "clientCertSecretRef": {"name": "db-client"},
+                    },
+                },
+            },
+        }
+    ),
+    "secure-events": Connector.model_validate(
+        {
+            "metadata": {"name": "secure-events", "namespace": "shop"},
+            "spec": {
+                "type": "kafka",
+                "kafka": {
+                    "bootstrapServers": "kafka:9093",
+                    "securityProtocol": "SASL_SSL",
+                    "sasl": {"mechanism": "SCRAM-SHA-512", "secretRef": "kafka-user"},
+                    "tls": {"caSecretRef": {"name": "kafka-ca", "key": "ca.pem"}},
+                },
+            },
+        }
+    ),
 }
 TEMPLATE = TaskTemplate.model_validate(
     {
@@ -122,6 +156,7 @@ def _objects(task: SyncTask, template: TaskTemplate | None = None) -> list[dict[
             digest,
             secret_env(spec, CONNECTORS),
             replicas=0 if spec.paused else 1,
+            secret_volumes=secret_volumes(spec, CONNECTORS),
         ),
         objects.service_account(owner),
         objects.role(owner),
@@ -143,7 +178,45 @@ CASES = {
     "mysql-sink": _task(
         sink={"connectorRef": {"name": "replica"}, "kafka": None, "mysql": {"database": "copy"}}
     ),
+    "secured": _task(
+        source={"connectorRef": {"name": "secure-db"}},
+        sink={"connectorRef": {"name": "secure-events"}},
+    ),
 }
+
+
+def test_certificates_are_secret_volumes_and_the_config_names_only_paths() -> None:
+    rendered = _objects(CASES["secured"])
+    configmap, deploy = rendered[0], rendered[1]
+    config = yaml.safe_load(configmap["data"]["worker.yaml"])
+    assert config["source"]["tls"] == {
+        "mode": "verify-ca",
+        "caFile": "/etc/ferry-tls/source/ca/ca.crt",
+        "certFile": "/etc/ferry-tls/source/client/tls.crt",
+        "keyFile": "/etc/ferry-tls/source/client/tls.key",
+    }
+    kafka = config["sink"]["kafka"]
+    assert kafka["tls"] == {"mode": "verify-identity", "caFile": "/etc/ferry-tls/sink/ca/ca.crt"}
+    assert (kafka["saslMechanism"], kafka["securityProtocol"]) == ("SCRAM-SHA-512", "SASL_SSL")
+    pod = deploy["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["source-ca"]["secret"] == {
+        "secretName": "db-ca",
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        "defaultMode": 0o440,
+    }
+    assert volumes["source-client"]["secret"]["secretName"] == "db-client"
+    assert volumes["sink-ca"]["secret"]["items"] == [{"key": "ca.pem", "path": "ca.crt"}]
+    assert "configMap" not in volumes["source-ca"] and "sink-client" not in volumes
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["source-client"] == {
+        "name": "source-client",
+        "mountPath": "/etc/ferry-tls/source/client",
+        "readOnly": True,
+    }
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+    assert env["FERRY_SINK_SASL_PASSWORD"] == {"name": "kafka-user", "key": "password"}
+    assert env["FERRY_SINK_SASL_USERNAME"] == {"name": "kafka-user", "key": "username"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -229,3 +302,23 @@ def test_template_task_without_source_is_invalid() -> None:
     )
     with pytest.raises(errors.InvalidSpec, match=r"spec.source.connectorRef is required"):
         render_worker_config(task, CONNECTORS, None)
+
+
+def test_secrets_hash_follows_resource_versions_of_the_connectors_used() -> None:
+    spec = effective_spec(CASES["secured"], None)
+    versions = {"secure-db": {"secure-db": "10", "db-ca": "11"}, "secure-events": {"k": "12"}}
+    first = secrets_hash(spec, versions)
+    assert first is not None and len(first) == 16
+    assert secrets_hash(spec, dict(versions)) == first  # stable
+    rotated = {**versions, "secure-db": {"secure-db": "13", "db-ca": "11"}}
+    assert secrets_hash(spec, rotated) != first
+    # A Connector the task does not use changes nothing; no versions known: no annotation.
+    assert secrets_hash(spec, {**versions, "replica": {"replica": "99"}}) == first
+    assert secrets_hash(spec, {}) is None
+    owner = Owner("orders", "shop", "u")
+    config = render_worker_config(CASES["secured"], CONNECTORS)
+    deploy = objects.deployment(
+        owner, spec, "orders-r1", config_hash(config), [], replicas=1, secrets_hash=first
+    )
+    annotations = deploy["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["ferry.dev/secrets-hash"] == first

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,4 +95,35 @@ def test_table_selection_and_mapping() -> None:
 
 def test_restart_backoff_grows_and_is_capped() -> None:
     policy = config.RestartPolicy(backoff="1s", multiplier=3, max_backoff="20s")
-    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [1, 3, 9, 20]
+    assert [policy.ceiling(n).total_seconds() for n in (1, 2, 3, 4, 500)] == [1, 3, 9, 20, 20]
+
+
+def test_restart_backoff_has_full_jitter() -> None:
+    policy = config.RestartPolicy(backoff="1s", multiplier=3, max_backoff="20s")
+    assert policy.delay(3, lambda: 0.0).total_seconds() == 0
+    assert policy.delay(3, lambda: 0.5).total_seconds() == 4.5
+    waits = {policy.delay(4).total_seconds() for _ in range(200)}
+    assert len(waits) > 150 and all(0 <= w < 20 for w in waits)
+    assert min(waits) < 5 and max(waits) > 15  # spread over the whole range
+
+
+def test_restart_policy_defaults_unlimited_retries_reset_after_ten_minutes() -> None:
+    policy = config.RestartPolicy()
+    assert policy.max_retries is None
+    assert policy.reset_after.total_seconds() == 600
+
+
+def test_tls_files_are_paths_and_a_missing_one_is_invalid_config(tmp_path: Path) -> None:
+    from ferry_runtime import errors, tls
+
+    files = config.TLSFiles(mode="verify-ca", caFile=str(tmp_path / "nowhere.crt"))
+    with pytest.raises(errors.FatalError) as refused:
+        tls.pymysql_args(files)
+    assert refused.value.reason == "InvalidConfig"
+    assert "tls.caFile" in refused.value.message
+    assert tls.pymysql_args(None) == {"ssl_disabled": True}
+    assert tls.pymysql_args(config.TLSFiles(mode="preferred")) == {}
+    context = tls.pymysql_args(config.TLSFiles(mode="required"))["ssl"]
+    assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+    with pytest.raises(ValueError, match="certFile and keyFile go together"):
+        config.TLSFiles(certFile="/a")

@@ -93,5 +93,8 @@ def test_retries_say_the_attempt_and_when_the_worker_gives_up(
     assert "retry 1 of 2 in 0.0s (the worker gives up if retry 2 fails too" in lines[0]
     assert "retry 2 of 2" in lines[1]
     assert lines[2].endswith("gave up after 2 retries (restartPolicy.maxRetries)")
-    assert worker.failure is not None and worker.failure.reason == "ConnectionLost"
-    assert worker.failure.message.endswith("(gave up after 2 retries: restartPolicy.maxRetries)")
+    assert worker.failure is not None and worker.failure.reason == "TooManyRestarts"
+    assert "3 consecutive failures, more than restartPolicy.maxRetries (2)" in (
+        worker.failure.message
+    )
+    assert "the last: ConnectionLost" in worker.failure.message

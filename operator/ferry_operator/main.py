@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf's NewType; not exported by kopf
 
 from ferry_operator import observability
 
@@ -39,6 +40,12 @@ def namespaces_from(args: argparse.Namespace) -> list[str]:
     return given or [ns for ns in env.split(",") if ns.strip()]
 
 
+def _identity() -> Identity | None:
+    """This replica's name among its peers: the pod's (the chart sets POD_NAME)."""
+    pod = os.environ.get("POD_NAME")
+    return Identity(pod) if pod else None
+
+
 def run(namespaces: Sequence[str], verbose: bool = False) -> int:
     """Run kopf with Ferry's handlers until interrupted."""
     from ferry_operator import handlers  # noqa: F401  (registers the handlers)
@@ -62,8 +69,7 @@ def run(namespaces: Sequence[str], verbose: bool = False) -> int:
             await kopf.operator(
                 standalone=peering is None,
                 peering_name=peering,
-                # The pod's name (the chart sets POD_NAME) names this replica among its peers.
-                identity=os.environ.get("POD_NAME") or None,
+                identity=_identity(),
                 priority=priority,
                 liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,
                 namespaces=list(namespaces),

@@ -2,8 +2,9 @@
 
 One JSON record per task (key = task id) in a compacted topic. It holds the binlog position
 reached (always at a transaction boundary), the nonce of the last resetPosition applied, and
-the snapshot's progress: the binlog position the snapshot started at and, per table, whether
-it is done and the primary key of the last row delivered (keyset pagination resumes after it).
+the snapshot's progress: per table, whether it is done and the primary key of the last row
+delivered (keyset pagination resumes after it; binlog changes of keys up to it pass, see
+:mod:`ferry_runtime.source.watermark`).
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -26,9 +27,13 @@ class TableState:
 
 @dataclass(frozen=True)
 class SnapshotState:
-    position: dict[str, Any]  # binlog position of the consistent snapshot
+    position: dict[str, Any]  # binlog position where the snapshot started
     tables: dict[str, TableState] = field(default_factory=dict)
     done: bool = False
+    # True: ``tables`` lists every table of the snapshot from the start (chunk watermarks);
+    # a table missing from it was created later and streams. False: an older worker's
+    # checkpoint, which lists only the tables it had started.
+    planned: bool = False
 
     def with_table(self, name: str, state: TableState) -> SnapshotState:
         return replace(self, tables={**self.tables, name: state})
@@ -60,6 +65,7 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
             "done": checkpoint.snapshot.done,
+            "planned": checkpoint.snapshot.planned,
             "tables": {
                 name: {"done": t.done, "after": t.after, "rows": t.rows}
                 for name, t in checkpoint.snapshot.tables.items()
@@ -76,6 +82,7 @@ def decode(raw: bytes) -> Checkpoint:
         snapshot = SnapshotState(
             position=snap["position"],
             done=bool(snap.get("done")),
+            planned=bool(snap.get("planned")),
             tables={
                 name: TableState(bool(t.get("done")), t.get("after"), int(t.get("rows", 0)))
                 for name, t in snap.get("tables", {}).items()

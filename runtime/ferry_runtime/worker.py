@@ -27,7 +27,8 @@ from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, mysql, schema
+from ferry_runtime.source import binlog, keys, mysql, schema, watermark
+from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
 
@@ -47,6 +48,37 @@ class _Stopped(Exception):
 PIPELINE = "pipeline"
 
 
+class _Feed:
+    """The binlog reader's queue, with room to hold back one item for the next reader."""
+
+    def __init__(
+        self,
+        reader: binlog.BinlogReader,
+        items: queue.Queue[binlog.Item],
+        budget: binlog.RowBudget,
+    ) -> None:
+        self.reader, self.items, self.budget = reader, items, budget
+        self._held: binlog.Item | None = None
+
+    def take(self, timeout: float) -> binlog.Item | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        try:
+            item = self.items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, binlog.Transaction):
+            self.budget.release(len(item.changes))
+        return item
+
+    def hold(self, item: binlog.Item) -> None:
+        self._held = item
+
+    def close(self) -> None:
+        self.reader.stop()
+
+
 class Worker:
     """Runs one task until stopped, completed (mode: snapshot) or failed."""
 
@@ -58,6 +90,7 @@ class Worker:
         self._stop = threading.Event()
         self._progressed = False
         self._router = rules.Router(config)
+        self._feeds: list[_Feed] = []  # binlog readers of the current run
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -149,17 +182,22 @@ class Worker:
             state = self._apply_reset(ctl, sink, state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
-            if mode != "cdc" and (state.position is None or unfinished):
-                state = self._snapshot(sink, state)
             if mode == "snapshot":
+                if state.position is None or unfinished:
+                    self._copy(sink, state)
                 return True
+            if mode != "cdc" and (state.position is None or unfinished):
+                self._snapshot_and_stream(sink, ctl, state)
+                return False
             if state.position is None:
                 start = self.config.start_position or "latest"
                 state = dataclasses.replace(state, position=mysql.resolve(ctl, start))
             mysql.check_position(ctl, state.position)  # type: ignore[arg-type]
-            self._stream(sink, state)
+            self._stream(sink, state, self._open_feed(dict(state.position or {})))
             return False
         finally:
+            while self._feeds:
+                self._feeds.pop().close()
             ctl.close()
             sink.close()
 
@@ -181,96 +219,274 @@ class Worker:
         )
         return new
 
-    # ------------------------------------------------------------ snapshot
+    # ------------------------------------------------------------ snapshot: the tables
 
-    def _snapshot(self, sink: Sink, state: Checkpoint) -> Checkpoint:
+    def _plan(self, conn: Any, state: Checkpoint) -> tuple[SnapshotState, list[TableSchema]]:
+        """The tables to snapshot and the progress so far. A new snapshot lists every table
+        in its checkpoint from the start, so that a table created later is never snapshotted
+        on a resume (its inserts were streamed)."""
+        progress = state.snapshot if state.snapshot and not state.snapshot.done else None
+        if progress is not None and progress.planned:
+            names = [tuple(name.split(".", 1)) for name in progress.tables]
+        else:
+            names = [n for n in schema.list_tables(conn) if self.config.selects(*n)]
+        tables: list[TableSchema] = []
+        found: dict[str, TableState] = {}
+        for database, table_name in names:
+            loaded = schema.load(conn, database, table_name)
+            name = f"{database}.{table_name}"
+            before = progress.tables.get(name, TableState()) if progress else TableState()
+            # A table gone since the plan is finished: nothing of it is left to read.
+            found[name] = before if loaded is not None else TableState(True, None, before.rows)
+            if loaded is not None:
+                tables.append(loaded)
+        if progress is None:
+            progress = SnapshotState(position=mysql.server_position(conn))
+        progress = dataclasses.replace(progress, tables=found, planned=True)
+        for table in tables:
+            done = progress.tables[table.name]
+            self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))
+        return progress, tables
+
+    def _copy(self, sink: Sink, state: Checkpoint) -> None:
+        """mode: snapshot: every chunk in one consistent transaction, no binlog."""
         self.tracker.set_state("Snapshotting")
         conn = mysql.connect(self.config.source)
         try:
             snap = Snapshot(conn)
             position = snap.begin()
-            progress = state.snapshot or SnapshotState(position=position)
-            selected = [n for n in schema.list_tables(conn) if self.config.selects(*n)]
-            tables = [t for t in (schema.load(conn, *n) for n in selected) if t is not None]
+            progress, tables = self._plan(conn, state)
+            state = dataclasses.replace(state, position=position)
             for table in tables:
-                done = progress.tables.get(table.name, TableState())
-                self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))
-            for table in tables:
-                progress = self._snapshot_table(sink, snap, table, state, progress)
+                done = progress.tables[table.name]
+                if self._start_table(table, done):
+                    continue
+                chunks = snap.chunks(table, done.after, done.rows, self._chunk_size)
+                for chunk in chunks:
+                    progress = progress.with_table(
+                        table.name, TableState(False, chunk.after, chunk.scanned)
+                    )
+                    state = dataclasses.replace(state, snapshot=progress)
+                    self._deliver_rows(sink, table, chunk.rows, state, position)
+                progress = self._finish_table(table, progress)
             snap.end()
-            progress = dataclasses.replace(progress, done=True)
-            state = dataclasses.replace(state, position=progress.position, snapshot=progress)
+            state = dataclasses.replace(state, snapshot=dataclasses.replace(progress, done=True))
             sink.deliver([], state.stamped())
-            return state
         finally:
             conn.close()
 
-    def _snapshot_table(
+    @property
+    def _chunk_size(self) -> int:
+        return self.config.performance.snapshot_chunk_size
+
+    def _start_table(self, table: TableSchema, done: TableState) -> bool:
+        """Show the table as started; True when it was finished before."""
+        self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
+        if done.rows:
+            self.tracker.record_snapshot_rows(table.name, done.rows)
+        if done.done:
+            self.tracker.finish_table(table.name)
+        return done.done
+
+    def _finish_table(self, table: TableSchema, progress: SnapshotState) -> SnapshotState:
+        final = progress.tables[table.name]
+        self.tracker.finish_table(table.name)
+        return progress.with_table(table.name, TableState(True, final.after, final.rows))
+
+    def _deliver_rows(
+        self,
+        sink: Sink,
+        table: TableSchema,
+        rows: list[dict[str, Any]],
+        state: Checkpoint,
+        position: dict[str, Any],
+    ) -> None:
+        """Deliver snapshot rows read at ``position`` with ``state`` (which covers them)."""
+        if self._stop.is_set():
+            raise _Stopped
+        self.tracker.heartbeat(PIPELINE)
+        started = time.monotonic()
+        where = checkpoint.format_position(position) or ""
+        changes = [
+            Change(table.database, table.table, "read", row, None, table.primary_key,
+                   int(time.time()), where, server_id=self.config.source.server_id)
+            for row in rows
+        ]  # fmt: skip
+        records, counts = self._prepare(sink, changes)
+        sink.deliver(records, state.stamped())
+        self._progressed = True
+        self.tracker.record_snapshot_rows(table.name, len(rows))
+        self.tracker.record_delivered(counts, dict(state.position or position), None)
+        self.tracker.observe_batch_latency(time.monotonic() - started)
+
+    # ------------------------------------------------------------ snapshot: chunk watermarks
+
+    def _snapshot_and_stream(self, sink: Sink, ctl: Any, state: Checkpoint) -> None:
+        """snapshot+cdc: read each chunk at its own binlog position P, stream the binlog up
+        to P (changes pass by :class:`watermark.Coverage`), deliver the chunk at P; then
+        stream on. See :mod:`ferry_runtime.source.watermark`."""
+        self.tracker.set_state("Snapshotting")
+        conn = mysql.connect(self.config.source)
+        try:
+            state, feed = self._snapshot_tables(sink, ctl, Snapshot(conn), state)
+        finally:
+            conn.close()
+        self._stream(sink, state, feed)
+
+    def _snapshot_tables(
+        self, sink: Sink, ctl: Any, snap: Snapshot, state: Checkpoint
+    ) -> tuple[Checkpoint, _Feed]:
+        progress, tables = self._plan(snap.conn, state)
+        orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
+        coverage = watermark.Coverage(progress, orders)
+        feed: _Feed | None = None
+        # An older worker's checkpoint inside its snapshot has no stream position yet.
+        start = state.position or (state.snapshot.position if state.snapshot else None)
+        if start is not None:
+            mysql.check_position(ctl, start)
+            feed = self._open_feed(start)
+            state = dataclasses.replace(state, position=start)
+        for table in tables:
+            if self._start_table(table, progress.tables[table.name]):
+                continue
+            read = self._read_keyed if table.primary_key else self._read_keyless
+            state, feed = read(sink, snap, table, state, feed, coverage)
+            self.tracker.finish_table(table.name)
+        if feed is None:  # nothing to read: stream from here
+            start = mysql.server_position(ctl)
+            feed = self._open_feed(start)
+            state = dataclasses.replace(state, position=start)
+        progress = dataclasses.replace(coverage.progress, done=True)
+        coverage.progress = progress
+        state = dataclasses.replace(state, snapshot=progress).stamped()
+        sink.deliver([], state)
+        return state, feed
+
+    def _read_keyed(
         self,
         sink: Sink,
         snap: Snapshot,
-        table: schema.TableSchema,
+        table: TableSchema,
         state: Checkpoint,
-        progress: SnapshotState,
-    ) -> SnapshotState:
-        done = progress.tables.get(table.name, TableState())
-        self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
-        if done.done:
-            self.tracker.record_snapshot_rows(table.name, done.rows)
-            self.tracker.finish_table(table.name)
-            return progress
-        if done.rows:
-            self.tracker.record_snapshot_rows(table.name, done.rows)
-        where = checkpoint.format_position(progress.position) or ""
-        size = self.config.performance.snapshot_chunk_size
-        for chunk in snap.chunks(table, done.after, done.rows, size):
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed]:
+        done = coverage.progress.tables[table.name]
+        after, rows = done.after, done.rows
+        while True:
             if self._stop.is_set():
                 raise _Stopped
-            self.tracker.heartbeat(PIPELINE)
-            started = time.monotonic()
-            changes = [
-                Change(table.database, table.table, "read", row, None, table.primary_key,
-                       int(time.time()), where, server_id=self.config.source.server_id)
-                for row in chunk.rows
-            ]  # fmt: skip
-            records, counts = self._prepare(sink, changes)
-            progress = progress.with_table(
-                table.name, TableState(False, chunk.after, chunk.scanned)
-            )
-            sink.deliver(records, dataclasses.replace(state, snapshot=progress).stamped())
-            self._progressed = True
-            self.tracker.record_snapshot_rows(table.name, len(chunk.rows))
-            self.tracker.record_delivered(counts, dict(progress.position), None)
-            self.tracker.observe_batch_latency(time.monotonic() - started)
-        final = progress.tables.get(table.name, done)
-        progress = progress.with_table(table.name, TableState(True, final.after, final.rows))
-        self.tracker.finish_table(table.name)
-        return progress
+            chunk, at = snap.read_chunk(table, after, self._chunk_size)
+            if feed is None:  # the first chunk of a new snapshot: the stream starts here
+                feed = self._open_feed(at)
+                state = dataclasses.replace(state, position=at)
+            state = self._drain(sink, state, feed, coverage, at)
+            last = len(chunk) < self._chunk_size
+            if chunk:
+                after = [chunk[-1][name] for name in table.primary_key]
+                rows += len(chunk)
+            # The chunk is the table's state at P: from P on, its keys' changes pass.
+            progress = coverage.progress.with_table(table.name, TableState(last, after, rows))
+            coverage.progress = progress
+            state = dataclasses.replace(state, position=at, snapshot=progress)
+            self._deliver_rows(sink, table, chunk, state, at)
+            if last:
+                return state, feed
 
-    # ------------------------------------------------------------ streaming
-
-    def _stream(self, sink: Sink, state: Checkpoint) -> None:
-        self.tracker.set_state("Streaming")
-        # Status shows where streaming starts, before anything new is delivered.
-        self.tracker.record_delivered({}, dict(state.position or {}), None)
-        items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
-        budget = binlog.RowBudget(self.config.performance.queue_size)
-        reader = binlog.BinlogReader(
-            self.config, dict(state.position or {}), items, self._poison, budget
-        )
-        reader.start()
+    def _read_keyless(
+        self,
+        sink: Sink,
+        snap: Snapshot,
+        table: TableSchema,
+        state: Checkpoint,
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed]:
+        """A table without a key: one consistent pass at P (the stream waits at P); after a
+        crash the pass restarts and skips the rows delivered (exact only if the table did
+        not change in between: documented)."""
+        done = coverage.progress.tables[table.name]
+        at = snap.begin()
         try:
-            self._deliver_loop(sink, state, items, budget)
+            if feed is None:
+                feed = self._open_feed(at)
+                state = dataclasses.replace(state, position=at)
+            state = self._drain(sink, state, feed, coverage, at)
+            state = dataclasses.replace(state, position=at)
+            for chunk in snap.chunks(table, None, done.rows, self._chunk_size):
+                progress = coverage.progress.with_table(
+                    table.name, TableState(False, None, chunk.scanned)
+                )
+                coverage.progress = progress
+                state = dataclasses.replace(state, snapshot=progress)
+                self._deliver_rows(sink, table, chunk.rows, state, at)
+            # Finished at P, in the checkpoint at once: its changes after P must pass.
+            final = coverage.progress.tables[table.name]
+            progress = coverage.progress.with_table(table.name, TableState(True, None, final.rows))
+            coverage.progress = progress
+            state = dataclasses.replace(state, snapshot=progress).stamped()
+            sink.deliver([], state)
         finally:
-            reader.stop()
+            snap.end()
+        return state, feed
 
-    def _deliver_loop(
+    def _drain(
         self,
         sink: Sink,
         state: Checkpoint,
-        items: queue.Queue[binlog.Item],
-        budget: binlog.RowBudget,
-    ) -> None:
+        feed: _Feed,
+        coverage: watermark.Coverage,
+        target: dict[str, Any],
+    ) -> Checkpoint:
+        """Deliver the binlog up to ``target`` (a transaction boundary), each change only if
+        the snapshot covers its key; the first transaction past it waits in the feed."""
+        goal = (target["file"], target["pos"])
+        batch: list[binlog.Transaction] = []
+        size = 0
+        while True:
+            self.tracker.heartbeat(PIPELINE)
+            item = feed.take(0.5)
+            if isinstance(item, binlog.Failure):
+                raise item.error
+            if isinstance(item, binlog.Heartbeat):
+                if (item.position["file"], item.position["pos"]) >= goal:
+                    break  # the server has nothing newer: everything up to P was read
+            elif isinstance(item, binlog.Transaction):
+                if (item.position["file"], item.position["pos"]) > goal:
+                    feed.hold(item)
+                    break
+                item.changes = coverage.keep(item.changes)
+                batch.append(item)
+                size += len(item.changes)
+                if size >= self.config.performance.batch_size:
+                    state = self._deliver_batch(sink, state, batch)
+                    batch, size = [], 0
+                if (item.position["file"], item.position["pos"]) == goal:
+                    break
+            elif item is None and self._stop.is_set():
+                raise _Stopped
+        if batch:
+            state = self._deliver_batch(sink, state, batch)
+        return state
+
+    # ------------------------------------------------------------ streaming
+
+    def _open_feed(self, start: dict[str, Any]) -> _Feed:
+        """Start the binlog reader at ``start``; _run_once stops it."""
+        items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
+        budget = binlog.RowBudget(self.config.performance.queue_size)
+        reader = binlog.BinlogReader(self.config, dict(start), items, self._poison, budget)
+        reader.start()
+        self._feeds.append(_Feed(reader, items, budget))
+        return self._feeds[-1]
+
+    def _stream(self, sink: Sink, state: Checkpoint, feed: _Feed) -> None:
+        self.tracker.set_state("Streaming")
+        # Status shows where streaming starts, before anything new is delivered.
+        self.tracker.record_delivered({}, dict(state.position or {}), None)
+        self._deliver_loop(sink, state, feed)
+
+    def _deliver_loop(self, sink: Sink, state: Checkpoint, feed: _Feed) -> None:
         perf = self.config.performance
         delay = perf.max_batch_delay.total_seconds()
         batch: list[binlog.Transaction] = []
@@ -279,14 +495,10 @@ class Worker:
         while True:
             self.tracker.heartbeat(PIPELINE)  # wakes at least twice a second
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
-            try:
-                item = items.get(timeout=timeout)
-            except queue.Empty:
-                item = None
+            item = feed.take(timeout)
             if isinstance(item, binlog.Failure):
                 raise item.error
             if isinstance(item, binlog.Transaction):
-                budget.release(len(item.changes))
                 if not batch:
                     deadline = time.monotonic() + delay
                 batch.append(item)

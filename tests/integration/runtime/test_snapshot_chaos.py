@@ -1,0 +1,217 @@
+"""SIGKILLs aimed inside the snapshot, under concurrent inserts, updates and deletes: a
+read_committed consumer sees, for every key, its snapshot row or its insert first, then
+every later change exactly once and in order, and the final state equals the source.
+
+The writer gives every change a unique ``seq``, so each key's history is a list of values
+and any record can be placed in it. The CI size is short (about two minutes); a longer run:
+``FERRY_CHAOS_ROWS=200000 FERRY_CHAOS_KILLS=60 pytest <this file>``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from tests.integration.runtime.conftest import Pipeline
+
+pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
+
+ROWS = int(os.environ.get("FERRY_CHAOS_ROWS", 30_000))  # seeded rows, even ids
+KILLS = int(os.environ.get("FERRY_CHAOS_KILLS", 32))
+CHUNK = 100
+BULK = 60  # ids one bulk UPDATE spans
+
+History = list[tuple[str, int]]  # (op, seq) per key, op: seed|insert|update|delete
+
+
+class Writer(threading.Thread):
+    """Inserts (into the gaps between seeded even ids, and past the end), updates (one row
+    and ranges across chunk boundaries) and deletes, each change with its own seq."""
+
+    def __init__(self, sql: Callable[..., Any], table: str, rows: int) -> None:
+        super().__init__(daemon=True)
+        self.sql, self.table = sql, table
+        self.live = dict.fromkeys(range(2, 2 * rows + 1, 2), 0)
+        self.keys = list(self.live)  # the live ids, for a quick random choice
+        self.history: dict[int, History] = {key: [("seed", 0)] for key in self.live}
+        self.free = list(range(1, 2 * rows, 2))  # odd ids: gaps in every chunk
+        self.random = random.Random(10)
+        self.random.shuffle(self.free)
+        self.next_id = 2 * rows + 1
+        self.seq = 0
+        self.done = threading.Event()
+
+    def _log(self, op: str, key: int, seq: int) -> None:
+        self.history.setdefault(key, []).append((op, seq))
+
+    def run(self) -> None:
+        pick = self.random
+        while not self.done.is_set():
+            self.seq += 1
+            seq, choice = self.seq, pick.random()
+            index = pick.randrange(len(self.keys))
+            key = self.keys[index]
+            if choice < 0.2:
+                new = self.free.pop() if self.free and choice < 0.15 else self.next_id
+                self.next_id += new == self.next_id
+                self.sql(f"INSERT INTO {self.table} VALUES (%s, %s)", (new, seq))
+                self.live[new] = seq
+                self.keys.append(new)
+                self._log("insert", new, seq)
+            elif choice < 0.75:
+                self.sql(f"UPDATE {self.table} SET seq = %s WHERE id = %s", (seq, key))
+                self.live[key] = seq
+                self._log("update", key, seq)
+            elif choice < 0.85:
+                base = seq * 1_000_000  # unique per row: base + id
+                self.sql(
+                    f"UPDATE {self.table} SET seq = %s + id WHERE id BETWEEN %s AND %s",
+                    (base, key, key + BULK),
+                )
+                for k in (k for k in range(key, key + BULK + 1) if k in self.live):
+                    self.live[k] = base + k
+                    self._log("update", k, base + k)
+            else:
+                self.sql(f"DELETE FROM {self.table} WHERE id = %s", (key,))
+                self._log("delete", key, self.live.pop(key))
+                self.keys[index] = self.keys[-1]
+                self.keys.pop()
+            time.sleep(0.001)
+
+
+@dataclass
+class Verdict:
+    keys: int = 0
+    duplicated: int = 0  # changes seen more than their history holds (or already in the row)
+    lost: int = 0  # changes of the history never seen
+    reordered: int = 0  # keys whose changes are all there, in another order
+    bad_first: int = 0  # keys whose first record is an update or delete
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.duplicated or self.lost or self.reordered or self.bad_first)
+
+    def bad(self, key: int, why: str, seen: History, expected: History) -> None:
+        if len(self.examples) < 5:
+            self.examples.append(f"id {key}: {why}: seen {seen[:6]}, expected {expected[:6]}")
+
+
+_OPS = {"bootstrap-insert": "read", "insert": "insert", "update": "update", "delete": "delete"}
+
+
+def check(records: list[tuple[Any, Any]], history: dict[int, History]) -> Verdict:
+    """Place every key's records in its history (see the module docstring)."""
+    seen: dict[int, History] = {}
+    for _, value in records:
+        seen.setdefault(value["data"]["id"], []).append((_OPS[value["type"]], value["data"]["seq"]))
+    verdict = Verdict()
+    for key, events in seen.items():
+        verdict.keys += 1
+        past = history.get(key, [])
+        op, seq = events[0]
+        if op == "read":  # its snapshot row: a state of the key, then what followed it
+            states = [i for i, (o, s) in enumerate(past) if s == seq and o != "delete"]
+            if not states:
+                verdict.bad_first += 1
+                verdict.bad(key, "a snapshot row that was never the key's state", events, past)
+                continue
+            expected = past[states[0] + 1 :]
+        elif op == "insert" and past[:1] == [("insert", seq)]:
+            expected = past[1:]
+        else:
+            verdict.bad_first += 1
+            verdict.bad(key, "first record neither its snapshot row nor its insert", events, past)
+            continue
+        rest = events[1:]
+        if rest == expected:
+            continue
+        extra = Counter(rest) - Counter(expected)
+        missing = Counter(expected) - Counter(rest)
+        verdict.duplicated += sum(extra.values())
+        verdict.lost += sum(missing.values())
+        if not extra and not missing:
+            verdict.reordered += 1
+        verdict.bad(key, "changes after the first record differ", events, past)
+    # A key the consumer never heard of must be gone at the source.
+    for key, past in history.items():
+        if key not in seen and past[-1][0] != "delete":
+            verdict.lost += 1
+            verdict.bad(key, "never seen, still at the source", [], past)
+    return verdict
+
+
+def _status(worker: Any) -> dict[str, Any]:
+    return worker.status() or {}
+
+
+def test_sigkill_inside_the_snapshot_never_repeats_or_reorders_a_change(
+    pipeline: Pipeline, spawn_worker: Callable[..., Any]
+) -> None:
+    sql, table = pipeline.sql, f"{pipeline.db}.k"
+    sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq bigint)")
+    sql(f"INSERT INTO {table} SELECT 2 * seq, 0 FROM {pipeline.db}.seq_1_to_{ROWS}")
+    config = pipeline.config(performance={"snapshotChunkSize": CHUNK, "batchSize": 500})
+    writer = Writer(sql, table, ROWS)
+    writer.start()  # before the worker: changes land before, inside and after every chunk
+    started = time.monotonic()
+    worker = spawn_worker(config)
+    chaos = random.Random(5)
+    phases: Counter[str] = Counter()
+    rows_done = 0  # as far as the snapshot got before the last kill
+    for _ in range(KILLS):
+        pipeline.wait_until(lambda w=worker: _status(w).get("state"), 60, "the worker's status")
+        if _status(worker).get("state") != "Streaming":
+            # Aim inside the snapshot: once this run delivered a chunk, a moment later.
+            base = max(rows_done, (_status(worker).get("progress") or {}).get("rowsDone") or 0)
+            pipeline.wait_until(
+                lambda w=worker, b=base: (
+                    ((_status(w).get("progress") or {}).get("rowsDone") or 0) > b
+                    or _status(w).get("state") == "Streaming"
+                ),
+                60,
+                "a chunk",
+            )
+            time.sleep(chaos.uniform(0, 0.25))
+        else:
+            time.sleep(chaos.uniform(0.2, 1.0))
+        status = _status(worker)
+        phases[str(status.get("state"))] += 1
+        rows_done = max(rows_done, (status.get("progress") or {}).get("rowsDone") or 0)
+        worker.process.send_signal(signal.SIGKILL)
+        worker.wait()
+        worker = spawn_worker(config)
+    writer.done.set()
+    writer.join()
+    target = pipeline.server_position()  # every change of the writer is below it
+
+    def caught_up() -> bool:
+        position = _status(worker).get("position") or {}
+        return bool(position) and (position["file"], position["pos"]) >= target
+
+    pipeline.wait_until(caught_up, 180, "catching up")
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output()
+    records = pipeline.records("k")
+    verdict = check(records, writer.history)
+    changes = sum(len(h) - (h[0][0] == "seed") for h in writer.history.values())
+    summary = (
+        f"{KILLS} SIGKILLs by worker state {dict(phases)}; {ROWS} rows + {changes} changes; "
+        f"{len(records)} records; {verdict.keys} keys: {verdict.duplicated} duplicated, "
+        f"{verdict.lost} lost, {verdict.reordered} reordered, {verdict.bad_first} with a bad "
+        f"first record; {time.monotonic() - started:.0f}s"
+    )
+    print(summary)
+    assert phases["Snapshotting"] >= KILLS * 2 // 3, summary  # most kills inside the snapshot
+    assert changes > 10_000, summary
+    assert verdict.clean, summary + "\n" + "\n".join(verdict.examples)
+    source = {(r[0],): {"id": r[0], "seq": r[1]} for r in sql(f"SELECT id, seq FROM {table}")}
+    assert pipeline.replay(records) == source, summary

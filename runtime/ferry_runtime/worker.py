@@ -59,6 +59,9 @@ class _Feed:
     ) -> None:
         self.reader, self.items, self.budget = reader, items, budget
         self._held: binlog.Item | None = None
+        # Everything before it was taken (the snapshot's drain keeps it): an idle server
+        # sends nothing, so a chunk read at this very position needs no wait.
+        self.reached = (str(reader.start_position["file"]), int(reader.start_position["pos"]))
 
     def take(self, timeout: float) -> binlog.Item | None:
         if self._held is not None:
@@ -443,26 +446,25 @@ class Worker:
         goal = (target["file"], target["pos"])
         batch: list[binlog.Transaction] = []
         size = 0
-        while True:
+        while feed.reached < goal:
             self.tracker.heartbeat(PIPELINE)
             item = feed.take(0.5)
             if isinstance(item, binlog.Failure):
                 raise item.error
-            if isinstance(item, binlog.Heartbeat):
-                if (item.position["file"], item.position["pos"]) >= goal:
-                    break  # the server has nothing newer: everything up to P was read
+            if isinstance(item, binlog.Heartbeat):  # the server has nothing newer
+                feed.reached = max(feed.reached, (item.position["file"], item.position["pos"]))
             elif isinstance(item, binlog.Transaction):
-                if (item.position["file"], item.position["pos"]) > goal:
+                end = (item.position["file"], item.position["pos"])
+                if end > goal:  # begins at or after P: for after the chunk
                     feed.hold(item)
                     break
+                feed.reached = end
                 item.changes = coverage.keep(item.changes)
                 batch.append(item)
                 size += len(item.changes)
                 if size >= self.config.performance.batch_size:
                     state = self._deliver_batch(sink, state, batch)
                     batch, size = [], 0
-                if (item.position["file"], item.position["pos"]) == goal:
-                    break
             elif item is None and self._stop.is_set():
                 raise _Stopped
         if batch:

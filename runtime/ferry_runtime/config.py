@@ -324,6 +324,12 @@ class WorkerConfig(Model):
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
     error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy)
     reset_position: ResetPosition | None = None
+    # None is fail: left out of rendered configs, so adding it rolled no existing task.
+    on_position_unavailable: Literal["fail", "resnapshot"] | None = Field(
+        default=None,
+        description="When the checkpoint's binlog is gone: fail (default: the task stops with "
+        "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
+    )
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     def selects(self, database: str, table: str) -> bool:

@@ -94,6 +94,7 @@ class Worker:
         self._progressed = False
         self._router = rules.Router(config)
         self._feeds: list[_Feed] = []  # binlog readers of the current run
+        self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -126,8 +127,26 @@ class Worker:
                     self.tracker.set_state("Stopped")
                     return EXIT_OK
             except errors.WorkerError as error:
+                if self._resnapshot_instead(error):
+                    continue
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
+
+    def _resnapshot_instead(self, error: errors.WorkerError) -> bool:
+        """onPositionUnavailable: resnapshot: a purged binlog starts a new snapshot (once in
+        a row: a second PositionUnavailable before any delivery fails the task)."""
+        if (
+            error.reason != "PositionUnavailable"
+            or self.config.on_position_unavailable != "resnapshot"
+            or self.config.mode == "snapshot"
+            or self._resnapshot
+        ):
+            return False
+        message = f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot)."
+        self.tracker.record_error(error.reason, message, position=self._where())
+        log.warning("%s", message)
+        self._resnapshot = True
+        return True
 
     def _backoff(self, delay: float) -> bool:
         """Wait before a retry, beating the heartbeat (waiting is not being stuck);
@@ -183,13 +202,18 @@ class Worker:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
             state = self._apply_reset(ctl, sink, state)
+            if self._resnapshot:  # its first chunk's checkpoint replaces the old one
+                state = Checkpoint(reset_nonce=state.reset_nonce)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
             if mode == "snapshot":
                 if state.position is None or unfinished:
                     self._copy(sink, state)
                 return True
-            if mode != "cdc" and (state.position is None or unfinished):
+            fresh = self._resnapshot or (mode != "cdc" and state.position is None)
+            # A cdc task's snapshot is one onPositionUnavailable started: finish it too.
+            planned = state.snapshot is not None and state.snapshot.planned
+            if fresh or (unfinished and (mode != "cdc" or planned)):
                 self._snapshot_and_stream(sink, ctl, state)
                 return False
             if state.position is None:
@@ -318,6 +342,7 @@ class Worker:
         records, counts = self._prepare(sink, changes)
         sink.deliver(records, state.stamped())
         self._progressed = True
+        self._resnapshot = False  # the new snapshot's checkpoint is committed
         self.tracker.record_snapshot_rows(table.name, len(rows))
         self.tracker.record_delivered(counts, dict(state.position or position), None)
         self.tracker.observe_batch_latency(time.monotonic() - started)
@@ -363,6 +388,7 @@ class Worker:
         coverage.progress = progress
         state = dataclasses.replace(state, snapshot=progress).stamped()
         sink.deliver([], state)
+        self._resnapshot = False
         return state, feed
 
     def _read_keyed(

@@ -250,6 +250,11 @@ class TaskFields(Model):
     delivery: Literal["exactly-once", "at-least-once"] | None = Field(
         default=None, description="exactly-once (default) or at-least-once."
     )
+    on_position_unavailable: Literal["fail", "resnapshot"] | None = Field(
+        default=None,
+        description="When the checkpoint's binlog was purged: fail (default; the task stops "
+        "with PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
+    )
     performance: Performance | None = Field(default=None, description="Batching.")
     restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
     error_policy: ErrorPolicy | None = Field(default=None, description="Undeliverable rows.")

@@ -137,7 +137,15 @@ def render_worker_config(
     for key in ("include", "exclude"):
         if key in dumped.get("source", {}):
             data[key] = dumped["source"][key]
-    for key in ("mapping", "mode", "delivery", "performance", "restartPolicy", "errorPolicy"):
+    for key in (
+        "mapping",
+        "mode",
+        "delivery",
+        "performance",
+        "restartPolicy",
+        "errorPolicy",
+        "onPositionUnavailable",
+    ):
         if key in dumped:
             data[key] = dumped[key]
     if spec.start_position is not None:

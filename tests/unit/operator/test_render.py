@@ -229,3 +229,11 @@ def test_template_task_without_source_is_invalid() -> None:
     )
     with pytest.raises(errors.InvalidSpec, match=r"spec.source.connectorRef is required"):
         render_worker_config(task, CONNECTORS, None)
+
+
+def test_on_position_unavailable_reaches_the_worker_and_is_left_out_when_unset() -> None:
+    config = render_worker_config(_task(onPositionUnavailable="resnapshot"), CONNECTORS)
+    assert config.on_position_unavailable == "resnapshot"
+    assert "onPositionUnavailable: resnapshot" in config.to_yaml()
+    # Unset renders nothing: existing tasks keep their config hash.
+    assert "onPositionUnavailable" not in render_worker_config(_task(), CONNECTORS).to_yaml()

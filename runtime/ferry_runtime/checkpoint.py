@@ -1,7 +1,8 @@
 """The checkpoint record: where a task is, stored beside its data.
 
 One JSON record per task (key = task id) in a compacted topic. It holds the binlog position
-reached (always at a transaction boundary), the nonce of the last resetPosition applied, and
+reached (always at a transaction boundary), the nonces of the last resetPosition and
+snapshotRequest applied, and
 the snapshot's progress: per table, whether it is done and the primary key of the last row
 delivered (keyset pagination resumes after it; binlog changes of keys up to it pass, see
 :mod:`ferry_runtime.source.watermark`).
@@ -23,6 +24,9 @@ class TableState:
     done: bool = False
     after: list[Any] | None = None  # primary key of the last row delivered
     rows: int = 0
+    # Read again (snapshotRequest): the consumer has every key already, so its changes all
+    # pass and the rows restate the keys' current values.
+    restate: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Checkpoint:
     reset_nonce: str | None = None
     snapshot: SnapshotState | None = None
     time: float = 0.0
+    snapshot_nonce: str | None = None  # of the last snapshotRequest applied
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -61,6 +66,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         "resetNonce": checkpoint.reset_nonce,
         "time": checkpoint.time,
     }
+    if checkpoint.snapshot_nonce is not None:
+        data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
@@ -68,6 +75,7 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "planned": checkpoint.snapshot.planned,
             "tables": {
                 name: {"done": t.done, "after": t.after, "rows": t.rows}
+                | ({"restate": True} if t.restate else {})
                 for name, t in checkpoint.snapshot.tables.items()
             },
         }
@@ -84,7 +92,12 @@ def decode(raw: bytes) -> Checkpoint:
             done=bool(snap.get("done")),
             planned=bool(snap.get("planned")),
             tables={
-                name: TableState(bool(t.get("done")), t.get("after"), int(t.get("rows", 0)))
+                name: TableState(
+                    bool(t.get("done")),
+                    t.get("after"),
+                    int(t.get("rows", 0)),
+                    bool(t.get("restate")),
+                )
                 for name, t in snap.get("tables", {}).items()
             },
         )
@@ -93,4 +106,5 @@ def decode(raw: bytes) -> Checkpoint:
         reset_nonce=data.get("resetNonce"),
         snapshot=snapshot,
         time=float(data.get("time", 0.0)),
+        snapshot_nonce=data.get("snapshotNonce"),
     )

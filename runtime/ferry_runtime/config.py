@@ -45,6 +45,7 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkConfig",
+    "SnapshotRequest",
     "SourceConfig",
     "TableMapping",
     "TaskIdentity",
@@ -166,6 +167,11 @@ Position = Annotated[
 
 class ResetPosition(Model):
     to: Position = Field(description="Where to restart reading from.")
+    nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+
+
+class SnapshotRequest(Model):
+    tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
@@ -330,6 +336,7 @@ class WorkerConfig(Model):
         description="When the checkpoint's binlog is gone: fail (default: the task stops with "
         "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
+    snapshot_request: SnapshotRequest | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     def selects(self, database: str, table: str) -> bool:

@@ -12,6 +12,7 @@ changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import os
 import queue
@@ -202,6 +203,7 @@ class Worker:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
             state = self._apply_reset(ctl, sink, state)
+            state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
                 state = Checkpoint(reset_nonce=state.reset_nonce)
             mode = self.config.mode
@@ -245,6 +247,37 @@ class Worker:
             checkpoint.format_position(position),
         )
         return new
+
+    def _apply_snapshot_request(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
+        """snapshotRequest, once per nonce: the requested tables start over in the snapshot
+        engine while the binlog streams on from the checkpoint (their changes are dropped
+        until their keys are read again). Recorded before acting: the nonce and the tables
+        are committed in one checkpoint, so a crash continues the same re-snapshot."""
+        request = self.config.snapshot_request
+        if (
+            request is None
+            or request.nonce == state.snapshot_nonce
+            or self.config.mode == "snapshot"
+        ):
+            return state
+        if state.position is None:  # no snapshot yet: the first one reads every table anyway
+            return dataclasses.replace(state, snapshot_nonce=request.nonce)
+        running = state.snapshot if state.snapshot and not state.snapshot.done else None
+        tables = dict(running.tables) if running and running.planned else {}
+        for database, table in schema.list_tables(ctl):
+            name = f"{database}.{table}"
+            unread = name in tables and not tables[name].done and not tables[name].restate
+            if unread:  # its first snapshot is still running: that one reads it
+                continue
+            if self.config.selects(database, table) and any(
+                fnmatch.fnmatchcase(name, glob) for glob in request.tables
+            ):
+                tables[name] = TableState(restate=True)
+        progress = SnapshotState(state.position, tables, done=not tables, planned=True)
+        state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
+        sink.deliver([], state.stamped())
+        log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
+        return state
 
     # ------------------------------------------------------------ snapshot: the tables
 
@@ -415,7 +448,9 @@ class Worker:
                 after = [chunk[-1][name] for name in table.primary_key]
                 rows += len(chunk)
             # The chunk is the table's state at P: from P on, its keys' changes pass.
-            progress = coverage.progress.with_table(table.name, TableState(last, after, rows))
+            progress = coverage.progress.with_table(
+                table.name, TableState(last, after, rows, done.restate)
+            )
             coverage.progress = progress
             state = dataclasses.replace(state, position=at, snapshot=progress)
             self._deliver_rows(sink, table, chunk, state, at)
@@ -444,14 +479,16 @@ class Worker:
             state = dataclasses.replace(state, position=at)
             for chunk in snap.chunks(table, None, done.rows, self._chunk_size):
                 progress = coverage.progress.with_table(
-                    table.name, TableState(False, None, chunk.scanned)
+                    table.name, TableState(False, None, chunk.scanned, done.restate)
                 )
                 coverage.progress = progress
                 state = dataclasses.replace(state, snapshot=progress)
                 self._deliver_rows(sink, table, chunk.rows, state, at)
             # Finished at P, in the checkpoint at once: its changes after P must pass.
             final = coverage.progress.tables[table.name]
-            progress = coverage.progress.with_table(table.name, TableState(True, None, final.rows))
+            progress = coverage.progress.with_table(
+                table.name, TableState(True, None, final.rows, done.restate)
+            )
             coverage.progress = progress
             state = dataclasses.replace(state, snapshot=progress).stamped()
             sink.deliver([], state)

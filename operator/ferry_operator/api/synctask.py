@@ -34,6 +34,7 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkSpec",
+    "SnapshotRequest",
     "SourceSpec",
     "SyncTask",
     "SyncTaskSpec",
@@ -232,6 +233,18 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
 
+class SnapshotRequest(Model):
+    """Snapshot tables again while the binlog keeps flowing, once per nonce."""
+
+    tables: list[str] = Field(
+        min_length=1,
+        max_length=256,
+        description="database.table globs of the selected tables to read again.",
+        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+    )
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+
 class TaskFields(Model):
     """The fields a SyncTask and a TaskTemplate share."""
 
@@ -316,6 +329,9 @@ class SyncTaskSpec(TaskFields):
     )
     restart_nonce: str | None = Field(
         default=None, min_length=1, max_length=253, description="Change to restart the worker once."
+    )
+    snapshot_request: SnapshotRequest | None = Field(
+        default=None, description="Snapshot tables again while streaming, once per nonce."
     )
 
 

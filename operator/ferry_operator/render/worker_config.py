@@ -155,6 +155,8 @@ def render_worker_config(
             "to": spec.reset_position.to.to_worker(),
             "nonce": spec.reset_position.nonce,
         }
+    if spec.snapshot_request is not None:
+        data["snapshotRequest"] = dumped["snapshotRequest"]
     if report_to_kubernetes:
         data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
     try:

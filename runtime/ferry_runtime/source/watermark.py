@@ -18,6 +18,10 @@ position and each table's last delivered key, both committed with the data, so a
 any point resumes on the same rule. An update that moves a row across the bound (its
 primary key changed) becomes a delete of the delivered key or an insert of the new one.
 A table without a primary key is covered only when it is finished.
+
+A table read again while streaming (snapshotRequest) is different: the consumer already
+holds every key, so all of its changes pass, and each chunk, delivered at its P right after
+the changes up to P, restates the keys' current values.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ class Coverage:
     def covered(self, name: str, row: dict[str, Any]) -> bool:
         """Whether the snapshot already delivered the key of ``row`` in table ``name``."""
         table = self.progress.tables.get(name)
-        if table is None or table.done:
-            return True  # not part of this snapshot (created since), or finished
+        if table is None or table.done or table.restate:
+            return True  # not part of this snapshot (created since), finished, or read again
         order = self.orders.get(name)
         if order is None or table.after is None:
             return False  # keyless and unfinished, or no chunk delivered yet

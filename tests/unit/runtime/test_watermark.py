@@ -107,3 +107,9 @@ def test_an_update_moving_a_row_across_the_bound_becomes_a_delete_or_an_insert()
     into_range = coverage.keep([_change("update", 5, old=20)])
     assert [(c.op, c.data["id"], c.old) for c in into_range] == [("insert", 5, None)]
     assert coverage.keep([_change("update", 30, old=20)]) == []
+
+
+def test_a_table_read_again_passes_every_change() -> None:
+    coverage = _coverage(TableState(False, [10], 10, restate=True))
+    changes = [_change("update", 11, 11), _change("delete", 99)]
+    assert coverage.keep(changes) == changes

@@ -1,10 +1,12 @@
 """The worker: snapshot, then binlog, into the sink, with the checkpoint beside the data.
 
 :class:`Worker` sequences the steps of one run (open the sink and fence older workers, read
-the checkpoint, apply a new resetPosition, snapshot what is left, stream) and is the one
-place that decides "retry, skip or stop" for an error: transient errors restart the run
-from the last committed checkpoint after the restart policy's backoff; fatal errors end it
-with their reason. The tracker is told about delivered data only after the sink
+the checkpoint, apply a new resetPosition or snapshotRequest, snapshot what is left while
+streaming up to each chunk's position — see :mod:`ferry_runtime.source.watermark` — then
+stream) and is the one place that decides "retry, skip or stop" for an error: transient
+errors restart the run from the last committed checkpoint after the restart policy's
+backoff; fatal errors end it with their reason (onPositionUnavailable: resnapshot turns a
+purged binlog into a new snapshot). The tracker is told about delivered data only after the sink
 acknowledged it. The sink is Kafka (given formatted records) or MySQL (given the mapped
 changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
 """

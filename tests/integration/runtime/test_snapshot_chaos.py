@@ -164,6 +164,33 @@ def _status(worker: Any) -> dict[str, Any]:
     return worker.status() or {}
 
 
+def _rows_done(worker: Any) -> int:
+    return int((_status(worker).get("progress") or {}).get("rowsDone") or 0)
+
+
+def _wait_started(pipeline: Pipeline, worker: Any) -> None:
+    def serving() -> bool:
+        return bool(_status(worker).get("state"))
+
+    pipeline.wait_until(serving, 60, "the worker's status")
+
+
+def _wait_streaming(pipeline: Pipeline, worker: Any, timeout: float = 120) -> None:
+    def streaming() -> bool:
+        return _status(worker).get("state") == "Streaming"
+
+    pipeline.wait_until(streaming, timeout, "streaming")
+
+
+def _wait_chunk(pipeline: Pipeline, worker: Any, base: int) -> None:
+    """Until this run delivered a chunk past ``base`` rows (or the snapshot is over)."""
+
+    def moved() -> bool:
+        return _rows_done(worker) > base or _status(worker).get("state") == "Streaming"
+
+    pipeline.wait_until(moved, 60, "a chunk")
+
+
 @pytest.mark.timeout(600)  # ~2-3 min; the shared 2-core machine can double it
 def test_sigkill_inside_the_snapshot_never_repeats_or_reorders_a_change(
     pipeline: Pipeline, spawn_worker: Callable[..., Any]
@@ -180,27 +207,17 @@ def test_sigkill_inside_the_snapshot_never_repeats_or_reorders_a_change(
     phases: Counter[str] = Counter()
     rows_done = 0  # as far as the snapshot got before the last kill
     for kill in range(KILLS):
-        pipeline.wait_until(lambda w=worker: _status(w).get("state"), 60, "the worker's status")
+        _wait_started(pipeline, worker)
         if kill < KILLS - STREAMING_KILLS and _status(worker).get("state") != "Streaming":
             # Aim inside the snapshot: once this run delivered a chunk, a moment later.
-            base = max(rows_done, (_status(worker).get("progress") or {}).get("rowsDone") or 0)
-            pipeline.wait_until(
-                lambda w=worker, b=base: (
-                    ((_status(w).get("progress") or {}).get("rowsDone") or 0) > b
-                    or _status(w).get("state") == "Streaming"
-                ),
-                60,
-                "a chunk",
-            )
+            _wait_chunk(pipeline, worker, max(rows_done, _rows_done(worker)))
             time.sleep(chaos.uniform(0, 0.25))
         else:  # the last ones while streaming, the first of them just after the switch
-            pipeline.wait_until(
-                lambda w=worker: _status(w).get("state") == "Streaming", 120, "streaming"
-            )
+            _wait_streaming(pipeline, worker)
             time.sleep(chaos.uniform(0, 1.0))
         status = _status(worker)
         phases[str(status.get("state"))] += 1
-        rows_done = max(rows_done, (status.get("progress") or {}).get("rowsDone") or 0)
+        rows_done = max(rows_done, int((status.get("progress") or {}).get("rowsDone") or 0))
         worker.process.send_signal(signal.SIGKILL)
         worker.wait()
         worker = spawn_worker(config)
@@ -251,7 +268,7 @@ def test_snapshot_request_while_streaming_survives_sigkills_and_stays_in_step(
     writer = Writer(sql, table, rows)
     writer.start()
     worker = spawn_worker(config)
-    pipeline.wait_until(lambda: _status(worker).get("state") == "Streaming", 120, "streaming")
+    _wait_streaming(pipeline, worker)
     time.sleep(1)  # streaming under the writer's changes
     worker.process.send_signal(signal.SIGKILL)
     worker.wait()
@@ -261,16 +278,8 @@ def test_snapshot_request_while_streaming_survives_sigkills_and_stays_in_step(
     phases: Counter[str] = Counter()
     worker = spawn_worker(again)
     for _ in range(4):
-        pipeline.wait_until(lambda w=worker: _status(w).get("state"), 60, "the worker's status")
-        base = (_status(worker).get("progress") or {}).get("rowsDone") or 0
-        pipeline.wait_until(
-            lambda w=worker, b=base: (
-                ((_status(w).get("progress") or {}).get("rowsDone") or 0) > b
-                or _status(w).get("state") == "Streaming"
-            ),
-            60,
-            "a chunk",
-        )
+        _wait_started(pipeline, worker)
+        _wait_chunk(pipeline, worker, _rows_done(worker))
         time.sleep(chaos.uniform(0, 0.2))
         phases[str(_status(worker).get("state"))] += 1
         worker.process.send_signal(signal.SIGKILL)

@@ -46,6 +46,7 @@ def namespaces_from(args: argparse.Namespace) -> list[str]:
 
 
 def _identity() -> Identity | None:
+    """This replica's name among its peers: the pod's (the chart sets POD_NAME)."""
     pod = os.environ.get("POD_NAME")
     return Identity(pod) if pod else None
 
@@ -78,7 +79,6 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
             await kopf.operator(
                 standalone=peering is None,
                 peering_name=peering,
-                # The pod's name (the chart sets POD_NAME) names this replica among its peers.
                 identity=_identity(),
                 priority=priority,
                 liveness_endpoint=os.environ.get("FERRY_LIVENESS") or None,

@@ -1,11 +1,13 @@
 """The checkpoint record: where a task is, stored beside its data.
 
 One JSON record per task (key = task id) in a compacted topic. It holds the binlog position
-reached (always at a transaction boundary), the nonce of the last resetPosition applied, the
-snapshot's progress: the binlog position the snapshot started at and, per table, whether
-it is done, the rows delivered and the primary key of the last one (keyset pagination resumes
-after it); and the task's cumulative counters (events, errors, restarts) as of the data it
-covers, so that status after a restart carries on from them instead of from 0.
+reached (always at a transaction boundary), the nonces of the last resetPosition and
+snapshotRequest applied, the snapshot's progress: the binlog position the snapshot started
+at and, per table, whether it is done, the rows delivered and the primary key of the last row
+delivered (keyset pagination resumes after it; binlog changes of keys up to it pass, see
+:mod:`ferry_runtime.source.watermark`); and the task's cumulative counters (events, errors,
+restarts) as of the data it covers, so that status after a restart carries on from them
+instead of from 0.
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -32,13 +34,20 @@ class TableState:
     done: bool = False
     after: list[Any] | None = None  # primary key of the last row delivered
     rows: int = 0
+    # Read again (snapshotRequest): the consumer has every key already, so its changes all
+    # pass and the rows restate the keys' current values.
+    restate: bool = False
 
 
 @dataclass(frozen=True)
 class SnapshotState:
-    position: dict[str, Any]  # binlog position of the consistent snapshot
+    position: dict[str, Any]  # binlog position where the snapshot started
     tables: dict[str, TableState] = field(default_factory=dict)
     done: bool = False
+    # True: ``tables`` lists every table of the snapshot from the start (chunk watermarks);
+    # a table missing from it was created later and streams. False: an older worker's
+    # checkpoint, which lists only the tables it had started.
+    planned: bool = False
 
     def with_table(self, name: str, state: TableState) -> SnapshotState:
         return replace(self, tables={**self.tables, name: state})
@@ -60,6 +69,7 @@ class Checkpoint:
     snapshot: SnapshotState | None = None
     time: float = 0.0
     counters: Counters = field(default_factory=Counters)
+    snapshot_nonce: str | None = None  # of the last snapshotRequest applied
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -81,12 +91,16 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "restarts": checkpoint.counters.restarts,
         },
     }
+    if checkpoint.snapshot_nonce is not None:
+        data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
             "done": checkpoint.snapshot.done,
+            "planned": checkpoint.snapshot.planned,
             "tables": {
                 name: {"done": t.done, "after": t.after, "rows": t.rows}
+                | ({"restate": True} if t.restate else {})
                 for name, t in checkpoint.snapshot.tables.items()
             },
         }
@@ -101,8 +115,14 @@ def decode(raw: bytes) -> Checkpoint:
         snapshot = SnapshotState(
             position=snap["position"],
             done=bool(snap.get("done")),
+            planned=bool(snap.get("planned")),
             tables={
-                name: TableState(bool(t.get("done")), t.get("after"), int(t.get("rows", 0)))
+                name: TableState(
+                    bool(t.get("done")),
+                    t.get("after"),
+                    int(t.get("rows", 0)),
+                    bool(t.get("restate")),
+                )
                 for name, t in snap.get("tables", {}).items()
             },
         )
@@ -117,4 +137,5 @@ def decode(raw: bytes) -> Checkpoint:
             int(counters.get("errors", 0)),
             int(counters.get("restarts", 0)),
         ),
+        snapshot_nonce=data.get("snapshotNonce"),
     )

@@ -47,6 +47,7 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkConfig",
+    "SnapshotRequest",
     "SourceConfig",
     "TLSFiles",
     "TableMapping",
@@ -191,6 +192,11 @@ class TLSFiles(Model):
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("certFile and keyFile go together")
         return self
+
+
+class SnapshotRequest(Model):
+    tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
+    nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
 # ---------------------------------------------------------------- source and rules
@@ -363,6 +369,13 @@ class WorkerConfig(Model):
     restart_policy: RestartPolicy = Field(default_factory=RestartPolicy)
     error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy)
     reset_position: ResetPosition | None = None
+    # None is fail: left out of rendered configs, so adding it rolled no existing task.
+    on_position_unavailable: Literal["fail", "resnapshot"] | None = Field(
+        default=None,
+        description="When the checkpoint's binlog is gone: fail (default: the task stops with "
+        "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
+    )
+    snapshot_request: SnapshotRequest | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     def selects(self, database: str, table: str) -> bool:

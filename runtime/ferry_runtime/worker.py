@@ -1,10 +1,12 @@
 """The worker: snapshot, then binlog, into the sink, with the checkpoint beside the data.
 
 :class:`Worker` sequences the steps of one run (open the sink and fence older workers, read
-the checkpoint, apply a new resetPosition, snapshot what is left, stream) and is the one
-place that decides "retry, skip or stop" for an error: transient errors restart the run
-from the last committed checkpoint after the restart policy's backoff; fatal errors end it
-with their reason. The tracker is told about delivered data only after the sink
+the checkpoint, apply a new resetPosition or snapshotRequest, snapshot what is left while
+streaming up to each chunk's position — see :mod:`ferry_runtime.source.watermark` — then
+stream) and is the one place that decides "retry, skip or stop" for an error: transient
+errors restart the run from the last committed checkpoint after the restart policy's
+backoff; fatal errors end it with their reason (onPositionUnavailable: resnapshot turns a
+purged binlog into a new snapshot). The tracker is told about delivered data only after the sink
 acknowledged it. The sink is Kafka (given formatted records) or MySQL (given the mapped
 changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
 """
@@ -12,6 +14,7 @@ changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import os
 import queue
@@ -27,7 +30,8 @@ from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, mysql, schema
+from ferry_runtime.source import binlog, keys, mysql, schema, watermark
+from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
 
@@ -49,6 +53,40 @@ SELECTION_RECHECK_SECONDS = 30.0
 PIPELINE = "pipeline"
 
 
+class _Feed:
+    """The binlog reader's queue, with room to hold back one item for the next reader."""
+
+    def __init__(
+        self,
+        reader: binlog.BinlogReader,
+        items: queue.Queue[binlog.Item],
+        budget: binlog.RowBudget,
+    ) -> None:
+        self.reader, self.items, self.budget = reader, items, budget
+        self._held: binlog.Item | None = None
+        # Everything before it was taken (the snapshot's drain keeps it): an idle server
+        # sends nothing, so a chunk read at this very position needs no wait.
+        self.reached = (str(reader.start_position["file"]), int(reader.start_position["pos"]))
+
+    def take(self, timeout: float) -> binlog.Item | None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
+        try:
+            item = self.items.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, binlog.Transaction):
+            self.budget.release(len(item.changes))
+        return item
+
+    def hold(self, item: binlog.Item) -> None:
+        self._held = item
+
+    def close(self) -> None:
+        self.reader.stop()
+
+
 class Worker:
     """Runs one task until stopped, completed (mode: snapshot) or failed."""
 
@@ -63,6 +101,8 @@ class Worker:
         self._healthy_since: float | None = None  # monotonic time of this run's first progress
         self._reset_after = config.restart_policy.reset_after.total_seconds()
         self._router = rules.Router(config)
+        self._feeds: list[_Feed] = []  # binlog readers of the current run
+        self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -108,6 +148,8 @@ class Worker:
                     return EXIT_OK
                 self.tracker.set_retry(self._streak, None)
             except errors.WorkerError as error:
+                if self._resnapshot_instead(error):
+                    continue
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
 
@@ -148,6 +190,22 @@ class Worker:
         self.tracker.set_retry(self._streak, None)
         self.tracker.record_error(stopped.reason, stopped.message, position=self._where())
         return stopped
+
+    def _resnapshot_instead(self, error: errors.WorkerError) -> bool:
+        """onPositionUnavailable: resnapshot: a purged binlog starts a new snapshot (once in
+        a row: a second PositionUnavailable before any delivery fails the task)."""
+        if (
+            error.reason != "PositionUnavailable"
+            or self.config.on_position_unavailable != "resnapshot"
+            or self.config.mode == "snapshot"
+            or self._resnapshot
+        ):
+            return False
+        message = f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot)."
+        self.tracker.record_error(error.reason, message, position=self._where())
+        log.warning("%s", message)
+        self._resnapshot = True
+        return True
 
     def _backoff(self, delay: float) -> bool:
         """Wait before a retry, beating the heartbeat (waiting is not being stuck);
@@ -203,19 +261,30 @@ class Worker:
             self._restore(state)
             self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)
+            state = self._apply_snapshot_request(ctl, sink, state)
+            if self._resnapshot:  # its first chunk's checkpoint replaces the old one
+                state = Checkpoint(reset_nonce=state.reset_nonce)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
-            if mode != "cdc" and (state.position is None or unfinished):
-                state = self._snapshot(sink, state)
             if mode == "snapshot":
+                if state.position is None or unfinished:
+                    self._copy(sink, state)
                 return True
+            fresh = self._resnapshot or (mode != "cdc" and state.position is None)
+            # A cdc task's snapshot is one onPositionUnavailable started: finish it too.
+            planned = state.snapshot is not None and state.snapshot.planned
+            if fresh or (unfinished and (mode != "cdc" or planned)):
+                self._snapshot_and_stream(sink, ctl, state)
+                return False
             if state.position is None:
                 start = self.config.start_position or "latest"
                 state = dataclasses.replace(state, position=mysql.resolve(ctl, start))
             mysql.check_position(ctl, state.position)  # type: ignore[arg-type]
-            self._stream(sink, state)
+            self._stream(sink, state, self._open_feed(dict(state.position or {})))
             return False
         finally:
+            while self._feeds:
+                self._feeds.pop().close()
             ctl.close()
             sink.close()
 
@@ -288,102 +357,313 @@ class Worker:
         )
         return new
 
-    # ------------------------------------------------------------ snapshot
+    def _apply_snapshot_request(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
+        """snapshotRequest, once per nonce: the requested tables start over in the snapshot
+        engine while the binlog streams on from the checkpoint (their changes are dropped
+        until their keys are read again). Recorded before acting: the nonce and the tables
+        are committed in one checkpoint, so a crash continues the same re-snapshot."""
+        request = self.config.snapshot_request
+        if (
+            request is None
+            or request.nonce == state.snapshot_nonce
+            or self.config.mode == "snapshot"
+        ):
+            return state
+        if state.position is None:  # no snapshot yet: the first one reads every table anyway
+            return dataclasses.replace(state, snapshot_nonce=request.nonce)
+        running = state.snapshot if state.snapshot and not state.snapshot.done else None
+        tables = dict(running.tables) if running and running.planned else {}
+        for database, table in schema.list_tables(ctl):
+            name = f"{database}.{table}"
+            unread = name in tables and not tables[name].done and not tables[name].restate
+            if unread:  # its first snapshot is still running: that one reads it
+                continue
+            if self.config.selects(database, table) and any(
+                fnmatch.fnmatchcase(name, glob) for glob in request.tables
+            ):
+                tables[name] = TableState(restate=True)
+        progress = SnapshotState(state.position, tables, done=not tables, planned=True)
+        state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
+        sink.deliver([], self._commit(state))
+        log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
+        return state
 
-    def _snapshot(self, sink: Sink, state: Checkpoint) -> Checkpoint:
+    # ------------------------------------------------------------ snapshot: the tables
+
+    def _plan(self, conn: Any, state: Checkpoint) -> tuple[SnapshotState, list[TableSchema]]:
+        """The tables to snapshot and the progress so far. A new snapshot lists every table
+        in its checkpoint from the start, so that a table created later is never snapshotted
+        on a resume (its inserts were streamed)."""
+        progress = state.snapshot if state.snapshot and not state.snapshot.done else None
+        if progress is not None and progress.planned:
+            names = [tuple(name.split(".", 1)) for name in progress.tables]
+        else:
+            names = [n for n in schema.list_tables(conn) if self.config.selects(*n)]
+        tables: list[TableSchema] = []
+        found: dict[str, TableState] = {}
+        for database, table_name in names:
+            loaded = schema.load(conn, database, table_name)
+            name = f"{database}.{table_name}"
+            before = progress.tables.get(name, TableState()) if progress else TableState()
+            # A table gone since the plan is finished: nothing of it is left to read.
+            found[name] = before if loaded is not None else TableState(True, None, before.rows)
+            if loaded is not None:
+                tables.append(loaded)
+        if progress is None:
+            progress = SnapshotState(position=mysql.server_position(conn))
+        progress = dataclasses.replace(progress, tables=found, planned=True)
+        for table in tables:
+            done = progress.tables[table.name]
+            self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))
+        return progress, tables
+
+    def _copy(self, sink: Sink, state: Checkpoint) -> None:
+        """mode: snapshot: every chunk in one consistent transaction, no binlog."""
         self.tracker.set_state("Snapshotting")
         conn = mysql.connect(self.config.source)
         try:
             snap = Snapshot(conn)
             position = snap.begin()
-            progress = state.snapshot or SnapshotState(position=position)
-            selected = [n for n in schema.list_tables(conn) if self.config.selects(*n)]
-            tables = [t for t in (schema.load(conn, *n) for n in selected) if t is not None]
+            progress, tables = self._plan(conn, state)
+            state = dataclasses.replace(state, position=position)
             for table in tables:
-                done = progress.tables.get(table.name, TableState())
-                self.tracker.plan_table(table.name, max(table.estimated_rows, done.rows))
-            for table in tables:
-                progress = self._snapshot_table(sink, snap, table, state, progress)
+                done = progress.tables[table.name]
+                if self._start_table(table, done):
+                    continue
+                chunks = snap.chunks(table, done.after, done.rows, self._chunk_size)
+                for chunk in chunks:
+                    progress = progress.with_table(
+                        table.name, TableState(False, chunk.after, chunk.scanned)
+                    )
+                    state = dataclasses.replace(state, snapshot=progress)
+                    self._deliver_rows(sink, table, chunk.rows, state, position)
+                progress = self._finish_table(table, progress)
             snap.end()
             progress = dataclasses.replace(progress, done=True)
-            state = self._commit(
-                dataclasses.replace(state, position=progress.position, snapshot=progress)
-            )
+            state = self._commit(dataclasses.replace(state, snapshot=progress))
             sink.deliver([], state)
             self.tracker.finish_snapshot()
-            return state
         finally:
             conn.close()
 
-    def _snapshot_table(
+    @property
+    def _chunk_size(self) -> int:
+        return self.config.performance.snapshot_chunk_size
+
+    def _start_table(self, table: TableSchema, done: TableState) -> bool:
+        """Show the table as started; True when it was finished before."""
+        self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
+        if done.rows:  # delivered before (the checkpoint has them): counted once
+            self.tracker.set_table_rows(table.name, done.rows)
+        if done.done:
+            self.tracker.finish_table(table.name)
+        return done.done
+
+    def _finish_table(self, table: TableSchema, progress: SnapshotState) -> SnapshotState:
+        final = progress.tables[table.name]
+        self.tracker.finish_table(table.name)
+        return progress.with_table(table.name, TableState(True, final.after, final.rows))
+
+    def _deliver_rows(
+        self,
+        sink: Sink,
+        table: TableSchema,
+        rows: list[dict[str, Any]],
+        state: Checkpoint,
+        position: dict[str, Any],
+    ) -> None:
+        """Deliver snapshot rows read at ``position`` with ``state`` (which covers them)."""
+        if self._stop.is_set():
+            raise _Stopped
+        self.tracker.heartbeat(PIPELINE)
+        started = time.monotonic()
+        where = checkpoint.format_position(position) or ""
+        changes = [
+            Change(table.database, table.table, "read", row, None, table.primary_key,
+                   int(time.time()), where, server_id=self.config.source.server_id)
+            for row in rows
+        ]  # fmt: skip
+        records, counts = self._prepare(sink, changes)
+        sink.deliver(records, self._commit(state, sum(counts.values())))
+        self._healthy()
+        self._resnapshot = False  # the new snapshot's checkpoint is committed
+        self.tracker.record_snapshot_rows(table.name, len(rows))
+        self.tracker.record_delivered(counts, dict(state.position or position), None)
+        self.tracker.observe_batch_latency(time.monotonic() - started)
+
+    # ------------------------------------------------------------ snapshot: chunk watermarks
+
+    def _snapshot_and_stream(self, sink: Sink, ctl: Any, state: Checkpoint) -> None:
+        """snapshot+cdc: read each chunk at its own binlog position P, stream the binlog up
+        to P (changes pass by :class:`watermark.Coverage`), deliver the chunk at P; then
+        stream on. See :mod:`ferry_runtime.source.watermark`."""
+        self.tracker.set_state("Snapshotting")
+        conn = mysql.connect(self.config.source)
+        try:
+            state, feed = self._snapshot_tables(sink, ctl, Snapshot(conn), state)
+        finally:
+            conn.close()
+        self._stream(sink, state, feed)
+
+    def _snapshot_tables(
+        self, sink: Sink, ctl: Any, snap: Snapshot, state: Checkpoint
+    ) -> tuple[Checkpoint, _Feed]:
+        progress, tables = self._plan(snap.conn, state)
+        orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
+        coverage = watermark.Coverage(progress, orders)
+        feed: _Feed | None = None
+        # An older worker's checkpoint inside its snapshot has no stream position yet.
+        start = state.position or (state.snapshot.position if state.snapshot else None)
+        if start is not None:
+            mysql.check_position(ctl, start)
+            feed = self._open_feed(start)
+            state = dataclasses.replace(state, position=start)
+        for table in tables:
+            if self._start_table(table, progress.tables[table.name]):
+                continue
+            read = self._read_keyed if table.primary_key else self._read_keyless
+            state, feed = read(sink, snap, table, state, feed, coverage)
+            self.tracker.finish_table(table.name)
+        if feed is None:  # nothing to read: stream from here
+            start = mysql.server_position(ctl)
+            feed = self._open_feed(start)
+            state = dataclasses.replace(state, position=start)
+        progress = dataclasses.replace(coverage.progress, done=True)
+        coverage.progress = progress
+        state = self._commit(dataclasses.replace(state, snapshot=progress))
+        sink.deliver([], state)
+        self.tracker.finish_snapshot()
+        self._resnapshot = False
+        return state, feed
+
+    def _read_keyed(
         self,
         sink: Sink,
         snap: Snapshot,
-        table: schema.TableSchema,
+        table: TableSchema,
         state: Checkpoint,
-        progress: SnapshotState,
-    ) -> SnapshotState:
-        done = progress.tables.get(table.name, TableState())
-        self.tracker.start_table(table.name, max(table.estimated_rows, done.rows))
-        if done.done:
-            self.tracker.set_table_rows(table.name, done.rows)
-            self.tracker.finish_table(table.name)
-            return progress
-        if done.rows:
-            self.tracker.set_table_rows(table.name, done.rows)
-        where = checkpoint.format_position(progress.position) or ""
-        size = self.config.performance.snapshot_chunk_size
-        for chunk in snap.chunks(table, done.after, done.rows, size):
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed]:
+        done = coverage.progress.tables[table.name]
+        after, rows = done.after, done.rows
+        while True:
             if self._stop.is_set():
                 raise _Stopped
-            self.tracker.heartbeat(PIPELINE)
-            started = time.monotonic()
-            changes = [
-                Change(table.database, table.table, "read", row, None, table.primary_key,
-                       int(time.time()), where, server_id=self.config.source.server_id)
-                for row in chunk.rows
-            ]  # fmt: skip
-            records, counts = self._prepare(sink, changes)
-            progress = progress.with_table(
-                table.name, TableState(False, chunk.after, chunk.scanned)
+            chunk, at = snap.read_chunk(table, after, self._chunk_size)
+            if feed is None:  # the first chunk of a new snapshot: the stream starts here
+                feed = self._open_feed(at)
+                state = dataclasses.replace(state, position=at)
+            state = self._drain(sink, state, feed, coverage, at)
+            last = len(chunk) < self._chunk_size
+            if chunk:
+                after = [chunk[-1][name] for name in table.primary_key]
+                rows += len(chunk)
+            # The chunk is the table's state at P: from P on, its keys' changes pass.
+            progress = coverage.progress.with_table(
+                table.name, TableState(last, after, rows, done.restate)
             )
-            delivered = sum(counts.values())
-            sink.deliver(
-                records, self._commit(dataclasses.replace(state, snapshot=progress), delivered)
-            )
-            self._healthy()
-            self.tracker.record_snapshot_rows(table.name, len(chunk.rows))
-            self.tracker.record_delivered(counts, dict(progress.position), None)
-            self.tracker.observe_batch_latency(time.monotonic() - started)
-        final = progress.tables.get(table.name, done)
-        progress = progress.with_table(table.name, TableState(True, final.after, final.rows))
-        self.tracker.finish_table(table.name)
-        return progress
+            coverage.progress = progress
+            state = dataclasses.replace(state, position=at, snapshot=progress)
+            self._deliver_rows(sink, table, chunk, state, at)
+            if last:
+                return state, feed
 
-    # ------------------------------------------------------------ streaming
-
-    def _stream(self, sink: Sink, state: Checkpoint) -> None:
-        self.tracker.set_state("Streaming")
-        # Status shows where streaming starts, before anything new is delivered.
-        self.tracker.record_delivered({}, dict(state.position or {}), None)
-        items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
-        budget = binlog.RowBudget(self.config.performance.queue_size)
-        reader = binlog.BinlogReader(
-            self.config, dict(state.position or {}), items, self._poison, budget
-        )
-        reader.start()
+    def _read_keyless(
+        self,
+        sink: Sink,
+        snap: Snapshot,
+        table: TableSchema,
+        state: Checkpoint,
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed]:
+        """A table without a key: one consistent pass at P (the stream waits at P); after a
+        crash the pass restarts and skips the rows delivered (exact only if the table did
+        not change in between: documented)."""
+        done = coverage.progress.tables[table.name]
+        at = snap.begin()
         try:
-            self._deliver_loop(sink, state, items, budget)
+            if feed is None:
+                feed = self._open_feed(at)
+                state = dataclasses.replace(state, position=at)
+            state = self._drain(sink, state, feed, coverage, at)
+            state = dataclasses.replace(state, position=at)
+            for chunk in snap.chunks(table, None, done.rows, self._chunk_size):
+                progress = coverage.progress.with_table(
+                    table.name, TableState(False, None, chunk.scanned, done.restate)
+                )
+                coverage.progress = progress
+                state = dataclasses.replace(state, snapshot=progress)
+                self._deliver_rows(sink, table, chunk.rows, state, at)
+            # Finished at P, in the checkpoint at once: its changes after P must pass.
+            final = coverage.progress.tables[table.name]
+            progress = coverage.progress.with_table(
+                table.name, TableState(True, None, final.rows, done.restate)
+            )
+            coverage.progress = progress
+            state = self._commit(dataclasses.replace(state, snapshot=progress))
+            sink.deliver([], state)
         finally:
-            reader.stop()
+            snap.end()
+        return state, feed
 
-    def _deliver_loop(
+    def _drain(
         self,
         sink: Sink,
         state: Checkpoint,
-        items: queue.Queue[binlog.Item],
-        budget: binlog.RowBudget,
-    ) -> None:
+        feed: _Feed,
+        coverage: watermark.Coverage,
+        target: dict[str, Any],
+    ) -> Checkpoint:
+        """Deliver the binlog up to ``target`` (a transaction boundary), each change only if
+        the snapshot covers its key; the first transaction past it waits in the feed."""
+        goal = (target["file"], target["pos"])
+        batch: list[binlog.Transaction] = []
+        size = 0
+        while feed.reached < goal:
+            self.tracker.heartbeat(PIPELINE)
+            item = feed.take(0.5)
+            if isinstance(item, binlog.Failure):
+                raise item.error
+            if isinstance(item, binlog.Heartbeat):  # the server has nothing newer
+                feed.reached = max(feed.reached, (item.position["file"], item.position["pos"]))
+            elif isinstance(item, binlog.Transaction):
+                end = (item.position["file"], item.position["pos"])
+                if end > goal:  # begins at or after P: for after the chunk
+                    feed.hold(item)
+                    break
+                feed.reached = end
+                item.changes = coverage.keep(item.changes)
+                batch.append(item)
+                size += len(item.changes)
+                if size >= self.config.performance.batch_size:
+                    state = self._deliver_batch(sink, state, batch)
+                    batch, size = [], 0
+            elif item is None and self._stop.is_set():
+                raise _Stopped
+        if batch:
+            state = self._deliver_batch(sink, state, batch)
+        return state
+
+    # ------------------------------------------------------------ streaming
+
+    def _open_feed(self, start: dict[str, Any]) -> _Feed:
+        """Start the binlog reader at ``start``; _run_once stops it."""
+        items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
+        budget = binlog.RowBudget(self.config.performance.queue_size)
+        reader = binlog.BinlogReader(self.config, dict(start), items, self._poison, budget)
+        reader.start()
+        self._feeds.append(_Feed(reader, items, budget))
+        return self._feeds[-1]
+
+    def _stream(self, sink: Sink, state: Checkpoint, feed: _Feed) -> None:
+        self.tracker.set_state("Streaming")
+        # Status shows where streaming starts, before anything new is delivered.
+        self.tracker.record_delivered({}, dict(state.position or {}), None)
+        self._deliver_loop(sink, state, feed)
+
+    def _deliver_loop(self, sink: Sink, state: Checkpoint, feed: _Feed) -> None:
         perf = self.config.performance
         delay = perf.max_batch_delay.total_seconds()
         batch: list[binlog.Transaction] = []
@@ -393,14 +673,10 @@ class Worker:
             self.tracker.heartbeat(PIPELINE)  # wakes at least twice a second
             self._recheck_selection()
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
-            try:
-                item = items.get(timeout=timeout)
-            except queue.Empty:
-                item = None
+            item = feed.take(timeout)
             if isinstance(item, binlog.Failure):
                 raise item.error
             if isinstance(item, binlog.Transaction):
-                budget.release(len(item.changes))
                 if not batch:
                     deadline = time.monotonic() + delay
                 batch.append(item)

@@ -5,6 +5,7 @@ checker over what a task delivered."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -56,7 +57,9 @@ class Node:
         return {**os.environ, "KUBECONFIG": self.values["KUBECONFIG"], "PATH": path}
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
-        return run(self.values["FERRY_KUBECTL"], *args, env=self.env, stdin=stdin, timeout=timeout).stdout
+        return run(
+            self.values["FERRY_KUBECTL"], *args, env=self.env, stdin=stdin, timeout=timeout
+        ).stdout
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json"))
@@ -167,7 +170,7 @@ class KeyHistory:
         found: list[str] = []
         for key, seen in self.values.items():
             present = [v for v in seen if v is not None]
-            for before, after in zip(present, present[1:], strict=False):
+            for before, after in itertools.pairwise(present):
                 if after != before + 1:
                     found.append(f"id={key}: {before} then {after} in {seen}")
                     break
@@ -193,7 +196,9 @@ def read_topic(bootstrap: str, topic: str, group: str) -> list[dict[str, Any]]:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
         # read_committed: the high watermark of what may be read is the last stable offset.
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+        ends = {
+            tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions
+        }
         consumer.assign(partitions)
         records: list[dict[str, Any]] = []
         done = {p for p, end in ends.items() if end == 0}

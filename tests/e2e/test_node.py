@@ -156,30 +156,50 @@ def test_operator_pod_is_ready_as_nonroot_with_a_readonly_root(release: Release)
 
 def test_example_snapshots_then_streams_into_kafka(release: Release) -> None:
     password = release.node.values["FERRY_MYSQL_PASSWORD"]
-    release.kubectl("apply", "-f", "-", stdin=example_manifests(release.node, release.topic_prefix, password))
-    release.kubectl("wait", "--for=condition=Ready", f"synctask/{TASK}", "--timeout=300s", timeout=320)
+    release.kubectl(
+        "apply", "-f", "-", stdin=example_manifests(release.node, release.topic_prefix, password)
+    )
+    release.kubectl(
+        "wait", "--for=condition=Ready", f"synctask/{TASK}", "--timeout=300s", timeout=320
+    )
     pod = wait_for("a Ready worker pod", release.worker_pod)
     assert pod["spec"]["containers"][0]["image"] == "ferry.local/ferry-worker:dev"
 
     items = release.topic("order_items")
     wait_for(
         f"{SNAPSHOT_ROWS} snapshot rows in {items}",
-        lambda: len(read_topic(release.node.kafka_bootstrap, items, f"e2e-{time.time_ns()}")) >= SNAPSHOT_ROWS,
+        lambda: (
+            len(read_topic(release.node.kafka_bootstrap, items, f"e2e-{time.time_ns()}"))
+            >= SNAPSHOT_ROWS
+        ),
     )
     first_row_after = time.monotonic() - release.installed_at
     print(f"helm install to the snapshot in Kafka: {first_row_after:.0f} s")
 
-    release.node.sql("INSERT INTO shop.order_items VALUES (100001, 'SKU-NEW', 3); UPDATE shop.order_items SET qty = 9 WHERE id = 1")
+    release.node.sql(
+        "INSERT INTO shop.order_items VALUES (100001, 'SKU-NEW', 3);"
+        "UPDATE shop.order_items SET qty = 9 WHERE id = 1"
+    )
     records = wait_for(
         "the streamed insert and update",
-        lambda: (r := read_topic(release.node.kafka_bootstrap, items, f"e2e-{time.time_ns()}"))[SNAPSHOT_ROWS + 1 :] and r,
+        lambda: (
+            (r := read_topic(release.node.kafka_bootstrap, items, f"e2e-{time.time_ns()}"))[
+                SNAPSHOT_ROWS + 1 :
+            ]
+            and r
+        ),
     )
     snapshot = records[:SNAPSHOT_ROWS]
     assert {r["type"] for r in snapshot} == {"bootstrap-insert"}
     assert sorted(r["data"]["id"] for r in snapshot) == list(range(1, SNAPSHOT_ROWS + 1))
-    assert [(r["type"], r["data"]["id"]) for r in records[SNAPSHOT_ROWS:]] == [("insert", 100001), ("update", 1)]
+    assert [(r["type"], r["data"]["id"]) for r in records[SNAPSHOT_ROWS:]] == [
+        ("insert", 100001),
+        ("update", 1),
+    ]
     # The example's mapping drops card_number before it leaves the worker.
-    customers = read_topic(release.node.kafka_bootstrap, release.topic("customers"), f"e2e-{time.time_ns()}")
+    customers = read_topic(
+        release.node.kafka_bootstrap, release.topic("customers"), f"e2e-{time.time_ns()}"
+    )
     assert customers and all("card_number" not in r["data"] for r in customers)
 
 
@@ -188,7 +208,9 @@ def test_worker_runs_nonroot_and_its_token_patches_only_its_own_task(release: Re
     name = pod["metadata"]["name"]
     assert_nonroot_with_readonly_root(release, name, release.namespace)
 
-    other = yaml.safe_load(example_manifests(release.node, release.topic_prefix, "x").split("---")[-1])
+    other = yaml.safe_load(
+        example_manifests(release.node, release.topic_prefix, "x").split("---")[-1]
+    )
     other["metadata"]["name"] = "another-task"
     other["spec"]["paused"] = True
     release.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(other))
@@ -197,7 +219,8 @@ def test_worker_runs_nonroot_and_its_token_patches_only_its_own_task(release: Re
     probe = """
 import json, os, ssl, sys, urllib.error, urllib.request
 sa = "/var/run/secrets/kubernetes.io/serviceaccount"
-base = "https://%s:%s" % (os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
+env = os.environ
+base = "https://%s:%s" % (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"])
 token, ns = open(sa + "/token").read(), open(sa + "/namespace").read()
 context = ssl.create_default_context(cafile=sa + "/ca.crt")
 def patch(task):
@@ -205,7 +228,8 @@ def patch(task):
     request = urllib.request.Request(
         "%s/apis/ferry.dev/v1alpha1/namespaces/%s/synctasks/%s/status" % (base, ns, task),
         data=body, method="PATCH",
-        headers={"Authorization": "Bearer " + token, "Content-Type": "application/merge-patch+json"})
+        headers={"Authorization": "Bearer " + token,
+                 "Content-Type": "application/merge-patch+json"})
     try:
         return urllib.request.urlopen(request, context=context).status
     except urllib.error.HTTPError as error:
@@ -218,19 +242,25 @@ print(json.dumps({"own": patch(sys.argv[1]), "other": patch(sys.argv[2])}))
     release.kubectl("delete", "synctask", "another-task", "--wait", "--timeout=60s")
 
 
-def test_pause_checkpoints_on_sigterm_and_resume_loses_and_doubles_nothing(release: Release) -> None:
+def test_pause_checkpoints_on_sigterm_and_resume_loses_and_doubles_nothing(
+    release: Release,
+) -> None:
     node = release.node
     with Writer(node, "shop", first_new_id=1000):
         time.sleep(3)
         pod = wait_for("a Ready worker pod", release.worker_pod)["metadata"]["name"]
         paused_at = time.monotonic()
         release.kubectl("ferry", "pause", TASK)
-        wait_for("the worker pod to go", lambda: not node.pods(release.namespace, WORKER), timeout=90)
+        wait_for(
+            "the worker pod to go", lambda: not node.pods(release.namespace, WORKER), timeout=90
+        )
         gone_after = time.monotonic() - paused_at
         # SIGTERM, flush, checkpoint, exit: well inside the 60 s grace period (a worker that
         # ignored SIGTERM would be killed at 60 s).
         assert gone_after < 45, f"the worker took {gone_after:.0f}s to stop after SIGTERM ({pod})"
-        task = wait_for("phase Paused", lambda: (t := release.task())["status"].get("phase") == "Paused" and t)
+        task = wait_for(
+            "phase Paused", lambda: (t := release.task())["status"].get("phase") == "Paused" and t
+        )
         assert task["status"]["position"]["file"] and task["status"]["position"]["pos"] > 0
         time.sleep(3)  # rows written while paused wait in the binlog
         release.kubectl("ferry", "resume", TASK)
@@ -276,18 +306,24 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(release: Rel
     )
 
     def converged() -> bool:
-        configmaps = node.kubectl_json("get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry")["items"]
+        configmaps = node.kubectl_json(
+            "get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry"
+        )["items"]
         deployments = node.kubectl_json("get", "deployments", "-n", release.namespace)["items"]
         revisions = [cm["metadata"]["labels"]["ferry.dev/task"] for cm in configmaps]
         workers = {d["metadata"]["name"] for d in deployments}
         return all(revisions.count(n) >= 1 and f"{n}-worker" in workers for n in names)
 
     wait_for("20 tasks reconciled by the new operator pod", converged, timeout=240)
-    configmaps = node.kubectl_json("get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry")["items"]
+    configmaps = node.kubectl_json(
+        "get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry"
+    )["items"]
     revisions = [cm["metadata"]["labels"]["ferry.dev/task"] for cm in configmaps]
     duplicated = {n: revisions.count(n) for n in names if revisions.count(n) != 1}
     assert duplicated == {}, f"tasks with more than one revision for one config: {duplicated}"
-    revision_names = {cm["metadata"]["labels"]["ferry.dev/task"]: cm["metadata"]["name"] for cm in configmaps}
+    revision_names = {
+        cm["metadata"]["labels"]["ferry.dev/task"]: cm["metadata"]["name"] for cm in configmaps
+    }
     for name in names:
         status = release.task(name).get("status") or {}
         assert status.get("configRevision") == revision_names[name], (name, status)

@@ -37,6 +37,7 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkSpec",
+    "SnapshotRequest",
     "SourceSpec",
     "SyncTask",
     "SyncTaskSpec",
@@ -353,6 +354,18 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
 
+class SnapshotRequest(Model):
+    """Snapshot tables again while the binlog keeps flowing, once per nonce."""
+
+    tables: list[str] = Field(
+        min_length=1,
+        max_length=256,
+        description="database.table globs of the selected tables to read again.",
+        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+    )
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+
 class TaskFields(Model):
     """The fields a SyncTask and a TaskTemplate share."""
 
@@ -370,6 +383,11 @@ class TaskFields(Model):
     )
     delivery: Literal["exactly-once", "at-least-once"] | None = Field(
         default=None, description="exactly-once (default) or at-least-once."
+    )
+    on_position_unavailable: Literal["fail", "resnapshot"] | None = Field(
+        default=None,
+        description="When the checkpoint's binlog was purged: fail (default; the task stops "
+        "with PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
     performance: Performance | None = Field(default=None, description="Batching.")
     restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
@@ -437,6 +455,9 @@ class SyncTaskSpec(TaskFields):
     )
     restart_nonce: str | None = Field(
         default=None, min_length=1, max_length=253, description="Change to restart the worker once."
+    )
+    snapshot_request: SnapshotRequest | None = Field(
+        default=None, description="Snapshot tables again while streaming, once per nonce."
     )
 
 

@@ -202,7 +202,15 @@ def render_worker_config(
     for key in ("include", "exclude"):
         if key in dumped.get("source", {}):
             data[key] = dumped["source"][key]
-    for key in ("mapping", "mode", "delivery", "performance", "restartPolicy", "errorPolicy"):
+    for key in (
+        "mapping",
+        "mode",
+        "delivery",
+        "performance",
+        "restartPolicy",
+        "errorPolicy",
+        "onPositionUnavailable",
+    ):
         if key in dumped:
             data[key] = dumped[key]
     if spec.start_position is not None:
@@ -212,6 +220,8 @@ def render_worker_config(
             "to": spec.reset_position.to.to_worker(),
             "nonce": spec.reset_position.nonce,
         }
+    if spec.snapshot_request is not None:
+        data["snapshotRequest"] = dumped["snapshotRequest"]
     if report_to_kubernetes:
         data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
     try:

@@ -1,4 +1,10 @@
-"""A consistent, chunked snapshot of the selected tables.
+"""Consistent reads of the selected tables, chunked by primary key.
+
+Two ways to read. ``snapshot+cdc`` reads each chunk in a consistent transaction of its own
+(:meth:`Snapshot.read_chunk`), which gives the chunk's exact binlog position: the worker's
+snapshot engine (:mod:`ferry_runtime.source.watermark`) merges it into the binlog there.
+``mode: snapshot`` reads every chunk in one transaction (:meth:`Snapshot.begin` and
+:meth:`Snapshot.chunks`), a copy as of one moment.
 
 MariaDB: ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` and the status variables
 ``binlog_snapshot_file/pos`` give the exact binlog position of the snapshot without a global
@@ -53,6 +59,7 @@ class Snapshot:
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self._session = False
 
     def _execute(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
         try:
@@ -65,8 +72,10 @@ class Snapshot:
     def begin(self, read_lock: bool = False) -> dict[str, Any]:
         """Open the consistent transaction; return its binlog position. ``read_lock`` takes
         MySQL's way on any server (tests run it on MariaDB)."""
-        self._execute("SET SESSION time_zone = '+00:00'")
-        self._execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if not self._session:  # once per connection: a chunk-sized read opens many
+            self._execute("SET SESSION time_zone = '+00:00'")
+            self._execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self._session = True
         if not read_lock:
             self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             status = dict(self._execute("SHOW STATUS LIKE 'binlog_snapshot_%'"))
@@ -88,29 +97,48 @@ class Snapshot:
     def end(self) -> None:
         self._execute("COMMIT")
 
-    def chunks(
-        self, table: TableSchema, after: list[Any] | None, scanned: int, size: int
-    ) -> Iterator[Chunk]:
-        """The table's rows in chunks of ``size``, resuming after ``after`` / ``scanned``."""
+    def read_chunk(
+        self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The next ``size`` rows of a keyed table after ``after``, read in a consistent
+        transaction of their own, and that transaction's binlog position: the rows are the
+        table's state at exactly that position."""
+        position = self.begin(read_lock)
+        try:
+            rows = [self._convert(table, row) for row in self._keyset(table, after, size)]
+        finally:
+            self.end()
+        return rows, position
+
+    def _keyset(
+        self, table: TableSchema, after: list[Any] | None, size: int
+    ) -> list[tuple[Any, ...]]:
+        """One page of keyset pagination: up to ``size`` rows with a key above ``after``."""
         names = ", ".join(_select(c) for c in table.columns)
         source = f"{quote(table.database)}.{quote(table.table)}"
-        if not table.primary_key:
-            yield from self._full_scan(table, f"SELECT {names} FROM {source}", scanned, size)
-            return
         by_name = {c.name: c for c in table.columns}
         keys = [by_name[name] for name in table.primary_key]
         key_sql = ", ".join(quote(name) for name in table.primary_key)
         marks = ", ".join(["%s"] * len(keys))
+        where = f"WHERE ({key_sql}) > ({marks}) " if after is not None else ""
+        args = (
+            None if after is None else [_sql_value(c, v) for c, v in zip(keys, after, strict=True)]
+        )
+        return self._execute(
+            f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}", args
+        )
+
+    def chunks(
+        self, table: TableSchema, after: list[Any] | None, scanned: int, size: int
+    ) -> Iterator[Chunk]:
+        """The table's rows in chunks of ``size``, resuming after ``after`` / ``scanned``."""
+        if not table.primary_key:
+            names = ", ".join(_select(c) for c in table.columns)
+            source = f"{quote(table.database)}.{quote(table.table)}"
+            yield from self._full_scan(table, f"SELECT {names} FROM {source}", scanned, size)
+            return
         while True:
-            where = f"WHERE ({key_sql}) > ({marks}) " if after is not None else ""
-            args = (
-                None
-                if after is None
-                else [_sql_value(c, v) for c, v in zip(keys, after, strict=True)]
-            )
-            raw = self._execute(
-                f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}", args
-            )
+            raw = self._keyset(table, after, size)
             if not raw:
                 return
             rows = [self._convert(table, row) for row in raw]

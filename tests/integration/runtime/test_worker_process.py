@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from tests.integration.runtime.conftest import Pipeline, read_topic
+from tests.integration.runtime.test_snapshot_chaos import check
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -71,6 +72,8 @@ def _reached(position: dict[str, Any] | None, target: tuple[str, int]) -> bool:
     return bool(position) and (position["file"], position["pos"]) >= target  # type: ignore[index]
 
 
+# ~240-300 s here (2 shared cores), near the default 300 s: the 20 restarts are the cost.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
 def test_sigkill_at_random_moments_loses_nothing(
     delivery: str,
@@ -98,7 +101,7 @@ def test_sigkill_at_random_moments_loses_nothing(
         pipeline.wait_until(worker.status, 30, "the worker's status port")
         if kill >= kills // 2:  # the second half surely while streaming
             pipeline.wait_until(
-                lambda w=worker: (w.status() or {}).get("state") == "Streaming", 60, "streaming"
+                lambda w=worker: (w.status() or {}).get("state") == "Streaming", 120, "streaming"
             )
         # The first kills come quickly, to land in the snapshot; later ones in streaming.
         time.sleep(chaos.uniform(0.1, 0.5) if kill < 3 else chaos.uniform(0.2, 2.0))
@@ -119,17 +122,19 @@ def test_sigkill_at_random_moments_loses_nothing(
     assert worker.wait(30) == 0, worker.output()
 
     records = pipeline.records("k")
-    events = Counter(
-        (v["type"], v["data"]["id"], v["data"]["seq"])
-        for _, v in records
-        if v["type"] != "bootstrap-insert"
-    )
-    expected = Counter(writer.log)
-    assert len(expected) > 200
+    # Per key: its snapshot row, then the changes after it (the snapshot engine folds those
+    # before it into the row; see docs/snapshot.md).
+    history: dict[int, list[tuple[str, int]]] = {k: [("seed", 0)] for k in range(1, rows + 1)}
+    for kind, key, seq in writer.log:
+        history.setdefault(key, []).append((kind, seq))
+    verdict = check(records, history)
+    print(verdict)
     if delivery == "exactly-once":
-        assert events == expected
-    else:
-        assert set(events) == set(expected)  # at least once each, nothing else
+        assert verdict.clean, verdict.examples
+    else:  # again after a crash, never a state the key did not have
+        assert verdict.bad_first == 0, verdict.examples
+        states = {(key, seq) for key, past in history.items() for _, seq in past}
+        assert all((v["data"]["id"], v["data"]["seq"]) in states for _, v in records)
     # The snapshot resumed chunk by chunk: no snapshot row twice (exactly-once), and every
     # original row the writer did not delete is there.
     snapshot = Counter(v["data"]["id"] for _, v in records if v["type"] == "bootstrap-insert")

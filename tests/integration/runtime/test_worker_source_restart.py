@@ -99,3 +99,60 @@ def test_binlog_purged_below_the_checkpoint_exits_with_position_unavailable(
     assert "failed: PositionUnavailable:" in restarted.output()
     assert "resetPosition" in restarted.output()  # says what to do
     assert scratch.password not in restarted.output()
+
+
+def test_on_position_unavailable_resnapshot_recovers_a_purged_binlog_with_complete_data(
+    scratch: ScratchMariaDB,
+    make_config: Callable[..., dict[str, Any]],
+    spawn_worker: Callable[..., Any],
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    helpers: Any,
+) -> None:
+    with scratch.root() as conn, conn.cursor() as cur:
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, note VARCHAR(20))")
+        cur.execute("INSERT INTO shop.t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    config = make_config(include=["shop.*"], onPositionUnavailable="resnapshot")
+    config["source"] = {**config["source"], "host": "127.0.0.1", "port": scratch.port}
+
+    def status(worker: Any) -> dict[str, Any]:
+        return worker.status() or {}
+
+    worker = spawn_worker(config)
+    helpers.wait_until(lambda: status(worker).get("state") == "Streaming", 60, "streaming")
+    worker.process.terminate()
+    assert worker.wait(30) == 0, worker.output()
+
+    # While the worker is away: changes, then the binlog holding them is purged.
+    with scratch.root() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO shop.t VALUES (4, 'd'), (5, 'e')")
+        cur.execute("UPDATE shop.t SET note = 'a2' WHERE id = 1")
+        cur.execute("DELETE FROM shop.t WHERE id = 2")
+        cur.execute("FLUSH BINARY LOGS")
+    scratch.purge_all_but_the_newest()
+
+    restarted = spawn_worker(config)
+    helpers.wait_until(lambda: status(restarted).get("state") == "Streaming", 60, "resnapshot")
+    with scratch.root() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO shop.t VALUES (6, 'streamed after it')")
+    helpers.wait_until(
+        lambda: len(helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.shop.t")) >= 3 + 4 + 1,
+        60,
+        "the new snapshot and the insert after it",
+    )
+    records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.shop.t")
+    errors = status(restarted)["lastErrors"]
+    restarted.process.terminate()
+    assert restarted.wait(30) == 0, restarted.output()
+
+    # The first snapshot (1, 2, 3), then the new one holding the purged changes, then the
+    # insert streamed after it; replaying the new snapshot on gives the source.
+    kinds = [(v["type"], v["data"]["id"]) for _, v in records]
+    assert kinds == [("bootstrap-insert", i) for i in (1, 2, 3, 1, 3, 4, 5)] + [("insert", 6)]
+    with scratch.root() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id, note FROM shop.t")
+        source = {(row[0],): {"id": row[0], "note": row[1]} for row in cur.fetchall()}
+    assert helpers.replay(records[3:]) == source
+    assert [e["reason"] for e in errors] == ["PositionUnavailable"]
+    assert "Re-snapshotting (onPositionUnavailable: resnapshot)" in errors[0]["message"]

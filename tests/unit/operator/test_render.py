@@ -322,3 +322,22 @@ def test_secrets_hash_follows_resource_versions_of_the_connectors_used() -> None
     )
     annotations = deploy["spec"]["template"]["metadata"]["annotations"]
     assert annotations["ferry.dev/secrets-hash"] == first
+
+
+def test_on_position_unavailable_reaches_the_worker_and_is_left_out_when_unset() -> None:
+    config = render_worker_config(_task(onPositionUnavailable="resnapshot"), CONNECTORS)
+    assert config.on_position_unavailable == "resnapshot"
+    assert "onPositionUnavailable: resnapshot" in config.to_yaml()
+    # Unset renders nothing: existing tasks keep their config hash.
+    assert "onPositionUnavailable" not in render_worker_config(_task(), CONNECTORS).to_yaml()
+
+
+def test_snapshot_request_reaches_the_worker() -> None:
+    request = {"tables": ["shop.order_items"], "nonce": "again-1"}
+    config = render_worker_config(_task(snapshotRequest=request), CONNECTORS)
+    assert config.snapshot_request is not None
+    assert (config.snapshot_request.tables, config.snapshot_request.nonce) == (
+        ["shop.order_items"],
+        "again-1",
+    )
+    assert "snapshotRequest" not in render_worker_config(_task(), CONNECTORS).to_yaml()

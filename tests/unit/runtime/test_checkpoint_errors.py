@@ -14,9 +14,14 @@ def test_checkpoint_round_trip() -> None:
         reset_nonce="n1",
         snapshot=SnapshotState(
             position={"file": "binlog.000002", "pos": 4},
-            tables={"db.a": TableState(True, [10], 10), "db.b": TableState(False, ["k", 2], 5)},
+            tables={
+                "db.a": TableState(True, [10], 10),
+                "db.b": TableState(False, ["k", 2], 5, restate=True),
+            },
+            planned=True,
         ),
         time=12.5,
+        snapshot_nonce="again-1",
     )
     assert checkpoint.decode(checkpoint.encode(state, "ns.task")) == state
     assert checkpoint.decode(checkpoint.encode(Checkpoint(), "t")) == Checkpoint()

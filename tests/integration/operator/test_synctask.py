@@ -344,10 +344,13 @@ def test_sink_kind_not_matching_its_connector_is_stalled(
 def test_a_reconcile_that_raises_is_reconcile_error_with_an_event_logged_once(
     ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
 ) -> None:
-    # Admitted (a name may have 253 characters) but its label value cannot exceed 63: every
-    # apply raises. The user sees why in status and an Event; the log says it once.
-    name = "orders-" + "x" * 63
-    ferry.create("synctasks", task(name))
+    # Admitted (tolerations are the pod's, unchecked by the CRD) but the API server refuses
+    # the Deployment: every apply raises. The user sees why in status and an Event; the log
+    # says it once. (A name over 63 characters, the label limit, is refused at admission.)
+    name = "orders"
+    body = task(name)
+    body["spec"]["worker"] = {"tolerations": [{"key": "k", "operator": "Sometimes"}]}
+    ferry.create("synctasks", body)
     wait_ready_connectors(ferry)
     ready = wait_until(
         lambda: (
@@ -358,11 +361,11 @@ def test_a_reconcile_that_raises_is_reconcile_error_with_an_event_logged_once(
         "Ready=False ReconcileError",
     )
     assert ready["status"] == "False"
-    assert "must be no more than 63 characters" in ready["message"]
-    assert "recreate the task with a shorter name" in ready["message"]
+    assert "the API server refused a request (HTTP 422)" in ready["message"]
+    assert 'Unsupported value: "Sometimes"' in ready["message"]
     events = wait_until(lambda: ferry.events("ReconcileError"), 15, "a ReconcileError event")
     assert events[0].type == "Warning"
-    assert "shorter name" in events[0].message
+    assert "Sometimes" in events[0].message
     # Retried with backoff (1 s, 2 s, 4 s … here): Stalled once it keeps failing.
     wait_until(
         lambda: ferry.condition("synctasks", name, "Stalled").get("status") == "True",

@@ -1,6 +1,6 @@
 """On the real node (kubelet + containerd, tests/infra): what the worker's pod does shows in
 the SyncTask's status. The operator runs as a local process (as in tests/integration), the
-worker as a real pod from the image tests/infra built (``$FERRY_WORKER_IMAGE``); nothing
+worker as a real pod from the image tests/infra built (``$FERRY_NODE_WORKER_IMAGE``); nothing
 writes a pod's status but the kubelet and the scheduler.
 
 - an image that cannot be pulled → ImagePullBackOff within a minute;
@@ -59,7 +59,7 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """The operator watching the test's namespace, its workers on the node's image (built
     from the current source by the ``node`` fixture)."""
-    image = node.values.get("FERRY_WORKER_IMAGE") or "ferry.local/ferry-worker:dev"
+    image = node.values.get("FERRY_NODE_WORKER_IMAGE") or "ferry.local/ferry-worker:dev"
     process = OperatorProcess(
         testenv, namespace, tmp_path / "operator.log", env={"FERRY_WORKER_IMAGE": image}
     )

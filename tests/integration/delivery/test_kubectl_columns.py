@@ -52,5 +52,5 @@ def test_default_columns_show_readiness_reason_lag_and_progress(
         "orders", "False", "Running", "HeartbeatMissing", "12m58s", "42%", "mysql-bin.000003",
     ]  # fmt: skip
     wide = _kubectl_get(testenv, namespace, "-o", "wide")
-    assert wide[0][-4:] == ["OFFSET", "LAGSECONDS", "REVISION", "AGE"]
+    assert wide[0][-5:] == ["OFFSET", "LAGSECONDS", "REVISION", "FAILURES", "AGE"]
     assert wide[1][7:9] == ["1234", "778.532"]

@@ -54,7 +54,8 @@ def test_kubectl_ferry_runs_through_kubectl(testenv: Any, make_task: Any, namesp
         timeout=60,
     )
     assert result.returncode == 0, result
-    assert result.stdout.splitlines()[1].split()[:2] == ["orders", "Running"]
+    header, row = result.stdout.splitlines()[:2]
+    assert dict(zip(header.split(), row.split(), strict=False))["PHASE"] == "Running"
     missing = subprocess.run(
         ["kubectl", "ferry", "status", "ghost", "-n", namespace],
         env=env,

@@ -251,6 +251,9 @@ start_scheduler() {
 # daemons, then whatever is still mounted under the node's directories, the bridge and
 # kube-proxy's rules. Ends only processes started here (pid files) and their containers.
 stop_node() {
+  # Only an environment that ran the node tears it down: a second environment (its own
+  # FERRY_TESTENV_STATE, MariaDB and Kafka only) must not take the shared bridge away.
+  [ -d "$NODE_DIR/containerd" ] || return 0
   stop_daemon kubelet
   if pid_alive "$STATE_DIR/containerd.pid"; then
     [ -x "$CRICTL_BIN/crictl" ] && crictl_node rmp --force --all >/dev/null 2>&1 || true

@@ -116,6 +116,7 @@ def test_status_holds_the_view_and_the_breakdown(
         "counters",
         "retry",
         "lastErrors",
+        "selectedTables",
         "heartbeatTime",
     }
     assert body["retry"] == {"streak": 0, "nextRetryTime": None}

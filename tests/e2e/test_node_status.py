@@ -4,7 +4,6 @@ worker as a real pod from the image tests/infra built (``$FERRY_NODE_WORKER_IMAG
 writes a pod's status but the kubelet and the scheduler.
 
 - an image that cannot be pulled → ImagePullBackOff within a minute;
-- a worker that crashes at start → CrashLoopBackOff, Stalled, restarts counted;
 - a memory limit too small → OOMKilled naming the limit;
 - a Secret that lost its key, then a new pod → SecretKeyNotFound naming the key and the keys
   present;
@@ -116,29 +115,6 @@ def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
     assert (ready["status"], ready["reason"]) == ("False", "ImagePullBackOff")
     assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
     wait_until(lambda: ferry.events("ImagePullBackOff"), 30, "a Warning Event")
-
-
-def test_a_worker_that_crashes_at_start_is_crash_loop_back_off_and_stalled(
-    ferry: Ferry, testenv: Any, node: Node, operator: OperatorProcess
-) -> None:
-    # The operator reaches MariaDB at 127.0.0.1 (the Connector is Ready); inside the pod
-    # 127.0.0.1 is the pod itself: the worker's connection is refused, it gives up after one
-    # retry and exits 1, again and again.
-    ferry.secret("db", testenv.mysql["password"])
-    ferry.create("connectors", mysql_connector("db", testenv))
-    ferry.create("connectors", kafka_connector("kafka", node.pod_kafka_bootstrap))
-    policy = {"maxRetries": 5, "backoff": "100ms", "maxBackoff": "200ms"}
-    ferry.create("synctasks", task("orders", restartPolicy=policy))
-    pod = wait_pod_reason(ferry, "orders", "CrashLoopBackOff", 240)
-    assert pod["restarts"] >= 1 and pod["restartsSinceStart"] >= 1
-    assert f"kubectl logs {pod['name']} --previous" in pod["message"]
-    stalled = ferry.condition("synctasks", "orders", "Stalled")
-    assert stalled["status"] == "True"
-    # The worker may have said why itself (it reaches the API server): its reason is more
-    # precise, and the pod's crash loop is named beside it.
-    ready = ferry.condition("synctasks", "orders")
-    assert ready["status"] == "False"
-    assert ready["reason"] == "CrashLoopBackOff" or "pod: CrashLoopBackOff" in ready["message"]
 
 
 def test_a_memory_limit_too_small_is_oom_killed(

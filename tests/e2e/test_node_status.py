@@ -126,6 +126,12 @@ def test_a_memory_limit_too_small_is_oom_killed(
     assert "memory limit of 24Mi" in pod["message"]
     assert "spec.worker.resources.limits.memory" in pod["message"]
     assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
+    # status.workerPod.restartCount follows the kubelet's count for the container.
+    wait_until(
+        lambda: (status(ferry, "orders").get("workerPod") or {}).get("restartCount", 0) >= 1,
+        180,
+        "status.workerPod.restartCount to count the OOM restarts",
+    )
 
 
 def test_a_secret_that_lost_its_key_names_the_key_and_the_keys_present(

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,22 @@ def kubelet(ferry: Ferry, testenv: Any, tmp_path: Path) -> Iterator[Kubelet]:
     runner = Kubelet(ferry, testenv, tmp_path)
     yield runner
     runner.stop()
+
+
+@contextmanager
+def source_user(
+    mysql_connect: Callable[..., Any], user: str, password: str, require_ssl: bool = False
+) -> Iterator[tuple[str, str]]:
+    """A MariaDB user of its own holding what a source needs (dropped afterwards), for tests
+    that change or watch its password."""
+    require = " REQUIRE SSL" if require_ssl else ""
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'{require}")
+        cur.execute(
+            f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
+        )
+    try:
+        yield user, password
+    finally:
+        with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")

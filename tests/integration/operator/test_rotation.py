@@ -20,6 +20,7 @@ from tests.integration.operator.conftest import (
     OperatorProcess,
     kafka_connector,
     mysql_connector,
+    source_user,
     task,
     wait_until,
 )
@@ -33,14 +34,8 @@ HASH = "ferry.dev/secrets-hash"
 def rotating_user(mysql_connect: Any) -> Iterator[tuple[str, str]]:
     """A user of its own with what a source needs, so its password can change."""
     user, password = f"ferry_rot_{uuid.uuid4().hex[:8]}", f"old-{uuid.uuid4().hex}"
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
-        cur.execute(
-            f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
-        )
-    yield user, password
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    with source_user(mysql_connect, user, password) as created:
+        yield created
 
 
 def _template_annotations(ferry: Ferry, name: str) -> dict[str, str]:

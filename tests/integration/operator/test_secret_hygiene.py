@@ -21,6 +21,7 @@ from tests.integration.operator.conftest import (
     OperatorProcess,
     kafka_connector,
     mysql_connector,
+    source_user,
     task,
     wait_until,
 )
@@ -31,14 +32,8 @@ pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 @pytest.fixture
 def distinctive_user(mysql_connect: Any) -> Iterator[tuple[str, str]]:
     user, password = f"ferry_hyg_{uuid.uuid4().hex[:8]}", f"Hyg13ne-{uuid.uuid4().hex}-Pw"
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}' REQUIRE SSL")
-        cur.execute(
-            f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
-        )
-    yield user, password
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    with source_user(mysql_connect, user, password, require_ssl=True) as created:
+        yield created
 
 
 def test_no_password_anywhere(

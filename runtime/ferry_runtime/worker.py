@@ -510,7 +510,9 @@ class Worker:
     ) -> tuple[Checkpoint, _Feed]:
         progress, tables = self._plan(snap.conn, state)
         orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
-        coverage = watermark.Coverage(progress, orders)
+        # At least once, rows past a resumed checkpoint may already have been delivered.
+        replaying = state.snapshot is not None and self.config.delivery != "exactly-once"
+        coverage = watermark.Coverage(progress, orders, replaying=replaying)
         feed: _Feed | None = None
         # An older worker's checkpoint inside its snapshot has no stream position yet.
         start = state.position or (state.snapshot.position if state.snapshot else None)

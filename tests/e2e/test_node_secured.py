@@ -254,7 +254,7 @@ def delete_task(secured: Secured, task: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def secured(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+def secured(node: Node) -> Iterator[Secured]:
     values = node.values
     missing = [key for key in SECURED_KEYS if not values.get(key)]
     if missing:

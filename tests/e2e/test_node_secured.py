@@ -76,7 +76,8 @@ class Secured:
     followers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 300) -> str:
-        return self.node.kubectl(*args, "-n", self.namespace, stdin=stdin, timeout=timeout)
+        # -n first: after `exec POD --` every argument is the command's.
+        return self.node.kubectl("-n", self.namespace, *args, stdin=stdin, timeout=timeout)
 
     def apply(self, *documents: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(documents))
@@ -261,12 +262,13 @@ def secured(node: Node) -> Iterator[Secured]:
         service_missing("the secured listeners", f"{missing} not in the env file")
     suffix = uuid.uuid4().hex[:6]
     namespace, database = f"e2e-sec-{suffix}", f"e2e_sec_{suffix}"
+    node.sql(f"CREATE DATABASE {database}")
     node.sql(
         f"""
-        CREATE DATABASE {database};
-        CREATE TABLE {database}.order_counters (id INT PRIMARY KEY, v INT NOT NULL);
-        INSERT INTO {database}.order_counters SELECT seq, 0 FROM seq_1_to_{COUNTERS}
-        """
+        CREATE TABLE order_counters (id INT PRIMARY KEY, v INT NOT NULL);
+        INSERT INTO order_counters SELECT seq, 0 FROM seq_1_to_{COUNTERS}
+        """,
+        database,
     )
     node.kubectl("create", "namespace", namespace)
     state: Secured | None = None

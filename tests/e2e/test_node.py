@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from tests.e2e.node import (
-    CHART,
     Node,
     Writer,
     delivered_exactly_once,
     example_manifests,
+    installed_chart,
     read_topic,
     run,
     wait_for,
@@ -86,31 +86,15 @@ def seed_shop(node: Node) -> None:
 @pytest.fixture(scope="module")
 def release(node: Node) -> Iterator[Release]:
     suffix = uuid.uuid4().hex[:6]
-    system, namespace = f"e2e-ferry-{suffix}", f"e2e-shop-{suffix}"
+    namespace = f"e2e-shop-{suffix}"
     seed_shop(node)
     node.kubectl("create", "namespace", namespace)
     installed_at = time.monotonic()
     try:
-        node.helm(
-            "install", f"ferry-{suffix}", str(CHART), "-n", system, "--create-namespace",
-            "--set", "image.repository=ferry.local/ferry-operator", "--set", "image.tag=dev",
-            # Never: the pod can only start from the image imported into the node.
-            "--set", "image.pullPolicy=Never",
-            "--set", "workerImage.repository=ferry.local/ferry-worker",
-            "--set", "workerImage.tag=dev",
-            "--set", f"watchNamespaces={{{namespace}}}",
-            "--set", f"peering.name=ferry-{suffix}",
-            "--wait", "--timeout", "300s",
-        )  # fmt: skip
-        yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
+        with installed_chart(node, suffix, namespace) as system:
+            yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
     finally:
-        # Tasks first, while the operator is there to remove its finalizer; then the chart.
-        run(node.values["FERRY_KUBECTL"], "delete", "synctasks", "--all", "-n", namespace,
-            "--wait", "--timeout=120s", env=node.env, check=False)  # fmt: skip
         node.kubectl("delete", "namespace", namespace, "--wait=false")
-        run(node.values["FERRY_HELM"], "uninstall", f"ferry-{suffix}", "-n", system, "--wait",
-            "--timeout", "120s", env=node.env, check=False)  # fmt: skip
-        node.kubectl("delete", "namespace", system, "--wait=false")
 
 
 def operator_pod(release: Release) -> dict[str, object] | None:

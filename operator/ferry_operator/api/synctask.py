@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 TABLE_GLOB = r"^[^.\s]+\.[^.\s]+$"
+TABLE_GLOB_MESSAGE = "must be a database.table glob: one '.', no spaces, * and ? as wildcards"
 # Kafka topic names: letters, digits, '.', '_' and '-' (and not '.' or '..' alone).
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]+$"
 # The placeholders a topic template may hold (ferry_runtime.rules.topic replaces them).
@@ -55,9 +56,6 @@ TOPIC_PLACEHOLDERS = ("{database}", "{table}")
 # A MySQL identifier as Ferry writes it (database, table or column): 1-64 characters, no
 # backquote (quoting), no NUL, no trailing space (MySQL refuses one).
 IDENTIFIER_PATTERN = r"^[^`\x00]*[^`\x00 ]$"
-# A resource quantity (cpu: 500m, memory: 1Gi), as Kubernetes parses it.
-_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
 # A label value (nodeSelector values).
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
@@ -79,6 +77,29 @@ def _topic_rules(field: str) -> dict[str, Any]:
 
 
 IDENTIFIER_MESSAGE = "must be a MySQL name: 1-64 characters, no backquote, no trailing space"
+# The same rule for the values of mapping[].columns and the items of mapping[].drop, without a
+# regular expression: such a rule may run mapping's maxItems times the map's maxProperties,
+# and the API server refuses a CRD whose rule could cost more than its budget (measured on
+# v1.34: the regular expression is over it even at 512 columns; these two string tests fit at
+# 1024). The NUL test would not fit as well: it stays a schema pattern (a NUL shows the regex).
+IDENTIFIER_RULE = "!self.contains('`') && !self.endsWith(' ')"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# Columns per mapping entry (InnoDB allows 1017 per table): the most the rule above fits.
+MAX_MAPPED_COLUMNS = 1024
+# Resource names per requests/limits map: isQuantity() costs as if a value could be as long as
+# a whole request (x-kubernetes-int-or-string has no maxLength), so at most 15 fit its budget.
+MAX_RESOURCE_NAMES = 12
+
+
+def _glob_items(field: str) -> dict[str, Any]:
+    """The schema of a list of database.table globs, refusing with a message naming ``field``."""
+    return {
+        "items": {
+            "type": "string",
+            "maxLength": 512,
+            **must_match(TABLE_GLOB, f"{field} entries {TABLE_GLOB_MESSAGE}"),
+        }
+    }
 
 
 def _identifier(field: str, description: str) -> Any:
@@ -102,13 +123,13 @@ class SourceSpec(Model):
         min_length=1,
         max_length=256,
         description="database.table globs to sync (* and ?); default: every table.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        json_schema_extra=_glob_items("source.include"),
     )
     exclude: list[str] | None = Field(
         default=None,
         max_length=256,
         description="database.table globs left out, even when included.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        json_schema_extra=_glob_items("source.exclude"),
     )
     server_id: int | None = Field(
         default=None,
@@ -165,22 +186,25 @@ class Mapping(Model):
     """Renames and drops for the tables matching one glob."""
 
     table: str = Field(
-        pattern=TABLE_GLOB, max_length=512, description="Source tables (database.table glob)."
+        max_length=512,
+        description="Source tables (database.table glob).",
+        json_schema_extra=must_match(TABLE_GLOB, f"mapping[].table {TABLE_GLOB_MESSAGE}"),
     )
     target: str | None = _identifier(
         "mapping[].target", "New table name (1-64 characters, no backquote)."
     )
     columns: dict[str, str] | None = Field(
         default=None,
-        max_length=4096,
+        max_length=MAX_MAPPED_COLUMNS,
         description="Column renames: old → new (new names: 1-64 characters, no backquote).",
         json_schema_extra={
-            "maxProperties": 4096,
+            "maxProperties": MAX_MAPPED_COLUMNS,
             "additionalProperties": {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": IDENTIFIER_PATTERN,
+                "pattern": NO_NUL_PATTERN,
+                **cel((IDENTIFIER_RULE, f"mapping[].columns values {IDENTIFIER_MESSAGE}")),
             },
         },
     )
@@ -193,7 +217,8 @@ class Mapping(Model):
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": IDENTIFIER_PATTERN,
+                "pattern": NO_NUL_PATTERN,
+                **cel((IDENTIFIER_RULE, f"mapping[].drop entries {IDENTIFIER_MESSAGE}")),
             }
         },
     )
@@ -308,11 +333,16 @@ class WorkerSpec(Model):
                 key: {
                     "type": "object",
                     "description": f"Resource {key}.",
-                    "maxProperties": 32,
-                    # (A CEL rule with a message would exceed the cost budget on a map.)
+                    "maxProperties": MAX_RESOURCE_NAMES,
                     "additionalProperties": {
                         "x-kubernetes-int-or-string": True,
-                        "pattern": QUANTITY_PATTERN,
+                        **cel(
+                            (
+                                "type(self) == int || isQuantity(self)",
+                                f"worker.resources.{key} values must be quantities: a number "
+                                "with an optional suffix (500m, 2, 1.5, 512Mi, 1Gi)",
+                            )
+                        ),
                     },
                 }
                 for key in ("requests", "limits")
@@ -334,7 +364,15 @@ class WorkerSpec(Model):
         description="Pod nodeSelector (label values: at most 63 characters).",
         json_schema_extra={
             "maxProperties": 64,
-            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": 63,
+                **must_match(
+                    LABEL_VALUE,
+                    "worker.nodeSelector values must be label values: at most 63 letters, "
+                    "digits, '-', '_' and '.', starting and ending with a letter or digit",
+                ),
+            },
         },
     )
     tolerations: list[dict[str, Any]] | None = Field(
@@ -361,7 +399,7 @@ class SnapshotRequest(Model):
         min_length=1,
         max_length=256,
         description="database.table globs of the selected tables to read again.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        json_schema_extra=_glob_items("snapshotRequest.tables"),
     )
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 

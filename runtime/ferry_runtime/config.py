@@ -289,6 +289,13 @@ class Performance(Model):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     max_batch_delay: Duration = Field(default=timedelta(milliseconds=500))
     snapshot_chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    snapshot_parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Connections reading snapshot chunks at once (each a chunk ahead of "
+        "the delivery); up to parallelism + 1 chunks are held in memory.",
+    )
     queue_size: int = Field(default=10_000, ge=1, description="Events buffered per stage.")
 
 

@@ -30,7 +30,7 @@ from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, keys, mysql, schema, watermark
+from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
@@ -518,11 +518,12 @@ class Worker:
             mysql.check_position(ctl, start)
             feed = self._open_feed(start)
             state = dataclasses.replace(state, position=start)
+        keyed = [t for t in tables if t.primary_key]
+        state, feed = self._read_keyed(sink, keyed, state, feed, coverage)
         for table in tables:
-            if self._start_table(table, progress.tables[table.name]):
+            if table.primary_key or self._start_table(table, progress.tables[table.name]):
                 continue
-            read = self._read_keyed if table.primary_key else self._read_keyless
-            state, feed = read(sink, snap, table, state, feed, coverage)
+            state, feed = self._read_keyless(sink, snap, table, state, feed, coverage)
             self.tracker.finish_table(table.name)
         if feed is None:  # nothing to read: stream from here
             start = mysql.server_position(ctl)
@@ -539,35 +540,72 @@ class Worker:
     def _read_keyed(
         self,
         sink: Sink,
-        snap: Snapshot,
-        table: TableSchema,
+        tables: list[TableSchema],
+        state: Checkpoint,
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed | None]:
+        """The keyed tables' chunks, read ahead on performance.snapshotParallelism
+        connections and delivered in plan order, which is ascending P (see
+        :mod:`ferry_runtime.source.chunks`)."""
+        tables_state = coverage.progress.tables
+        todo = [t for t in tables if not tables_state[t.name].done]
+        for table in tables:
+            if tables_state[table.name].done:
+                self._start_table(table, tables_state[table.name])  # shown as finished
+        reader = chunks.ChunkReader(
+            lambda: mysql.connect(self.config.source),
+            [(t, coverage.progress.tables[t.name].after) for t in todo],
+            self._chunk_size,
+            self.config.performance.snapshot_parallelism,
+        )
+        reader.start()
+        reading: str | None = None
+        try:
+            while not reader.done:
+                if self._stop.is_set():
+                    raise _Stopped
+                self.tracker.heartbeat(PIPELINE)
+                chunk = reader.take(0.5)
+                if chunk is None:
+                    continue
+                if chunk.table.name != reading:  # a table's first chunk: shown as running
+                    reading = chunk.table.name
+                    self._start_table(chunk.table, coverage.progress.tables[reading])
+                state, feed = self._deliver_chunk(sink, chunk, state, feed, coverage)
+        finally:
+            reader.close()
+        return state, feed
+
+    def _deliver_chunk(
+        self,
+        sink: Sink,
+        chunk: chunks.KeyedChunk,
         state: Checkpoint,
         feed: _Feed | None,
         coverage: watermark.Coverage,
     ) -> tuple[Checkpoint, _Feed]:
+        """Stream the binlog up to the chunk's P, then deliver the chunk at P."""
+        table, at = chunk.table, chunk.position
+        if feed is None:  # the first chunk of a new snapshot: the stream starts here
+            feed = self._open_feed(at)
+            state = dataclasses.replace(state, position=at)
+        state = self._drain(sink, state, feed, coverage, at)
         done = coverage.progress.tables[table.name]
-        after, rows = done.after, done.rows
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            chunk, at = snap.read_chunk(table, after, self._chunk_size)
-            if feed is None:  # the first chunk of a new snapshot: the stream starts here
-                feed = self._open_feed(at)
-                state = dataclasses.replace(state, position=at)
-            state = self._drain(sink, state, feed, coverage, at)
-            last = len(chunk) < self._chunk_size
-            if chunk:
-                after = [chunk[-1][name] for name in table.primary_key]
-                rows += len(chunk)
-            # The chunk is the table's state at P: from P on, its keys' changes pass.
-            progress = coverage.progress.with_table(
-                table.name, TableState(last, after, rows, done.restate)
-            )
-            coverage.progress = progress
-            state = dataclasses.replace(state, position=at, snapshot=progress)
-            self._deliver_rows(sink, table, chunk, state, at)
-            if last:
-                return state, feed
+        last = chunk.upto is None
+        after = chunk.upto
+        if last:  # the table's end: its last key, if any
+            after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
+        # The chunk is its key range's state at P: from P on, those keys' changes pass.
+        progress = coverage.progress.with_table(
+            table.name, TableState(last, after, done.rows + len(chunk.rows), done.restate)
+        )
+        coverage.progress = progress
+        state = dataclasses.replace(state, position=at, snapshot=progress)
+        self._deliver_rows(sink, table, chunk.rows, state, at)
+        if last:
+            self.tracker.finish_table(table.name)
+        return state, feed
 
     def _read_keyless(
         self,

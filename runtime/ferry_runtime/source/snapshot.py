@@ -103,12 +103,71 @@ class Snapshot:
         """The next ``size`` rows of a keyed table after ``after``, read in a consistent
         transaction of their own, and that transaction's binlog position: the rows are the
         table's state at exactly that position."""
+        upto, position = self.open_chunk(table, after, size, read_lock)
+        return self.chunk_rows(table, after, upto), position
+
+    def open_chunk(
+        self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """Open the consistent transaction of the chunk after ``after`` and find its last
+        key: the key of the ``size``-th row after ``after`` at this transaction's position,
+        or None when fewer rows are left (the table's last chunk, which runs to its end).
+        Returns that key and the position; :meth:`chunk_rows` reads the rows and ends the
+        transaction. A chunk is the key range (after, upto], whatever rows it holds."""
         position = self.begin(read_lock)
         try:
-            rows = [self._convert(table, row) for row in self._keyset(table, after, size)]
+            key_sql = ", ".join(quote(name) for name in table.primary_key)
+            where, args = self._range(table, after, None)
+            source = f"{quote(table.database)}.{quote(table.table)}"
+            found = self._execute(
+                f"SELECT {key_sql} FROM {source} {where}ORDER BY {key_sql} "
+                f"LIMIT 1 OFFSET {int(size) - 1}",
+                args or None,
+            )
+        except BaseException:
+            self.end()
+            raise
+        if not found:
+            return None, position
+        columns = {c.name: c for c in table.columns}
+        upto = [
+            types.converter(columns[name])(value)
+            for name, value in zip(table.primary_key, found[0], strict=True)
+        ]
+        return upto, position
+
+    def chunk_rows(
+        self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        """The rows of the key range (after, upto] in the transaction :meth:`open_chunk`
+        opened (None: unbounded), in key order; ends the transaction."""
+        try:
+            names = ", ".join(_select(c) for c in table.columns)
+            source = f"{quote(table.database)}.{quote(table.table)}"
+            key_sql = ", ".join(quote(name) for name in table.primary_key)
+            where, args = self._range(table, after, upto)
+            raw = self._execute(
+                f"SELECT {names} FROM {source} {where}ORDER BY {key_sql}", args or None
+            )
         finally:
             self.end()
-        return rows, position
+        return [self._convert(table, row) for row in raw]
+
+    @staticmethod
+    def _range(
+        table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> tuple[str, list[Any]]:
+        """``WHERE (pk) > (after) AND (pk) <= (upto) `` (either side left out when None)."""
+        by_name = {c.name: c for c in table.columns}
+        keys = [by_name[name] for name in table.primary_key]
+        key_sql = ", ".join(quote(name) for name in table.primary_key)
+        marks = ", ".join(["%s"] * len(keys))
+        clauses, args = [], []
+        for bound, op in ((after, ">"), (upto, "<=")):
+            if bound is not None:
+                clauses.append(f"({key_sql}) {op} ({marks})")
+                args += [_sql_value(c, v) for c, v in zip(keys, bound, strict=True)]
+        return ("WHERE " + " AND ".join(clauses) + " " if clauses else ""), args
 
     def _keyset(
         self, table: TableSchema, after: list[Any] | None, size: int
@@ -116,16 +175,11 @@ class Snapshot:
         """One page of keyset pagination: up to ``size`` rows with a key above ``after``."""
         names = ", ".join(_select(c) for c in table.columns)
         source = f"{quote(table.database)}.{quote(table.table)}"
-        by_name = {c.name: c for c in table.columns}
-        keys = [by_name[name] for name in table.primary_key]
         key_sql = ", ".join(quote(name) for name in table.primary_key)
-        marks = ", ".join(["%s"] * len(keys))
-        where = f"WHERE ({key_sql}) > ({marks}) " if after is not None else ""
-        args = (
-            None if after is None else [_sql_value(c, v) for c, v in zip(keys, after, strict=True)]
-        )
+        where, args = self._range(table, after, None)
         return self._execute(
-            f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}", args
+            f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}",
+            args or None,
         )
 
     def chunks(

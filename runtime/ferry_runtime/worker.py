@@ -32,7 +32,7 @@ from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
 from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import Snapshot
+from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
 from ferry_runtime.status import StatusTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
@@ -420,7 +420,7 @@ class Worker:
     def _copy(self, sink: Sink, state: Checkpoint) -> None:
         """mode: snapshot: every chunk in one consistent transaction, no binlog."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             snap = Snapshot(conn)
             position = snap.begin()
@@ -445,6 +445,11 @@ class Worker:
             self.tracker.finish_snapshot()
         finally:
             conn.close()
+
+    def _snapshot_connection(self) -> Any:
+        """A connection that reads table rows (values as the server's text where that is
+        their JSON value already: see source.snapshot.TEXT_CONVERSIONS)."""
+        return mysql.connect(self.config.source, conv=TEXT_CONVERSIONS)
 
     @property
     def _chunk_size(self) -> int:
@@ -498,7 +503,7 @@ class Worker:
         to P (changes pass by :class:`watermark.Coverage`), deliver the chunk at P; then
         stream on. See :mod:`ferry_runtime.source.watermark`."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             state, feed = self._snapshot_tables(sink, ctl, Snapshot(conn), state)
         finally:
@@ -554,7 +559,7 @@ class Worker:
             if tables_state[table.name].done:
                 self._start_table(table, tables_state[table.name])  # shown as finished
         reader = chunks.ChunkReader(
-            lambda: mysql.connect(self.config.source),
+            self._snapshot_connection,
             [(t, coverage.progress.tables[t.name].after) for t in todo],
             self._chunk_size,
             self.config.performance.snapshot_parallelism,

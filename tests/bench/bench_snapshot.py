@@ -1,0 +1,189 @@
+"""Snapshot throughput by performance.snapshotParallelism, against ``mariadb-dump`` (prints
+figures; not a pass/fail test).
+
+    python3 tests/bench/bench_snapshot.py [--rows 200000] [--parallelism 1,4] [--chunk 10000]
+
+Seeds one table (the 10 columns of bench_worker.py's table) in a fresh database, then, each in
+its own process and in the same run: the worker in ``snapshot+cdc`` mode into Kafka
+(exactly-once, Maxwell) from its start until the snapshot is delivered, once per
+parallelism, and ``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s,
+CPU-seconds, and the CPU time of the phase's Python threads against librdkafka's (their sum
+over the wall time shows how much of the run one interpreter lock allowed), and with
+``--profile`` the functions that took the most time in the delivering thread (cProfile;
+the reader threads are not profiled). Needs tests/infra/up's services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.*, run as a script
+from tests.bench import bench_worker as common
+
+SEED_STEP = 50_000
+
+
+def prepare(database: str, rows: int) -> dict[str, Any]:
+    conn = common.admin()
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE `{database}`")
+    cur.execute(
+        f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, a int, b bigint, c varchar(40), "
+        "d decimal(12,2), e double, f datetime(3), g date, h tinyint, i text)"
+    )
+    began = time.monotonic()
+    for low in range(1, rows + 1, SEED_STEP):
+        high = min(low + SEED_STEP - 1, rows)
+        cur.execute(
+            f"INSERT INTO `{database}`.t SELECT seq, seq % 1000, seq * 7, CONCAT('name ', seq), "
+            "seq / 100, seq / 3, NOW(3), CURDATE(), seq % 100, REPEAT('x', 20) "
+            f"FROM `{database}`.seq_{low}_to_{high}"
+        )
+    conn.close()
+    print(f"seeded {rows} rows in {time.monotonic() - began:.1f}s", flush=True)
+    return {"database": database, "table_rows": rows}
+
+
+def _threads_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by name (Python's and librdkafka's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0.0) + seconds
+    return out
+
+
+def phase_snapshot(plan: dict[str, Any], parallelism: int, profile: bool) -> dict[str, Any]:
+    import cProfile
+    import pstats
+    import threading
+
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    cfg = common._worker_config(
+        plan,
+        mode="snapshot+cdc",
+        startPosition=None,
+        performance={
+            "batchSize": 5000,
+            "maxBatchDelay": "200ms",
+            "snapshotChunkSize": plan["chunk"],
+            "snapshotParallelism": parallelism,
+        },
+    )
+    os.environ["BENCH_PW"] = common.PASSWORD
+    tracker = StatusTracker()
+    worker = Worker(cfg, tracker)
+    profiler = cProfile.Profile() if profile else None
+    run = worker.run if profiler is None else lambda: profiler.runcall(worker.run)
+    thread = threading.Thread(target=run, daemon=True)
+    began = time.monotonic()
+    thread.start()
+    while not tracker.snapshot_done:
+        if not thread.is_alive():
+            raise SystemExit(f"worker ended: {worker.failure}")
+        time.sleep(0.02)
+    elapsed = time.monotonic() - began
+    threads = _threads_cpu()
+    worker.stop()
+    thread.join(30)
+    result: dict[str, Any] = {"rows": tracker.events, "seconds": elapsed}
+    rdkafka = sum(v for k, v in threads.items() if k.startswith("rdk:"))
+    result["python_thread_cpu"] = sum(threads.values()) - rdkafka
+    result["rdkafka_cpu"] = rdkafka
+    if profiler is not None:
+        stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
+        stats.print_stats(18)
+    return result
+
+
+def phase_dump(plan: dict[str, Any]) -> dict[str, Any]:
+    began = time.monotonic()
+    subprocess.run(
+        ["mariadb-dump", f"--host={common.HOST}", f"--port={common.PORT}",
+         "--user=ferry_admin", f"--password={common.PASSWORD}", "--single-transaction",
+         plan["database"], "t"],
+        stdout=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    return {"rows": plan["table_rows"], "seconds": time.monotonic() - began}
+
+
+def child(name: str, plan: dict[str, Any], profile: bool) -> None:
+    cpu = common._cpu_seconds()
+    if name == "mariadb-dump":
+        result = phase_dump(plan)
+    else:
+        result = phase_snapshot(plan, int(name.removeprefix("parallelism-")), profile)
+    result["cpu_seconds"] = common._cpu_seconds() - cpu
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--parallelism", default="1,4", help="comma-separated, e.g. 1,2,4")
+    parser.add_argument("--profile", action="store_true", help="cProfile each worker phase")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args.phase, json.loads(args.plan), args.profile)
+        return
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    plan = {**prepare(database, args.rows), "chunk": args.chunk}
+    phases = [f"parallelism-{p}" for p in args.parallelism.split(",")] + ["mariadb-dump"]
+    results: dict[str, dict[str, Any]] = {}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    try:
+        for name in phases:
+            command = [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)]
+            out = subprocess.run(
+                command + (["--profile"] if args.profile else []),
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            if args.profile and out.stderr.strip():
+                print(out.stderr)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["rate"] = result["rows"] / result["seconds"]
+            results[name] = result
+            line = (
+                f"{name:>15}: {result['rows']:>8} rows in {result['seconds']:6.2f}s = "
+                f"{result['rate']:>9,.0f} rows/s; {result['cpu_seconds']:6.2f} CPU-s"
+            )
+            if "python_thread_cpu" in result:
+                line += (
+                    f" (Python threads {result['python_thread_cpu']:.2f} = "
+                    f"{result['python_thread_cpu'] / result['seconds']:.2f} of the wall time, "
+                    f"librdkafka {result['rdkafka_cpu']:.2f})"
+                )
+            print(line, flush=True)
+    finally:
+        conn = common.admin()
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
+        conn.close()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    dump = results["mariadb-dump"]["rate"]
+    first = results[phases[0]]["rate"]
+    for name in phases[:-1]:
+        rate = results[name]["rate"]
+        print(f"{name}: {rate / dump:.3f} of mariadb-dump, {rate / first:.2f} of {phases[0]}")
+
+
+if __name__ == "__main__":
+    main()

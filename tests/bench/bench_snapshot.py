@@ -8,7 +8,8 @@ its own process and in the same run: the worker in ``snapshot+cdc`` mode into Ka
 (exactly-once, Maxwell) from its start until the snapshot is delivered, once per
 parallelism, and ``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s,
 CPU-seconds, and the CPU time of the phase's Python threads against librdkafka's (their sum
-over the wall time shows how much of the run one interpreter lock allowed), and with
+over the wall time shows how much of the run one interpreter lock allowed); ``--stages``
+adds each stage's CPU per row on one thread (read and parse, convert, encode, produce), and
 ``--profile`` the functions that took the most time in the delivering thread (cProfile;
 the reader threads are not profiled). Needs tests/infra/up's services.
 """
@@ -112,6 +113,72 @@ def phase_snapshot(plan: dict[str, Any], parallelism: int, profile: bool) -> dic
     return result
 
 
+def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot's per-row work, stage by stage on one thread (CPU µs per row): the
+    SELECT read and parsed by PyMySQL, the JSON conversion, the Change and Kafka record
+    (routing, Maxwell encoding), and produce() into Kafka (librdkafka's own threads and the
+    final flush not counted). Their sum bounds what one interpreter can do."""
+    from confluent_kafka import Producer
+
+    from ferry_runtime.events import Change
+    from ferry_runtime.source import mysql, schema
+    from ferry_runtime.source import snapshot as snapshot_module
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    cfg = common._worker_config(plan, mode="snapshot+cdc", startPosition=None)
+    os.environ["BENCH_PW"] = common.PASSWORD
+    worker = Worker(cfg, StatusTracker())
+    conn = mysql.connect(cfg.source, conv=snapshot_module.TEXT_CONVERSIONS)
+    table = schema.load(conn, plan["database"], "t")
+    assert table is not None
+    snap = snapshot_module.Snapshot(conn)
+    producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "linger.ms": 50})
+    topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
+    spent = dict.fromkeys(("select+parse", "convert", "change+encode", "produce"), 0.0)
+    after: list[Any] | None = None
+    rows = 0
+    while True:
+        clock = time.thread_time()
+        upto, _ = snap.open_chunk(table, after, plan["chunk"])
+        raw = snap._execute(
+            f"SELECT * FROM `{plan['database']}`.t WHERE id > %s"
+            + ("" if upto is None else " AND id <= %s")
+            + " ORDER BY id",
+            [after[0] if after else 0] + ([] if upto is None else [upto[0]]),
+        )
+        snap.end()
+        spent["select+parse"] += time.thread_time() - clock
+        clock = time.thread_time()
+        converted = snapshot_module._convert(table, raw)
+        spent["convert"] += time.thread_time() - clock
+        clock = time.thread_time()
+        changes = [
+            Change(table.database, table.table, "read", row, None, table.primary_key, 0, "f:4")
+            for row in converted
+        ]
+        records, _ = worker._records(changes)
+        spent["change+encode"] += time.thread_time() - clock
+        clock = time.thread_time()
+        for record in records:
+            while True:
+                try:
+                    producer.produce(topic, record.value, record.key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        spent["produce"] += time.thread_time() - clock
+        rows += len(raw)
+        if upto is None:
+            break
+        after = upto
+    producer.flush(60)
+    conn.close()
+    micros = {name: seconds / rows * 1e6 for name, seconds in spent.items()}
+    return {"rows": rows, "seconds": sum(spent.values()), "micros_per_row": micros}
+
+
 def phase_dump(plan: dict[str, Any]) -> dict[str, Any]:
     began = time.monotonic()
     subprocess.run(
@@ -127,6 +194,8 @@ def child(name: str, plan: dict[str, Any], profile: bool) -> None:
     cpu = common._cpu_seconds()
     if name == "mariadb-dump":
         result = phase_dump(plan)
+    elif name == "stages":
+        result = phase_stages(plan)
     else:
         result = phase_snapshot(plan, int(name.removeprefix("parallelism-")), profile)
     result["cpu_seconds"] = common._cpu_seconds() - cpu
@@ -139,6 +208,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10_000)
     parser.add_argument("--parallelism", default="1,4", help="comma-separated, e.g. 1,2,4")
     parser.add_argument("--profile", action="store_true", help="cProfile each worker phase")
+    parser.add_argument(
+        "--stages", action="store_true", help="also the per-row CPU of each stage, one thread"
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,6 +220,7 @@ def main() -> None:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     plan = {**prepare(database, args.rows), "chunk": args.chunk}
     phases = [f"parallelism-{p}" for p in args.parallelism.split(",")] + ["mariadb-dump"]
+    phases += ["stages"] if args.stages else []
     results: dict[str, dict[str, Any]] = {}
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     try:
@@ -172,6 +245,13 @@ def main() -> None:
                     f"{result['python_thread_cpu'] / result['seconds']:.2f} of the wall time, "
                     f"librdkafka {result['rdkafka_cpu']:.2f})"
                 )
+            if "micros_per_row" in result:
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in result["micros_per_row"].items())
+                total = sum(result["micros_per_row"].values())
+                line = (
+                    f"{name:>15}: CPU µs per row on one thread: {parts}; sum {total:.1f} "
+                    f"(= {1e6 / total:,.0f} rows per CPU-second)"
+                )
             print(line, flush=True)
     finally:
         conn = common.admin()
@@ -180,7 +260,7 @@ def main() -> None:
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     dump = results["mariadb-dump"]["rate"]
     first = results[phases[0]]["rate"]
-    for name in phases[:-1]:
+    for name in (p for p in phases if p.startswith("parallelism-")):
         rate = results[name]["rate"]
         print(f"{name}: {rate / dump:.3f} of mariadb-dump, {rate / first:.2f} of {phases[0]}")
 

@@ -296,6 +296,11 @@ class Performance(Model):
         description="Connections reading snapshot chunks at once (each a chunk ahead of "
         "the delivery); up to parallelism + 1 chunks are held in memory.",
     )
+    snapshot_readers: Literal["threads", "processes"] = Field(
+        default="threads",
+        description="Where the snapshot readers parse and convert rows: threads of the "
+        "worker, or child processes (outside its interpreter lock; ~40 MB each).",
+    )
     queue_size: int = Field(default=10_000, ge=1, description="Events buffered per stage.")
 
 

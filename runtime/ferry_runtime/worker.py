@@ -558,8 +558,12 @@ class Worker:
         for table in tables:
             if tables_state[table.name].done:
                 self._start_table(table, tables_state[table.name])  # shown as finished
+        source = self.config.source
+        processes = self.config.performance.snapshot_readers == "processes"
         reader = chunks.ChunkReader(
-            self._snapshot_connection,
+            (lambda: chunks.ReaderProcess(source))
+            if processes
+            else (lambda: chunks.reader_connection(source)),
             [(t, coverage.progress.tables[t.name].after) for t in todo],
             self._chunk_size,
             self.config.performance.snapshot_parallelism,

@@ -26,15 +26,117 @@ key per table.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
+from ferry_runtime import errors
+from ferry_runtime.config import SourceConfig
+from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import Snapshot
+from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
 
-__all__ = ["ChunkReader", "KeyedChunk"]
+__all__ = ["ChunkReader", "KeyedChunk", "Reader", "ReaderProcess", "reader_connection"]
+
+
+class Reader(Protocol):
+    """What a reader thread reads chunks with: a :class:`Snapshot` on a connection of its
+    own (:func:`reader_connection`), or one in a child process (:class:`ReaderProcess`)."""
+
+    def open_chunk(
+        self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
+    ) -> tuple[list[Any] | None, dict[str, Any]]: ...
+
+    def chunk_rows(
+        self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def reader_connection(source: SourceConfig) -> Snapshot:
+    """A Snapshot on a new connection that reads values as the server's text."""
+    return Snapshot(mysql.connect(source, conv=TEXT_CONVERSIONS))
+
+
+class ReaderProcess:
+    """A :class:`Snapshot` in a child process: PyMySQL's parsing of the rows and their JSON
+    conversion (most of a snapshot row's cost) run outside this interpreter's lock; the rows
+    come back pickled. The child reads the source password from the environment it
+    inherits, and ends when this process closes the pipe or dies."""
+
+    def __init__(self, source: SourceConfig) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork librdkafka's threads
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(source, child), name="ferry-snapshot-reader", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    def open_chunk(
+        self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        result: tuple[list[Any] | None, dict[str, Any]] = self._call(
+            "open_chunk", table, after, size, read_lock
+        )
+        return result
+
+    def chunk_rows(
+        self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("chunk_rows", table, after, upto)
+        return rows
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            self._pipe.send((method, args))
+            ok, value = self._pipe.recv()
+        except (EOFError, OSError) as error:
+            code = self._process.exitcode
+            raise errors.TransientError(
+                "SnapshotReaderLost", f"a snapshot reader process ended (exit code {code})"
+            ) from error
+        if ok:
+            return value
+        kind, reason, message = value
+        raise (errors.FatalError if kind == "fatal" else errors.TransientError)(reason, message)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send(None)
+        self._pipe.close()
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _serve(source: SourceConfig, pipe: Connection) -> None:
+    """The child's loop: one Snapshot, its methods called over ``pipe``."""
+    snap: Snapshot | None = None
+    try:
+        while (request := pipe.recv()) is not None:
+            method, args = request
+            try:
+                snap = snap or reader_connection(source)
+                pipe.send((True, getattr(snap, method)(*args)))
+            except errors.WorkerError as error:
+                kind = "fatal" if isinstance(error, errors.FatalError) else "transient"
+                pipe.send((False, (kind, error.reason, error.message)))
+            except Exception as error:  # anything else: worth a retry, as in the worker
+                pipe.send(
+                    (False, ("transient", "InternalError", f"{type(error).__name__}: {error}"))
+                )
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass  # the worker went away
+    finally:
+        if snap is not None:
+            snap.close()
 
 
 @dataclass(frozen=True)
@@ -54,13 +156,13 @@ class ChunkReader:
 
     def __init__(
         self,
-        connect: Callable[[], Any],
+        open_reader: Callable[[], Reader],
         tables: Sequence[tuple[TableSchema, list[Any] | None]],
         size: int,
         parallelism: int,
         read_lock: bool = False,
     ) -> None:
-        self._connect, self._size, self._read_lock = connect, size, read_lock
+        self._open_reader, self._size, self._read_lock = open_reader, size, read_lock
         self._plan = list(tables)  # the tables left to plan; the first one's next chunk:
         self._after = self._plan[0][1] if self._plan else None
         self._planned = 0  # chunks planned so far; the total, once the plan is empty
@@ -111,10 +213,9 @@ class ChunkReader:
     # ------------------------------------------------------------ reader threads
 
     def _run(self) -> None:
-        conn = None
+        snap: Reader | None = None
         try:
-            conn = self._connect()
-            snap = Snapshot(conn)
+            snap = self._open_reader()
             while not self._stopping.is_set():
                 if not self._slots.acquire(timeout=0.2):
                     continue
@@ -132,11 +233,11 @@ class ChunkReader:
                 self._error = self._error or error
                 self._changed.notify_all()
         finally:
-            if conn is not None:
-                conn.close()
+            if snap is not None:
+                snap.close()
 
     def _open_next(
-        self, snap: Snapshot
+        self, snap: Reader
     ) -> tuple[int, TableSchema, list[Any] | None, list[Any] | None, dict[str, Any]] | None:
         """Open the plan's next chunk on ``snap`` (its transaction stays open); None when
         the plan is empty. Under the plan lock: positions follow plan order."""

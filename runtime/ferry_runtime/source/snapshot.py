@@ -127,6 +127,10 @@ class Snapshot:
     def end(self) -> None:
         self._execute("COMMIT")
 
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
     def read_chunk(
         self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -1,11 +1,15 @@
-"""performance.snapshotParallelism: two tables snapshotted on several connections at once
-while a writer inserts, updates and deletes in both. Every key's records are placed in its
+"""performance.snapshotParallelism: the chunk readers hand over contiguous key ranges of
+exactly the chunk size in ascending binlog position while rows change; and two tables
+snapshotted on several connections at once while a writer inserts, updates and deletes in
+both. Every key's records are placed in its
 history (the checker of test_snapshot_chaos.py): first its snapshot row or its insert, then
 every change once, in order; the replayed topics equal the source row for row. The
 connections the worker holds to MariaDB during the snapshot show the parallelism."""
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import Any
 
@@ -13,12 +17,69 @@ import pytest
 from tests.integration.runtime.conftest import Pipeline, local_ports_to
 from tests.integration.runtime.test_snapshot_chaos import Writer, check
 
+from ferry_runtime import config
+from ferry_runtime.source import chunks, mysql, schema
+
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 ROWS = 6_000  # per table, even ids
 CHUNK = 200
 PARALLELISM = 4
 TABLES = ("k1", "k2")
+
+
+@pytest.mark.parametrize("readers", ["threads", "processes"])
+def test_chunks_come_in_ascending_position_as_contiguous_key_ranges(
+    pipeline: Pipeline, testenv: Any, source_password: str, readers: str
+) -> None:
+    sql = pipeline.sql
+    sql(f"CREATE TABLE {pipeline.db}.n (id int PRIMARY KEY, v int)")
+    sql(f"INSERT INTO {pipeline.db}.n SELECT 2 * seq, seq FROM {pipeline.db}.seq_1_to_20000")
+    sql(f"CREATE TABLE {pipeline.db}.s (k varchar(20) PRIMARY KEY, v int)")
+    sql(
+        f"INSERT INTO {pipeline.db}.s SELECT CONCAT('k', seq), seq FROM {pipeline.db}.seq_1_to_3000"
+    )
+    source = config.SourceConfig.model_validate(pipeline.config()["source"])
+    conn = mysql.connect(source)
+    tables = [schema.load(conn, pipeline.database, name) for name in ("n", "s")]
+    conn.close()
+    stop = threading.Event()
+
+    def write() -> None:  # inserts into the gaps and deletes, while chunks are read
+        i = 0
+        while not stop.is_set():
+            i += 1
+            sql(f"INSERT INTO {pipeline.db}.n VALUES ({2 * i + 1}, 0)")
+            sql(f"DELETE FROM {pipeline.db}.n WHERE id = {4 * i}")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    make = chunks.ReaderProcess if readers == "processes" else chunks.reader_connection
+    reader = chunks.ChunkReader(lambda: make(source), [(t, None) for t in tables if t], 1000, 4)
+    reader.start()
+    got: list[chunks.KeyedChunk] = []
+    try:
+        while not reader.done:
+            chunk = reader.take(1.0)
+            if chunk is not None:
+                got.append(chunk)
+    finally:
+        reader.close()
+        stop.set()
+        writer.join()
+    positions = [(c.position["file"], c.position["pos"]) for c in got]
+    assert positions == sorted(positions)
+    assert len(set(positions)) > 1, "the writer moved the binlog between chunks"
+    assert [c.table.table for c in got].count("s") == 4  # 3,000 rows: 1000 + 1000 + 1000 + 0
+    for before, after in itertools.pairwise(got):
+        if before.table is after.table:
+            assert after.after == before.upto  # contiguous: no key range skipped or read twice
+        else:
+            assert before.upto is None and after.after is None  # a table ends, the next begins
+    for chunk in got:
+        keys = [[row[k] for k in chunk.table.primary_key] for row in chunk.rows]
+        if chunk.upto is not None:
+            assert len(chunk.rows) == 1000 and keys[-1] == chunk.upto
 
 
 @pytest.mark.timeout(300)

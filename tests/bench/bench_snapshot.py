@@ -1,15 +1,16 @@
 """Snapshot throughput by performance.snapshotParallelism, against ``mariadb-dump`` (prints
 figures; not a pass/fail test).
 
-    python3 tests/bench/bench_snapshot.py [--rows 200000] [--parallelism 1,4] [--chunk 10000]
+    python3 tests/bench/bench_snapshot.py [--rows 200000] [--parallelism 1,4,4p] [--chunk 10000]
 
 Seeds one table (the 10 columns of bench_worker.py's table) in a fresh database, then, each in
 its own process and in the same run: the worker in ``snapshot+cdc`` mode into Kafka
 (exactly-once, Maxwell) from its start until the snapshot is delivered, once per
-parallelism, and ``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s,
-CPU-seconds, and the CPU time of the phase's Python threads against librdkafka's (their sum
-over the wall time shows how much of the run one interpreter lock allowed); ``--stages``
-adds each stage's CPU per row on one thread (read and parse, convert, encode, produce), and
+parallelism (``4p``: four readers in child processes, ``snapshotReaders: processes``), and
+``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s, CPU-seconds,
+and the CPU time of the phase's Python threads against librdkafka's (their sum over the
+wall time shows how much of the run one interpreter lock allowed); ``--stages`` adds each
+stage's CPU per row on one thread (read and parse, convert, encode, produce), and
 ``--profile`` the functions that took the most time in the delivering thread (cProfile;
 the reader threads are not profiled). Needs tests/infra/up's services.
 """
@@ -68,7 +69,9 @@ def _threads_cpu() -> dict[str, float]:
     return out
 
 
-def phase_snapshot(plan: dict[str, Any], parallelism: int, profile: bool) -> dict[str, Any]:
+def phase_snapshot(
+    plan: dict[str, Any], parallelism: int, readers: str, profile: bool
+) -> dict[str, Any]:
     import cProfile
     import pstats
     import threading
@@ -85,6 +88,7 @@ def phase_snapshot(plan: dict[str, Any], parallelism: int, profile: bool) -> dic
             "maxBatchDelay": "200ms",
             "snapshotChunkSize": plan["chunk"],
             "snapshotParallelism": parallelism,
+            "snapshotReaders": readers,
         },
     )
     os.environ["BENCH_PW"] = common.PASSWORD
@@ -197,7 +201,9 @@ def child(name: str, plan: dict[str, Any], profile: bool) -> None:
     elif name == "stages":
         result = phase_stages(plan)
     else:
-        result = phase_snapshot(plan, int(name.removeprefix("parallelism-")), profile)
+        spec = name.removeprefix("parallelism-")
+        readers = "processes" if spec.endswith("p") else "threads"
+        result = phase_snapshot(plan, int(spec.rstrip("p")), readers, profile)
     result["cpu_seconds"] = common._cpu_seconds() - cpu
     print(json.dumps(result))
 
@@ -206,7 +212,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--chunk", type=int, default=10_000)
-    parser.add_argument("--parallelism", default="1,4", help="comma-separated, e.g. 1,2,4")
+    parser.add_argument(
+        "--parallelism",
+        default="1,4,4p",
+        help="comma-separated, e.g. 1,2,4; a trailing p: readers in child processes",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile each worker phase")
     parser.add_argument(
         "--stages", action="store_true", help="also the per-row CPU of each stage, one thread"

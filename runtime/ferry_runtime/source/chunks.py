@@ -175,7 +175,7 @@ class ChunkReader:
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, name=f"snapshot-reader-{i}", daemon=True)
-            for i in range(min(parallelism, len(self._plan)) or 0)
+            for i in range(parallelism if self._plan else 0)
         ]
 
     def start(self) -> None:

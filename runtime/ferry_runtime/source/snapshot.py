@@ -150,11 +150,13 @@ class Snapshot:
         transaction. A chunk is the key range (after, upto], whatever rows it holds."""
         position = self.begin(read_lock)
         try:
+            columns = {c.name: c for c in table.columns}
             key_sql = ", ".join(quote(name) for name in table.primary_key)
+            selected = ", ".join(_select(columns[name]) for name in table.primary_key)
             where, args = self._range(table, after, None)
             source = f"{quote(table.database)}.{quote(table.table)}"
             found = self._execute(
-                f"SELECT {key_sql} FROM {source} {where}ORDER BY {key_sql} "
+                f"SELECT {selected} FROM {source} {where}ORDER BY {key_sql} "
                 f"LIMIT 1 OFFSET {int(size) - 1}",
                 args or None,
             )
@@ -163,7 +165,6 @@ class Snapshot:
             raise
         if not found:
             return None, position
-        columns = {c.name: c for c in table.columns}
         upto = [
             types.converter(columns[name])(value)
             for name, value in zip(table.primary_key, found[0], strict=True)

@@ -119,8 +119,9 @@ def test_parallel_snapshot_of_two_tables_under_writes_is_exactly_once(
     pipeline.wait_caught_up(worker, 120)
     assert worker.stop() == 0
 
-    # ctl, the planning connection and the PARALLELISM readers (the binlog's joins them)
-    assert peak >= PARALLELISM + 2, f"{peak} connections to MariaDB during the snapshot"
+    # The PARALLELISM readers, and ctl, the planning connection, the binlog stream and its
+    # library's control connection (at parallelism 1 the peak is 6, at 4 it is 9).
+    assert peak >= PARALLELISM + 4, f"{peak} connections to MariaDB during the snapshot"
     for name, writer in zip(TABLES, writers, strict=True):
         records = pipeline.records(name)
         verdict = check(records, writer.history)

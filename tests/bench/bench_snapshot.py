@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ def prepare(database: str, rows: int) -> dict[str, Any]:
 
 
 def _threads_cpu() -> dict[str, float]:
-    """CPU seconds of this process's threads by name (Python's and librdkafka's)."""
+    """CPU seconds of this process's live threads by name (librdkafka's are rdk:*)."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in Path("/proc/self/task").iterdir():
@@ -97,6 +98,7 @@ def phase_snapshot(
     profiler = cProfile.Profile() if profile else None
     run = worker.run if profiler is None else lambda: profiler.runcall(worker.run)
     thread = threading.Thread(target=run, daemon=True)
+    own = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     thread.start()
     first: tuple[float, int] | None = None  # when the first chunk was delivered, and its rows
@@ -110,13 +112,17 @@ def phase_snapshot(
     if first is None:
         first = (began, 0)
     threads = _threads_cpu()
+    end = resource.getrusage(resource.RUSAGE_SELF)
     worker.stop()
     thread.join(30)
     result: dict[str, Any] = {"rows": tracker.events, "seconds": elapsed}
     # After the first chunk: without the start (sink, transactions, readers, first read).
     result["steady_rate"] = (tracker.events - first[1]) / max(1e-9, began + elapsed - first[0])
+    # CPU of this process during the run (threads that ended too), less librdkafka's
+    # threads (C, outside the interpreter lock): what the Python threads used.
     rdkafka = sum(v for k, v in threads.items() if k.startswith("rdk:"))
-    result["python_thread_cpu"] = sum(threads.values()) - rdkafka
+    run_cpu = end.ru_utime + end.ru_stime - own.ru_utime - own.ru_stime
+    result["python_thread_cpu"] = run_cpu - rdkafka
     result["rdkafka_cpu"] = rdkafka
     if profiler is not None:
         stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
@@ -260,9 +266,9 @@ def main() -> None:
                 line += f", {result['steady_rate']:,.0f} rows/s after the first chunk"
             if "python_thread_cpu" in result:
                 line += (
-                    f" (Python threads {result['python_thread_cpu']:.2f} = "
-                    f"{result['python_thread_cpu'] / result['seconds']:.2f} of the wall time, "
-                    f"librdkafka {result['rdkafka_cpu']:.2f})"
+                    f" (during the run: Python threads {result['python_thread_cpu']:.2f} CPU-s ="
+                    f" {result['python_thread_cpu'] / result['seconds']:.2f} of the wall time,"
+                    f" librdkafka {result['rdkafka_cpu']:.2f})"
                 )
             if "micros_per_row" in result:
                 parts = ", ".join(f"{k} {v:.1f}" for k, v in result["micros_per_row"].items())

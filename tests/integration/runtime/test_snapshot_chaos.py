@@ -194,7 +194,7 @@ def _wait_chunk(pipeline: Pipeline, worker: Any, base: int) -> None:
     pipeline.wait_until(moved, 60, "a chunk")
 
 
-@pytest.mark.timeout(600)  # ~2-3 min (parallelism 1), ~1 min (4); the shared machine can double it
+@pytest.mark.timeout(600)  # ~2-3 min (parallelism 1), 40-90 s (4) on the shared machine
 @pytest.mark.parametrize(
     ("parallelism", "rows", "kills", "min_changes"),
     [(1, ROWS, KILLS, 10_000), (4, PARALLEL_ROWS, PARALLEL_KILLS, 2_000)],

@@ -289,6 +289,18 @@ class Performance(Model):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     max_batch_delay: Duration = Field(default=timedelta(milliseconds=500))
     snapshot_chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    snapshot_parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Connections reading snapshot chunks at once (each a chunk ahead of "
+        "the delivery); up to parallelism + 1 chunks are held in memory.",
+    )
+    snapshot_readers: Literal["threads", "processes"] = Field(
+        default="threads",
+        description="Where the snapshot readers parse and convert rows: threads of the "
+        "worker, or child processes (outside its interpreter lock; ~40 MB each).",
+    )
     queue_size: int = Field(default=10_000, ge=1, description="Events buffered per stage.")
 
 

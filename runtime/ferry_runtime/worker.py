@@ -30,9 +30,9 @@ from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, keys, mysql, schema, watermark
+from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import Snapshot
+from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
 from ferry_runtime.status import StatusTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
@@ -420,7 +420,7 @@ class Worker:
     def _copy(self, sink: Sink, state: Checkpoint) -> None:
         """mode: snapshot: every chunk in one consistent transaction, no binlog."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             snap = Snapshot(conn)
             position = snap.begin()
@@ -445,6 +445,11 @@ class Worker:
             self.tracker.finish_snapshot()
         finally:
             conn.close()
+
+    def _snapshot_connection(self) -> Any:
+        """A connection that reads table rows (values as the server's text where that is
+        their JSON value already: see source.snapshot.TEXT_CONVERSIONS)."""
+        return mysql.connect(self.config.source, conv=TEXT_CONVERSIONS)
 
     @property
     def _chunk_size(self) -> int:
@@ -498,7 +503,7 @@ class Worker:
         to P (changes pass by :class:`watermark.Coverage`), deliver the chunk at P; then
         stream on. See :mod:`ferry_runtime.source.watermark`."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             state, feed = self._snapshot_tables(sink, ctl, Snapshot(conn), state)
         finally:
@@ -520,11 +525,12 @@ class Worker:
             mysql.check_position(ctl, start)
             feed = self._open_feed(start)
             state = dataclasses.replace(state, position=start)
+        keyed = [t for t in tables if t.primary_key]
+        state, feed = self._read_keyed(sink, keyed, state, feed, coverage)
         for table in tables:
-            if self._start_table(table, progress.tables[table.name]):
+            if table.primary_key or self._start_table(table, progress.tables[table.name]):
                 continue
-            read = self._read_keyed if table.primary_key else self._read_keyless
-            state, feed = read(sink, snap, table, state, feed, coverage)
+            state, feed = self._read_keyless(sink, snap, table, state, feed, coverage)
             self.tracker.finish_table(table.name)
         if feed is None:  # nothing to read: stream from here
             start = mysql.server_position(ctl)
@@ -541,35 +547,76 @@ class Worker:
     def _read_keyed(
         self,
         sink: Sink,
-        snap: Snapshot,
-        table: TableSchema,
+        tables: list[TableSchema],
+        state: Checkpoint,
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed | None]:
+        """The keyed tables' chunks, read ahead on performance.snapshotParallelism
+        connections and delivered in plan order, which is ascending P (see
+        :mod:`ferry_runtime.source.chunks`)."""
+        tables_state = coverage.progress.tables
+        todo = [t for t in tables if not tables_state[t.name].done]
+        for table in tables:
+            if tables_state[table.name].done:
+                self._start_table(table, tables_state[table.name])  # shown as finished
+        source = self.config.source
+        processes = self.config.performance.snapshot_readers == "processes"
+        reader = chunks.ChunkReader(
+            (lambda: chunks.ReaderProcess(source))
+            if processes
+            else (lambda: chunks.reader_connection(source)),
+            [(t, coverage.progress.tables[t.name].after) for t in todo],
+            self._chunk_size,
+            self.config.performance.snapshot_parallelism,
+        )
+        reader.start()
+        reading: str | None = None
+        try:
+            while not reader.done:
+                if self._stop.is_set():
+                    raise _Stopped
+                self.tracker.heartbeat(PIPELINE)
+                chunk = reader.take(0.5)
+                if chunk is None:
+                    continue
+                if chunk.table.name != reading:  # a table's first chunk: shown as running
+                    reading = chunk.table.name
+                    self._start_table(chunk.table, coverage.progress.tables[reading])
+                state, feed = self._deliver_chunk(sink, chunk, state, feed, coverage)
+        finally:
+            reader.close()
+        return state, feed
+
+    def _deliver_chunk(
+        self,
+        sink: Sink,
+        chunk: chunks.KeyedChunk,
         state: Checkpoint,
         feed: _Feed | None,
         coverage: watermark.Coverage,
     ) -> tuple[Checkpoint, _Feed]:
+        """Stream the binlog up to the chunk's P, then deliver the chunk at P."""
+        table, at = chunk.table, chunk.position
+        if feed is None:  # the first chunk of a new snapshot: the stream starts here
+            feed = self._open_feed(at)
+            state = dataclasses.replace(state, position=at)
+        state = self._drain(sink, state, feed, coverage, at)
         done = coverage.progress.tables[table.name]
-        after, rows = done.after, done.rows
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            chunk, at = snap.read_chunk(table, after, self._chunk_size)
-            if feed is None:  # the first chunk of a new snapshot: the stream starts here
-                feed = self._open_feed(at)
-                state = dataclasses.replace(state, position=at)
-            state = self._drain(sink, state, feed, coverage, at)
-            last = len(chunk) < self._chunk_size
-            if chunk:
-                after = [chunk[-1][name] for name in table.primary_key]
-                rows += len(chunk)
-            # The chunk is the table's state at P: from P on, its keys' changes pass.
-            progress = coverage.progress.with_table(
-                table.name, TableState(last, after, rows, done.restate)
-            )
-            coverage.progress = progress
-            state = dataclasses.replace(state, position=at, snapshot=progress)
-            self._deliver_rows(sink, table, chunk, state, at)
-            if last:
-                return state, feed
+        last = chunk.upto is None
+        after = chunk.upto
+        if last:  # the table's end: its last key, if any
+            after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
+        # The chunk is its key range's state at P: from P on, those keys' changes pass.
+        progress = coverage.progress.with_table(
+            table.name, TableState(last, after, done.rows + len(chunk.rows), done.restate)
+        )
+        coverage.progress = progress
+        state = dataclasses.replace(state, position=at, snapshot=progress)
+        self._deliver_rows(sink, table, chunk.rows, state, at)
+        if last:
+            self.tracker.finish_table(table.name)
+        return state, feed
 
     def _read_keyless(
         self,

@@ -236,6 +236,14 @@ class Performance(Model):
     snapshot_chunk_size: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Rows per snapshot chunk; default 10000."
     )
+    snapshot_parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Connections that read snapshot chunks at once, ahead of the delivery "
+        "(snapshot+cdc; chunks are still delivered in binlog order); default 1. Up to "
+        "snapshotParallelism + 1 chunks are held in the worker's memory.",
+    )
 
 
 class RestartPolicy(Model):

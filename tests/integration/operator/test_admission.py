@@ -444,6 +444,12 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         ),
         ["spec.kafka.sasl.mechanism", "Unsupported value", "SCRAM-SHA-512"],
     ),
+    (
+        "snapshot-parallelism-too-large",
+        TASK,
+        _spec(spec__performance={"snapshotParallelism": 64}),
+        ["spec.performance.snapshotParallelism", "less than or equal to 16"],
+    ),
 ]
 
 VALID = [

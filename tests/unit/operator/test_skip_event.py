@@ -151,3 +151,24 @@ def test_the_skip_verb_needs_exactly_one_of_position_and_gtid() -> None:
         with pytest.raises(SystemExit) as usage:
             parser.parse_args(argv)
         assert usage.value.code == 2
+
+
+def test_status_panel_shows_the_last_skip_only_when_there_is_one() -> None:
+    from datetime import UTC, datetime
+
+    from ferry_operator.plugin import formatting
+
+    now = datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+    task_body: dict[str, Any] = {"metadata": {"name": "orders", "namespace": "shop"}, "status": {}}
+    assert "Last skip" not in formatting.status_panel(task_body, now)
+    task_body["status"]["lastSkip"] = {
+        "nonce": "n1",
+        "position": "binlog.000042:1234",
+        "table": "shop.orders",
+        "events": 1,
+        "time": "2026-12-02T10:42:30Z",
+    }
+    assert (
+        "Last skip:    binlog.000042:1234 (1 row event of shop.orders) at "
+        "2026-12-02T10:42:30Z, nonce n1"
+    ) in formatting.status_panel(task_body, now).splitlines()

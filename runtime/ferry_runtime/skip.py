@@ -109,6 +109,7 @@ class Matcher:
         self.on_missed = on_missed
         self.matched = False
         self.missed = False
+        self._starts_here: str | None = None  # the row event that starts at a target
 
     @property
     def active(self) -> bool:
@@ -126,13 +127,16 @@ class Matcher:
             self._miss(f"the stream reached GTID {gtid} without meeting {target}")
         return False
 
-    def row_event(self, file: str, pos: int) -> bool:
-        """A row event ending at ``file:pos``: True when it is the one to skip."""
+    def row_event(self, file: str, pos: int, start: int | None = None) -> bool:
+        """A row event ending at ``file:pos`` (starting at ``start``): True when it is the one
+        to skip. Only the end counts: one event's start is the end of the one before it."""
         if self.target.file is None or not self.active:
             return False
         if (file, pos) == (self.target.file, self.target.pos):
             self.matched = True
             return True
+        if (file, start) == (self.target.file, self.target.pos):
+            self._starts_here = f"{file}:{pos}"
         return False
 
     def reached(self, file: str, pos: int) -> None:
@@ -141,9 +145,14 @@ class Matcher:
         if target.file is None or not self.active or target.pos is None:
             return
         if (file, pos) > (target.file, target.pos):
-            self._miss(
-                f"the stream went from before it to {file}:{pos} without a row event ending there"
-            )
+            why = f"the stream went from before it to {file}:{pos} without a row event ending there"
+            if self._starts_here is not None:
+                why += (
+                    f" ({target.file}:{target.pos} is where the row event ending at "
+                    f"{self._starts_here} starts, mysqlbinlog's '# at'; to skip that event, "
+                    f"give {self._starts_here})"
+                )
+            self._miss(why)
 
     def _miss(self, why: str) -> None:
         self.missed = True

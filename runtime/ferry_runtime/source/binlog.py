@@ -248,7 +248,10 @@ class BinlogReader:
                     skipping = matcher is not None and matcher.transaction(gtid)
                 elif isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
                     if skipping or (
-                        matcher is not None and matcher.row_event(position["file"], position["pos"])
+                        matcher is not None
+                        and matcher.row_event(
+                            position["file"], position["pos"], _start(event, position["pos"])
+                        )
                     ):  # left out undecoded: a poison row is never converted
                         where = f"{position['file']}:{position['pos']}"
                         skipped.append((f"{event.schema}.{event.table}", where))
@@ -410,3 +413,9 @@ def _convert(
     for name, convert in converters:
         values[name] = convert(values[name])
     return values
+
+
+def _start(event: Any, end: int) -> int | None:
+    """Where a row event starts: its end less its size (header and checksum included)."""
+    size = getattr(getattr(event, "packet", None), "event_size", None)
+    return end - size if isinstance(size, int) else None

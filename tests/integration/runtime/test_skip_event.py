@@ -92,23 +92,33 @@ def test_a_poison_row_is_skipped_once_by_the_position_its_error_shows(pipeline: 
     assert [e["position"] for e in again] == [error["position"]]
 
 
-def test_a_skip_whose_position_is_no_row_event_skips_nothing_and_says_so(
+def test_a_skip_at_an_event_start_skips_nothing_and_says_which_position_to_give(
     pipeline: Pipeline,
 ) -> None:
+    """mysqlbinlog's ``# at`` (where an event starts) is not Ferry's position of it (where it
+    ends): nothing is skipped, and the error names the position that would skip it."""
     sql, table = pipeline.sql, f"{pipeline.db}.t"
     sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
     file, pos = pipeline.server_position()
-    # The transaction boundary before the inserts is where no row event ends.
+    sql(f"INSERT INTO {table} VALUES (1), (2)")  # one row event
+    events = sql(f"SHOW BINLOG EVENTS IN '{file}' FROM {pos} LIMIT 500")
+    ours = next(
+        i
+        for i, event in enumerate(events)
+        if event[2] == "Table_map" and f"({pipeline.database}.t)" in event[5]
+    )
+    rows = next(event for event in events[ours:] if event[2].startswith("Write_rows"))
+    start, end = int(rows[1]), int(rows[4])
     worker = pipeline.run(
         mode="cdc",
         startPosition={"file": file, "pos": pos},
-        skipEvent={"position": {"file": file, "pos": pos + 1}, "nonce": "n1"},
+        skipEvent={"position": {"file": file, "pos": start}, "nonce": "n1"},
     )
-    sql(f"INSERT INTO {table} VALUES (1), (2)")
     pipeline.wait_until(lambda: worker.tracker.events >= 2, 60, "both rows")
     missed = [e for e in worker.tracker.view()["lastErrors"] if e["reason"] == "SkipEventNotFound"]
-    assert len(missed) == 1 and f"{file}:{pos + 1}" == missed[0]["position"]
+    assert len(missed) == 1 and missed[0]["position"] == f"{file}:{start}"
     assert "skipped nothing" in missed[0]["message"]
+    assert f"to skip that event, give {file}:{end}" in missed[0]["message"]
     assert worker.tracker.view().get("lastSkip") is None
     assert worker.tracker.state == "Streaming"
     assert _ids(pipeline.records("t")) == {1: 1, 2: 1}

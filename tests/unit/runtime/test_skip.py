@@ -112,11 +112,12 @@ def test_the_matcher_says_when_the_stream_went_past_a_position_that_is_no_row_ev
     missed: list[tuple[skip.Target, str]] = []
     target = skip.Target("n", file="b.000003", pos=1450)  # e.g. where an event starts
     matcher = skip.Matcher(target, lambda t, w: missed.append((t, w)))
-    assert not matcher.row_event("b.000003", 1500)
+    assert not matcher.row_event("b.000003", 1500, start=1450)  # only the end counts
     matcher.reached("b.000003", 1500)
     matcher.reached("b.000003", 1600)
     assert [t for t, _ in missed] == [target]  # said once
     assert "b.000003:1500" in missed[0][1]
+    assert "where the row event ending at b.000003:1500 starts" in missed[0][1]
     assert not matcher.active
 
 

@@ -85,7 +85,7 @@ def test_skip_event_reaches_the_worker_and_is_recorded_once(
     sql(f"INSERT INTO `{database}`.notes VALUES (3, 3)")
     wait_until(lambda: _status(ferry).get("phase") == "Failed", 60, "Failed")
     error = _status(ferry)["lastErrors"][0]
-    assert error["reason"] == "PoisonRow" and error["table"] == f"{target}.notes", error
+    assert error["reason"] == "PoisonRow" and error["table"] == f"{database}.notes", error
     ready = ferry.condition("synctasks", "orders")
     hint = f"kubectl ferry skip orders -n {ferry.ns} --position {error['position']}"
     assert ready["reason"] == "PoisonRow" and hint in ready["message"], ready

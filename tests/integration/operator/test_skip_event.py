@@ -64,7 +64,9 @@ def test_skip_event_reaches_the_worker_and_is_recorded_once(
     sql(f"CREATE TABLE `{target}`.notes (id int PRIMARY KEY, v tinyint)")  # refuses v > 127
     ferry.secret("db", testenv.mysql["password"])
     ferry.create("connectors", mysql_connector("db", testenv))
-    ferry.create("connectors", mysql_connector("replica", testenv, user=testenv.mysql_admin["user"]))
+    ferry.create(
+        "connectors", mysql_connector("replica", testenv, user=testenv.mysql_admin["user"])
+    )
     ferry.create(
         "synctasks",
         task(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def target(database: str, mysql_connect: Callable[..., Any]) -> Iterator[str]:
-    name = f"{database}_target"
+def target(mysql_connect: Callable[..., Any]) -> Iterator[str]:
+    name = f"skip_target_{uuid.uuid4().hex[:8]}"
     with mysql_connect(admin=True) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")
     yield name

@@ -109,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
 
+    skip = verb("skip", "skip one binlog event once (a new spec.skipEvent)")
+    skip.add_argument("name")
+    where = skip.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--position",
+        metavar="FILE:POS",
+        help="the row event's position, as a PoisonRow error in status.lastErrors shows it",
+    )
+    where.add_argument("--gtid", metavar="GTID", help="a MariaDB GTID: skip that transaction")
+    skip.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
     verb("history", "the task's config revisions").add_argument("name")
 
     diff = verb("diff", "diff two config revisions (default: against the current one)")

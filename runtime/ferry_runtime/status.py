@@ -4,7 +4,7 @@ HTTP endpoints, the Prometheus metrics and the Kubernetes reporter read.
 The pipeline calls the ``record_*``/``set_*`` methods; readers call :meth:`StatusTracker.view`,
 which returns a plain dict whose keys are the SyncTask status fields the worker owns
 (see docs/architecture.md): state, position, lag, throughput, progress, counters,
-lastErrors, heartbeatTime.
+lastErrors, lastSkip, heartbeatTime.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from ferry_runtime.checkpoint import SkipRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -120,6 +122,7 @@ class StatusTracker:
     snapshot_started: float | None = None
     batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
+    last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -256,6 +259,11 @@ class StatusTracker:
             self.errors_by_reason[reason] = self.errors_by_reason.get(reason, 0) + 1
             self.last_errors.append(ErrorRecord(self.clock(), reason, message, table, position))
 
+    def record_skip(self, skip: SkipRecord) -> None:
+        """A skipEvent was applied (committed), now or by an earlier worker."""
+        with self._lock:
+            self.last_skip = skip
+
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
@@ -383,6 +391,20 @@ class StatusTracker:
                     }
                     for e in reversed(self.last_errors)
                 ],
+                "lastSkip": _skip_view(self.last_skip),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
+
+
+def _skip_view(skip: SkipRecord | None) -> dict[str, Any] | None:
+    if skip is None:
+        return None
+    return {
+        "nonce": skip.nonce,
+        "position": skip.position,
+        "gtid": skip.gtid,
+        "table": ", ".join(skip.tables) or None,
+        "events": skip.events,
+        "time": _rfc3339(skip.time),
+    }

@@ -3,12 +3,14 @@
 :class:`Worker` sequences the steps of one run (open the sink and fence older workers, read
 the checkpoint, apply a new resetPosition or snapshotRequest, snapshot what is left while
 streaming up to each chunk's position — see :mod:`ferry_runtime.source.watermark` — then
-stream) and is the one place that decides "retry, skip or stop" for an error: transient
-errors restart the run from the last committed checkpoint after the restart policy's
-backoff; fatal errors end it with their reason (onPositionUnavailable: resnapshot turns a
-purged binlog into a new snapshot). The tracker is told about delivered data only after the sink
-acknowledged it. The sink is Kafka (given formatted records) or MySQL (given the mapped
-changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
+stream; a pending skipEvent goes to the binlog reader and is committed with the position
+past its event, see :mod:`ferry_runtime.skip`) and is the one place that decides "retry,
+skip or stop" for an error: transient errors restart the run from the last committed
+checkpoint after the restart policy's backoff; fatal errors end it with their reason
+(onPositionUnavailable: resnapshot turns a purged binlog into a new snapshot). The tracker
+is told about delivered data only after the sink acknowledged it. The sink is Kafka (given
+formatted records) or MySQL (given the mapped changes); both satisfy
+:class:`ferry_runtime.sink.base.Sink`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, rules
-from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
+from ferry_runtime import checkpoint, errors, formats, rules, skip
+from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
@@ -103,6 +105,8 @@ class Worker:
         self._router = rules.Router(config)
         self._feeds: list[_Feed] = []  # binlog readers of the current run
         self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
+        self._skip: skip.Target | None = None  # the pending skipEvent of this run
+        self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -150,7 +154,8 @@ class Worker:
             except errors.WorkerError as error:
                 if self._resnapshot_instead(error):
                     continue
-                self.tracker.record_error(error.reason, error.message, position=self._where())
+                if not error.recorded:
+                    self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
 
     # ------------------------------------------------------------ restart limits
@@ -263,7 +268,8 @@ class Worker:
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = Checkpoint(reset_nonce=state.reset_nonce)
+                state = Checkpoint(reset_nonce=state.reset_nonce, skip=state.skip)
+            self._skip = self._pending_skip(state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
             if mode == "snapshot":
@@ -327,6 +333,50 @@ class Worker:
         counters = state.counters
         done = snapshot is not None and snapshot.done
         self.tracker.restore((counters.events, counters.errors, counters.restarts), tables, done)
+        if state.skip is not None:
+            self.tracker.record_skip(state.skip)
+
+    # ------------------------------------------------------------ skipEvent
+
+    def _pending_skip(self, state: Checkpoint) -> skip.Target | None:
+        """The skipEvent still to do, unless the stream from the checkpoint cannot meet it
+        (then status says so, once per nonce and process, and nothing is skipped)."""
+        target = skip.pending(self.config.skip_event, state)
+        if target is None or self.config.mode == "snapshot":
+            return None
+        first = target.nonce not in self._skip_said
+        self._skip_said.add(target.nonce)
+        if skip.passed(target, state.position):
+            if first:
+                where = checkpoint.format_position(state.position)
+                self._skip_missed(target, f"the task's position {where} is past it already")
+            return None
+        if first:
+            log.info(
+                "skipEvent (nonce %s): %s will be skipped when the stream reaches it",
+                target.nonce, target.describe(),
+            )  # fmt: skip
+        return target
+
+    def _skip_missed(self, target: skip.Target, why: str) -> None:
+        """The skipEvent's event cannot be met: nothing is skipped (called from the reader)."""
+        message = (
+            f"spec.skipEvent (nonce {target.nonce}) skipped nothing: {why}. A {{file, pos}} "
+            "names a row event by the offset right after it, as status.lastErrors shows a "
+            "poison row's position; set the position shown there with a new nonce"
+        )
+        log.warning("%s", message)
+        self.tracker.record_error(skip.NOT_FOUND, message, position=target.where)
+
+    def _skip_record(self, batch: list[binlog.Transaction]) -> SkipRecord | None:
+        """The skip a batch carries (the reader left its event out), to commit with it."""
+        target = self._skip
+        found = next((txn.skipped for txn in batch if txn.skipped is not None), None)
+        if target is None or found is None:
+            return None
+        return SkipRecord(
+            target.nonce, found.position, found.gtid, found.tables, found.events, time.time()
+        )
 
     def _commit(self, state: Checkpoint, delivered: int = 0) -> Checkpoint:
         """``state`` stamped, with the counters as they are once ``delivered`` more events
@@ -347,7 +397,9 @@ class Worker:
         if snapshot is not None and not snapshot.done:
             snapshot = dataclasses.replace(snapshot, done=True)
         new = self._commit(
-            Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot)
+            Checkpoint(
+                position=position, reset_nonce=reset.nonce, snapshot=snapshot, skip=state.skip
+            )
         )
         sink.deliver([], new)
         log.info(
@@ -701,7 +753,10 @@ class Worker:
         """Start the binlog reader at ``start``; _run_once stops it."""
         items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
         budget = binlog.RowBudget(self.config.performance.queue_size)
-        reader = binlog.BinlogReader(self.config, dict(start), items, self._poison, budget)
+        matcher = skip.Matcher(self._skip, self._skip_missed) if self._skip else None
+        reader = binlog.BinlogReader(
+            self.config, dict(start), items, self._poison, budget, skip_event=matcher
+        )
         reader.start()
         self._feeds.append(_Feed(reader, items, budget))
         return self._feeds[-1]
@@ -770,10 +825,20 @@ class Worker:
         records, counts = self._prepare(sink, changes)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
-        state = self._commit(
-            dataclasses.replace(state, position=batch[-1].position), sum(counts.values())
-        )
+        skipped = self._skip_record(batch)
+        state = dataclasses.replace(state, position=batch[-1].position)
+        if skipped is not None:  # committed with the position past the skipped event
+            state = dataclasses.replace(state, skip=skipped)
+        state = self._commit(state, sum(counts.values()))
         sink.deliver(records, state)
+        if skipped is not None:
+            self._skip = None
+            self.tracker.record_skip(skipped)
+            log.info(
+                "skipEvent (nonce %s) applied: skipped %d row event(s) of %s at %s%s",
+                skipped.nonce, skipped.events, ", ".join(skipped.tables) or "no table",
+                skipped.position, f" (GTID {skipped.gtid})" if skipped.gtid else "",
+            )  # fmt: skip
         self._healthy()
         # Lag is how far behind the binlog we are: transactions of tables we skip count too
         # (a busy server never sends the idle heartbeat that sets caught-up).
@@ -836,7 +901,8 @@ class Worker:
 
     def _poison_record(self, change: Change, reason: str) -> list[Record]:
         """Apply the error policy to one change; return its dead letter, if any."""
-        message = self._poison(errors.PoisonRow(reason, change.name, change.position))
+        poison = errors.PoisonRow(reason, change.name, change.position, change.op == "read")
+        message = self._poison(poison)
         topic = self.config.error_policy.dead_letter_topic
         if message is None or not topic:
             return []
@@ -863,8 +929,23 @@ class Worker:
         ]
 
     def _poison(self, error: errors.PoisonRow) -> str | None:
-        """The error policy, called from the reader thread for a row it cannot convert."""
-        self.tracker.record_error(error.reason, error.message, error.table, error.position)
+        """The error policy, called from the reader thread for a row it cannot convert.
+        errorPolicy fail: one error record, whose message says how to skip that event."""
         if self.config.error_policy.mode == "fail":
-            raise errors.FatalError("PoisonRow", error.message + " (errorPolicy: fail)")
+            message = f"{error.message} (errorPolicy: fail){self._skip_hint(error)}"
+            self.tracker.record_error(error.reason, message, error.table, error.position)
+            stop = errors.FatalError("PoisonRow", message)
+            stop.recorded = True
+            raise stop
+        self.tracker.record_error(error.reason, error.message, error.table, error.position)
         return error.message if self.config.error_policy.mode == "deadLetter" else None
+
+    def _skip_hint(self, error: errors.PoisonRow) -> str:
+        """How to skip a poison row's binlog event (a snapshot row has none to skip)."""
+        if error.snapshot or not error.position:
+            return ""
+        task = self.config.task
+        return (
+            f". To skip this one event: kubectl ferry skip {task.name} -n {task.namespace} "
+            f"--position {error.position} (spec.skipEvent)"
+        )

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from ferry_operator.api.base import (
+    BINLOG_FILE_PATTERN,
     DURATION_PATTERN,
     Condition,
     ConnectorRef,
@@ -37,6 +38,9 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkSpec",
+    "SkipEvent",
+    "SkipEventPosition",
+    "SkipStatus",
     "SnapshotRequest",
     "SourceSpec",
     "SyncTask",
@@ -400,6 +404,73 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
 
+# One MariaDB GTID: domain-server-sequence.
+ONE_GTID_PATTERN = r"^[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20}$"
+
+
+class SkipEventPosition(Model):
+    """One binlog event: {file, pos} of a row event, or {gtid} of a transaction."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.file) != has(self.gtid)",
+                "spec.skipEvent.position is exactly one of {file, pos} or {gtid}",
+            ),
+            (
+                "has(self.file) == has(self.pos)",
+                "spec.skipEvent.position: file and pos go together",
+            ),
+        )
+    )
+
+    file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Binlog file of the row event, e.g. binlog.000042.",
+        json_schema_extra=cel(
+            (
+                matches(BINLOG_FILE_PATTERN),
+                "spec.skipEvent.position.file must be a binlog file name such as "
+                "binlog.000042, never a path",
+            )
+        ),
+    )
+    pos: int | None = Field(
+        default=None,
+        ge=4,
+        description="The row event's position as Ferry reports it (status.lastErrors[]."
+        "position of a PoisonRow): the offset right after the event, mysqlbinlog's "
+        "end_log_pos.",
+    )
+    gtid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="One MariaDB GTID (domain-server-sequence, e.g. 0-1-100): every row "
+        "event of that transaction is skipped.",
+        json_schema_extra=must_match(
+            ONE_GTID_PATTERN,
+            "spec.skipEvent.position.gtid must be one MariaDB GTID, domain-server-sequence "
+            "(e.g. 0-1-100), not a list",
+        ),
+    )
+
+    def to_worker(self) -> dict[str, Any]:
+        """The shape ferry_runtime.config.SkipEvent's position accepts."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class SkipEvent(Model):
+    """Skip one binlog event, once per nonce (GitOps-safe: re-applying does nothing)."""
+
+    position: SkipEventPosition = Field(
+        description="The event: {file, pos} as a PoisonRow error shows it, or {gtid}."
+    )
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+
 class SnapshotRequest(Model):
     """Snapshot tables again while the binlog keeps flowing, once per nonce."""
 
@@ -505,6 +576,11 @@ class SyncTaskSpec(TaskFields):
     snapshot_request: SnapshotRequest | None = Field(
         default=None, description="Snapshot tables again while streaming, once per nonce."
     )
+    skip_event: SkipEvent | None = Field(
+        default=None,
+        description="Skip one binlog event (e.g. a poison row that stops the task), once per "
+        "nonce; status.lastSkip and an EventSkipped Event record it.",
+    )
 
 
 # Worker-owned objects may be sent empty ({}), which server-side apply stores as null.
@@ -606,6 +682,21 @@ class ErrorEntry(Model):
     )
 
 
+class SkipStatus(Model):
+    """The last skipEvent the worker applied (kept in its checkpoint)."""
+
+    nonce: str | None = Field(default=None, description="The skipEvent's nonce.")
+    position: str | None = Field(
+        default=None, description="file:pos of the row event skipped (the last, for a GTID)."
+    )
+    gtid: str | None = Field(default=None, description="Its transaction's GTID, when known.")
+    table: str | None = Field(default=None, description="The table(s) of the skipped event(s).")
+    events: int | None = Field(default=None, description="Row events skipped.")
+    time: str | None = Field(
+        default=None, description="When.", json_schema_extra={"format": "date-time"}
+    )
+
+
 class WorkerPodStatus(Model):
     """Operator-owned: the newest worker pod and the restarts of all of them."""
 
@@ -641,7 +732,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastStartTime, workerPod. Worker-owned: the rest."""
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastStartTime, workerPod. Worker-owned:
+    the rest."""
 
     phase: (
         Literal["Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"]
@@ -663,6 +755,11 @@ class SyncTaskStatus(Model):
     )
     last_reset_nonce: str | None = Field(default=None, description="The reset applied last.")
     last_restart_nonce: str | None = Field(default=None, description="The restart done last.")
+    last_skip_nonce: str | None = Field(
+        default=None,
+        description="The skip (status.lastSkip) the operator has announced with an "
+        "EventSkipped Event.",
+    )
     last_start_time: str | None = Field(
         default=None,
         description="When the operator last started the worker (create, resume, new config, "
@@ -690,6 +787,11 @@ class SyncTaskStatus(Model):
     )
     last_errors: list[ErrorEntry] | None = Field(
         default=None, description="The newest 10.", json_schema_extra=_NULLABLE
+    )
+    last_skip: SkipStatus | None = Field(
+        default=None,
+        description="The last spec.skipEvent applied: what was skipped, where and when.",
+        json_schema_extra=_NULLABLE,
     )
     worker_pod: WorkerPodStatus | None = Field(
         default=None,

@@ -154,6 +154,16 @@ def cmd_reset_position(args: argparse.Namespace, ctx: Context) -> int:
     return _apply(ctx, task, lifecycle.reset_position(_spec(task), to, nonce))
 
 
+def cmd_skip(args: argparse.Namespace, ctx: Context) -> int:
+    if args.position is not None:
+        position = positions.parse_event_position(args.position)
+    else:
+        position = positions.parse_event_gtid(args.gtid)
+    nonce = args.nonce or positions.new_nonce(ctx.now())
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    return _apply(ctx, task, lifecycle.skip_event(_spec(task), position, nonce))
+
+
 def _revisions(ctx: Context, name: str) -> tuple[dict[str, Any], list[revisions.Revision]]:
     task = ctx.kube.get_task(ctx.namespace, name)
     found = [
@@ -244,6 +254,7 @@ VERBS: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "resume": cmd_resume,
     "restart": cmd_restart,
     "reset-position": cmd_reset_position,
+    "skip": cmd_skip,
     "history": cmd_history,
     "diff": cmd_diff,
     "rollback": cmd_rollback,

@@ -191,6 +191,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"Counters:     events {counters.get('events', 0)}, errors {counters.get('errors', 0)}, "
         f"restarts {counters.get('restarts', 0)}",
         f"Heartbeat:    {status.get('heartbeatTime') or NONE} ({updated(status, now)})",
+        *_skip_line(status.get("lastSkip")),
         "",
         "Conditions:",
     ]
@@ -215,6 +216,20 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
     if not errors:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _skip_line(skip: Any) -> list[str]:
+    """``Last skip:`` (spec.skipEvent applied), or nothing when no event was ever skipped."""
+    if not isinstance(skip, dict) or not skip.get("nonce"):
+        return []
+    events = skip.get("events") or 0
+    what = f"{events} row event{'s' if events != 1 else ''}"
+    of = f" of {skip['table']}" if skip.get("table") else ""
+    gtid = f", GTID {skip['gtid']}" if skip.get("gtid") else ""
+    return [
+        f"Last skip:    {skip.get('position') or NONE} ({what}{of}{gtid}) at "
+        f"{skip.get('time') or NONE}, nonce {skip['nonce']}"
+    ]
 
 
 def bar(fraction: float, width: int = 30) -> str:

@@ -224,6 +224,11 @@ def render_worker_config(
         }
     if spec.snapshot_request is not None:
         data["snapshotRequest"] = dumped["snapshotRequest"]
+    if spec.skip_event is not None:
+        data["skipEvent"] = {
+            "position": spec.skip_event.position.to_worker(),
+            "nonce": spec.skip_event.nonce,
+        }
     if report_to_kubernetes:
         data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
     try:

@@ -122,6 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
 
+    snapshot = verb("snapshot", "read tables again while streaming (a new spec.snapshotRequest)")
+    snapshot.add_argument("name")
+    snapshot.add_argument(
+        "--table",
+        action="append",
+        required=True,
+        metavar="DATABASE.TABLE",
+        help="a selected table or a glob (shop.*); repeat for several",
+    )
+    snapshot.add_argument(
+        "--cancel", action="store_true", help="stop re-reading these tables instead"
+    )
+    snapshot.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
     verb("history", "the task's config revisions").add_argument("name")
 
     diff = verb("diff", "diff two config revisions (default: against the current one)")

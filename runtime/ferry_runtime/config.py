@@ -242,6 +242,7 @@ class TLSFiles(Model):
 
 class SnapshotRequest(Model):
     tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
+    cancel: bool = Field(default=False, description="Stop re-reading these tables instead.")
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 

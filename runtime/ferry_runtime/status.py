@@ -62,7 +62,7 @@ class TableProgress:
     name: str  # database.table
     rows_total: int  # an estimate (information_schema) until the table is done
     rows_done: int = 0
-    state: Literal["Pending", "Running", "Done"] = "Pending"
+    state: Literal["Pending", "Running", "Done", "Cancelled"] = "Pending"
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,14 @@ class StatusTracker:
             progress.rows_done += rows
             progress.rows_total = max(progress.rows_total, progress.rows_done)
 
+    def cancel_table(self, name: str) -> None:
+        """A re-read stopped by snapshotRequest.cancel: its rows so far stand."""
+        with self._lock:
+            progress = self.tables.get(name)
+            if progress is not None:
+                progress.state = "Cancelled"
+                progress.rows_total = progress.rows_done  # nothing more will be read
+
     def finish_table(self, name: str) -> None:
         with self._lock:
             progress = self.tables[name]
@@ -330,7 +338,8 @@ class StatusTracker:
             done = sum(t.rows_done for t in self.tables.values())
             total = sum(t.rows_total for t in self.tables.values())
             all_done = self.snapshot_done or (
-                bool(self.tables) and all(t.state == "Done" for t in self.tables.values())
+                bool(self.tables)
+                and all(t.state in ("Done", "Cancelled") for t in self.tables.values())
             )
             percent = 100.0 if all_done else (min(99.9, 100.0 * done / total) if total else 0.0)
             eta = None

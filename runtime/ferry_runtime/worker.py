@@ -27,7 +27,7 @@ from typing import Any
 
 from ferry_runtime import checkpoint, errors, formats, rules, skip
 from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
-from ferry_runtime.config import WorkerConfig
+from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
@@ -425,6 +425,8 @@ class Worker:
             return dataclasses.replace(state, snapshot_nonce=request.nonce)
         running = state.snapshot if state.snapshot and not state.snapshot.done else None
         tables = dict(running.tables) if running and running.planned else {}
+        if request.cancel:
+            return self._cancel_rereads(sink, state, tables, request)
         for database, table in schema.list_tables(ctl):
             name = f"{database}.{table}"
             unread = name in tables and not tables[name].done and not tables[name].restate
@@ -438,6 +440,41 @@ class Worker:
         state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
         sink.deliver([], self._commit(state))
         log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
+        return state
+
+    def _cancel_rereads(
+        self,
+        sink: Sink,
+        state: Checkpoint,
+        tables: dict[str, TableState],
+        request: SnapshotRequest,
+    ) -> Checkpoint:
+        """snapshotRequest with cancel: the matching tables being read *again* leave the
+        snapshot (the consumer holds every key already, so their changes simply stream on);
+        a table's first snapshot is never cancelled (its consumer would miss keys)."""
+        cancelled = sorted(
+            name
+            for name, table in tables.items()
+            if table.restate
+            and not table.done
+            and any(fnmatch.fnmatchcase(name, glob) for glob in request.tables)
+        )
+        kept = {name: table for name, table in tables.items() if name not in cancelled}
+        running = state.snapshot
+        if running is not None and kept != tables:
+            unfinished = any(not table.done for table in kept.values())
+            running = dataclasses.replace(running, tables=kept, done=not unfinished)
+        state = dataclasses.replace(state, snapshot=running, snapshot_nonce=request.nonce)
+        sink.deliver([], self._commit(state))
+        for name in cancelled:
+            self.tracker.cancel_table(name)
+        if running is not None and running.done:
+            self.tracker.finish_snapshot()
+        log.info(
+            "snapshotRequest (nonce %s): cancelled the re-read of %s",
+            request.nonce,
+            cancelled or "nothing (no matching table is being read again)",
+        )
         return state
 
     # ------------------------------------------------------------ snapshot: the tables

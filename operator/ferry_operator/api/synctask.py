@@ -477,8 +477,14 @@ class SnapshotRequest(Model):
     tables: list[str] = Field(
         min_length=1,
         max_length=256,
-        description="database.table globs of the selected tables to read again.",
+        description="database.table globs of the selected tables to read again (or, with "
+        "cancel, whose re-read to stop).",
         json_schema_extra=_glob_items("snapshotRequest.tables"),
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Stop re-reading these tables (a re-read started by an earlier nonce): "
+        "their rows delivered so far stand, and their changes stream on.",
     )
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 

@@ -164,6 +164,13 @@ def cmd_skip(args: argparse.Namespace, ctx: Context) -> int:
     return _apply(ctx, task, lifecycle.skip_event(_spec(task), position, nonce))
 
 
+def cmd_snapshot(args: argparse.Namespace, ctx: Context) -> int:
+    nonce = args.nonce or positions.new_nonce(ctx.now())
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    change = lifecycle.snapshot_request(_spec(task), args.table, nonce, cancel=args.cancel)
+    return _apply(ctx, task, change)
+
+
 def _revisions(ctx: Context, name: str) -> tuple[dict[str, Any], list[revisions.Revision]]:
     task = ctx.kube.get_task(ctx.namespace, name)
     found = [
@@ -255,6 +262,7 @@ VERBS: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "restart": cmd_restart,
     "reset-position": cmd_reset_position,
     "skip": cmd_skip,
+    "snapshot": cmd_snapshot,
     "history": cmd_history,
     "diff": cmd_diff,
     "rollback": cmd_rollback,

@@ -99,3 +99,32 @@ def test_the_api_server_refuses_a_bad_skip_event_naming_the_field(
     assert refused.value.status in (400, 422)
     message = json.loads(refused.value.body)["message"]
     assert expected in message, message
+
+
+def test_snapshot_sets_spec_snapshot_request_once_per_nonce_and_cancel_replaces_it(
+    ferry: Ferry, make_task: MakeTask, get_task: GetTask
+) -> None:
+    """``kubectl ferry snapshot`` (in this file: the other nonce verb beside ``skip``)."""
+    before = make_task("orders")
+    ran = ferry("snapshot", "orders", "--table", "shop.orders", "--table", "shop.items_*",
+                "--nonce", "s1")  # fmt: skip
+    assert ran.code == 0, ran
+    assert ran.out.strip() == (
+        "synctask.ferry.dev/orders re-snapshot of shop.orders, shop.items_* requested (nonce s1)"
+    )
+    after = get_task("orders")
+    request = {"tables": ["shop.orders", "shop.items_*"], "cancel": False, "nonce": "s1"}
+    assert after["spec"] == {**before["spec"], "snapshotRequest": request}
+    again = ferry("snapshot", "orders", "--table", "shop.orders", "--table", "shop.items_*",
+                  "--nonce", "s1")  # fmt: skip
+    assert again.code == 0 and "nothing to do" in again.out
+    assert get_task("orders")["metadata"]["generation"] == after["metadata"]["generation"]
+
+    cancel = ferry("snapshot", "orders", "--table", "shop.orders", "--cancel")
+    assert cancel.code == 0 and "cancel of the re-read of shop.orders" in cancel.out, cancel
+    cancelled = get_task("orders")["spec"]["snapshotRequest"]
+    assert cancelled["tables"] == ["shop.orders"] and cancelled["cancel"] is True
+    assert cancelled["nonce"] not in ("", "s1")
+    assert ferry("snapshot", "orders").code == 2  # --table is required
+    not_a_table = ferry("snapshot", "orders", "--table", "orders")
+    assert not_a_table.code != 0 and "snapshotRequest.tables" in not_a_table.err, not_a_table

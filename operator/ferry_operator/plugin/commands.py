@@ -394,6 +394,14 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _print_manifest(ctx: Context, manifest: dict[str, Any]) -> None:
+    """A manifest to apply: JSON with ``-o json``, else YAML in the order people write it."""
+    if ctx.output == "json":
+        ctx.emit(manifest, "")
+    else:
+        print(templates.dump(manifest), file=ctx.out)
+
+
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
     """A SyncTask that refers to a TaskTemplate and names its own tables."""
     if args.dry_run not in (None, "client", "server"):
@@ -409,7 +417,7 @@ def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
         labels,
     )
     if args.dry_run == "client":
-        ctx.emit(task, yaml.safe_dump(task, sort_keys=False).rstrip())
+        _print_manifest(ctx, task)
         return EXIT_OK
     created = ctx.kube.create_task(ctx.namespace, task, dry_run=args.dry_run == "server")
     suffix = " (server dry run)" if args.dry_run == "server" else ""
@@ -431,11 +439,7 @@ def cmd_template_from(args: argparse.Namespace, ctx: Context) -> int:
                 "not exist: only the task's own fields are used",
                 file=sys.stderr,
             )
-    manifest = templates.template_from(task, template, args.template_name or args.name)
-    if ctx.output == "json":
-        ctx.emit(manifest, "")
-    else:
-        print(yaml.safe_dump(manifest, sort_keys=False).rstrip(), file=ctx.out)
+    _print_manifest(ctx, templates.template_from(task, template, args.template_name or args.name))
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from ferry_operator.api.synctask import SyncTaskSpec, TaskFields
@@ -28,6 +29,7 @@ __all__ = [
     "API_VERSION",
     "TASK_ONLY_FIELDS",
     "build_task",
+    "dump",
     "effective_spec",
     "parse_labels",
     "split_globs",
@@ -46,6 +48,11 @@ def _aliases(model: type[TaskFields]) -> set[str]:
 TASK_ONLY_FIELDS = tuple(sorted(_aliases(SyncTaskSpec) - _aliases(TaskFields)))
 # Fields of TaskFields that belong to one task: a template shared by several must not set them.
 PER_TASK = {"source": ("include", "serverId"), "startPosition": None}
+
+
+def dump(manifest: Mapping[str, Any]) -> str:
+    """A manifest as YAML in the order people write it (apiVersion, kind, metadata, spec)."""
+    return yaml.safe_dump(dict(manifest), sort_keys=False).rstrip()
 
 
 def split_globs(values: Sequence[str] | None) -> list[str]:

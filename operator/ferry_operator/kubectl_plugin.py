@@ -1,10 +1,13 @@
 """``kubectl ferry``: the kubectl plugin for people at a terminal and for scripts.
 
 Installed as the ``kubectl-ferry`` executable, so ``kubectl ferry VERB`` finds it on PATH.
-Verbs that change something send one JSON merge patch of the SyncTask's ``spec`` (the
-same fields a manifest would set) and nothing else; a repeated call writes nothing.
+Verbs that change a task send one JSON merge patch of its ``spec`` (the same fields a
+manifest would set) and nothing else; a repeated call writes nothing. ``pause``, ``resume``
+and ``restart`` do so for each task of several names, ``-l`` or ``--all``. ``create`` makes a
+new SyncTask from a TaskTemplate; ``clear-finalizers`` is the one verb that writes metadata.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 the task or revision does not exist.
+Exit codes: 0 ok, 1 error (over several tasks: any of them failed), 2 usage, 3 the task,
+template or revision does not exist.
 """
 
 from __future__ import annotations

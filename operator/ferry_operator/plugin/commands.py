@@ -122,6 +122,7 @@ def _watch_status(args: argparse.Namespace, ctx: Context, task: dict[str, Any]) 
         while deadline is None or time.monotonic() < deadline:
             left = 300 if deadline is None else min(300, deadline - time.monotonic())
             version = str(task["metadata"].get("resourceVersion") or "")
+            opened = time.monotonic()
             for kind, current in ctx.kube.watch_task(
                 ctx.namespace, args.name, version, int(left + 0.999)
             ):
@@ -133,6 +134,8 @@ def _watch_status(args: argparse.Namespace, ctx: Context, task: dict[str, Any]) 
                 if _what_changes(current) != _what_changes(task):
                     show(current)
                 task = current
+            if time.monotonic() - opened < 1:  # a watch the server ended at once: not a loop
+                time.sleep(1)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

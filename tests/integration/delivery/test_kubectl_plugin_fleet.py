@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.integration.delivery.conftest import GROUP, PLURAL, VERSION, Ran, task_spec
+from tests.support import wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -98,6 +99,80 @@ def test_bulk_with_a_missing_name_does_the_others_and_exits_1(
     assert ran.out.strip().splitlines()[-1] == "3 tasks: 2 changed, 0 unchanged, 1 failed"
     assert get_task("orders")["spec"]["paused"] is False
     assert get_task("invoices")["spec"]["paused"] is False
+
+
+def test_a_refused_patch_fails_that_task_only(
+    ferry: Ferry,
+    make_task: MakeTask,
+    get_task: GetTask,
+    objects: client.CustomObjectsApi,
+    kube_api: Any,
+    namespace: str,
+) -> None:
+    """An admission policy of the cluster refuses changes to a frozen task: that task fails
+    with the API server's message, the others are done, the exit code is 1."""
+    admission = client.AdmissionregistrationV1Api(kube_api)
+    policy = f"ferry-frozen-{uuid.uuid4().hex[:8]}"
+    admission.create_validating_admission_policy({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": policy},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [GROUP], "apiVersions": [VERSION], "resources": [PLURAL],
+                "operations": ["UPDATE"],
+            }]},
+            "validations": [{
+                "expression": "!has(object.metadata.labels) || "
+                              "!('frozen' in object.metadata.labels)",
+                "message": "this SyncTask is frozen",
+            }],
+        },
+    })  # fmt: skip
+    try:
+        admission.create_validating_admission_policy_binding({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": policy},
+            "spec": {
+                "policyName": policy,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+            },
+        })  # fmt: skip
+        make_task("orders")
+        frozen = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SyncTask",
+            "metadata": {"name": "frozen", "labels": {"team": "shop", "frozen": "yes"}},
+            "spec": task_spec(),
+        }
+        objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, frozen)
+
+        def refused() -> bool:
+            try:
+                objects.patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, "frozen", {"spec": {"paused": True}},
+                    dry_run="All",
+                )  # fmt: skip
+            except client.ApiException:
+                return True
+            return False
+
+        wait_until(refused, 30, "the admission policy to take effect")
+        ran = ferry("pause", "-l", "team=shop")
+        assert ran.code == 1, ran
+        table = rows(ran.out)
+        assert table[0][:3] == ["frozen", namespace, "failed"]
+        assert "this SyncTask is frozen" in table[0][3]
+        assert table[1] == ["orders", namespace, "changed", "paused"]
+        assert get_task("orders")["spec"]["paused"] is True
+        assert "paused" not in get_task("frozen")["spec"]
+    finally:
+        admission.delete_validating_admission_policy_binding(policy)
+        admission.delete_validating_admission_policy(policy)
 
 
 def test_restart_all_gives_every_task_the_same_nonce_once(

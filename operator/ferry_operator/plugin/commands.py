@@ -7,6 +7,7 @@ Each takes the parsed arguments and a :class:`Context` and returns an exit code.
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 import time
@@ -380,6 +381,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     if pod is None:
         raise PluginError(workerlogs.no_pod_message(task))
     print(f"# pod/{pod}", file=sys.stderr)
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")  # chunks split characters
     try:
         for chunk in ctx.kube.pod_logs(
             ctx.namespace,
@@ -390,7 +392,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
             tail_lines=args.tail,
             previous=args.previous,
         ):
-            ctx.out.write(chunk.decode("utf-8", errors="replace"))
+            ctx.out.write(text.decode(chunk))
             ctx.out.flush()
     except KeyboardInterrupt:
         pass

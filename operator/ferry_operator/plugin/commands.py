@@ -127,11 +127,16 @@ def _watch_status(args: argparse.Namespace, ctx: Context, task: dict[str, Any]) 
             for kind, current in ctx.kube.watch_task(
                 ctx.namespace, args.name, version, int(left + 0.999)
             ):
+                if kind == "ERROR":
+                    # The version is older than the API server's watch cache holds (busy
+                    # clusters): read the task again and watch on from there.
+                    try:
+                        current = ctx.kube.get_task(ctx.namespace, args.name)
+                    except NotFoundError:
+                        kind = "DELETED"
                 if kind == "DELETED":
                     print(f"{KIND}/{args.name} was deleted", file=ctx.out)
                     return EXIT_OK
-                if kind == "ERROR":  # too old a version: read the task again
-                    current = ctx.kube.get_task(ctx.namespace, args.name)
                 if _what_changes(current) != _what_changes(task):
                     show(current)
                 task = current

@@ -6,6 +6,7 @@ with a read_committed consumer, per key (tests/e2e/node.py: KeyHistory)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -313,3 +314,23 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(release: Rel
         assert status.get("configRevision") == revision_names[name], (name, status)
         assert status.get("phase") == "Paused", (name, status)
     release.kubectl("delete", "synctasks", *names, "--wait", "--timeout=120s")
+
+
+def test_kubectl_ferry_logs_reads_the_worker_pod(release: Release) -> None:
+    """`kubectl ferry logs` finds the worker pod from the task (status.workerPod) and reads
+    it; --tail and -f as kubectl logs has them."""
+    pod = wait_for("a Ready worker pod", release.worker_pod)["metadata"]["name"]
+    kubectl, env = release.node.values["FERRY_KUBECTL"], release.node.env
+    ferry_logs = [kubectl, "ferry", "logs", TASK, "-n", release.namespace]
+    whole = run(*ferry_logs, "--since", "1d", env=env)
+    assert f"# pod/{pod}" in whole.stderr
+    assert "status server listening on port" in whole.stdout
+    assert len(run(*ferry_logs, "--tail", "1", env=env).stdout.strip().splitlines()) == 1
+    with subprocess.Popen(
+        [*ferry_logs, "-f"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as follow:
+        assert follow.stdout is not None
+        assert follow.stdout.readline()  # the log so far, then it keeps streaming
+        time.sleep(2)
+        assert follow.poll() is None, "logs -f exited instead of following"
+        follow.terminate()

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ferry_operator.plugin import revisions
+from ferry_operator.plugin.errors import NotFoundError
 
 __all__ = [
     "PHASES",
@@ -19,6 +20,7 @@ __all__ = [
     "bar",
     "duration",
     "eta",
+    "find_table",
     "history_table",
     "list_table",
     "percent",
@@ -28,6 +30,7 @@ __all__ = [
     "stats_table",
     "status_panel",
     "table",
+    "table_progress",
     "updated",
 ]
 
@@ -278,6 +281,43 @@ def progress_view(task: dict[str, Any], by_table: bool, now: datetime) -> str:
         ]
         lines += ["", table(["TABLE", "PROGRESS", "%", "ROWS", "STATE"], rows)] if rows else []
     return "\n".join(lines)
+
+
+def find_table(task: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The ``status.progress.tables`` entry for ``name`` (``db.table``, or a table name that
+    only one database has); None while the task reports no progress at all. A name that is
+    not among the reported tables is a NotFoundError listing them."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    tables = [t for t in (status.get("progress") or {}).get("tables") or [] if isinstance(t, dict)]
+    if not tables:
+        return None
+    exact = [t for t in tables if t.get("name") == name]
+    short = [t for t in tables if str(t.get("name", "")).split(".", 1)[-1] == name]
+    found = exact or (short if len(short) == 1 else [])
+    if found:
+        return found[0]
+    known = ", ".join(str(t.get("name", NONE)) for t in tables)
+    hint = f" ({name!r} is in several databases: use db.table)" if len(short) > 1 else ""
+    raise NotFoundError(
+        f"table {name!r} is not in the snapshot progress of SyncTask "
+        f"{meta.get('name', NONE)!r}{hint} (tables: {known})"
+    )
+
+
+def table_progress(task: dict[str, Any], name: str, now: datetime) -> str:
+    """``kubectl ferry progress NAME --table T``: that table's one line."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    entry = find_table(task, name)
+    if entry is None:
+        phase = status.get("phase") or "Pending"
+        return f"{meta.get('name', NONE)}: {phase}, no snapshot progress reported"
+    done, total = entry.get("rowsDone"), entry.get("rowsTotal")
+    fraction = _fraction(done, total)
+    return (
+        f"{entry.get('name', NONE)}  {entry.get('state') or NONE}  {bar(fraction, 20)} "
+        f"{fraction * 100:5.1f}%  rows {done if done is not None else NONE}"
+        f"/{total if total is not None else NONE}  ({updated(status, now)})"
+    )
 
 
 def history_table(items: Sequence[revisions.Revision], current: int | None, now: datetime) -> str:

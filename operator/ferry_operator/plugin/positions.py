@@ -20,6 +20,7 @@ __all__ = [
     "format_time",
     "new_nonce",
     "parse_age",
+    "parse_duration",
     "parse_event_gtid",
     "parse_event_position",
     "parse_position",
@@ -121,12 +122,17 @@ def parse_resume_at(text: str, now: datetime) -> str:
     return format_time(moment)
 
 
-def parse_age(text: str) -> timedelta:
-    """``--older-than``: a duration (``30s``, ``5m``, ``2h``, ``1d``; ``0s`` for any)."""
+def parse_duration(text: str, flag: str) -> timedelta:
+    """A duration typed after ``flag`` (``30s``, ``5m``, ``2h``, ``1d``; ``0s``)."""
     match = _RELATIVE.match(text.strip())
     if not match:
-        raise UsageError(f"--older-than {text!r} is not a duration (30s, 5m, 2h, 1d)")
+        raise UsageError(f"{flag} {text!r} is not a duration (30s, 5m, 2h, 1d)")
     return timedelta(**{_UNIT[match.group("unit")]: int(match.group("amount"))})
+
+
+def parse_age(text: str) -> timedelta:
+    """``--older-than``: a duration (``30s``, ``5m``, ``2h``, ``1d``; ``0s`` for any)."""
+    return parse_duration(text, "--older-than")
 
 
 def new_nonce(now: datetime) -> str:

@@ -4,15 +4,19 @@ control plane, a client for the custom resources, and the operator as a child pr
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -206,3 +210,75 @@ def connectors(ferry: Ferry, testenv: Any, kafka_bootstrap: str, mysql_connect: 
     ferry.secret("db", testenv.mysql["password"])
     ferry.create("connectors", mysql_connector("db", testenv))
     ferry.create("connectors", kafka_connector("kafka", kafka_bootstrap))
+
+
+class Kubelet:
+    """Plays kubelet for a task's worker Deployment (for tests of operator ↔ worker
+    interplay that need no image; tests/e2e runs the real pods): runs its one container as a
+    local process — the config from the mounted ConfigMap, env from the secretKeyRefs, Secret
+    volumes written as files under ``root`` where the Deployment mounts them."""
+
+    def __init__(self, ferry: Ferry, testenv: Any, root: Path) -> None:
+        self.ferry, self.testenv, self.root = ferry, testenv, root
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root / "worker.log"
+
+    def _secret(self, name: str) -> dict[str, str]:
+        data = self.ferry.core.read_namespaced_secret(name, self.ferry.ns).data or {}
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
+
+    def start(self, task_name: str) -> None:
+        pod = self.ferry.deployment(task_name).spec.template.spec
+        container = pod.containers[0]
+        volumes = {v.name: v for v in pod.volumes}
+        config_text = ""
+        for mount in container.volume_mounts:
+            volume = volumes[mount.name]
+            if volume.config_map is not None:
+                configmap = self.ferry.core.read_namespaced_config_map(
+                    volume.config_map.name, self.ferry.ns
+                )
+                config_text = configmap.data["worker.yaml"]
+            elif volume.secret is not None:
+                target = self.root / mount.mount_path.lstrip("/")
+                target.mkdir(parents=True, exist_ok=True)
+                data = self._secret(volume.secret.secret_name)
+                for item in volume.secret.items:
+                    (target / item.path).write_text(data[item.key])
+        config = yaml.safe_load(
+            config_text.replace("/etc/ferry-tls/", f"{self.root}/etc/ferry-tls/")
+        )
+        config["reporting"] |= {"port": 0, "interval": "1s"}
+        path = self.root / "worker.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {"KUBECONFIG": str(self.testenv.kubeconfig)}
+        for variable in container.env:
+            ref = variable.value_from.secret_key_ref
+            env[variable.name] = self._secret(ref.name)[ref.key]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ferry_runtime.cli", "--config", str(path)],
+            env={**os.environ, **env},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def fetch(self, path: str) -> str:
+        port = re.search(r"status on port (\d+)", self.log.read_text())
+        assert port, self.log.read_text()
+        url = f"http://127.0.0.1:{port.group(1)}{path}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def stop(self) -> None:
+        """SIGTERM, as a pod deletion: the worker flushes and checkpoints first."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.process = None
+
+
+@pytest.fixture
+def kubelet(ferry: Ferry, testenv: Any, tmp_path: Path) -> Iterator[Kubelet]:
+    runner = Kubelet(ferry, testenv, tmp_path)
+    yield runner
+    runner.stop()

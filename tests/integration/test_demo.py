@@ -23,7 +23,10 @@ def demo_removed_afterwards(testenv: Any) -> Iterator[None]:
     env = {**os.environ, "KUBECONFIG": testenv.kubeconfig}
     kubectl, helm = testenv.kubectl, testenv.get("FERRY_HELM") or "helm"
     for command in (
+        # Tasks and Connectors while the operator is there to lift their finalizers (kopf
+        # puts one on every object with a timer): else the namespace hangs in Terminating.
         [kubectl, "delete", "synctasks", "--all", "-n", "ferry-demo", "--wait", "--timeout=120s"],
+        [kubectl, "delete", "connectors", "--all", "-n", "ferry-demo", "--wait", "--timeout=60s"],
         [helm, "uninstall", "ferry", "-n", "ferry-system", "--wait", "--timeout", "120s"],
         [kubectl, "delete", "namespace", "ferry-demo", "ferry-system", "--wait=false"],
     ):

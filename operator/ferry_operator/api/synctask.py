@@ -497,6 +497,11 @@ class PositionStatus(Model):
     pos: int | None = Field(default=None, description="Offset in file.")
     gtid: str | None = Field(default=None, description="GTID position.")
     timestamp: str | None = Field(default=None, description="Time of the newest event.")
+    display: str | None = Field(
+        default=None,
+        description="The position as `kubectl get` shows it: `binlog.000042:1234` (file:pos), "
+        "else the GTID position (cut to 40 characters).",
+    )
 
 
 class Lag(Model):

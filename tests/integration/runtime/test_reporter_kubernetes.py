@@ -159,7 +159,9 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     )
     assert time.monotonic() - changed_at < 3
     assert status["position"] == {
-        "file": "binlog.000002", "pos": 777, "display": "binlog.000002:777"
+        "file": "binlog.000002",
+        "pos": 777,
+        "display": "binlog.000002:777",
     }
     assert status["counters"] == {"events": 5, "errors": 1, "restarts": 0, "restartsSinceStart": 0}
     assert status["lastErrors"][0]["reason"] == "AuthenticationFailed"
@@ -181,7 +183,9 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     status = tasks.status("orders")
     assert status["phase"] == "Running"
     assert status["position"] == {
-        "file": "binlog.000002", "pos": 777, "display": "binlog.000002:777"
+        "file": "binlog.000002",
+        "pos": 777,
+        "display": "binlog.000002:777",
     }
     assert status["workerState"] == "Streaming"
 

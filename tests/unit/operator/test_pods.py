@@ -150,6 +150,52 @@ def test_restarts_add_up_over_pods_and_since_the_last_start() -> None:
     assert pods.worker_pod_status(None, None, [], {}, False) is None
 
 
+def test_the_restart_streak_starts_again_after_reset_after_of_running() -> None:
+    """The pod's restarts in a row follow the worker's own rule (status.retry.streak): 0 again
+    once the worker has run restartPolicy.resetAfter since its last restart and says it runs;
+    restartsSinceStart keeps counting."""
+    up = {"running": {"startedAt": "2026-03-01T11:50:00Z"}}  # 10 minutes before NOW
+    crashed = pods.worker_pod_status(None, None, [pod(state=up, restarts=3)], {}, True)
+    assert crashed is not None and crashed["restartStreak"] == 3
+
+    def later(previous: Any, runs: bool, after: timedelta, restarts: int = 3) -> Any:
+        return pods.worker_pod_status(
+            previous, None, [pod(state=up, restarts=restarts)], {}, False,
+            reset_after=after, worker_runs=runs, now=NOW,
+        )  # fmt: skip
+
+    assert later(crashed, True, timedelta(minutes=11))["restartStreak"] == 3  # not long enough
+    assert later(crashed, False, timedelta(minutes=10))["restartStreak"] == 3  # not reporting
+    healed = later(crashed, True, timedelta(minutes=10))
+    assert (healed["restartStreak"], healed["restartsSinceStart"], healed["restarts"]) == (0, 3, 3)
+    # A restart after that is the first of a new streak; the others keep counting.
+    again = pods.worker_pod_status(healed, None, [pod(restarts=4)], {}, False)
+    assert (again["restartStreak"], again["restartsSinceStart"], again["restarts"]) == (1, 4, 4)
+    # A crash-looping pod (not running) never resets, however long ago it started.
+    looping = pod(state=waiting("CrashLoopBackOff"), restarts=5)
+    assert pods.running_since(looping) is None
+    stays = pods.worker_pod_status(
+        again, None, [looping], {}, False, reset_after=timedelta(0), worker_runs=True, now=NOW
+    )
+    assert stays is not None and stays["restartStreak"] == 2
+    # A new start (new config, resume, restartNonce) starts every per-start count again.
+    fresh = pods.worker_pod_status(stays, None, [pod(name="c")], {}, True)
+    assert fresh is not None and (fresh["restartStreak"], fresh["restartsSinceStart"]) == (0, 0)
+
+
+def test_the_restart_limit_reads_the_streak_so_restarts_far_apart_never_stop_it() -> None:
+    status = {
+        "lastStartTime": "2026-03-01T11:59:00Z",
+        "heartbeatTime": "2026-03-01T11:59:50Z",
+        "workerState": "Streaming",
+        "workerPod": {"restartsSinceStart": 9, "restartStreak": 1},
+    }
+    assert not _assess(status, restartPolicy={"maxRetries": 3}).stop_worker
+    status["workerPod"]["restartStreak"] = 4
+    verdict = _assess(status, restartPolicy={"maxRetries": 3})
+    assert verdict.stop_worker and "restarted 4 times in a row" in verdict.conditions["Ready"][2]
+
+
 def _assess(status: dict[str, Any], **spec: Any) -> Any:
     return assess(SyncTaskSpec.model_validate(spec), status, problem=None, paused=False,
                   resume_at=None, now=NOW)  # fmt: skip

@@ -4,12 +4,16 @@ worker as a real pod from the image tests/infra built (``$FERRY_NODE_WORKER_IMAG
 writes a pod's status but the kubelet and the scheduler.
 
 - an image that cannot be pulled → ImagePullBackOff within a minute;
+- an image without the worker's command (the plain Python base) → the container cannot start,
+  CrashLoopBackOff and Stalled naming the image; the pod's restarts in a row over
+  restartPolicy.maxRetries → TooManyRestarts, scaled to 0;
 - a memory limit too small → OOMKilled naming the limit;
 - a Secret that lost its key, then a new pod → SecretKeyNotFound naming the key and the keys
   present;
 - a nodeSelector no node matches → Unschedulable quoting the scheduler;
 - counters and snapshot progress unchanged across a worker restart (the worker image must be
-  built from this branch: the counters live in its checkpoint).
+  built from this branch: the counters live in its checkpoint), and the POSITION column
+  showing the reported file:offset.
 
 Run: ``tests/infra/up`` (with the node), then
 ``PYTHONPATH=operator:runtime python3 -m pytest tests/e2e/test_node_status.py``. The ``node``
@@ -43,6 +47,9 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
+
+# The plain Python base the Ferry images are built on (tests/infra/build-images imports it).
+PYTHON_BASE_IMAGE = "localhost/ferry-python:3.11-bookworm"
 
 # ---------------------------------------------------------------- fixtures
 
@@ -115,6 +122,43 @@ def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
     assert (ready["status"], ready["reason"]) == ("False", "ImagePullBackOff")
     assert ferry.condition("synctasks", "orders", "Stalled")["status"] == "True"
     wait_until(lambda: ferry.events("ImagePullBackOff"), 30, "a Warning Event")
+
+
+def test_an_image_without_the_worker_is_a_crash_loop_and_stalled_then_stopped(
+    ferry: Ferry, connectors: None, operator: OperatorProcess
+) -> None:
+    # A crash at start the worker cannot handle itself: its process never runs. The image is
+    # a real one on the node (the Python base tests/infra/build-images builds the Ferry
+    # images on) but has no ferry-worker command: the runtime fails to exec it (StartError,
+    # exit code 128), the kubelet restarts it with back-off.
+    image = PYTHON_BASE_IMAGE
+    policy = {"maxRetries": 2}
+    ferry.create("synctasks", task("orders", worker={"image": image}, restartPolicy=policy))
+    pod = wait_pod_reason(ferry, "orders", "CrashLoopBackOff", 180)
+    assert 'exec: "ferry-worker"' in pod["message"], pod
+    assert f"the image {image} must be a Ferry worker image" in pod["message"]
+    found = status(ferry, "orders")
+    ready = ferry.condition("synctasks", "orders")
+    stalled = ferry.condition("synctasks", "orders", "Stalled")
+    assert (ready["status"], ready["reason"]) == ("False", "CrashLoopBackOff"), found
+    assert (stalled["status"], stalled["reason"]) == ("True", "CrashLoopBackOff"), found
+    assert found["phase"] == "Starting"
+    assert "workerState" not in found  # the worker never ran: only the kubelet speaks
+    wait_until(lambda: ferry.events("CrashLoopBackOff"), 30, "a Warning Event")
+    # Its restarts in a row are capped by restartPolicy.maxRetries: over 2, it is stopped.
+    wait_until(
+        lambda: ferry.condition("synctasks", "orders").get("reason") == "TooManyRestarts",
+        240,
+        "TooManyRestarts",
+    )
+    found = status(ferry, "orders")
+    assert found["phase"] == "Failed"
+    assert found["workerPod"]["restartStreak"] >= 3
+    assert (
+        "times in a row, more than restartPolicy.maxRetries (2)"
+        in (ferry.condition("synctasks", "orders")["message"])
+    )
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 0, 30, "scaled to 0")
 
 
 def test_a_memory_limit_too_small_is_oom_killed(
@@ -202,3 +246,8 @@ def test_counters_and_progress_unchanged_across_a_worker_restart(
     assert after["progress"]["percent"] == 100
     assert after["progress"]["display"] == "100%"
     assert after["progress"]["tables"] == before["progress"]["tables"]
+    # The POSITION column: the checkpoint's file:offset, as the worker reported it.
+    position = after["position"]
+    assert position["display"] == f"{position['file']}:{position['pos']}"
+    row = node.kubectl("get", "synctasks", "-n", ferry.ns, "--no-headers").split()
+    assert row[0] == "orders" and row[6].startswith(f"{position['file']}:"), row

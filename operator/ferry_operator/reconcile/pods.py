@@ -9,8 +9,10 @@ pod / Deployment state       reason
 ===========================  ==========================================================
 waiting ImagePullBackOff,    ``ImagePullBackOff`` (the image, the kubelet's words)
 ErrImagePull, …
-waiting CrashLoopBackOff     ``CrashLoopBackOff`` (restarts, last exit code), or
-                             ``OOMKilled`` when the last exit was the memory limit
+waiting CrashLoopBackOff     ``CrashLoopBackOff`` (restarts, last exit code; an image
+                             without the worker's command when the runtime could not
+                             start it), or ``OOMKilled`` when the last exit was the
+                             memory limit
 terminated OOMKilled         ``OOMKilled`` (the limit; raise it)
 CreateContainerConfigError   ``SecretKeyNotFound`` (the key, and the keys the Secret has),
                              ``SecretNotFound``, else ``CreateContainerConfigError``
@@ -157,6 +159,17 @@ def _container_trouble(
     ):
         oom = _oom(pod, container, restarts)
         return Trouble(oom.reason, oom.message, exited)
+    if reason == "CrashLoopBackOff" and last.get("reason") == "StartError":
+        # The runtime could not even start the command: the image is not a worker image.
+        said = str(last.get("message") or "").strip() or "no detail"
+        return Trouble(
+            "CrashLoopBackOff",
+            f"the worker's container cannot start its command ({restarts} restarts, "
+            f"exit code {last.get('exitCode')}: {said}); the image {_image(pod, container)} "
+            "must be a Ferry worker image (with the ferry-worker command): set "
+            "spec.worker.image, or the chart's worker image",
+            exited,
+        )
     if reason == "CrashLoopBackOff":
         code = last.get("exitCode")
         how = f"last exit code {code}" if code is not None else "it keeps exiting"

@@ -276,3 +276,20 @@ def test_crash_loop_records_when_the_worker_last_exited() -> None:
     looping = pod(state=waiting("CrashLoopBackOff"), last=last, restarts=3)
     status = pods.worker_pod_status(None, None, [looping], {}, new_start=False)
     assert status is not None and status["since"] == "2026-03-01T11:59:00Z"
+
+
+def test_an_image_without_the_worker_command_is_a_crash_loop_that_names_the_image() -> None:
+    """What the kubelet reports when the runtime cannot exec the container's command."""
+    said = (
+        "failed to create containerd task: failed to create shim task: OCI runtime create "
+        'failed: runc create failed: unable to start container process: exec: "ferry-worker": '
+        "executable file not found in $PATH: unknown"
+    )
+    last = {"reason": "StartError", "exitCode": 128, "message": said,
+            "finishedAt": "2026-03-01T11:59:00Z"}  # fmt: skip
+    found = pods.trouble(None, [pod(state=waiting("CrashLoopBackOff"), last=last, restarts=2)], {})
+    assert found is not None and found.reason == "CrashLoopBackOff"
+    assert "cannot start its command (2 restarts, exit code 128:" in found.message
+    assert 'exec: "ferry-worker": executable file not found' in found.message
+    assert "ferry.local/ferry-worker:dev must be a Ferry worker image" in found.message
+    assert found.since == "2026-03-01T11:59:00Z"

@@ -234,7 +234,8 @@ def _deployment_trouble(deployment: Mapping[str, Any] | None) -> Trouble | None:
         if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
             return Trouble(
                 str(condition.get("reason") or "FailedCreate"),
-                f"the worker's pod cannot be created: {condition.get('message')}",
+                f"the worker's pod cannot be created: {condition.get('message')}; check "
+                "spec.worker.resources against the namespace's ResourceQuota and LimitRange",
             )
         if (
             condition.get("type") == "Progressing"

@@ -109,7 +109,10 @@ def test_deployment_that_cannot_create_its_pod() -> None:
         {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
          "message": 'pods "x" is forbidden: exceeded quota: q'}]}}  # fmt: skip
     found = pods.trouble(deployment, [], {})
-    message = 'the worker\'s pod cannot be created: pods "x" is forbidden: exceeded quota: q'
+    message = (
+        'the worker\'s pod cannot be created: pods "x" is forbidden: exceeded quota: q; check '
+        "spec.worker.resources against the namespace's ResourceQuota and LimitRange"
+    )
     assert found == pods.Trouble("FailedCreate", message)
     assert pods.pod_summary([], deployment) == "no worker pod exists (the Deployment has 0)"
 

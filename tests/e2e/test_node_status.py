@@ -8,6 +8,8 @@ writes a pod's status but the kubelet and the scheduler.
   CrashLoopBackOff and Stalled naming the image; the pod's restarts in a row over
   restartPolicy.maxRetries → TooManyRestarts, scaled to 0;
 - a memory limit too small → OOMKilled naming the limit;
+- a worker process that stopped and was started again by the kubelet: one restart in a row,
+  forgotten after restartPolicy.resetAfter of running (restartsSinceStart keeps it);
 - a Secret that lost its key, then a new pod → SecretKeyNotFound naming the key and the keys
   present;
 - a nodeSelector no node matches → Unschedulable quoting the scheduler;
@@ -24,6 +26,7 @@ without a Ready node the tests skip locally and fail in CI, like any missing ser
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +179,39 @@ def test_a_memory_limit_too_small_is_oom_killed(
         180,
         "status.workerPod.restartCount to count the OOM restarts",
     )
+
+
+def test_a_pod_restart_is_forgotten_after_reset_after_of_running(
+    ferry: Ferry, connectors: None, operator: OperatorProcess, node: Node
+) -> None:
+    policy = {"maxRetries": 3, "resetAfter": "20s"}
+    ferry.create("synctasks", task("orders", restartPolicy=policy))
+    wait_until(
+        lambda: status(ferry, "orders").get("workerState") in ("Streaming", "Snapshotting"),
+        180,
+        "the worker runs",
+    )
+    pod = worker_pod(ferry, "orders")["name"]
+    # The worker process ends (SIGTERM: it checkpoints and exits); the kubelet starts it again.
+    node.kubectl("exec", "-n", ferry.ns, pod, "--", "sh", "-c", "kill -TERM 1")
+    counted = wait_until(
+        lambda: (found := worker_pod(ferry, "orders")).get("restartStreak") == 1 and found,
+        120,
+        "one pod restart in a row",
+    )
+    assert counted["restartsSinceStart"] == 1 and counted["name"] == pod
+    healed = wait_until(
+        lambda: (found := worker_pod(ferry, "orders")).get("restartStreak") == 0 and found,
+        120,
+        "the streak forgotten after resetAfter",
+    )
+    assert (healed["restartsSinceStart"], healed["restarts"]) == (1, 1)
+    # Not before the worker ran resetAfter since the restart.
+    container = ferry.core.read_namespaced_pod(pod, ferry.ns).status.container_statuses[0]
+    assert container.restart_count == 1
+    ran = datetime.now(UTC) - container.state.running.started_at
+    assert ran >= timedelta(seconds=20), ran
+    assert ferry.condition("synctasks", "orders")["status"] == "True"
 
 
 def test_a_secret_that_lost_its_key_names_the_key_and_the_keys_present(

@@ -52,7 +52,8 @@ pytestmark = [
 ]
 
 
-# The plain Python base the Ferry images are built on (tests/infra/build-images imports it).
+# The plain Python base the Ferry images are built on (tests/infra/build-images imports it;
+# on kind it would have to be loaded like the Ferry images, or the test sees ErrImagePull).
 PYTHON_BASE_IMAGE = "localhost/ferry-python:3.11-bookworm"
 
 # ---------------------------------------------------------------- fixtures

@@ -13,7 +13,11 @@ from typing import Any
 
 __all__ = ["DEFAULT_ENV_FILE", "read_env_file", "testenv_values", "wait_until"]
 
-DEFAULT_ENV_FILE = Path.home() / ".local/state/ferry-testenv/env"
+# tests/infra/lib.sh writes it to $FERRY_TESTENV_STATE/env (default ~/.local/state/ferry-testenv).
+DEFAULT_ENV_FILE = (
+    Path(os.environ.get("FERRY_TESTENV_STATE") or Path.home() / ".local/state/ferry-testenv")
+    / "env"
+)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -27,7 +31,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def testenv_values() -> dict[str, str]:
-    """What tests/infra/up wrote ($FERRY_TESTENV_ENV, else the default env file); {} if none."""
+    """What tests/infra/up wrote ($FERRY_TESTENV_ENV, else $FERRY_TESTENV_STATE/env); {} if none."""
     path = Path(os.environ.get("FERRY_TESTENV_ENV", DEFAULT_ENV_FILE))
     return read_env_file(path) if path.exists() else {}
 

@@ -1,10 +1,13 @@
 """``kubectl ferry``: the kubectl plugin for people at a terminal and for scripts.
 
 Installed as the ``kubectl-ferry`` executable, so ``kubectl ferry VERB`` finds it on PATH.
-Verbs that change something send one JSON merge patch of the SyncTask's ``spec`` (the
-same fields a manifest would set) and nothing else; a repeated call writes nothing.
+Verbs that change a task send one JSON merge patch of its ``spec`` (the same fields a
+manifest would set) and nothing else; a repeated call writes nothing. ``pause``, ``resume``
+and ``restart`` do so for each task of several names, ``-l`` or ``--all``. ``create`` makes a
+new SyncTask from a TaskTemplate; ``clear-finalizers`` is the one verb that writes metadata.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 the task or revision does not exist.
+Exit codes: 0 ok, 1 error (over several tasks: any of them failed), 2 usage, 3 the task,
+template or revision does not exist.
 """
 
 from __future__ import annotations
@@ -44,6 +47,17 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _targets(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """NAME..., -l SELECTOR, --all, -A: the tasks a lifecycle verb acts on."""
+    sub.add_argument("names", nargs="*", metavar="NAME", help="one or more SyncTasks")
+    sub.add_argument("-l", "--selector", help="the SyncTasks with these labels (team=shop)")
+    sub.add_argument("--all", action="store_true", help="every SyncTask in the namespace")
+    sub.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="with -l or --all: every namespace"
+    )
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubectl ferry",
@@ -69,13 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "list":
             sub.add_argument("--phase", choices=PHASES, help="only tasks in this phase")
 
-    verb("status", "a task's phase, conditions, position, counters and last errors").add_argument(
-        "name"
+    status = verb("status", "a task's phase, conditions, position, counters and last errors")
+    status.add_argument("name")
+    status.add_argument("-w", "--watch", action="store_true", help="print again on each change")
+    status.add_argument(
+        "--watch-timeout", type=float, metavar="SECONDS", help="with --watch: stop after this"
     )
 
     progress = verb("progress", "snapshot progress bars and ETA")
     progress.add_argument("name")
     progress.add_argument("--by-table", action="store_true", help="one bar per table")
+    progress.add_argument("--table", metavar="TABLE", help="only this table (db.table)")
     progress.add_argument(
         "-w", "--watch", action="store_true", help="redraw until the snapshot is over"
     )
@@ -83,16 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=2.0, help="seconds between redraws (default 2)"
     )
 
-    pause = verb("pause", "set spec.paused (the worker checkpoints and stops)")
-    pause.add_argument("name")
+    pause = _targets(verb("pause", "set spec.paused (the worker checkpoints and stops)"))
     pause.add_argument(
         "--resume-at", metavar="TIME", help="RFC 3339 time or a duration from now (30m, 2h, 1d)"
     )
 
-    verb("resume", "clear spec.paused and spec.resumeAt").add_argument("name")
+    _targets(verb("resume", "clear spec.paused and spec.resumeAt"))
 
-    restart = verb("restart", "restart the worker once (a new spec.restartNonce)")
-    restart.add_argument("name")
+    restart = _targets(verb("restart", "restart the worker once (a new spec.restartNonce)"))
     restart.add_argument(
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
@@ -106,6 +122,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="FILE:POS, gtid:SET, an RFC 3339 time, earliest or latest",
     )
     reset.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
+    skip = verb("skip", "skip one binlog event once (a new spec.skipEvent)")
+    skip.add_argument("name")
+    where = skip.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--position",
+        metavar="FILE:POS",
+        help="the row event's position, as a PoisonRow error in status.lastErrors shows it",
+    )
+    where.add_argument("--gtid", metavar="GTID", help="a MariaDB GTID: skip that transaction")
+    skip.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
+    snapshot = verb("snapshot", "read tables again while streaming (a new spec.snapshotRequest)")
+    snapshot.add_argument("name")
+    snapshot.add_argument(
+        "--table",
+        action="append",
+        required=True,
+        metavar="DATABASE.TABLE",
+        help="a selected table or a glob (shop.*); repeat for several",
+    )
+    snapshot.add_argument(
+        "--cancel", action="store_true", help="stop re-reading these tables instead"
+    )
+    snapshot.add_argument(
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
 
@@ -132,6 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="only tasks deleted at least this long ago (default 5m; 30s, 10m, 1h)",
     )
     clear.add_argument("--yes", action="store_true", help="remove the finalizer (else: list)")
+
+    logs = verb("logs", "the worker pod's log")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep streaming new lines")
+    logs.add_argument("--since", metavar="DURATION", help="only lines this recent (30s, 5m, 1h)")
+    logs.add_argument("--tail", type=int, metavar="LINES", help="only the last LINES lines")
+    logs.add_argument(
+        "-p", "--previous", action="store_true", help="the previous (crashed) container's log"
+    )
+
+    create = verb("create", "create a SyncTask from a TaskTemplate")
+    create.add_argument("name")
+    create.add_argument("--template", required=True, metavar="T", help="the TaskTemplate")
+    create.add_argument(
+        "--include", action="append", metavar="GLOB", help="db.table globs (repeat, or a,b)"
+    )
+    create.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="db.table globs left out"
+    )
+    create.add_argument("--label", action="append", metavar="KEY=VALUE", help="a label (repeat)")
+    create.add_argument(
+        "--dry-run",
+        nargs="?",
+        const="client",
+        metavar="client|server",
+        help="print the SyncTask (client) or have the API server check it (server); create nothing",
+    )
+
+    template_from = verb("template-from", "print a TaskTemplate made from a SyncTask")
+    template_from.add_argument("name")
+    template_from.add_argument(
+        "--name", dest="template_name", metavar="TEMPLATE", help="its name (default: NAME)"
+    )
     return parser
 
 

@@ -4,14 +4,16 @@ would get, with a live progress display.
 Steps: read the YAML files (multi-document) → pick the SyncTask, its Connectors, its
 TaskTemplate and Secrets → render the WorkerConfig with the operator's own renderer
 (:mod:`ferry_operator.render.worker_config`, so a local run and a cluster run agree) →
-resolve the passwords (from a Secret manifest, else from the environment variable
-``FERRY_SECRET_<SECRET NAME>_<KEY>``) → run
+resolve the passwords and certificates (from a Secret manifest, else from the environment
+variable ``FERRY_SECRET_<SECRET NAME>_<KEY>``) → write the certificates and keys into a private
+temporary directory (mode 0700, files 0600, removed when the run ends) → run
 ``ferry_runtime.worker.Worker`` in the main thread while a display thread draws per-table
 snapshot progress bars (percent, ETA) and then one streaming line (state, lag, events/s,
 position), about once a second; plain lines every few seconds when stdout is not a TTY.
 
 Passwords reach the worker the way they do on Kubernetes: as environment variables named in
-the config (set in this process only), never inside the config itself.
+the config (set in this process only), never inside the config itself. Certificates reach it as
+files, like the Secret volumes of a worker pod, at the paths the config names.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -159,9 +162,21 @@ def _parse(model: type[Resource], manifest: dict[str, Any]) -> Any:
         raise ManifestError(f"{manifest['kind']} {name}: {problems}") from None
 
 
-def render(found: Manifests) -> tuple[WorkerConfig, dict[str, str]]:
+def _write_private(path: Path, text: str) -> None:
+    """``text`` into a new file only this user can read (0600 from its creation)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
+def render(found: Manifests, tls_dir: Path | None = None) -> tuple[WorkerConfig, dict[str, str]]:
     """The WorkerConfig of the one SyncTask in ``found`` (with the operator's renderer), and
-    the environment (variable → password) the worker reads its credentials from."""
+    the environment (variable → password) the worker reads its credentials from.
+
+    When the Connectors take certificates from Secrets (``tls.caSecretRef``,
+    ``tls.clientCertSecretRef``), their keys are written under ``tls_dir`` (an empty private
+    directory the caller owns and removes) as a worker pod's Secret volumes would be, and
+    the config names those files."""
     if len(found.tasks) != 1:
         names = ", ".join(sorted(found.tasks)) or "none"
         raise ManifestError(f"pass exactly one SyncTask (found: {names})")
@@ -183,20 +198,26 @@ def render(found: Manifests) -> tuple[WorkerConfig, dict[str, str]]:
             template,
             report_to_kubernetes=False,
             reporting_port=int(os.environ.get("FERRY_STATUS_PORT", "0")),
+            tls_dir=str(tls_dir or worker_config.TLS_DIR),
         )
     except RenderError as error:
         raise ManifestError(f"SyncTask {task.metadata.name}: {error}") from None
     spec = worker_config.effective_spec(task, template)
-    if worker_config.secret_volumes(spec, connectors):
-        raise ManifestError(
-            f"SyncTask {task.metadata.name}: its Connectors use certificates from Secrets "
-            "(tls.caSecretRef, tls.clientCertSecretRef), which ferry run cannot mount yet; run "
-            "it on Kubernetes"
-        )
+    volumes = worker_config.secret_volumes(spec, connectors, str(tls_dir or worker_config.TLS_DIR))
+    if volumes and tls_dir is None:
+        raise ValueError("this task needs certificate files: pass tls_dir")
+    files = {
+        Path(volume.mount_path) / file_name: _secret_value(found, volume.secret, key)
+        for volume in volumes
+        for key, file_name in volume.items
+    }
     env = {
         variable: _secret_value(found, secret, key)
         for variable, secret, key in worker_config.secret_env(spec, connectors)
     }
+    for path, text in files.items():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_private(path, text)
     return config, env
 
 
@@ -360,13 +381,19 @@ def run(args: argparse.Namespace) -> int:
     """``ferry run``: exit 0 when stopped or completed, 1 when the worker failed, 2 when the
     manifests cannot be run."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    try:
-        config, env = render(load_manifests(args.manifests))
-    except ManifestError as error:
-        print(f"ferry run: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    os.environ.update(env)  # this process only; the worker reads the names in its config
+    # Certificates and keys from Secrets: files only this user can read, gone after the run.
+    with tempfile.TemporaryDirectory(prefix="ferry-run-tls-") as tls_dir:
+        try:
+            config, env = render(load_manifests(args.manifests), Path(tls_dir))
+        except ManifestError as error:
+            print(f"ferry run: {error}", file=sys.stderr)
+            return EXIT_INVALID
+        os.environ.update(env)  # this process only; the worker reads the names in its config
+        return _run_worker(config)
 
+
+def _run_worker(config: WorkerConfig) -> int:
+    """The worker in this thread, the display in another, until it stops or fails."""
     from ferry_runtime import server
     from ferry_runtime import worker as worker_module
 

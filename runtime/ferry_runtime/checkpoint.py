@@ -7,7 +7,8 @@ at and, per table, whether it is done, the rows delivered and the primary key of
 delivered (keyset pagination resumes after it; binlog changes of keys up to it pass, see
 :mod:`ferry_runtime.source.watermark`); and the task's cumulative counters (events, errors,
 restarts) as of the data it covers, so that status after a restart carries on from them
-instead of from 0.
+instead of from 0; and the last skipEvent applied (its nonce, committed with the position
+past the skipped event, so a restarted worker neither skips it again nor misses it).
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 __all__ = [
     "Checkpoint",
     "Counters",
+    "SkipRecord",
     "SnapshotState",
     "TableState",
     "decode",
@@ -63,6 +65,41 @@ class Counters:
 
 
 @dataclass(frozen=True)
+class SkipRecord:
+    """The last skipEvent applied: what was skipped, where and when."""
+
+    nonce: str
+    position: str  # "file:pos" of the (last) row event skipped, or of the transaction's end
+    gtid: str | None = None  # the skipped event's transaction, when known
+    tables: tuple[str, ...] = ()
+    events: int = 0  # row events skipped (1 for a {file, pos} skip)
+    time: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "nonce": self.nonce,
+            "position": self.position,
+            "tables": list(self.tables),
+            "events": self.events,
+            "time": self.time,
+        }
+        if self.gtid is not None:
+            data["gtid"] = self.gtid
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> SkipRecord:
+        return SkipRecord(
+            nonce=str(data["nonce"]),
+            position=str(data.get("position") or ""),
+            gtid=data.get("gtid"),
+            tables=tuple(data.get("tables") or ()),
+            events=int(data.get("events", 0)),
+            time=float(data.get("time", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     position: dict[str, Any] | None = None  # {file, pos}: resume the binlog here
     reset_nonce: str | None = None
@@ -70,6 +107,7 @@ class Checkpoint:
     time: float = 0.0
     counters: Counters = field(default_factory=Counters)
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
+    skip: SkipRecord | None = None  # the last skipEvent applied
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -93,6 +131,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
     }
     if checkpoint.snapshot_nonce is not None:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
+    if checkpoint.skip is not None:
+        data["skip"] = checkpoint.skip.to_json()
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
@@ -138,4 +178,5 @@ def decode(raw: bytes) -> Checkpoint:
             int(counters.get("restarts", 0)),
         ),
         snapshot_nonce=data.get("snapshotNonce"),
+        skip=SkipRecord.from_json(data["skip"]) if data.get("skip") else None,
     )

@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from ferry_runtime.source.positions import check_gtid_text
+from ferry_runtime.source.positions import check_gtid_text, parse_gtids
 
 __all__ = [
     "BinlogFilePosition",
@@ -47,6 +47,8 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkConfig",
+    "SkipEvent",
+    "SkipGtid",
     "SnapshotRequest",
     "SourceConfig",
     "TLSFiles",
@@ -173,6 +175,50 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
+def _one_gtid(text: str) -> str:
+    gtids = parse_gtids(text)
+    if len(gtids) != 1:
+        raise ValueError("give one GTID (domain-server-sequence, e.g. 0-1-100), not a list")
+    return text.strip()
+
+
+class SkipGtid(Model):
+    gtid: Annotated[str, AfterValidator(_one_gtid)] = Field(
+        min_length=1,
+        description="One MariaDB GTID (domain-server-sequence): every row event of that "
+        "transaction is skipped.",
+    )
+
+
+def _event_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        for key in ("file", "gtid"):
+            if key in value:
+                return key
+    return None
+
+
+EventPosition = Annotated[
+    Annotated[BinlogFilePosition, Tag("file")] | Annotated[SkipGtid, Tag("gtid")],
+    Discriminator(
+        _event_kind,
+        custom_error_type="invalid_event_position",
+        custom_error_message="the event's position is {file, pos} or {gtid}",
+    ),
+]
+
+
+class SkipEvent(Model):
+    """Skip one binlog event, once per nonce (spec.skipEvent). ``{file, pos}`` is a row
+    event's position as Ferry reports it (status.lastErrors[].position: the offset right
+    after the event, mysqlbinlog's end_log_pos); ``{gtid}`` skips a whole transaction."""
+
+    position: EventPosition = Field(description="The event to skip.")
+    nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+
+
 # ---------------------------------------------------------------- TLS
 
 
@@ -196,6 +242,7 @@ class TLSFiles(Model):
 
 class SnapshotRequest(Model):
     tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
+    cancel: bool = Field(default=False, description="Stop re-reading these tables instead.")
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
@@ -289,6 +336,18 @@ class Performance(Model):
     batch_size: int = Field(default=500, ge=1, le=100_000)
     max_batch_delay: Duration = Field(default=timedelta(milliseconds=500))
     snapshot_chunk_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    snapshot_parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Connections reading snapshot chunks at once (each a chunk ahead of "
+        "the delivery); up to parallelism + 1 chunks are held in memory.",
+    )
+    snapshot_readers: Literal["threads", "processes"] = Field(
+        default="threads",
+        description="Where the snapshot readers parse and convert rows: threads of the "
+        "worker, or child processes (outside its interpreter lock; ~40 MB each).",
+    )
     queue_size: int = Field(default=10_000, ge=1, description="Events buffered per stage.")
 
 
@@ -376,6 +435,7 @@ class WorkerConfig(Model):
         "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
     snapshot_request: SnapshotRequest | None = None
+    skip_event: SkipEvent | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     def selects(self, database: str, table: str) -> bool:

@@ -35,6 +35,8 @@ __all__ = [
 class WorkerError(Exception):
     """An error with a stable CamelCase ``reason`` and an actionable message."""
 
+    recorded = False  # True: already in status.lastErrors (with its table and position)
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
@@ -50,12 +52,16 @@ class FatalError(WorkerError):
 
 
 class PoisonRow(WorkerError):
-    """One row could not be turned into an event."""
+    """One row could not be turned into an event. ``position``: the binlog row event's
+    ("file:pos", the offset after it), or a snapshot row's read position (``snapshot``)."""
 
-    def __init__(self, message: str, table: str, position: str | None) -> None:
+    def __init__(
+        self, message: str, table: str, position: str | None, snapshot: bool = False
+    ) -> None:
         super().__init__("PoisonRow", message)
         self.table = table
         self.position = position
+        self.snapshot = snapshot
 
 
 # ``password=value`` / ``pwd: value``: the value goes (up to a space, less closing punctuation

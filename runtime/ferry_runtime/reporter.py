@@ -1,8 +1,8 @@
 """Reports the worker's live state onto its SyncTask's status, at a bounded rate.
 
 A :class:`Reporter` thread reads the StatusTracker and hands the worker-owned status fields
-(workerState, position, lag, throughput, progress, counters, lastErrors, selectedTables,
-heartbeatTime) to a
+(workerState, position, lag, throughput, progress, counters, lastErrors, lastSkip,
+selectedTables, heartbeatTime) to a
 :class:`StatusWriter`. It writes every ``reporting.interval`` (default 10 s) and at once on a
 state change, never twice within ``min_spacing`` seconds, and once more on ``stop()``.
 A failed write is logged and retried with backoff; it never stops the worker.
@@ -46,6 +46,7 @@ WORKER_FIELDS = (
     "counters",
     "retry",
     "lastErrors",
+    "lastSkip",
     "selectedTables",
     "heartbeatTime",
 )

@@ -4,7 +4,7 @@ HTTP endpoints, the Prometheus metrics and the Kubernetes reporter read.
 The pipeline calls the ``record_*``/``set_*`` methods; readers call :meth:`StatusTracker.view`,
 which returns a plain dict whose keys are the SyncTask status fields the worker owns
 (see docs/architecture.md): state, position, lag, throughput, progress, counters,
-lastErrors, heartbeatTime.
+lastErrors, lastSkip, heartbeatTime.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from ferry_runtime.checkpoint import SkipRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -80,7 +82,7 @@ class TableProgress:
     name: str  # database.table
     rows_total: int  # an estimate (information_schema) until the table is done
     rows_done: int = 0
-    state: Literal["Pending", "Running", "Done"] = "Pending"
+    state: Literal["Pending", "Running", "Done", "Cancelled"] = "Pending"
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class StatusTracker:
     snapshot_started: float | None = None
     batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
+    last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -262,6 +265,14 @@ class StatusTracker:
             progress.rows_done += rows
             progress.rows_total = max(progress.rows_total, progress.rows_done)
 
+    def cancel_table(self, name: str) -> None:
+        """A re-read stopped by snapshotRequest.cancel: its rows so far stand."""
+        with self._lock:
+            progress = self.tables.get(name)
+            if progress is not None:
+                progress.state = "Cancelled"
+                progress.rows_total = progress.rows_done  # nothing more will be read
+
     def finish_table(self, name: str) -> None:
         with self._lock:
             progress = self.tables[name]
@@ -275,6 +286,11 @@ class StatusTracker:
             self.errors += 1
             self.errors_by_reason[reason] = self.errors_by_reason.get(reason, 0) + 1
             self.last_errors.append(ErrorRecord(self.clock(), reason, message, table, position))
+
+    def record_skip(self, skip: SkipRecord) -> None:
+        """A skipEvent was applied (committed), now or by an earlier worker."""
+        with self._lock:
+            self.last_skip = skip
 
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
@@ -342,7 +358,8 @@ class StatusTracker:
             done = sum(t.rows_done for t in self.tables.values())
             total = sum(t.rows_total for t in self.tables.values())
             all_done = self.snapshot_done or (
-                bool(self.tables) and all(t.state == "Done" for t in self.tables.values())
+                bool(self.tables)
+                and all(t.state in ("Done", "Cancelled") for t in self.tables.values())
             )
             percent = 100.0 if all_done else (min(99.9, 100.0 * done / total) if total else 0.0)
             eta = None
@@ -407,6 +424,20 @@ class StatusTracker:
                     }
                     for e in reversed(self.last_errors)
                 ],
+                "lastSkip": _skip_view(self.last_skip),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
+
+
+def _skip_view(skip: SkipRecord | None) -> dict[str, Any] | None:
+    if skip is None:
+        return None
+    return {
+        "nonce": skip.nonce,
+        "position": skip.position,
+        "gtid": skip.gtid,
+        "table": ", ".join(skip.tables) or None,
+        "events": skip.events,
+        "time": _rfc3339(skip.time),
+    }

@@ -254,6 +254,8 @@ def converter(column: Column) -> Converter:
         return _identity_if(str, slow)
     if column.kind == "double":
         return _identity_if(float, slow)
+    if column.kind in ("decimal", "date", "time", "datetime", "timestamp"):
+        return _identity_if(str, slow)  # the server's text (a snapshot read) is the value
     return lambda value: None if value is None else slow(value)
 
 

@@ -3,12 +3,14 @@
 :class:`Worker` sequences the steps of one run (open the sink and fence older workers, read
 the checkpoint, apply a new resetPosition or snapshotRequest, snapshot what is left while
 streaming up to each chunk's position — see :mod:`ferry_runtime.source.watermark` — then
-stream) and is the one place that decides "retry, skip or stop" for an error: transient
-errors restart the run from the last committed checkpoint after the restart policy's
-backoff; fatal errors end it with their reason (onPositionUnavailable: resnapshot turns a
-purged binlog into a new snapshot). The tracker is told about delivered data only after the sink
-acknowledged it. The sink is Kafka (given formatted records) or MySQL (given the mapped
-changes); both satisfy :class:`ferry_runtime.sink.base.Sink`.
+stream; a pending skipEvent goes to the binlog reader and is committed with the position
+past its event, see :mod:`ferry_runtime.skip`) and is the one place that decides "retry,
+skip or stop" for an error: transient errors restart the run from the last committed
+checkpoint after the restart policy's backoff; fatal errors end it with their reason
+(onPositionUnavailable: resnapshot turns a purged binlog into a new snapshot). The tracker
+is told about delivered data only after the sink acknowledged it. The sink is Kafka (given
+formatted records) or MySQL (given the mapped changes); both satisfy
+:class:`ferry_runtime.sink.base.Sink`.
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, rules
-from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
-from ferry_runtime.config import WorkerConfig
+from ferry_runtime import checkpoint, errors, formats, rules, skip
+from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
+from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, keys, mysql, schema, watermark
+from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import Snapshot
+from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
 from ferry_runtime.status import StatusTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
@@ -103,6 +105,8 @@ class Worker:
         self._router = rules.Router(config)
         self._feeds: list[_Feed] = []  # binlog readers of the current run
         self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
+        self._skip: skip.Target | None = None  # the pending skipEvent of this run
+        self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -150,7 +154,8 @@ class Worker:
             except errors.WorkerError as error:
                 if self._resnapshot_instead(error):
                     continue
-                self.tracker.record_error(error.reason, error.message, position=self._where())
+                if not error.recorded:
+                    self.tracker.record_error(error.reason, error.message, position=self._where())
                 return self._fail(error)
 
     # ------------------------------------------------------------ restart limits
@@ -263,7 +268,8 @@ class Worker:
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = Checkpoint(reset_nonce=state.reset_nonce)
+                state = Checkpoint(reset_nonce=state.reset_nonce, skip=state.skip)
+            self._skip = self._pending_skip(state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
             if mode == "snapshot":
@@ -327,6 +333,50 @@ class Worker:
         counters = state.counters
         done = snapshot is not None and snapshot.done
         self.tracker.restore((counters.events, counters.errors, counters.restarts), tables, done)
+        if state.skip is not None:
+            self.tracker.record_skip(state.skip)
+
+    # ------------------------------------------------------------ skipEvent
+
+    def _pending_skip(self, state: Checkpoint) -> skip.Target | None:
+        """The skipEvent still to do, unless the stream from the checkpoint cannot meet it
+        (then status says so, once per nonce and process, and nothing is skipped)."""
+        target = skip.pending(self.config.skip_event, state)
+        if target is None or self.config.mode == "snapshot":
+            return None
+        first = target.nonce not in self._skip_said
+        self._skip_said.add(target.nonce)
+        if skip.passed(target, state.position):
+            if first:
+                where = checkpoint.format_position(state.position)
+                self._skip_missed(target, f"the task's position {where} is past it already")
+            return None
+        if first:
+            log.info(
+                "skipEvent (nonce %s): %s will be skipped when the stream reaches it",
+                target.nonce, target.describe(),
+            )  # fmt: skip
+        return target
+
+    def _skip_missed(self, target: skip.Target, why: str) -> None:
+        """The skipEvent's event cannot be met: nothing is skipped (called from the reader)."""
+        message = (
+            f"spec.skipEvent (nonce {target.nonce}) skipped nothing: {why}. A {{file, pos}} "
+            "names a row event by the offset right after it, as status.lastErrors shows a "
+            "poison row's position; set the position shown there with a new nonce"
+        )
+        log.warning("%s", message)
+        self.tracker.record_error(skip.NOT_FOUND, message, position=target.where)
+
+    def _skip_record(self, batch: list[binlog.Transaction]) -> SkipRecord | None:
+        """The skip a batch carries (the reader left its event out), to commit with it."""
+        target = self._skip
+        found = next((txn.skipped for txn in batch if txn.skipped is not None), None)
+        if target is None or found is None:
+            return None
+        return SkipRecord(
+            target.nonce, found.position, found.gtid, found.tables, found.events, time.time()
+        )
 
     def _commit(self, state: Checkpoint, delivered: int = 0) -> Checkpoint:
         """``state`` stamped, with the counters as they are once ``delivered`` more events
@@ -347,7 +397,9 @@ class Worker:
         if snapshot is not None and not snapshot.done:
             snapshot = dataclasses.replace(snapshot, done=True)
         new = self._commit(
-            Checkpoint(position=position, reset_nonce=reset.nonce, snapshot=snapshot)
+            Checkpoint(
+                position=position, reset_nonce=reset.nonce, snapshot=snapshot, skip=state.skip
+            )
         )
         sink.deliver([], new)
         log.info(
@@ -373,6 +425,8 @@ class Worker:
             return dataclasses.replace(state, snapshot_nonce=request.nonce)
         running = state.snapshot if state.snapshot and not state.snapshot.done else None
         tables = dict(running.tables) if running and running.planned else {}
+        if request.cancel:
+            return self._cancel_rereads(sink, state, tables, request)
         for database, table in schema.list_tables(ctl):
             name = f"{database}.{table}"
             unread = name in tables and not tables[name].done and not tables[name].restate
@@ -386,6 +440,41 @@ class Worker:
         state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
         sink.deliver([], self._commit(state))
         log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
+        return state
+
+    def _cancel_rereads(
+        self,
+        sink: Sink,
+        state: Checkpoint,
+        tables: dict[str, TableState],
+        request: SnapshotRequest,
+    ) -> Checkpoint:
+        """snapshotRequest with cancel: the matching tables being read *again* leave the
+        snapshot (the consumer holds every key already, so their changes simply stream on);
+        a table's first snapshot is never cancelled (its consumer would miss keys)."""
+        cancelled = sorted(
+            name
+            for name, table in tables.items()
+            if table.restate
+            and not table.done
+            and any(fnmatch.fnmatchcase(name, glob) for glob in request.tables)
+        )
+        kept = {name: table for name, table in tables.items() if name not in cancelled}
+        running = state.snapshot
+        if running is not None and kept != tables:
+            unfinished = any(not table.done for table in kept.values())
+            running = dataclasses.replace(running, tables=kept, done=not unfinished)
+        state = dataclasses.replace(state, snapshot=running, snapshot_nonce=request.nonce)
+        sink.deliver([], self._commit(state))
+        for name in cancelled:
+            self.tracker.cancel_table(name)
+        if running is not None and running.done:
+            self.tracker.finish_snapshot()
+        log.info(
+            "snapshotRequest (nonce %s): cancelled the re-read of %s",
+            request.nonce,
+            cancelled or "nothing (no matching table is being read again)",
+        )
         return state
 
     # ------------------------------------------------------------ snapshot: the tables
@@ -420,7 +509,7 @@ class Worker:
     def _copy(self, sink: Sink, state: Checkpoint) -> None:
         """mode: snapshot: every chunk in one consistent transaction, no binlog."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             snap = Snapshot(conn)
             position = snap.begin()
@@ -445,6 +534,11 @@ class Worker:
             self.tracker.finish_snapshot()
         finally:
             conn.close()
+
+    def _snapshot_connection(self) -> Any:
+        """A connection that reads table rows (values as the server's text where that is
+        their JSON value already: see source.snapshot.TEXT_CONVERSIONS)."""
+        return mysql.connect(self.config.source, conv=TEXT_CONVERSIONS)
 
     @property
     def _chunk_size(self) -> int:
@@ -498,7 +592,7 @@ class Worker:
         to P (changes pass by :class:`watermark.Coverage`), deliver the chunk at P; then
         stream on. See :mod:`ferry_runtime.source.watermark`."""
         self.tracker.set_state("Snapshotting")
-        conn = mysql.connect(self.config.source)
+        conn = self._snapshot_connection()
         try:
             state, feed = self._snapshot_tables(sink, ctl, Snapshot(conn), state)
         finally:
@@ -510,7 +604,9 @@ class Worker:
     ) -> tuple[Checkpoint, _Feed]:
         progress, tables = self._plan(snap.conn, state)
         orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
-        coverage = watermark.Coverage(progress, orders)
+        # At least once, rows past a resumed checkpoint may already have been delivered.
+        replaying = state.snapshot is not None and self.config.delivery != "exactly-once"
+        coverage = watermark.Coverage(progress, orders, replaying=replaying)
         feed: _Feed | None = None
         # An older worker's checkpoint inside its snapshot has no stream position yet.
         start = state.position or (state.snapshot.position if state.snapshot else None)
@@ -518,11 +614,12 @@ class Worker:
             mysql.check_position(ctl, start)
             feed = self._open_feed(start)
             state = dataclasses.replace(state, position=start)
+        keyed = [t for t in tables if t.primary_key]
+        state, feed = self._read_keyed(sink, keyed, state, feed, coverage)
         for table in tables:
-            if self._start_table(table, progress.tables[table.name]):
+            if table.primary_key or self._start_table(table, progress.tables[table.name]):
                 continue
-            read = self._read_keyed if table.primary_key else self._read_keyless
-            state, feed = read(sink, snap, table, state, feed, coverage)
+            state, feed = self._read_keyless(sink, snap, table, state, feed, coverage)
             self.tracker.finish_table(table.name)
         if feed is None:  # nothing to read: stream from here
             start = mysql.server_position(ctl)
@@ -539,35 +636,76 @@ class Worker:
     def _read_keyed(
         self,
         sink: Sink,
-        snap: Snapshot,
-        table: TableSchema,
+        tables: list[TableSchema],
+        state: Checkpoint,
+        feed: _Feed | None,
+        coverage: watermark.Coverage,
+    ) -> tuple[Checkpoint, _Feed | None]:
+        """The keyed tables' chunks, read ahead on performance.snapshotParallelism
+        connections and delivered in plan order, which is ascending P (see
+        :mod:`ferry_runtime.source.chunks`)."""
+        tables_state = coverage.progress.tables
+        todo = [t for t in tables if not tables_state[t.name].done]
+        for table in tables:
+            if tables_state[table.name].done:
+                self._start_table(table, tables_state[table.name])  # shown as finished
+        source = self.config.source
+        processes = self.config.performance.snapshot_readers == "processes"
+        reader = chunks.ChunkReader(
+            (lambda: chunks.ReaderProcess(source))
+            if processes
+            else (lambda: chunks.reader_connection(source)),
+            [(t, coverage.progress.tables[t.name].after) for t in todo],
+            self._chunk_size,
+            self.config.performance.snapshot_parallelism,
+        )
+        reader.start()
+        reading: str | None = None
+        try:
+            while not reader.done:
+                if self._stop.is_set():
+                    raise _Stopped
+                self.tracker.heartbeat(PIPELINE)
+                chunk = reader.take(0.5)
+                if chunk is None:
+                    continue
+                if chunk.table.name != reading:  # a table's first chunk: shown as running
+                    reading = chunk.table.name
+                    self._start_table(chunk.table, coverage.progress.tables[reading])
+                state, feed = self._deliver_chunk(sink, chunk, state, feed, coverage)
+        finally:
+            reader.close()
+        return state, feed
+
+    def _deliver_chunk(
+        self,
+        sink: Sink,
+        chunk: chunks.KeyedChunk,
         state: Checkpoint,
         feed: _Feed | None,
         coverage: watermark.Coverage,
     ) -> tuple[Checkpoint, _Feed]:
+        """Stream the binlog up to the chunk's P, then deliver the chunk at P."""
+        table, at = chunk.table, chunk.position
+        if feed is None:  # the first chunk of a new snapshot: the stream starts here
+            feed = self._open_feed(at)
+            state = dataclasses.replace(state, position=at)
+        state = self._drain(sink, state, feed, coverage, at)
         done = coverage.progress.tables[table.name]
-        after, rows = done.after, done.rows
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            chunk, at = snap.read_chunk(table, after, self._chunk_size)
-            if feed is None:  # the first chunk of a new snapshot: the stream starts here
-                feed = self._open_feed(at)
-                state = dataclasses.replace(state, position=at)
-            state = self._drain(sink, state, feed, coverage, at)
-            last = len(chunk) < self._chunk_size
-            if chunk:
-                after = [chunk[-1][name] for name in table.primary_key]
-                rows += len(chunk)
-            # The chunk is the table's state at P: from P on, its keys' changes pass.
-            progress = coverage.progress.with_table(
-                table.name, TableState(last, after, rows, done.restate)
-            )
-            coverage.progress = progress
-            state = dataclasses.replace(state, position=at, snapshot=progress)
-            self._deliver_rows(sink, table, chunk, state, at)
-            if last:
-                return state, feed
+        last = chunk.upto is None
+        after = chunk.upto
+        if last:  # the table's end: its last key, if any
+            after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
+        # The chunk is its key range's state at P: from P on, those keys' changes pass.
+        progress = coverage.progress.with_table(
+            table.name, TableState(last, after, done.rows + len(chunk.rows), done.restate)
+        )
+        coverage.progress = progress
+        state = dataclasses.replace(state, position=at, snapshot=progress)
+        self._deliver_rows(sink, table, chunk.rows, state, at)
+        if last:
+            self.tracker.finish_table(table.name)
+        return state, feed
 
     def _read_keyless(
         self,
@@ -652,7 +790,10 @@ class Worker:
         """Start the binlog reader at ``start``; _run_once stops it."""
         items: queue.Queue[binlog.Item] = queue.Queue(maxsize=self.config.performance.queue_size)
         budget = binlog.RowBudget(self.config.performance.queue_size)
-        reader = binlog.BinlogReader(self.config, dict(start), items, self._poison, budget)
+        matcher = skip.Matcher(self._skip, self._skip_missed) if self._skip else None
+        reader = binlog.BinlogReader(
+            self.config, dict(start), items, self._poison, budget, skip_event=matcher
+        )
         reader.start()
         self._feeds.append(_Feed(reader, items, budget))
         return self._feeds[-1]
@@ -721,10 +862,20 @@ class Worker:
         records, counts = self._prepare(sink, changes)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
-        state = self._commit(
-            dataclasses.replace(state, position=batch[-1].position), sum(counts.values())
-        )
+        skipped = self._skip_record(batch)
+        state = dataclasses.replace(state, position=batch[-1].position)
+        if skipped is not None:  # committed with the position past the skipped event
+            state = dataclasses.replace(state, skip=skipped)
+        state = self._commit(state, sum(counts.values()))
         sink.deliver(records, state)
+        if skipped is not None:
+            self._skip = None
+            self.tracker.record_skip(skipped)
+            log.info(
+                "skipEvent (nonce %s) applied: skipped %d row event(s) of %s at %s%s",
+                skipped.nonce, skipped.events, ", ".join(skipped.tables) or "no table",
+                skipped.position, f" (GTID {skipped.gtid})" if skipped.gtid else "",
+            )  # fmt: skip
         self._healthy()
         # Lag is how far behind the binlog we are: transactions of tables we skip count too
         # (a busy server never sends the idle heartbeat that sets caught-up).
@@ -787,7 +938,8 @@ class Worker:
 
     def _poison_record(self, change: Change, reason: str) -> list[Record]:
         """Apply the error policy to one change; return its dead letter, if any."""
-        message = self._poison(errors.PoisonRow(reason, change.name, change.position))
+        poison = errors.PoisonRow(reason, change.name, change.position, change.op == "read")
+        message = self._poison(poison)
         topic = self.config.error_policy.dead_letter_topic
         if message is None or not topic:
             return []
@@ -814,8 +966,23 @@ class Worker:
         ]
 
     def _poison(self, error: errors.PoisonRow) -> str | None:
-        """The error policy, called from the reader thread for a row it cannot convert."""
-        self.tracker.record_error(error.reason, error.message, error.table, error.position)
+        """The error policy, called from the reader thread for a row it cannot convert.
+        errorPolicy fail: one error record, whose message says how to skip that event."""
         if self.config.error_policy.mode == "fail":
-            raise errors.FatalError("PoisonRow", error.message + " (errorPolicy: fail)")
+            message = f"{error.message} (errorPolicy: fail){self._skip_hint(error)}"
+            self.tracker.record_error(error.reason, message, error.table, error.position)
+            stop = errors.FatalError("PoisonRow", message)
+            stop.recorded = True
+            raise stop
+        self.tracker.record_error(error.reason, error.message, error.table, error.position)
         return error.message if self.config.error_policy.mode == "deadLetter" else None
+
+    def _skip_hint(self, error: errors.PoisonRow) -> str:
+        """How to skip a poison row's binlog event (a snapshot row has none to skip)."""
+        if error.snapshot or not error.position:
+            return ""
+        task = self.config.task
+        return (
+            f". To skip this one event: kubectl ferry skip {task.name} -n {task.namespace} "
+            f"--position {error.position} (spec.skipEvent)"
+        )

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,33 @@ class Node:
             if ready and not pod["metadata"].get("deletionTimestamp"):
                 return pod
         return None
+
+
+@contextmanager
+def installed_chart(node: Node, suffix: str, namespace: str) -> Iterator[str]:
+    """``helm install`` of the chart with the node's images (``pullPolicy=Never``: only the
+    imported image can start), watching ``namespace``; yields the operator's namespace. On the
+    way out: the tasks first (the operator removes its finalizer), then the chart."""
+    system = f"e2e-ferry-{suffix}"
+    try:
+        node.helm(
+            "install", f"ferry-{suffix}", str(CHART), "-n", system, "--create-namespace",
+            "--set", "image.repository=ferry.local/ferry-operator", "--set", "image.tag=dev",
+            "--set", "image.pullPolicy=Never",
+            "--set", "workerImage.repository=ferry.local/ferry-worker",
+            "--set", "workerImage.tag=dev",
+            "--set", f"watchNamespaces={{{namespace}}}",
+            "--set", f"peering.name=ferry-{suffix}",
+            "--wait", "--timeout", "300s",
+        )  # fmt: skip
+        yield system
+    finally:
+        kubectl = node.values["FERRY_KUBECTL"]
+        run(kubectl, "delete", "synctasks", "--all", "-n", namespace, "--wait",
+            "--timeout=120s", env=node.env, check=False)  # fmt: skip
+        run(node.values["FERRY_HELM"], "uninstall", f"ferry-{suffix}", "-n", system, "--wait",
+            "--timeout", "120s", env=node.env, check=False)  # fmt: skip
+        run(kubectl, "delete", "namespace", system, "--wait=false", env=node.env, check=False)
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 180) -> Any:

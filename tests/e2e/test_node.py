@@ -6,6 +6,7 @@ with a read_committed consumer, per key (tests/e2e/node.py: KeyHistory)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,11 +16,11 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from tests.e2e.node import (
-    CHART,
     Node,
     Writer,
     delivered_exactly_once,
     example_manifests,
+    installed_chart,
     read_topic,
     run,
     wait_for,
@@ -86,31 +87,15 @@ def seed_shop(node: Node) -> None:
 @pytest.fixture(scope="module")
 def release(node: Node) -> Iterator[Release]:
     suffix = uuid.uuid4().hex[:6]
-    system, namespace = f"e2e-ferry-{suffix}", f"e2e-shop-{suffix}"
+    namespace = f"e2e-shop-{suffix}"
     seed_shop(node)
     node.kubectl("create", "namespace", namespace)
     installed_at = time.monotonic()
     try:
-        node.helm(
-            "install", f"ferry-{suffix}", str(CHART), "-n", system, "--create-namespace",
-            "--set", "image.repository=ferry.local/ferry-operator", "--set", "image.tag=dev",
-            # Never: the pod can only start from the image imported into the node.
-            "--set", "image.pullPolicy=Never",
-            "--set", "workerImage.repository=ferry.local/ferry-worker",
-            "--set", "workerImage.tag=dev",
-            "--set", f"watchNamespaces={{{namespace}}}",
-            "--set", f"peering.name=ferry-{suffix}",
-            "--wait", "--timeout", "300s",
-        )  # fmt: skip
-        yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
+        with installed_chart(node, suffix, namespace) as system:
+            yield Release(node, system, namespace, f"e2e.{suffix}", installed_at)
     finally:
-        # Tasks first, while the operator is there to remove its finalizer; then the chart.
-        run(node.values["FERRY_KUBECTL"], "delete", "synctasks", "--all", "-n", namespace,
-            "--wait", "--timeout=120s", env=node.env, check=False)  # fmt: skip
         node.kubectl("delete", "namespace", namespace, "--wait=false")
-        run(node.values["FERRY_HELM"], "uninstall", f"ferry-{suffix}", "-n", system, "--wait",
-            "--timeout", "120s", env=node.env, check=False)  # fmt: skip
-        node.kubectl("delete", "namespace", system, "--wait=false")
 
 
 def operator_pod(release: Release) -> dict[str, object] | None:
@@ -329,3 +314,23 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(release: Rel
         assert status.get("configRevision") == revision_names[name], (name, status)
         assert status.get("phase") == "Paused", (name, status)
     release.kubectl("delete", "synctasks", *names, "--wait", "--timeout=120s")
+
+
+def test_kubectl_ferry_logs_reads_the_worker_pod(release: Release) -> None:
+    """`kubectl ferry logs` finds the worker pod from the task (status.workerPod) and reads
+    it; --tail and -f as kubectl logs has them."""
+    pod = wait_for("a Ready worker pod", release.worker_pod)["metadata"]["name"]
+    kubectl, env = release.node.values["FERRY_KUBECTL"], release.node.env
+    ferry_logs = [kubectl, "ferry", "logs", TASK, "-n", release.namespace]
+    whole = run(*ferry_logs, "--since", "1d", env=env)
+    assert f"# pod/{pod}" in whole.stderr
+    assert "status server listening on port" in whole.stdout
+    assert len(run(*ferry_logs, "--tail", "1", env=env).stdout.strip().splitlines()) == 1
+    with subprocess.Popen(
+        [*ferry_logs, "-f"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as follow:
+        assert follow.stdout is not None
+        assert follow.stdout.readline()  # the log so far, then it keeps streaming
+        time.sleep(2)
+        assert follow.poll() is None, "logs -f exited instead of following"
+        follow.terminate()

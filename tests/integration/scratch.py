@@ -4,6 +4,7 @@ so the shared test services are never disturbed under other tests."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -162,7 +163,8 @@ def _kafka_libs() -> Path:
         for line in (REPO / "tests/infra/versions.env").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     )
-    return Path.home() / f".cache/ferry-testenv/kafka-{versions['KAFKA_VERSION'].strip()}/libs"
+    cache = os.environ.get("FERRY_TESTENV_CACHE") or Path.home() / ".cache/ferry-testenv"
+    return Path(cache) / f"kafka-{versions['KAFKA_VERSION'].strip()}/libs"
 
 
 class ScratchKafka:

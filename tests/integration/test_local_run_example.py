@@ -7,6 +7,7 @@ test services' addresses), so runs never share a checkpoint.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -115,18 +117,23 @@ def consume(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> l
     return values
 
 
+FerryRun = Callable[..., subprocess.Popen[str]]
+
+
 @pytest.fixture
-def ferry_run(tmp_path: Path) -> Iterator[Callable[[list[Path]], subprocess.Popen[str]]]:
+def ferry_run(tmp_path: Path) -> Iterator[FerryRun]:
+    """``start(paths, **env)``: ``ferry run`` on the files, with ``env`` added."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(paths: list[Path]) -> subprocess.Popen[str]:
+    def start(paths: list[Path], **env: str) -> subprocess.Popen[str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_SECRET_")}
         process = subprocess.Popen(
             [sys.executable, "-m", "ferry_operator.cli", "run", *map(str, paths)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=tmp_path,  # as a user would, outside the repository
-            env={k: v for k, v in os.environ.items() if not k.startswith("FERRY_SECRET_")},
+            env={**inherited, **env},
         )
         started.append(process)
         return process
@@ -145,7 +152,7 @@ def test_ferry_run_snapshots_streams_and_stops_cleanly(
     database: str,
     kafka_bootstrap: str,
     topic_prefix: str,
-    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+    ferry_run: FerryRun,
 ) -> None:
     seed(mysql_connect, database)
     task = f"demo-{uuid.uuid4().hex[:8]}"
@@ -192,7 +199,7 @@ def test_ferry_run_snapshots_streams_and_stops_cleanly(
 def test_ferry_run_refuses_a_missing_password_naming_the_variable(
     tmp_path: Path,
     testenv: Any,
-    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+    ferry_run: FerryRun,
 ) -> None:
     paths = [p for p in copy_example(tmp_path, "db", "t", "x", testenv) if p.name != "secret.yaml"]
     process = ferry_run(paths)
@@ -204,7 +211,7 @@ def test_ferry_run_refuses_a_missing_password_naming_the_variable(
 def test_ferry_run_with_a_wrong_password_fails_clearly_without_showing_it(
     tmp_path: Path,
     testenv: Any,
-    ferry_run: Callable[[list[Path]], subprocess.Popen[str]],
+    ferry_run: FerryRun,
 ) -> None:
     wrong = f"not-the-password-{uuid.uuid4().hex[:6]}"
     paths = copy_example(tmp_path, "db", f"t-{uuid.uuid4().hex[:6]}", "x", testenv)
@@ -215,3 +222,102 @@ def test_ferry_run_with_a_wrong_password_fails_clearly_without_showing_it(
     assert process.returncode == 1
     assert "ferry run: failed: AuthenticationFailed:" in stderr
     assert wrong not in stdout + stderr
+
+
+def _secret(name: str, data: dict[str, str], type_: str = "Opaque") -> dict[str, Any]:
+    """A Secret manifest as ``kubectl get secret -o yaml`` shows it: base64 ``data``."""
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": type_,
+            "data": encoded}  # fmt: skip
+
+
+def test_ferry_run_takes_certificates_from_secrets_over_tls_and_mtls(
+    tmp_path: Path,
+    testenv: Any,
+    secured: dict[str, str],
+    mysql_connect: Callable[..., Any],
+    database: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    ferry_run: FerryRun,
+) -> None:
+    """MariaDB over TLS as the REQUIRE SSL user (verify-identity against the CA from a
+    Secret) and Kafka over mutual TLS (client certificate from a kubernetes.io/tls Secret):
+    the certificates are private files while it runs and gone when it stops."""
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{database}`.t (id int PRIMARY KEY)")
+        cur.execute(
+            f"INSERT INTO `{database}`.t VALUES " + ",".join(f"({n})" for n in range(1, 21))
+        )
+    key = Path(secured["FERRY_TLS_CLIENT_KEY_FILE"]).read_text()
+    ca_ref = {"name": "test-ca"}
+    documents = [
+        _secret("test-ca", {"ca.crt": Path(secured["FERRY_TLS_CA_FILE"]).read_text()}),
+        _secret(
+            "kafka-client",
+            {"tls.crt": Path(secured["FERRY_TLS_CLIENT_CERT_FILE"]).read_text(), "tls.key": key},
+            "kubernetes.io/tls",
+        ),
+        _secret("db", {"password": testenv.mysql["password"]}),
+        {
+            "apiVersion": "ferry.dev/v1alpha1",
+            "kind": "Connector",
+            "metadata": {"name": "db"},
+            "spec": {"type": "mysql", "mysql": {
+                "host": testenv.mysql["host"], "port": testenv.mysql["port"],
+                "user": secured["FERRY_MYSQL_TLS_USER"],
+                "passwordSecretRef": {"name": "db", "key": "password"},
+                "tls": {"mode": "verify-identity", "caSecretRef": ca_ref}}},
+        },
+        {
+            "apiVersion": "ferry.dev/v1alpha1",
+            "kind": "Connector",
+            "metadata": {"name": "bus"},
+            "spec": {"type": "kafka", "kafka": {
+                "bootstrapServers": secured["FERRY_KAFKA_MTLS_BOOTSTRAP"],
+                "securityProtocol": "SSL",
+                "tls": {"caSecretRef": ca_ref, "clientCertSecretRef": {"name": "kafka-client"}}}},
+        },
+        {
+            "apiVersion": "ferry.dev/v1alpha1",
+            "kind": "SyncTask",
+            "metadata": {"name": f"tls-{uuid.uuid4().hex[:8]}"},
+            "spec": {
+                "source": {"connectorRef": {"name": "db"}, "include": [f"{database}.t"]},
+                "sink": {"connectorRef": {"name": "bus"},
+                         "kafka": {"topic": f"{topic_prefix}.{{table}}"}},
+            },
+        },
+    ]  # fmt: skip
+    manifests = tmp_path / "secured.yaml"
+    manifests.write_text(yaml.safe_dump_all(documents))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    process = ferry_run([manifests], TMPDIR=str(temp))
+    out = Lines(process.stdout)
+    url = out.wait_for(r"\(status: (http://\S+/status)\)", timeout=30).group(1)
+    out.wait_for(r"^Streaming ", timeout=120)
+
+    # While it runs: one private directory holding the Secrets' keys as 0600 files.
+    (tls_dir,) = temp.iterdir()
+    assert tls_dir.name.startswith("ferry-run-tls-")
+    assert tls_dir.stat().st_mode & 0o777 == 0o700
+    files = {str(p.relative_to(tls_dir)): p for p in tls_dir.rglob("*") if p.is_file()}
+    assert sorted(files) == ["sink/ca/ca.crt", "sink/client/tls.crt", "sink/client/tls.key",
+                             "source/ca/ca.crt"]  # fmt: skip
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files.values())
+    assert files["sink/client/tls.key"].read_text() == key
+
+    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
+        cur.execute(f"INSERT INTO `{database}`.t VALUES (21)")
+    deadline = time.monotonic() + 60
+    while get_status(url)["counters"]["events"] < 21 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    records = consume(kafka_bootstrap, f"{topic_prefix}.t", 21)
+    assert sorted(r["data"]["id"] for r in records) == list(range(1, 22))
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
+    assert list(temp.iterdir()) == []  # the certificates are gone with the run
+    out._thread.join(timeout=5)
+    assert key.splitlines()[1] not in out.text()

@@ -120,6 +120,73 @@ def test_secret_without_the_key_is_named(tmp_path: Path) -> None:
         local_run.render(local_run.load_manifests([write(tmp_path, "m.yaml", text)]))
 
 
+TLS_CONNECTORS = """
+apiVersion: ferry.dev/v1alpha1
+kind: Connector
+metadata: {name: db}
+spec:
+  type: mysql
+  mysql: {host: db.local, user: ferry, passwordSecretRef: {name: db-creds, key: password},
+          tls: {mode: verify-identity, caSecretRef: {name: db-ca}}}
+---
+apiVersion: ferry.dev/v1alpha1
+kind: Connector
+metadata: {name: bus}
+spec:
+  type: kafka
+  kafka: {bootstrapServers: "k1:9093", securityProtocol: SSL,
+          tls: {caSecretRef: {name: bus-ca, key: bundle.pem},
+                clientCertSecretRef: {name: bus-client}}}
+"""
+BUS_CLIENT = """
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/tls
+metadata: {name: bus-client}
+stringData: {tls.crt: CLIENT CERT, tls.key: CLIENT KEY}
+"""
+
+
+def test_certificates_from_secrets_are_private_files_the_config_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secret manifests (stringData or data) or FERRY_SECRET_* variables: each certificate a
+    file of mode 0600 under the given directory, where the rendered config points."""
+    bus_ca = secret({"bundle.pem": "BUS CA"}).replace("db-creds", "bus-ca")
+    text = "---\n".join(
+        [TLS_CONNECTORS, TASK, TEMPLATE, secret({"password": "pw"}), BUS_CLIENT, bus_ca]
+    )
+    found = local_run.load_manifests([write(tmp_path, "m.yaml", text)])
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir(mode=0o700)
+    with pytest.raises(local_run.ManifestError, match="FERRY_SECRET_DB_CA_CA_CRT"):
+        local_run.render(found, tls_dir)
+    monkeypatch.setenv("FERRY_SECRET_DB_CA_CA_CRT", "DB CA")
+    config, _ = local_run.render(found, tls_dir)
+
+    assert config.source.tls is not None and config.sink.kafka is not None
+    kafka_tls = config.sink.kafka.tls
+    assert kafka_tls is not None
+    files = {
+        "source CA": config.source.tls.ca_file,
+        "sink CA": kafka_tls.ca_file,
+        "client certificate": kafka_tls.cert_file,
+        "client key": kafka_tls.key_file,
+    }
+    assert {what: Path(str(path)).read_text() for what, path in files.items()} == {
+        "source CA": "DB CA",
+        "sink CA": "BUS CA",
+        "client certificate": "CLIENT CERT",
+        "client key": "CLIENT KEY",
+    }
+    for path in files.values():
+        assert Path(str(path)).is_relative_to(tls_dir)
+        assert Path(str(path)).stat().st_mode & 0o777 == 0o600
+    assert "CLIENT KEY" not in config.to_yaml()
+    with pytest.raises(ValueError, match="tls_dir"):
+        local_run.render(found)
+
+
 def test_rate_meter_eta_uses_the_recent_window() -> None:
     meter = local_run.RateMeter(window=10)
     assert meter.eta("t", 100) is None  # no rate yet

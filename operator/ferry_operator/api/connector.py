@@ -160,8 +160,12 @@ class KafkaEndpoint(Model):
     bootstrap_servers: str = Field(
         min_length=1,
         max_length=4096,
-        pattern=r"^[^\s,]+:[0-9]+(,[^\s,]+:[0-9]+)*$",
         description="Comma-separated host:port list.",
+        json_schema_extra=must_match(
+            r"^[^\s,]+:[0-9]+(,[^\s,]+:[0-9]+)*$",
+            "kafka.bootstrapServers must be host:port pairs separated by commas, without "
+            "spaces (kafka-0.kafka:9092,kafka-1.kafka:9092)",
+        ),
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka security.protocol."

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from ferry_operator.api.base import (
+    BINLOG_FILE_PATTERN,
     DURATION_PATTERN,
     Condition,
     ConnectorRef,
@@ -37,6 +38,9 @@ __all__ = [
     "ResetPosition",
     "RestartPolicy",
     "SinkSpec",
+    "SkipEvent",
+    "SkipEventPosition",
+    "SkipStatus",
     "SnapshotRequest",
     "SourceSpec",
     "SyncTask",
@@ -48,6 +52,7 @@ __all__ = [
 ]
 
 TABLE_GLOB = r"^[^.\s]+\.[^.\s]+$"
+TABLE_GLOB_MESSAGE = "must be a database.table glob: one '.', no spaces, * and ? as wildcards"
 # Kafka topic names: letters, digits, '.', '_' and '-' (and not '.' or '..' alone).
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]+$"
 # The placeholders a topic template may hold (ferry_runtime.rules.topic replaces them).
@@ -55,9 +60,6 @@ TOPIC_PLACEHOLDERS = ("{database}", "{table}")
 # A MySQL identifier as Ferry writes it (database, table or column): 1-64 characters, no
 # backquote (quoting), no NUL, no trailing space (MySQL refuses one).
 IDENTIFIER_PATTERN = r"^[^`\x00]*[^`\x00 ]$"
-# A resource quantity (cpu: 500m, memory: 1Gi), as Kubernetes parses it.
-_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
-QUANTITY_PATTERN = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
 # A label value (nodeSelector values).
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
@@ -79,6 +81,29 @@ def _topic_rules(field: str) -> dict[str, Any]:
 
 
 IDENTIFIER_MESSAGE = "must be a MySQL name: 1-64 characters, no backquote, no trailing space"
+# The same rule for the values of mapping[].columns and the items of mapping[].drop, without a
+# regular expression: such a rule may run mapping's maxItems times the map's maxProperties,
+# and the API server refuses a CRD whose rule could cost more than its budget (measured on
+# v1.34: the regular expression is over it even at 512 columns; these two string tests fit at
+# 1024). The NUL test would not fit as well: it stays a schema pattern (a NUL shows the regex).
+IDENTIFIER_RULE = "!self.contains('`') && !self.endsWith(' ')"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# Columns per mapping entry (InnoDB allows 1017 per table): the most the rule above fits.
+MAX_MAPPED_COLUMNS = 1024
+# Resource names per requests/limits map: isQuantity() costs as if a value could be as long as
+# a whole request (x-kubernetes-int-or-string has no maxLength), so at most 15 fit its budget.
+MAX_RESOURCE_NAMES = 12
+
+
+def _glob_items(field: str) -> dict[str, Any]:
+    """The schema of a list of database.table globs, refusing with a message naming ``field``."""
+    return {
+        "items": {
+            "type": "string",
+            "maxLength": 512,
+            **must_match(TABLE_GLOB, f"{field} entries {TABLE_GLOB_MESSAGE}"),
+        }
+    }
 
 
 def _identifier(field: str, description: str) -> Any:
@@ -102,13 +127,13 @@ class SourceSpec(Model):
         min_length=1,
         max_length=256,
         description="database.table globs to sync (* and ?); default: every table.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        json_schema_extra=_glob_items("source.include"),
     )
     exclude: list[str] | None = Field(
         default=None,
         max_length=256,
         description="database.table globs left out, even when included.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        json_schema_extra=_glob_items("source.exclude"),
     )
     server_id: int | None = Field(
         default=None,
@@ -165,22 +190,25 @@ class Mapping(Model):
     """Renames and drops for the tables matching one glob."""
 
     table: str = Field(
-        pattern=TABLE_GLOB, max_length=512, description="Source tables (database.table glob)."
+        max_length=512,
+        description="Source tables (database.table glob).",
+        json_schema_extra=must_match(TABLE_GLOB, f"mapping[].table {TABLE_GLOB_MESSAGE}"),
     )
     target: str | None = _identifier(
         "mapping[].target", "New table name (1-64 characters, no backquote)."
     )
     columns: dict[str, str] | None = Field(
         default=None,
-        max_length=4096,
+        max_length=MAX_MAPPED_COLUMNS,
         description="Column renames: old → new (new names: 1-64 characters, no backquote).",
         json_schema_extra={
-            "maxProperties": 4096,
+            "maxProperties": MAX_MAPPED_COLUMNS,
             "additionalProperties": {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": IDENTIFIER_PATTERN,
+                "pattern": NO_NUL_PATTERN,
+                **cel((IDENTIFIER_RULE, f"mapping[].columns values {IDENTIFIER_MESSAGE}")),
             },
         },
     )
@@ -193,7 +221,8 @@ class Mapping(Model):
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 64,
-                "pattern": IDENTIFIER_PATTERN,
+                "pattern": NO_NUL_PATTERN,
+                **cel((IDENTIFIER_RULE, f"mapping[].drop entries {IDENTIFIER_MESSAGE}")),
             }
         },
     )
@@ -210,6 +239,14 @@ class Performance(Model):
     )
     snapshot_chunk_size: int | None = Field(
         default=None, ge=1, le=1_000_000, description="Rows per snapshot chunk; default 10000."
+    )
+    snapshot_parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Connections that read snapshot chunks at once, ahead of the delivery "
+        "(snapshot+cdc; chunks are still delivered in binlog order); default 1. Up to "
+        "snapshotParallelism + 1 chunks are held in the worker's memory.",
     )
 
 
@@ -308,11 +345,16 @@ class WorkerSpec(Model):
                 key: {
                     "type": "object",
                     "description": f"Resource {key}.",
-                    "maxProperties": 32,
-                    # (A CEL rule with a message would exceed the cost budget on a map.)
+                    "maxProperties": MAX_RESOURCE_NAMES,
                     "additionalProperties": {
                         "x-kubernetes-int-or-string": True,
-                        "pattern": QUANTITY_PATTERN,
+                        **cel(
+                            (
+                                "type(self) == int || isQuantity(self)",
+                                f"worker.resources.{key} values must be quantities: a number "
+                                "with an optional suffix (500m, 2, 1.5, 512Mi, 1Gi)",
+                            )
+                        ),
                     },
                 }
                 for key in ("requests", "limits")
@@ -334,7 +376,15 @@ class WorkerSpec(Model):
         description="Pod nodeSelector (label values: at most 63 characters).",
         json_schema_extra={
             "maxProperties": 64,
-            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": 63,
+                **must_match(
+                    LABEL_VALUE,
+                    "worker.nodeSelector values must be label values: at most 63 letters, "
+                    "digits, '-', '_' and '.', starting and ending with a letter or digit",
+                ),
+            },
         },
     )
     tolerations: list[dict[str, Any]] | None = Field(
@@ -354,14 +404,87 @@ class ResetPosition(Model):
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
 
+# One MariaDB GTID: domain-server-sequence.
+ONE_GTID_PATTERN = r"^[0-9]{1,10}-[0-9]{1,10}-[0-9]{1,20}$"
+
+
+class SkipEventPosition(Model):
+    """One binlog event: {file, pos} of a row event, or {gtid} of a transaction."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "has(self.file) != has(self.gtid)",
+                "spec.skipEvent.position is exactly one of {file, pos} or {gtid}",
+            ),
+            (
+                "has(self.file) == has(self.pos)",
+                "spec.skipEvent.position: file and pos go together",
+            ),
+        )
+    )
+
+    file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Binlog file of the row event, e.g. binlog.000042.",
+        json_schema_extra=cel(
+            (
+                matches(BINLOG_FILE_PATTERN),
+                "spec.skipEvent.position.file must be a binlog file name such as "
+                "binlog.000042, never a path",
+            )
+        ),
+    )
+    pos: int | None = Field(
+        default=None,
+        ge=4,
+        description="The row event's position as Ferry reports it (status.lastErrors[]."
+        "position of a PoisonRow): the offset right after the event, mysqlbinlog's "
+        "end_log_pos.",
+    )
+    gtid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="One MariaDB GTID (domain-server-sequence, e.g. 0-1-100): every row "
+        "event of that transaction is skipped.",
+        json_schema_extra=must_match(
+            ONE_GTID_PATTERN,
+            "spec.skipEvent.position.gtid must be one MariaDB GTID, domain-server-sequence "
+            "(e.g. 0-1-100), not a list",
+        ),
+    )
+
+    def to_worker(self) -> dict[str, Any]:
+        """The shape ferry_runtime.config.SkipEvent's position accepts."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class SkipEvent(Model):
+    """Skip one binlog event, once per nonce (GitOps-safe: re-applying does nothing)."""
+
+    position: SkipEventPosition = Field(
+        description="The event: {file, pos} as a PoisonRow error shows it, or {gtid}."
+    )
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+
 class SnapshotRequest(Model):
     """Snapshot tables again while the binlog keeps flowing, once per nonce."""
 
     tables: list[str] = Field(
         min_length=1,
         max_length=256,
-        description="database.table globs of the selected tables to read again.",
-        json_schema_extra={"items": {"type": "string", "pattern": TABLE_GLOB, "maxLength": 512}},
+        description="database.table globs of the selected tables to read again (or, with "
+        "cancel, whose re-read to stop).",
+        json_schema_extra=_glob_items("snapshotRequest.tables"),
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Stop re-reading these tables (a re-read started by an earlier nonce): "
+        "their rows delivered so far stand, and their changes stream on.",
     )
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
@@ -458,6 +581,11 @@ class SyncTaskSpec(TaskFields):
     )
     snapshot_request: SnapshotRequest | None = Field(
         default=None, description="Snapshot tables again while streaming, once per nonce."
+    )
+    skip_event: SkipEvent | None = Field(
+        default=None,
+        description="Skip one binlog event (e.g. a poison row that stops the task), once per "
+        "nonce; status.lastSkip and an EventSkipped Event record it.",
     )
 
 
@@ -565,6 +693,21 @@ class ErrorEntry(Model):
     )
 
 
+class SkipStatus(Model):
+    """The last skipEvent the worker applied (kept in its checkpoint)."""
+
+    nonce: str | None = Field(default=None, description="The skipEvent's nonce.")
+    position: str | None = Field(
+        default=None, description="file:pos of the row event skipped (the last, for a GTID)."
+    )
+    gtid: str | None = Field(default=None, description="Its transaction's GTID, when known.")
+    table: str | None = Field(default=None, description="The table(s) of the skipped event(s).")
+    events: int | None = Field(default=None, description="Row events skipped.")
+    time: str | None = Field(
+        default=None, description="When.", json_schema_extra={"format": "date-time"}
+    )
+
+
 class WorkerPodStatus(Model):
     """Operator-owned: the newest worker pod and the restarts of all of them."""
 
@@ -605,7 +748,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastStartTime, workerPod. Worker-owned: the rest."""
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastStartTime, workerPod. Worker-owned:
+    the rest."""
 
     phase: (
         Literal["Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"]
@@ -627,6 +771,11 @@ class SyncTaskStatus(Model):
     )
     last_reset_nonce: str | None = Field(default=None, description="The reset applied last.")
     last_restart_nonce: str | None = Field(default=None, description="The restart done last.")
+    last_skip_nonce: str | None = Field(
+        default=None,
+        description="The skip (status.lastSkip) the operator has announced with an "
+        "EventSkipped Event.",
+    )
     last_start_time: str | None = Field(
         default=None,
         description="When the operator last started the worker (create, resume, new config, "
@@ -654,6 +803,11 @@ class SyncTaskStatus(Model):
     )
     last_errors: list[ErrorEntry] | None = Field(
         default=None, description="The newest 10.", json_schema_extra=_NULLABLE
+    )
+    last_skip: SkipStatus | None = Field(
+        default=None,
+        description="The last spec.skipEvent applied: what was skipped, where and when.",
+        json_schema_extra=_NULLABLE,
     )
     worker_pod: WorkerPodStatus | None = Field(
         default=None,

@@ -1,7 +1,7 @@
 """Exit codes of ``kubectl ferry`` and the exceptions that carry them.
 
 Scripts can rely on the codes: 0 ok (including "nothing to change"), 1 an error,
-2 bad usage, 3 the task or revision does not exist.
+2 bad usage, 3 the task, template or revision does not exist.
 
     PluginError (exit 1)
     ├── UsageError (exit 2)
@@ -39,6 +39,6 @@ class UsageError(PluginError):
 
 
 class NotFoundError(PluginError):
-    """The named SyncTask or config revision does not exist."""
+    """The named SyncTask, TaskTemplate or config revision does not exist."""
 
     exit_code = EXIT_NOT_FOUND

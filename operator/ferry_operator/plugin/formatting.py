@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ferry_operator.plugin import revisions
+from ferry_operator.plugin.errors import NotFoundError
 from ferry_runtime.status import position_display
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "bar",
     "duration",
     "eta",
+    "find_table",
     "history_table",
     "list_table",
     "percent",
@@ -29,6 +31,7 @@ __all__ = [
     "stats_table",
     "status_panel",
     "table",
+    "table_progress",
     "updated",
 ]
 
@@ -199,6 +202,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"Counters:     events {counters.get('events', 0)}, errors {counters.get('errors', 0)}, "
         f"restarts {counters.get('restarts', 0)}",
         f"Heartbeat:    {status.get('heartbeatTime') or NONE} ({updated(status, now)})",
+        *_skip_line(status.get("lastSkip")),
         "",
         "Conditions:",
     ]
@@ -223,6 +227,20 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
     if not errors:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _skip_line(skip: Any) -> list[str]:
+    """``Last skip:`` (spec.skipEvent applied), or nothing when no event was ever skipped."""
+    if not isinstance(skip, dict) or not skip.get("nonce"):
+        return []
+    events = skip.get("events") or 0
+    what = f"{events} row event{'s' if events != 1 else ''}"
+    of = f" of {skip['table']}" if skip.get("table") else ""
+    gtid = f", GTID {skip['gtid']}" if skip.get("gtid") else ""
+    return [
+        f"Last skip:    {skip.get('position') or NONE} ({what}{of}{gtid}) at "
+        f"{skip.get('time') or NONE}, nonce {skip['nonce']}"
+    ]
 
 
 def bar(fraction: float, width: int = 30) -> str:
@@ -271,6 +289,43 @@ def progress_view(task: dict[str, Any], by_table: bool, now: datetime) -> str:
         ]
         lines += ["", table(["TABLE", "PROGRESS", "%", "ROWS", "STATE"], rows)] if rows else []
     return "\n".join(lines)
+
+
+def find_table(task: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The ``status.progress.tables`` entry for ``name`` (``db.table``, or a table name that
+    only one database has); None while the task reports no progress at all. A name that is
+    not among the reported tables is a NotFoundError listing them."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    tables = [t for t in (status.get("progress") or {}).get("tables") or [] if isinstance(t, dict)]
+    if not tables:
+        return None
+    exact = [t for t in tables if t.get("name") == name]
+    short = [t for t in tables if str(t.get("name", "")).split(".", 1)[-1] == name]
+    found = exact or (short if len(short) == 1 else [])
+    if found:
+        return found[0]
+    known = ", ".join(str(t.get("name", NONE)) for t in tables)
+    hint = f" ({name!r} is in several databases: use db.table)" if len(short) > 1 else ""
+    raise NotFoundError(
+        f"table {name!r} is not in the snapshot progress of SyncTask "
+        f"{meta.get('name', NONE)!r}{hint} (tables: {known})"
+    )
+
+
+def table_progress(task: dict[str, Any], name: str, now: datetime) -> str:
+    """``kubectl ferry progress NAME --table T``: that table's one line."""
+    meta, status = task.get("metadata") or {}, task.get("status") or {}
+    entry = find_table(task, name)
+    if entry is None:
+        phase = status.get("phase") or "Pending"
+        return f"{meta.get('name', NONE)}: {phase}, no snapshot progress reported"
+    done, total = entry.get("rowsDone"), entry.get("rowsTotal")
+    fraction = _fraction(done, total)
+    return (
+        f"{entry.get('name', NONE)}  {entry.get('state') or NONE}  {bar(fraction, 20)} "
+        f"{fraction * 100:5.1f}%  rows {done if done is not None else NONE}"
+        f"/{total if total is not None else NONE}  ({updated(status, now)})"
+    )
 
 
 def history_table(items: Sequence[revisions.Revision], current: int | None, now: datetime) -> str:

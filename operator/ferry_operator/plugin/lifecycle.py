@@ -1,9 +1,10 @@
 """Decide the spec merge patch for each lifecycle verb, or that nothing needs to change.
 
 Pure functions of the task's current spec. Every change is a patch of ``spec`` fields
-only (``paused``, ``resumeAt``, ``restartNonce``, ``resetPosition``): the operator acts on
-those, exactly as it would on a ``kubectl apply`` of the same fields. A verb whose
-effect is already in place returns no patch, so a repeated call writes nothing.
+only (``paused``, ``resumeAt``, ``restartNonce``, ``resetPosition``, ``skipEvent``,
+``snapshotRequest``): the
+operator acts on those, exactly as it would on a ``kubectl apply`` of the same fields. A
+verb whose effect is already in place returns no patch, so a repeated call writes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import Any
 
 from ferry_operator.plugin import mergepatch
 
-__all__ = ["Change", "pause", "reset_position", "restart", "resume"]
+__all__ = [
+    "Change",
+    "pause",
+    "reset_position",
+    "restart",
+    "resume",
+    "skip_event",
+    "snapshot_request",
+]
 
 
 @dataclass(frozen=True)
@@ -69,4 +78,33 @@ def reset_position(spec: dict[str, Any], to: dict[str, Any], nonce: str) -> Chan
     patch = mergepatch.diff(current if isinstance(current, dict) else {}, target)
     return Change(
         _spec_patch({"resetPosition": patch}), f"position reset requested (nonce {nonce})"
+    )
+
+
+def skip_event(spec: dict[str, Any], position: dict[str, Any], nonce: str) -> Change:
+    """``skipEvent: {position, nonce}``: the worker skips that event once per distinct nonce."""
+    target = {"position": position, "nonce": nonce}
+    current = spec.get("skipEvent")
+    if current == target:
+        return Change(None, f"skipEvent with nonce {nonce!r} is already set; nothing to do")
+    patch = mergepatch.diff(current if isinstance(current, dict) else {}, target)
+    where = position.get("gtid") or f"{position.get('file')}:{position.get('pos')}"
+    return Change(_spec_patch({"skipEvent": patch}), f"skip of {where} requested (nonce {nonce})")
+
+
+def snapshot_request(
+    spec: dict[str, Any], tables: list[str], nonce: str, cancel: bool = False
+) -> Change:
+    """``snapshotRequest: {tables, nonce[, cancel]}``: the worker reads those tables again
+    while streaming (or stops re-reading them) once per distinct nonce."""
+    # cancel always spelled out: the API server defaults it to false.
+    target: dict[str, Any] = {"tables": tables, "cancel": cancel, "nonce": nonce}
+    current = spec.get("snapshotRequest")
+    if current == target:
+        return Change(None, f"snapshotRequest with nonce {nonce!r} is already set; nothing to do")
+    # The whole request is replaced: a merge would keep an old cancel: true.
+    what = "cancel of the re-read" if cancel else "re-snapshot"
+    return Change(
+        _spec_patch({"snapshotRequest": target}),
+        f"{what} of {', '.join(tables)} requested (nonce {nonce})",
     )

@@ -1,8 +1,10 @@
 """Parse what people type for positions and times, and make nonces.
 
 ``--to`` takes ``FILE:POS`` (``binlog.000042:1234``), ``gtid:SET``, an RFC 3339 time,
-``earliest`` or ``latest`` and returns the SyncTask's position shape. ``--resume-at``
-takes an RFC 3339 time or a duration from now (``30m``, ``2h``, ``1d``).
+``earliest`` or ``latest`` and returns the SyncTask's position shape. ``skip`` takes
+``--position FILE:POS`` (as status.lastErrors shows a poison row's) or ``--gtid GTID`` (one
+MariaDB GTID). ``--resume-at`` takes an RFC 3339 time or a duration from now (``30m``,
+``2h``, ``1d``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ __all__ = [
     "format_time",
     "new_nonce",
     "parse_age",
+    "parse_duration",
+    "parse_event_gtid",
+    "parse_event_position",
     "parse_position",
     "parse_resume_at",
     "parse_time",
 ]
 
 _FILE_POS = re.compile(r"^(?P<file>[^:\s]+):(?P<pos>\d+)$")
+# A binlog file name (never a path), as the CRD's schema allows it.
+_BINLOG_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.[0-9]{6,}$")
+_ONE_GTID = re.compile(r"^\d{1,10}-\d{1,10}-\d{1,20}$")
 _RELATIVE = re.compile(r"^\+?(?P<amount>\d+)(?P<unit>s|m|h|d)$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _POSITION_HELP = "FILE:POS (binlog.000042:1234), gtid:SET, an RFC 3339 time, earliest or latest"
@@ -67,6 +75,36 @@ def parse_position(text: str) -> dict[str, Any]:
     raise UsageError(f"--to {text!r} is not a position; use {_POSITION_HELP}")
 
 
+def parse_event_position(text: str) -> dict[str, Any]:
+    """``--position FILE:POS`` of ``skip``: ``spec.skipEvent.position`` as ``{file, pos}``."""
+    match = _FILE_POS.match(text.strip())
+    if not match:
+        raise UsageError(
+            f"--position {text!r} is not FILE:POS (e.g. binlog.000042:1234, as a PoisonRow "
+            "error in status.lastErrors shows it)"
+        )
+    file, pos = match.group("file"), int(match.group("pos"))
+    if not _BINLOG_FILE.match(file):
+        raise UsageError(
+            f"--position {text!r}: {file!r} is not a binlog file name such as binlog.000042"
+        )
+    if pos < 4:
+        raise UsageError(f"--position {text!r}: a binlog offset starts at 4")
+    return {"file": file, "pos": pos}
+
+
+def parse_event_gtid(text: str) -> dict[str, Any]:
+    """``--gtid GTID`` of ``skip``: one MariaDB GTID, the transaction to skip."""
+    value = text.strip()
+    if value.lower().startswith("gtid:"):
+        value = value[len("gtid:") :].strip()
+    if not _ONE_GTID.match(value):
+        raise UsageError(
+            f"--gtid {text!r} is not one MariaDB GTID (domain-server-sequence, e.g. 0-1-100)"
+        )
+    return {"gtid": value}
+
+
 def parse_resume_at(text: str, now: datetime) -> str:
     """``--resume-at``: an RFC 3339 time or a duration from ``now``; must be in the future."""
     match = _RELATIVE.match(text.strip())
@@ -84,12 +122,17 @@ def parse_resume_at(text: str, now: datetime) -> str:
     return format_time(moment)
 
 
-def parse_age(text: str) -> timedelta:
-    """``--older-than``: a duration (``30s``, ``5m``, ``2h``, ``1d``; ``0s`` for any)."""
+def parse_duration(text: str, flag: str) -> timedelta:
+    """A duration typed after ``flag`` (``30s``, ``5m``, ``2h``, ``1d``; ``0s``)."""
     match = _RELATIVE.match(text.strip())
     if not match:
-        raise UsageError(f"--older-than {text!r} is not a duration (30s, 5m, 2h, 1d)")
+        raise UsageError(f"{flag} {text!r} is not a duration (30s, 5m, 2h, 1d)")
     return timedelta(**{_UNIT[match.group("unit")]: int(match.group("amount"))})
+
+
+def parse_age(text: str) -> timedelta:
+    """``--older-than``: a duration (``30s``, ``5m``, ``2h``, ``1d``; ``0s`` for any)."""
+    return parse_duration(text, "--older-than")
 
 
 def new_nonce(now: datetime) -> str:

@@ -35,7 +35,14 @@ __all__ = [
 
 TASK_LABEL = meta.TASK_LABEL
 # Fields a rollback keeps as they are now: they are actions and links, not configuration.
-LIFECYCLE_FIELDS = ("paused", "resumeAt", "resetPosition", "restartNonce", "templateRef")
+LIFECYCLE_FIELDS = (
+    "paused",
+    "resumeAt",
+    "resetPosition",
+    "restartNonce",
+    "skipEvent",
+    "templateRef",
+)
 
 
 @dataclass(frozen=True)

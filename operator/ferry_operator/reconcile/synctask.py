@@ -73,6 +73,7 @@ OWNED_STATUS = {
     "scheduledResume",
     "lastResetNonce",
     "lastRestartNonce",
+    "lastSkipNonce",
     "lastStartTime",
     "workerPod",
 }
@@ -303,6 +304,9 @@ def _cause(
     old_nonce = (old_spec.get("resetPosition") or {}).get("nonce")
     if spec.reset_position and spec.reset_position.nonce != old_nonce:
         return f"resetPosition (nonce {spec.reset_position.nonce})"
+    old_skip = (old_spec.get("skipEvent") or {}).get("nonce")
+    if spec.skip_event and spec.skip_event.nonce != old_skip:
+        return f"skipEvent (nonce {spec.skip_event.nonce})"
     for older in reversed(observed.revisions[:-1]):
         if (older["metadata"].get("annotations") or {}).get(meta.CONFIG_HASH) == digest:
             return f"rollback to r{_revision_number(older)}"
@@ -337,7 +341,13 @@ def _finish(
     resume_at: datetime | None,
 ) -> Plan:
     status = _status_base(observed)
-    kept = ("configRevision", "lastResetNonce", "lastRestartNonce", "lastStartTime")
+    kept = (
+        "configRevision",
+        "lastResetNonce",
+        "lastRestartNonce",
+        "lastSkipNonce",
+        "lastStartTime",
+    )
     fields = {**{k: status.get(k) for k in kept}, **fields}
     if fields.get("lastStartTime"):
         status["lastStartTime"] = fields["lastStartTime"]
@@ -517,7 +527,25 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         events.append(("Normal", "Restarted", f"restarted the worker (nonce {spec.restart_nonce})"))
     if not paused and status.get("phase") == "Paused":
         events.append(("Normal", "Resumed", "the worker runs again"))
+    skipped = _skip_announcement(status)
+    if skipped is not None:
+        fields["lastSkipNonce"], message = skipped
+        events.append(("Normal", "EventSkipped", message))
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
+
+
+def _skip_announcement(status: dict[str, Any]) -> tuple[str, str] | None:
+    """The worker's status.lastSkip not announced yet: (its nonce, the Event's message)."""
+    last = status.get("lastSkip") or {}
+    nonce = last.get("nonce")
+    if not nonce or nonce == status.get("lastSkipNonce"):
+        return None
+    events = last.get("events") or 0
+    what = f"{events} row event{'s' if events != 1 else ''}"
+    of = f" of {last['table']}" if last.get("table") else ""
+    gtid = f" (GTID {last['gtid']})" if last.get("gtid") else ""
+    where = last.get("position") or "?"
+    return nonce, f"skipped {what}{of} at {where}{gtid} once (spec.skipEvent nonce {nonce})"
 
 
 def _pod_identity(deployment: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:

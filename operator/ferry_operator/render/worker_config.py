@@ -61,7 +61,7 @@ class SecretVolume:
     mount_path: str
 
 
-def _tls_volumes(role: str, tls: TLSFiles | None) -> list[SecretVolume]:
+def _tls_volumes(role: str, tls: TLSFiles | None, tls_dir: str) -> list[SecretVolume]:
     """The Secret volumes for one client (role: source or sink)."""
     out: list[SecretVolume] = []
     if tls is None:
@@ -69,7 +69,7 @@ def _tls_volumes(role: str, tls: TLSFiles | None) -> list[SecretVolume]:
     if tls.ca_secret_ref is not None:
         ref = tls.ca_secret_ref
         out.append(
-            SecretVolume(f"{role}-ca", ref.name, ((ref.key, CA_FILE),), f"{TLS_DIR}/{role}/ca")
+            SecretVolume(f"{role}-ca", ref.name, ((ref.key, CA_FILE),), f"{tls_dir}/{role}/ca")
         )
     if tls.client_cert_secret_ref is not None:
         out.append(
@@ -77,32 +77,32 @@ def _tls_volumes(role: str, tls: TLSFiles | None) -> list[SecretVolume]:
                 f"{role}-client",
                 tls.client_cert_secret_ref.name,
                 ((CERT_FILE, CERT_FILE), (KEY_FILE, KEY_FILE)),
-                f"{TLS_DIR}/{role}/client",
+                f"{tls_dir}/{role}/client",
             )
         )
     return out
 
 
-def _tls_config(role: str, tls: TLSFiles | None, mode: str) -> dict[str, Any]:
+def _tls_config(role: str, tls: TLSFiles | None, mode: str, tls_dir: str) -> dict[str, Any]:
     """The worker config's tls block for one client: the mode and file paths, no content."""
     out: dict[str, Any] = {"mode": mode}
     if tls is not None and tls.ca_secret_ref is not None:
-        out["caFile"] = f"{TLS_DIR}/{role}/ca/{CA_FILE}"
+        out["caFile"] = f"{tls_dir}/{role}/ca/{CA_FILE}"
     if tls is not None and tls.client_cert_secret_ref is not None:
-        out["certFile"] = f"{TLS_DIR}/{role}/client/{CERT_FILE}"
-        out["keyFile"] = f"{TLS_DIR}/{role}/client/{KEY_FILE}"
+        out["certFile"] = f"{tls_dir}/{role}/client/{CERT_FILE}"
+        out["keyFile"] = f"{tls_dir}/{role}/client/{KEY_FILE}"
     return out
 
 
-def _mysql_tls(role: str, endpoint: Any) -> dict[str, Any]:
+def _mysql_tls(role: str, endpoint: Any, tls_dir: str) -> dict[str, Any]:
     tls = endpoint.tls
-    return {} if tls is None else {"tls": _tls_config(role, tls, tls.mode)}
+    return {} if tls is None else {"tls": _tls_config(role, tls, tls.mode, tls_dir)}
 
 
-def _kafka_tls(kafka: Any) -> dict[str, Any]:
+def _kafka_tls(kafka: Any, tls_dir: str) -> dict[str, Any]:
     if not kafka.security_protocol.endswith("SSL") or kafka.tls is None:
         return {}
-    return {"tls": _tls_config("sink", kafka.tls, "verify-identity")}
+    return {"tls": _tls_config("sink", kafka.tls, "verify-identity", tls_dir)}
 
 
 def effective_spec(task: SyncTask, template: TaskTemplate | None) -> SyncTaskSpec:
@@ -133,7 +133,7 @@ def _server_id(key: str) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**31 - 2) + 2
 
 
-def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, Any]:
+def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector], tls_dir: str) -> dict[str, Any]:
     sink = spec.sink
     if sink is None or (sink.kafka is None) == (sink.mysql is None):
         raise InvalidSpec("spec.sink needs exactly one of kafka and mysql")
@@ -144,7 +144,7 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, 
         out: dict[str, Any] = {
             "bootstrapServers": kafka.bootstrap_servers,
             "securityProtocol": kafka.security_protocol,
-            **_kafka_tls(kafka),
+            **_kafka_tls(kafka, tls_dir),
             **sink.kafka.model_dump(by_alias=True, exclude_none=True),
         }
         if kafka.sasl is not None:
@@ -162,7 +162,7 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> dict[str, 
             "port": mysql.port,
             "user": mysql.user,
             "passwordEnv": SINK_PASSWORD,
-            **_mysql_tls("sink", mysql),
+            **_mysql_tls("sink", mysql, tls_dir),
             **sink.mysql.model_dump(by_alias=True, exclude_none=True),
         }
     }
@@ -175,8 +175,10 @@ def render_worker_config(
     *,
     report_to_kubernetes: bool = True,
     reporting_port: int = 8080,
+    tls_dir: str = TLS_DIR,
 ) -> WorkerConfig:
-    """The worker config for ``task``; raises a RenderError subclass naming the field."""
+    """The worker config for ``task``; raises a RenderError subclass naming the field.
+    Certificate paths are under ``tls_dir`` (where :func:`secret_volumes` puts them)."""
     spec = effective_spec(task, template)
     meta = task.metadata
     source_ref = (
@@ -194,9 +196,9 @@ def render_worker_config(
             "user": source.user,
             "passwordEnv": SOURCE_PASSWORD,
             "serverId": (spec.source and spec.source.server_id) or _server_id(identity_key),
-            **_mysql_tls("source", source),
+            **_mysql_tls("source", source, tls_dir),
         },
-        "sink": _sink(spec, connectors),
+        "sink": _sink(spec, connectors, tls_dir),
         "reporting": {"port": reporting_port},
     }
     for key in ("include", "exclude"):
@@ -222,6 +224,11 @@ def render_worker_config(
         }
     if spec.snapshot_request is not None:
         data["snapshotRequest"] = dumped["snapshotRequest"]
+    if spec.skip_event is not None:
+        data["skipEvent"] = {
+            "position": spec.skip_event.position.to_worker(),
+            "nonce": spec.skip_event.nonce,
+        }
     if report_to_kubernetes:
         data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
     try:
@@ -271,20 +278,22 @@ def secret_env(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[
     return out
 
 
-def secret_volumes(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[SecretVolume]:
-    """The Secrets the worker mounts as files: CA bundles and client certificates (the config
-    names the paths; the content never enters a ConfigMap)."""
+def secret_volumes(
+    spec: SyncTaskSpec, connectors: Mapping[str, Connector], tls_dir: str = TLS_DIR
+) -> list[SecretVolume]:
+    """The Secrets the worker mounts as files under ``tls_dir``: CA bundles and client
+    certificates (the config names the paths; the content never enters a ConfigMap)."""
     out: list[SecretVolume] = []
     if spec.source and spec.source.connector_ref:
         found = connectors.get(spec.source.connector_ref.name)
         if found and found.spec.mysql:
-            out += _tls_volumes("source", found.spec.mysql.tls)
+            out += _tls_volumes("source", found.spec.mysql.tls, tls_dir)
     if spec.sink and spec.sink.connector_ref:
         found = connectors.get(spec.sink.connector_ref.name)
         if found and found.spec.mysql:
-            out += _tls_volumes("sink", found.spec.mysql.tls)
+            out += _tls_volumes("sink", found.spec.mysql.tls, tls_dir)
         if found and found.spec.kafka and found.spec.kafka.security_protocol.endswith("SSL"):
-            out += _tls_volumes("sink", found.spec.kafka.tls)
+            out += _tls_volumes("sink", found.spec.kafka.tls, tls_dir)
     return out
 
 

@@ -352,7 +352,8 @@ class MySQLSink:
                 cursor.execute("ROLLBACK TO SAVEPOINT ferry_row")
                 detail = errors.scrub(str(error.args[-1] if error.args else error))
                 reason = f"the target refused a row of {item.name}: {detail}"
-                message = self.on_poison(errors.PoisonRow(reason, item.name, item.position))
+                poison = errors.PoisonRow(reason, item.name, item.position, item.op == "read")
+                message = self.on_poison(poison)
                 if message is not None and self.dead_letters:
                     letter = self._letter(DeadLetter(item.name, item.position, message))
                     cursor.execute(letter.sql, letter.args)

@@ -12,6 +12,10 @@ Row values are decoded by :mod:`ferry_runtime.source.rows` (a generated decoder 
 several times faster than the library's); a table it cannot decode exactly is decoded by
 the library and converted by :mod:`ferry_runtime.types`, and so is any single event our
 decoder rejects, so that bad data fails or dead-letters exactly as before.
+
+A pending spec.skipEvent comes as a :class:`ferry_runtime.skip.Matcher`: the row event(s) it
+names are left out before they are decoded, and their transaction carries a
+:class:`ferry_runtime.skip.Skipped` so that the worker commits the skip with it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from ferry_runtime import errors, types
+from ferry_runtime import errors, skip, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
 from ferry_runtime.source import mysql, positions, rows
@@ -56,6 +60,7 @@ class Transaction:
     ts: int  # source timestamp, epoch seconds
     read_at: float = 0.0  # monotonic time its first event was read
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (table, message)
+    skipped: skip.Skipped | None = None  # a skipEvent left row events of it out
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,10 @@ class BinlogReader:
         on_poison: PoisonHandler,
         budget: RowBudget | None = None,
         fast_rows: bool = True,
+        skip_event: skip.Matcher | None = None,
     ) -> None:
         self.config = config
+        self.skip = skip_event  # a pending spec.skipEvent
         self.fast_rows = fast_rows  # our per-table row decoders (False: the library's)
         self.start_position = start
         self.out = out
@@ -199,6 +206,9 @@ class BinlogReader:
         read_at = 0.0
         in_transaction = False
         gtid: positions.Gtid | None = None  # of the transaction being read
+        matcher = self.skip
+        skipping = False  # the transaction being read is a skipEvent's {gtid}
+        skipped: list[tuple[str, str]] = []  # (table, position) of row events left out
 
         def after(position: dict[str, Any]) -> dict[str, Any]:
             """The position after a transaction; ends it."""
@@ -209,6 +219,17 @@ class BinlogReader:
             if gtid is not None:
                 gtids[gtid.domain] = gtid
             return {**position, "gtid": ",".join(str(g) for _, g in sorted(gtids.items()))}
+
+        def left_out(end: dict[str, Any]) -> skip.Skipped | None:
+            """What a skipEvent left out of the transaction ending at ``end``; resets it."""
+            nonlocal skipping, skipped
+            if not (skipping or skipped):
+                return None
+            where = skipped[-1][1] if skipped else f"{end['file']}:{end['pos']}"
+            tables = tuple(dict.fromkeys(table for table, _ in skipped))
+            found = skip.Skipped(where, str(gtid) if gtid else None, tables, len(skipped))
+            skipping, skipped = False, []
+            return found
 
         try:
             while not self._stop.is_set():
@@ -224,13 +245,24 @@ class BinlogReader:
                 elif isinstance(event, MariadbGtidEvent):
                     in_transaction = True
                     gtid = positions.Gtid(event.domain_id, event.server_id, event.gtid_seq_no)
+                    skipping = matcher is not None and matcher.transaction(gtid)
                 elif isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
-                    if not changes:
-                        read_at = time.monotonic()
-                    self._rows(event, position, schemas, changes, dead)
+                    if skipping or (
+                        matcher is not None
+                        and matcher.row_event(
+                            position["file"], position["pos"], _start(event, position["pos"])
+                        )
+                    ):  # left out undecoded: a poison row is never converted
+                        where = f"{position['file']}:{position['pos']}"
+                        skipped.append((f"{event.schema}.{event.table}", where))
+                    else:
+                        if not changes:
+                            read_at = time.monotonic()
+                        self._rows(event, position, schemas, changes, dead)
                 elif isinstance(event, XidEvent):
+                    end = after(position)
                     self._commit(
-                        changes, after(position), event.timestamp, event.xid, dead, read_at
+                        changes, end, event.timestamp, event.xid, dead, read_at, left_out(end)
                     )
                     changes, dead = [], []
                 elif isinstance(event, QueryEvent):
@@ -238,7 +270,10 @@ class BinlogReader:
                     if query == "BEGIN":
                         changes, dead = [], []
                     elif query == "COMMIT":  # non-transactional engines
-                        self._commit(changes, after(position), event.timestamp, None, dead, read_at)
+                        end = after(position)
+                        self._commit(
+                            changes, end, event.timestamp, None, dead, read_at, left_out(end)
+                        )
                         changes, dead = [], []
                     else:  # DDL: its own boundary; forget what we knew of the schema
                         schema = (
@@ -248,9 +283,12 @@ class BinlogReader:
                         )
                         schemas.forget(schema or None)
                         self._plans.clear()
+                        end = after(position)
                         self._commit(
-                            [], after(position), event.timestamp, None, [], time.monotonic()
+                            [], end, event.timestamp, None, [], time.monotonic(), left_out(end)
                         )
+                if matcher is not None:
+                    matcher.reached(position["file"], position["pos"])
         finally:
             stream.close()
 
@@ -262,13 +300,14 @@ class BinlogReader:
         xid: int | None,
         dead: list[tuple[str, str]],
         read_at: float,
+        skipped: skip.Skipped | None = None,
     ) -> None:
         for change in changes:
             change.xid = xid
         if changes:
             changes[-1].commit = True
         if self.budget.acquire(len(changes), self._stop):  # the sink releases on take
-            self._put(Transaction(changes, position, ts, read_at, dead))
+            self._put(Transaction(changes, position, ts, read_at, dead, skipped))
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""
@@ -374,3 +413,9 @@ def _convert(
     for name, convert in converters:
         values[name] = convert(values[name])
     return values
+
+
+def _start(event: Any, end: int) -> int | None:
+    """Where a row event starts: its end less its size (header and checksum included)."""
+    size = getattr(getattr(event, "packet", None), "event_size", None)
+    return end - size if isinstance(size, int) else None

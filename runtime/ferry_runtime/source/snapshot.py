@@ -20,17 +20,19 @@ delivered, which is exact only if the table did not change in between (documente
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+import pymysql.converters
+from pymysql.constants import FIELD_TYPE
 
 from ferry_runtime import errors, types
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema, quote
 
-__all__ = ["Chunk", "Snapshot"]
+__all__ = ["TEXT_CONVERSIONS", "Chunk", "Snapshot"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,34 @@ def _sql_value(column: types.Column, value: Any) -> Any:
     if column.kind == "binary" and isinstance(value, str):
         return base64.b64decode(value)
     return value
+
+
+def _convert(table: TableSchema, raw: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows as JSON values by column name (the converters looked up once per batch)."""
+    names = [column.name for column in table.columns]
+    converters = [types.converter(column) for column in table.columns]
+    return [
+        dict(zip(names, [f(value) for f, value in zip(converters, row, strict=True)], strict=True))
+        for row in raw
+    ]
+
+
+# A connection that reads rows: DECIMAL, DATE, TIME, DATETIME and TIMESTAMP come as the
+# server's text, which is already their JSON value (PyMySQL would parse them into objects
+# that Ferry formats back into the same text: about half of a row's cost).
+TEXT_CONVERSIONS: dict[Any, Any] = {
+    key: value
+    for key, value in pymysql.converters.conversions.items()
+    if key
+    not in (
+        FIELD_TYPE.DECIMAL,
+        FIELD_TYPE.NEWDECIMAL,
+        FIELD_TYPE.DATE,
+        FIELD_TYPE.TIME,
+        FIELD_TYPE.DATETIME,
+        FIELD_TYPE.TIMESTAMP,
+    )
+}
 
 
 class Snapshot:
@@ -97,18 +127,82 @@ class Snapshot:
     def end(self) -> None:
         self._execute("COMMIT")
 
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
     def read_chunk(
         self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The next ``size`` rows of a keyed table after ``after``, read in a consistent
         transaction of their own, and that transaction's binlog position: the rows are the
         table's state at exactly that position."""
+        upto, position = self.open_chunk(table, after, size, read_lock)
+        return self.chunk_rows(table, after, upto), position
+
+    def open_chunk(
+        self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
+    ) -> tuple[list[Any] | None, dict[str, Any]]:
+        """Open the consistent transaction of the chunk after ``after`` and find its last
+        key: the key of the ``size``-th row after ``after`` at this transaction's position,
+        or None when fewer rows are left (the table's last chunk, which runs to its end).
+        Returns that key and the position; :meth:`chunk_rows` reads the rows and ends the
+        transaction. A chunk is the key range (after, upto], whatever rows it holds."""
         position = self.begin(read_lock)
         try:
-            rows = [self._convert(table, row) for row in self._keyset(table, after, size)]
+            columns = {c.name: c for c in table.columns}
+            key_sql = ", ".join(quote(name) for name in table.primary_key)
+            selected = ", ".join(_select(columns[name]) for name in table.primary_key)
+            where, args = self._range(table, after, None)
+            source = f"{quote(table.database)}.{quote(table.table)}"
+            found = self._execute(
+                f"SELECT {selected} FROM {source} {where}ORDER BY {key_sql} "
+                f"LIMIT 1 OFFSET {int(size) - 1}",
+                args or None,
+            )
+        except BaseException:
+            self.end()
+            raise
+        if not found:
+            return None, position
+        upto = [
+            types.converter(columns[name])(value)
+            for name, value in zip(table.primary_key, found[0], strict=True)
+        ]
+        return upto, position
+
+    def chunk_rows(
+        self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> list[dict[str, Any]]:
+        """The rows of the key range (after, upto] in the transaction :meth:`open_chunk`
+        opened (None: unbounded), in key order; ends the transaction."""
+        try:
+            names = ", ".join(_select(c) for c in table.columns)
+            source = f"{quote(table.database)}.{quote(table.table)}"
+            key_sql = ", ".join(quote(name) for name in table.primary_key)
+            where, args = self._range(table, after, upto)
+            raw = self._execute(
+                f"SELECT {names} FROM {source} {where}ORDER BY {key_sql}", args or None
+            )
         finally:
             self.end()
-        return rows, position
+        return _convert(table, raw)
+
+    @staticmethod
+    def _range(
+        table: TableSchema, after: list[Any] | None, upto: list[Any] | None
+    ) -> tuple[str, list[Any]]:
+        """``WHERE (pk) > (after) AND (pk) <= (upto) `` (either side left out when None)."""
+        by_name = {c.name: c for c in table.columns}
+        keys = [by_name[name] for name in table.primary_key]
+        key_sql = ", ".join(quote(name) for name in table.primary_key)
+        marks = ", ".join(["%s"] * len(keys))
+        clauses, args = [], []
+        for bound, op in ((after, ">"), (upto, "<=")):
+            if bound is not None:
+                clauses.append(f"({key_sql}) {op} ({marks})")
+                args += [_sql_value(c, v) for c, v in zip(keys, bound, strict=True)]
+        return ("WHERE " + " AND ".join(clauses) + " " if clauses else ""), args
 
     def _keyset(
         self, table: TableSchema, after: list[Any] | None, size: int
@@ -116,16 +210,11 @@ class Snapshot:
         """One page of keyset pagination: up to ``size`` rows with a key above ``after``."""
         names = ", ".join(_select(c) for c in table.columns)
         source = f"{quote(table.database)}.{quote(table.table)}"
-        by_name = {c.name: c for c in table.columns}
-        keys = [by_name[name] for name in table.primary_key]
         key_sql = ", ".join(quote(name) for name in table.primary_key)
-        marks = ", ".join(["%s"] * len(keys))
-        where = f"WHERE ({key_sql}) > ({marks}) " if after is not None else ""
-        args = (
-            None if after is None else [_sql_value(c, v) for c, v in zip(keys, after, strict=True)]
-        )
+        where, args = self._range(table, after, None)
         return self._execute(
-            f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}", args
+            f"SELECT {names} FROM {source} {where}ORDER BY {key_sql} LIMIT {int(size)}",
+            args or None,
         )
 
     def chunks(
@@ -141,7 +230,7 @@ class Snapshot:
             raw = self._keyset(table, after, size)
             if not raw:
                 return
-            rows = [self._convert(table, row) for row in raw]
+            rows = _convert(table, raw)
             after = [rows[-1][name] for name in table.primary_key]
             scanned += len(rows)
             yield Chunk(rows, after, scanned)
@@ -157,14 +246,7 @@ class Snapshot:
                     start = max(0, skip - scanned)
                     scanned += len(batch)
                     if start < len(batch):
-                        rows = [self._convert(table, row) for row in batch[start:]]
+                        rows = _convert(table, batch[start:])
                         yield Chunk(rows, None, scanned)
         except pymysql.err.MySQLError as error:
             raise errors.from_mysql(error, f"snapshot of {table.name}") from None
-
-    @staticmethod
-    def _convert(table: TableSchema, row: tuple[Any, ...]) -> dict[str, Any]:
-        return {
-            column.name: types.converter(column)(value)
-            for column, value in zip(table.columns, row, strict=True)
-        }

@@ -19,6 +19,14 @@ any point resumes on the same rule. An update that moves a row across the bound 
 primary key changed) becomes a delete of the delivered key or an insert of the new one.
 A table without a primary key is covered only when it is finished.
 
+At-least-once delivery has one exception. Records delivered but not yet checkpointed when the
+worker died are visible to consumers, so after such a resume a chunk beyond the checkpoint's
+key may already be out there; its rows are re-read, and re-reading restates updates and
+inserts, but a deleted row is simply absent from the new read. So a resumed at-least-once
+snapshot (``replaying``) lets every delete pass, and an update that moves a key passes as a
+delete of the old key: a consumer may see a delete of a key it never held (a no-op), never a
+row that is gone at the source.
+
 A table read again while streaming (snapshotRequest) is different: the consumer already
 holds every key, so all of its changes pass, and each chunk, delivered at its P right after
 the changes up to P, restates the keys' current values.
@@ -39,9 +47,12 @@ __all__ = ["Coverage"]
 class Coverage:
     """The snapshot's progress as a filter over binlog changes."""
 
-    def __init__(self, progress: SnapshotState, orders: dict[str, KeyOrder]) -> None:
+    def __init__(
+        self, progress: SnapshotState, orders: dict[str, KeyOrder], replaying: bool = False
+    ) -> None:
         self.progress = progress
         self.orders = orders  # keyed tables of the snapshot, by database.table
+        self.replaying = replaying  # resumed at-least-once: rows past the checkpoint may be out
         self._keys = {name: order.key_names for name, order in orders.items()}
 
     def covered(self, name: str, row: dict[str, Any]) -> bool:
@@ -62,14 +73,23 @@ class Coverage:
         for change in changes:
             new = self.covered(change.name, change.data)
             if change.op != "update" or change.old is None:
-                if new:
+                if new or (self.replaying and change.op == "delete"):
                     kept.append(change)
                 continue
             old = self.covered(change.name, change.old)
             if new and old:
                 kept.append(change)
-            elif old:  # moved to a key a later chunk will hold: gone from here
+                continue
+            # A moved key is gone from where it was: from a delivered key, or (replaying)
+            # from one an unconfirmed delivery may have shown.
+            if old or (self.replaying and self._moved(change)):
                 kept.append(dataclasses.replace(change, op="delete", data=change.old, old=None))
-            elif new:  # moved from an unread key to a delivered one: new here
+            if new:  # moved from an unread key to a delivered one: new here
                 kept.append(dataclasses.replace(change, op="insert", old=None))
         return kept
+
+    def _moved(self, change: Change) -> bool:
+        keys = self._keys.get(change.name)
+        if keys is None or change.old is None:
+            return False  # keyless: no key to move
+        return any(change.old[column] != change.data[column] for column in keys)

@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +213,9 @@ def connectors(ferry: Ferry, testenv: Any, kafka_bootstrap: str, mysql_connect: 
 
 
 class Kubelet:
-    """Plays kubelet for a task's worker Deployment: runs its one container as a local
-    process — the config from the mounted ConfigMap, env from the secretKeyRefs, Secret
+    """Plays kubelet for a task's worker Deployment (for tests of operator ↔ worker
+    interplay that need no image; tests/e2e runs the real pods): runs its one container as a
+    local process — the config from the mounted ConfigMap, env from the secretKeyRefs, Secret
     volumes written as files under ``root`` where the Deployment mounts them."""
 
     def __init__(self, ferry: Ferry, testenv: Any, root: Path) -> None:
@@ -282,22 +282,3 @@ def kubelet(ferry: Ferry, testenv: Any, tmp_path: Path) -> Iterator[Kubelet]:
     runner = Kubelet(ferry, testenv, tmp_path)
     yield runner
     runner.stop()
-
-
-@contextmanager
-def source_user(
-    mysql_connect: Callable[..., Any], user: str, password: str, require_ssl: bool = False
-) -> Iterator[tuple[str, str]]:
-    """A MariaDB user of its own holding what a source needs (dropped afterwards), for tests
-    that change or watch its password."""
-    require = " REQUIRE SSL" if require_ssl else ""
-    with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'{require}")
-        cur.execute(
-            f"GRANT SELECT, RELOAD, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'%'"
-        )
-    try:
-        yield user, password
-    finally:
-        with mysql_connect(admin=True) as conn, conn.cursor() as cur:
-            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")

@@ -131,7 +131,7 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         "include-not-database-table",
         TASK,
         _spec(spec__source={"connectorRef": {"name": "db"}, "include": ["orders"]}),
-        ["spec.source.include[0]"],
+        ["spec.source.include[0]", "source.include entries must be a database.table glob"],
     ),
     (
         "resume-at-not-a-time",
@@ -168,7 +168,7 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         "bad-duration",
         TASK,
         _spec(spec__performance={"maxBatchDelay": "fast"}),
-        ["spec.performance.maxBatchDelay"],
+        ["spec.performance.maxBatchDelay", "a number and a unit ms, s, m or h"],
     ),
     (
         "history-limit-zero",
@@ -210,7 +210,7 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         "kafka-bad-bootstrap",
         KAFKA_CONNECTOR,
         _spec(spec__kafka__bootstrapServers="kafka"),
-        ["spec.kafka.bootstrapServers"],
+        ["spec.kafka.bootstrapServers", "must be host:port pairs separated by commas"],
     ),
     (
         "template-unknown-field",
@@ -337,7 +337,49 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         "resources-not-a-quantity",
         TASK,
         _spec(spec__worker={"resources": {"requests": {"cpu": "lots"}}}),
-        ["spec.worker.resources.requests.cpu"],
+        [
+            "spec.worker.resources.requests[cpu]",
+            "worker.resources.requests values must be quantities",
+        ],
+    ),
+    (
+        "resources-limit-not-a-quantity",
+        TASK,
+        _spec(spec__worker={"resources": {"limits": {"memory": "1 GB"}}}),
+        [
+            "spec.worker.resources.limits[memory]",
+            "worker.resources.limits values must be quantities",
+        ],
+    ),
+    (
+        "node-selector-value-not-a-label-value",
+        TASK,
+        _spec(spec__worker={"nodeSelector": {"zone": "eu west"}}),
+        ["spec.worker.nodeSelector[zone]", "worker.nodeSelector values must be label values"],
+    ),
+    (
+        "mapping-table-not-a-glob",
+        TASK,
+        _spec(spec__mapping=[{"table": "orders"}]),
+        ["spec.mapping[0].table", "mapping[].table must be a database.table glob"],
+    ),
+    (
+        "mapping-column-with-backquote",
+        TASK,
+        _spec(spec__mapping=[{"table": "shop.orders", "columns": {"a": "b`c"}}]),
+        ["spec.mapping[0].columns[a]", "mapping[].columns values must be a MySQL name"],
+    ),
+    (
+        "mapping-drop-trailing-space",
+        TASK,
+        _spec(spec__mapping=[{"table": "shop.orders", "drop": ["card_number "]}]),
+        ["spec.mapping[0].drop[0]", "mapping[].drop entries must be a MySQL name"],
+    ),
+    (
+        "snapshot-request-table-not-a-glob",
+        TASK,
+        _spec(spec__snapshotRequest={"tables": ["shop"], "nonce": "s1"}),
+        ["spec.snapshotRequest.tables[0]", "snapshotRequest.tables entries must be a database"],
     ),
     (
         "image-with-a-space",
@@ -401,6 +443,12 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
             spec__kafka__sasl={"mechanism": "GSSAPI", "secretRef": "k"},
         ),
         ["spec.kafka.sasl.mechanism", "Unsupported value", "SCRAM-SHA-512"],
+    ),
+    (
+        "snapshot-parallelism-too-large",
+        TASK,
+        _spec(spec__performance={"snapshotParallelism": 64}),
+        ["spec.performance.snapshotParallelism", "less than or equal to 16"],
     ),
 ]
 
@@ -520,6 +568,8 @@ def test_invalid_manifest_is_refused_naming_the_field(
     message = json.loads(refused.value.body)["message"]
     for text in expected:
         assert text in message, f"{text!r} not in {message}"
+    # Every refusal says what is allowed, in words, never only a regular expression.
+    assert "should match" not in message, message
 
 
 @pytest.mark.parametrize(("case", "base", "edit"), VALID, ids=[c[0] for c in VALID])

@@ -120,9 +120,11 @@ def test_status_holds_the_view_and_the_breakdown(
         "counters",
         "retry",
         "lastErrors",
+        "lastSkip",
         "selectedTables",
         "heartbeatTime",
     }
+    assert body["lastSkip"] is None  # no spec.skipEvent applied
     assert body["retry"] == {"streak": 0, "nextRetryTime": None}
 
     tracker.finish_table("shop.orders")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ferry_operator.plugin import formatting, revisions
+from ferry_operator.plugin.errors import NotFoundError
 
 NOW = datetime(2026, 1, 31, 18, 0, 0, tzinfo=UTC)
 
@@ -215,3 +216,27 @@ def test_stats_counts_every_phase() -> None:
         "Completed": 0,
     }
     assert formatting.stats_table([RUNNING]).splitlines()[-1].split() == ["total", "1"]
+
+
+def test_table_progress_finds_a_table_by_full_or_unique_short_name() -> None:
+    tables = [
+        {"name": "shop.orders", "rowsDone": 30, "rowsTotal": 120, "state": "Running"},
+        {"name": "shop.items", "rowsDone": 5, "rowsTotal": 5, "state": "Done"},
+        {"name": "archive.items", "rowsDone": 0, "rowsTotal": 0, "state": "Pending"},
+    ]
+    snap = task("big", {"phase": "Snapshotting", "progress": {"percent": 20, "tables": tables}})
+    assert formatting.table_progress(snap, "orders", NOW) == (
+        "shop.orders  Running  █████░░░░░░░░░░░░░░░  25.0%  rows 30/120  (never updated)"
+    )
+    assert formatting.table_progress(snap, "archive.items", NOW).startswith(
+        "archive.items  Pending  ░░░░"
+    )
+    with pytest.raises(NotFoundError, match=r"'items' is in several databases: use db\.table"):
+        formatting.table_progress(snap, "items", NOW)
+    with pytest.raises(NotFoundError, match=r"tables: shop\.orders, shop\.items, archive\.items"):
+        formatting.table_progress(snap, "shop.refunds", NOW)
+    fresh = task("new", {"phase": "Pending"})
+    assert formatting.find_table(fresh, "shop.orders") is None
+    assert formatting.table_progress(fresh, "shop.orders", NOW) == (
+        "new: Pending, no snapshot progress reported"
+    )

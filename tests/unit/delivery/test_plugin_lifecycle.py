@@ -63,3 +63,17 @@ def test_merge_patch_diff_round_trips() -> None:
     assert patch == {"b": {"c": 3, "d": [1]}, "e": None, "f": {"g": 0}}
     assert mergepatch.apply(current, patch) == target
     assert mergepatch.diff(target, target) == {}
+
+
+def test_snapshot_request_replaces_the_whole_request_once_per_nonce() -> None:
+    first = lifecycle.snapshot_request({}, ["shop.orders"], "s1")
+    request = {"tables": ["shop.orders"], "cancel": False, "nonce": "s1"}
+    assert first.patch == {"spec": {"snapshotRequest": request}}
+    assert not lifecycle.snapshot_request(
+        {"snapshotRequest": request}, ["shop.orders"], "s1"
+    ).changed
+    cancel = lifecycle.snapshot_request({"snapshotRequest": request}, ["shop.*"], "s2", cancel=True)
+    assert cancel.patch == {
+        "spec": {"snapshotRequest": {"tables": ["shop.*"], "cancel": True, "nonce": "s2"}}
+    }
+    assert "cancel of the re-read of shop.*" in cancel.message

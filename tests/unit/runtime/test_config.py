@@ -64,6 +64,7 @@ def test_yaml_round_trip_is_exact() -> None:
         ({"include": []}, "include"),
         ({"include": ["nodot"]}, "include.0"),
         ({"performance": {"batchSize": -1}}, "performance.batchSize"),
+        ({"performance": {"snapshotParallelism": 0}}, "performance.snapshotParallelism"),
         ({"performance": {"maxBatchDelay": "soon"}}, "not a duration"),
         ({"startPosition": {"file": "binlog.000001"}}, "startPosition.file.pos"),
         ({"startPosition": "middle"}, "startPosition"),

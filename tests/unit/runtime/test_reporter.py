@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ferry_runtime import reporter
+from ferry_runtime.checkpoint import SkipRecord
 from ferry_runtime.status import StatusTracker
 
 
@@ -11,9 +12,18 @@ def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> Non
     tracker.set_state("Streaming")
     tracker.record_error("PoisonRow", "cannot decode row", table=None, position="b.1:4")
     assert "selectedTables" not in reporter.worker_fields(tracker.view())  # not checked yet
+    assert "lastSkip" not in reporter.worker_fields(tracker.view())  # nothing skipped yet
     tracker.set_selected_tables(3)
+    tracker.record_skip(SkipRecord("n1", "b.1:400", None, ("db.t",), 1, 1_800_000_000.0))
     fields = reporter.worker_fields(tracker.view())
     assert set(fields) == set(reporter.WORKER_FIELDS)
+    assert fields["lastSkip"] == {
+        "nonce": "n1",
+        "position": "b.1:400",
+        "table": "db.t",
+        "events": 1,
+        "time": "2027-01-15T08:00:00Z",
+    }
     assert fields["workerState"] == "Streaming"
     assert "state" not in fields  # phase is the operator's; the worker reports workerState
     assert fields["lastErrors"][0] == {

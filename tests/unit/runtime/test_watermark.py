@@ -72,10 +72,10 @@ def _change(op: str, key: int, old: int | None = None) -> Change:
     )
 
 
-def _coverage(state: TableState, done: bool = False) -> Coverage:
+def _coverage(state: TableState, done: bool = False, replaying: bool = False) -> Coverage:
     table = _table("t", types.Column("id", "int"), types.Column("v", "int"))
     progress = SnapshotState({"file": "b.1", "pos": 4}, {"db.t": state}, done=done)
-    return Coverage(progress, {"db.t": KeyOrder(None, table)})
+    return Coverage(progress, {"db.t": KeyOrder(None, table)}, replaying=replaying)
 
 
 def test_changes_pass_only_for_keys_the_snapshot_delivered() -> None:
@@ -113,3 +113,16 @@ def test_a_table_read_again_passes_every_change() -> None:
     coverage = _coverage(TableState(False, [10], 10, restate=True))
     changes = [_change("update", 11, 11), _change("delete", 99)]
     assert coverage.keep(changes) == changes
+
+
+def test_a_resumed_at_least_once_snapshot_lets_deletes_of_undelivered_keys_pass() -> None:
+    """Rows past the checkpoint may have been delivered before the crash: a re-read cannot
+    restate a deleted row, so its delete must pass; updates still wait for the re-read."""
+    coverage = _coverage(TableState(False, [10], 10), replaying=True)
+    changes = [_change("delete", 20), _change("update", 21, 21), _change("insert", 22)]
+    assert [(c.op, c.data["id"]) for c in coverage.keep(changes)] == [("delete", 20)]
+    moved = coverage.keep([_change("update", 31, old=30)])
+    assert [(c.op, c.data["id"]) for c in moved] == [("delete", 30)]
+    back = coverage.keep([_change("update", 5, old=30)])
+    assert [(c.op, c.data["id"]) for c in back] == [("delete", 30), ("insert", 5)]
+    assert _coverage(TableState(False, [10], 10)).keep([_change("delete", 20)]) == []

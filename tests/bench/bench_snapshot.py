@@ -1,0 +1,320 @@
+"""Snapshot throughput by performance.snapshotParallelism, against ``mariadb-dump`` (prints
+figures; not a pass/fail test).
+
+    python3 tests/bench/bench_snapshot.py [--rows 200000] [--parallelism 1,4,4p] [--chunk 10000]
+
+Seeds one table (the 10 columns of bench_worker.py's table) in a fresh database, then, each in
+its own process and in the same run: the worker in ``snapshot+cdc`` mode into Kafka
+(exactly-once, Maxwell) from its start until the snapshot is delivered, once per
+parallelism (``4p``: four readers in child processes, ``snapshotReaders: processes``), and
+``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s, CPU-seconds,
+and the CPU time of the phase's Python threads against librdkafka's (their sum over the
+wall time shows how much of the run one interpreter lock allowed); ``--stages`` adds each
+stage's CPU per row on one thread (read and parse, convert, encode, produce), and
+``--profile`` the functions that took the most time in the delivering thread (cProfile;
+the reader threads are not profiled). Needs tests/infra/up's services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.*, run as a script
+from tests.bench import bench_worker as common
+
+SEED_STEP = 50_000
+
+
+def prepare(database: str, rows: int) -> dict[str, Any]:
+    conn = common.admin()
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE `{database}`")
+    cur.execute(
+        f"CREATE TABLE `{database}`.t (id int PRIMARY KEY, a int, b bigint, c varchar(40), "
+        "d decimal(12,2), e double, f datetime(3), g date, h tinyint, i text)"
+    )
+    began = time.monotonic()
+    for low in range(1, rows + 1, SEED_STEP):
+        high = min(low + SEED_STEP - 1, rows)
+        cur.execute(
+            f"INSERT INTO `{database}`.t SELECT seq, seq % 1000, seq * 7, CONCAT('name ', seq), "
+            "seq / 100, seq / 3, NOW(3), CURDATE(), seq % 100, REPEAT('x', 20) "
+            f"FROM `{database}`.seq_{low}_to_{high}"
+        )
+    conn.close()
+    print(f"seeded {rows} rows in {time.monotonic() - began:.1f}s", flush=True)
+    return {"database": database, "table_rows": rows}
+
+
+def _threads_cpu() -> dict[str, float]:
+    """CPU seconds of this process's live threads by name (librdkafka's are rdk:*)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0.0) + seconds
+    return out
+
+
+def phase_snapshot(
+    plan: dict[str, Any], parallelism: int, readers: str, profile: bool
+) -> dict[str, Any]:
+    import cProfile
+    import pstats
+    import threading
+
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    cfg = common._worker_config(
+        {**plan, "start": None},
+        mode="snapshot+cdc",
+        startPosition=None,
+        performance={
+            "batchSize": 5000,
+            "maxBatchDelay": "200ms",
+            "snapshotChunkSize": plan["chunk"],
+            "snapshotParallelism": parallelism,
+            "snapshotReaders": readers,
+        },
+    )
+    os.environ["BENCH_PW"] = common.PASSWORD
+    tracker = StatusTracker()
+    worker = Worker(cfg, tracker)
+    profiler = cProfile.Profile() if profile else None
+    run = worker.run if profiler is None else lambda: profiler.runcall(worker.run)
+    thread = threading.Thread(target=run, daemon=True)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.monotonic()
+    thread.start()
+    first: tuple[float, int] | None = None  # when the first chunk was delivered, and its rows
+    while not tracker.snapshot_done:
+        if not thread.is_alive():
+            raise SystemExit(f"worker ended: {worker.failure}")
+        if first is None and tracker.events:
+            first = (time.monotonic(), tracker.events)
+        time.sleep(0.005)
+    elapsed = time.monotonic() - began
+    if first is None:
+        first = (began, 0)
+    threads = _threads_cpu()
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    worker.stop()
+    thread.join(30)
+    result: dict[str, Any] = {"rows": tracker.events, "seconds": elapsed}
+    # After the first chunk: without the start (sink, transactions, readers, first read).
+    result["steady_rate"] = (tracker.events - first[1]) / max(1e-9, began + elapsed - first[0])
+    # CPU of this process during the run (threads that ended too), less librdkafka's
+    # threads (C, outside the interpreter lock): what the Python threads used.
+    rdkafka = sum(v for k, v in threads.items() if k.startswith("rdk:"))
+    run_cpu = end.ru_utime + end.ru_stime - own.ru_utime - own.ru_stime
+    result["python_thread_cpu"] = run_cpu - rdkafka
+    result["rdkafka_cpu"] = rdkafka
+    if profiler is not None:
+        stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime")
+        stats.print_stats(18)
+    return result
+
+
+def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot's per-row work, stage by stage on one thread (CPU µs per row): the
+    SELECT read and parsed by PyMySQL, the JSON conversion, the Change and Kafka record
+    (routing, Maxwell encoding), and produce() into Kafka (librdkafka's own threads and the
+    final flush not counted). Their sum bounds what one interpreter can do."""
+    from confluent_kafka import Producer
+
+    from ferry_runtime import types
+    from ferry_runtime.events import Change
+    from ferry_runtime.source import mysql, schema
+    from ferry_runtime.source import snapshot as snapshot_module
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    cfg = common._worker_config({**plan, "start": None}, mode="snapshot+cdc")
+    os.environ["BENCH_PW"] = common.PASSWORD
+    worker = Worker(cfg, StatusTracker())
+    conn = mysql.connect(cfg.source, conv=snapshot_module.TEXT_CONVERSIONS)
+    typed = mysql.connect(cfg.source)  # PyMySQL's own types: how snapshots read before
+    table = schema.load(conn, plan["database"], "t")
+    assert table is not None
+    snap = snapshot_module.Snapshot(conn)
+    producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "linger.ms": 50})
+    topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
+    spent = dict.fromkeys(("select+parse", "convert", "change+encode", "produce"), 0.0)
+    before = 0.0  # the previous read: PyMySQL's types, a converter looked up per value
+    after: list[Any] | None = None
+    rows = 0
+    while True:
+        clock = time.thread_time()
+        upto, _ = snap.open_chunk(table, after, plan["chunk"])
+        raw = snap._execute(
+            f"SELECT * FROM `{plan['database']}`.t WHERE id > %s"
+            + ("" if upto is None else " AND id <= %s")
+            + " ORDER BY id",
+            [after[0] if after else 0] + ([] if upto is None else [upto[0]]),
+        )
+        snap.end()
+        spent["select+parse"] += time.thread_time() - clock
+        clock = time.thread_time()
+        with typed.cursor() as cursor:
+            cursor.execute(
+                f"SELECT * FROM `{plan['database']}`.t WHERE id > %s"
+                + ("" if upto is None else " AND id <= %s"),
+                [after[0] if after else 0] + ([] if upto is None else [upto[0]]),
+            )
+            old_rows = [
+                {c.name: types.converter(c)(v) for c, v in zip(table.columns, row, strict=True)}
+                for row in cursor.fetchall()
+            ]
+        before += time.thread_time() - clock
+        clock = time.thread_time()
+        converted = snapshot_module._convert(table, raw)
+        assert converted == old_rows, "the text read must give the same JSON values"
+        spent["convert"] += time.thread_time() - clock
+        clock = time.thread_time()
+        changes = [
+            Change(table.database, table.table, "read", row, None, table.primary_key, 0, "f:4")
+            for row in converted
+        ]
+        records, _ = worker._records(changes)
+        spent["change+encode"] += time.thread_time() - clock
+        clock = time.thread_time()
+        for record in records:
+            while True:
+                try:
+                    producer.produce(topic, record.value, record.key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+        spent["produce"] += time.thread_time() - clock
+        rows += len(raw)
+        if upto is None:
+            break
+        after = upto
+    producer.flush(60)
+    conn.close()
+    typed.close()
+    micros = {name: seconds / rows * 1e6 for name, seconds in spent.items()}
+    return {
+        "rows": rows,
+        "seconds": sum(spent.values()),
+        "micros_per_row": micros,
+        "before_micros_per_row": before / rows * 1e6,
+    }
+
+
+def phase_dump(plan: dict[str, Any]) -> dict[str, Any]:
+    began = time.monotonic()
+    subprocess.run(
+        ["mariadb-dump", f"--host={common.HOST}", f"--port={common.PORT}",
+         "--user=ferry_admin", f"--password={common.PASSWORD}", "--single-transaction",
+         plan["database"], "t"],
+        stdout=subprocess.DEVNULL, check=True,
+    )  # fmt: skip
+    return {"rows": plan["table_rows"], "seconds": time.monotonic() - began}
+
+
+def child(name: str, plan: dict[str, Any], profile: bool) -> None:
+    cpu = common._cpu_seconds()
+    if name == "mariadb-dump":
+        result = phase_dump(plan)
+    elif name == "stages":
+        result = phase_stages(plan)
+    else:
+        spec = name.removeprefix("parallelism-")
+        readers = "processes" if spec.endswith("p") else "threads"
+        result = phase_snapshot(plan, int(spec.rstrip("p")), readers, profile)
+    result["cpu_seconds"] = common._cpu_seconds() - cpu
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument(
+        "--parallelism",
+        default="1,4,4p",
+        help="comma-separated, e.g. 1,2,4; a trailing p: readers in child processes",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile each worker phase")
+    parser.add_argument(
+        "--stages", action="store_true", help="also the per-row CPU of each stage, one thread"
+    )
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        child(args.phase, json.loads(args.plan), args.profile)
+        return
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    plan = {**prepare(database, args.rows), "chunk": args.chunk}
+    phases = [f"parallelism-{p}" for p in args.parallelism.split(",")] + ["mariadb-dump"]
+    phases += ["stages"] if args.stages else []
+    results: dict[str, dict[str, Any]] = {}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    try:
+        for name in phases:
+            command = [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)]
+            out = subprocess.run(
+                command + (["--profile"] if args.profile else []),
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            if args.profile and out.stderr.strip():
+                print(out.stderr)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["rate"] = result["rows"] / result["seconds"]
+            results[name] = result
+            line = (
+                f"{name:>15}: {result['rows']:>8} rows in {result['seconds']:6.2f}s = "
+                f"{result['rate']:>9,.0f} rows/s; {result['cpu_seconds']:6.2f} CPU-s"
+            )
+            if "steady_rate" in result:
+                line += f", {result['steady_rate']:,.0f} rows/s after the first chunk"
+            if "python_thread_cpu" in result:
+                line += (
+                    f" (during the run: Python threads {result['python_thread_cpu']:.2f} CPU-s ="
+                    f" {result['python_thread_cpu'] / result['seconds']:.2f} of the wall time,"
+                    f" librdkafka {result['rdkafka_cpu']:.2f})"
+                )
+            if "micros_per_row" in result:
+                parts = ", ".join(f"{k} {v:.1f}" for k, v in result["micros_per_row"].items())
+                total = sum(result["micros_per_row"].values())
+                line = (
+                    f"{name:>15}: CPU µs per row on one thread: {parts}; sum {total:.1f} "
+                    f"(= {1e6 / total:,.0f} rows per CPU-second); select+parse+convert as "
+                    f"before this work (PyMySQL's types): {result['before_micros_per_row']:.1f}"
+                )
+            print(line, flush=True)
+    finally:
+        conn = common.admin()
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
+        conn.close()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    dump = results["mariadb-dump"]["rate"]
+    first = results[phases[0]]["rate"]
+    for name in (p for p in phases if p.startswith("parallelism-")):
+        rate, steady = results[name]["rate"], results[name]["steady_rate"]
+        print(
+            f"{name}: {rate / dump:.3f} of mariadb-dump ({steady / dump:.3f} after the first "
+            f"chunk), {rate / first:.2f} of {phases[0]}"
+        )
+
+
+if __name__ == "__main__":
+    main()

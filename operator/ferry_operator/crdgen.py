@@ -80,8 +80,8 @@ CRDS = [
             {
                 "name": "Position",
                 "type": "string",
-                "jsonPath": ".status.position.file",
-                "description": "Binlog file of the checkpoint.",
+                "jsonPath": ".status.position.display",
+                "description": "The checkpoint's position: binlog file:offset (else its GTID).",
             },
             {
                 "name": "Offset",

@@ -21,12 +21,14 @@ from ferry_runtime.checkpoint import SkipRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
+    "POSITION_DISPLAY_MAX",
     "ErrorRecord",
     "LatencyHistogram",
     "State",
     "StatusTracker",
     "TableProgress",
     "format_duration",
+    "position_display",
 ]
 
 State = Literal[
@@ -51,6 +53,24 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs}s" if secs else f"{minutes}m"
     return f"{secs}s"
+
+
+POSITION_DISPLAY_MAX = 40
+
+
+def position_display(position: Any) -> str | None:
+    """A position as one short word for the POSITION column: ``binlog.000042:1234`` (the
+    file and the offset in it), else the GTID position (MySQL's can be long: cut to
+    POSITION_DISPLAY_MAX characters with ``…``); None when there is none."""
+    if not isinstance(position, dict):
+        return str(position) if position else None
+    if position.get("file"):
+        pos = position.get("pos")
+        return f"{position['file']}:{'?' if pos is None else pos}"
+    gtid = str(position.get("gtid") or "")
+    if not gtid:
+        return None
+    return gtid if len(gtid) <= POSITION_DISPLAY_MAX else gtid[: POSITION_DISPLAY_MAX - 1] + "…"
 
 
 def _rfc3339(epoch: float) -> str:
@@ -369,9 +389,13 @@ class StatusTracker:
     def view(self) -> dict[str, Any]:
         """The worker-owned status fields, JSON-ready, plus ``state``."""
         with self._lock:
+            position = dict(self.position)
+            shown = position_display(position)
+            if shown:
+                position["display"] = shown
             return {
                 "state": self.state,
-                "position": dict(self.position),
+                "position": position,
                 "lag": {
                     "seconds": round(self.lag_seconds(), 3),
                     "display": format_duration(self.lag_seconds()),

@@ -4,12 +4,18 @@ worker as a real pod from the image tests/infra built (``$FERRY_NODE_WORKER_IMAG
 writes a pod's status but the kubelet and the scheduler.
 
 - an image that cannot be pulled → ImagePullBackOff within a minute;
+- an image without the worker's command (the plain Python base) → the container cannot start,
+  CrashLoopBackOff and Stalled naming the image; the pod's restarts in a row over
+  restartPolicy.maxRetries → TooManyRestarts, scaled to 0;
 - a memory limit too small → OOMKilled naming the limit;
+- a worker process that stopped and was started again by the kubelet: one restart in a row,
+  forgotten after restartPolicy.resetAfter of running (restartsSinceStart keeps it);
 - a Secret that lost its key, then a new pod → SecretKeyNotFound naming the key and the keys
   present;
 - a nodeSelector no node matches → Unschedulable quoting the scheduler;
 - counters and snapshot progress unchanged across a worker restart (the worker image must be
-  built from this branch: the counters live in its checkpoint).
+  built from this branch: the counters live in its checkpoint), and the POSITION column
+  showing the reported file:offset.
 
 Run: ``tests/infra/up`` (with the node), then
 ``PYTHONPATH=operator:runtime python3 -m pytest tests/e2e/test_node_status.py``. The ``node``
@@ -19,7 +25,9 @@ without a Ready node the tests skip locally and fail in CI, like any missing ser
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,10 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
+
+# The plain Python base the Ferry images are built on (tests/infra/build-images imports it;
+# on kind it would have to be loaded like the Ferry images, or the test sees ErrImagePull).
+PYTHON_BASE_IMAGE = "localhost/ferry-python:3.11-bookworm"
 
 # ---------------------------------------------------------------- fixtures
 
@@ -117,6 +129,43 @@ def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
     wait_until(lambda: ferry.events("ImagePullBackOff"), 30, "a Warning Event")
 
 
+def test_an_image_without_the_worker_is_a_crash_loop_and_stalled_then_stopped(
+    ferry: Ferry, connectors: None, operator: OperatorProcess
+) -> None:
+    # A crash at start the worker cannot handle itself: its process never runs. The image is
+    # a real one on the node (the Python base tests/infra/build-images builds the Ferry
+    # images on) but has no ferry-worker command: the runtime fails to exec it (StartError,
+    # exit code 128), the kubelet restarts it with back-off.
+    image = PYTHON_BASE_IMAGE
+    policy = {"maxRetries": 2}
+    ferry.create("synctasks", task("orders", worker={"image": image}, restartPolicy=policy))
+    pod = wait_pod_reason(ferry, "orders", "CrashLoopBackOff", 180)
+    assert 'exec: "ferry-worker"' in pod["message"], pod
+    assert f"the image {image} must be a Ferry worker image" in pod["message"]
+    found = status(ferry, "orders")
+    ready = ferry.condition("synctasks", "orders")
+    stalled = ferry.condition("synctasks", "orders", "Stalled")
+    assert (ready["status"], ready["reason"]) == ("False", "CrashLoopBackOff"), found
+    assert (stalled["status"], stalled["reason"]) == ("True", "CrashLoopBackOff"), found
+    assert found["phase"] == "Starting"
+    assert "workerState" not in found  # the worker never ran: only the kubelet speaks
+    wait_until(lambda: ferry.events("CrashLoopBackOff"), 30, "a Warning Event")
+    # Its restarts in a row are capped by restartPolicy.maxRetries: over 2, it is stopped.
+    wait_until(
+        lambda: ferry.condition("synctasks", "orders").get("reason") == "TooManyRestarts",
+        240,
+        "TooManyRestarts",
+    )
+    found = status(ferry, "orders")
+    assert found["phase"] == "Failed"
+    assert found["workerPod"]["restartStreak"] >= 3
+    assert (
+        "times in a row, more than restartPolicy.maxRetries (2)"
+        in (ferry.condition("synctasks", "orders")["message"])
+    )
+    wait_until(lambda: ferry.deployment("orders").spec.replicas == 0, 30, "scaled to 0")
+
+
 def test_a_memory_limit_too_small_is_oom_killed(
     ferry: Ferry, connectors: None, operator: OperatorProcess
 ) -> None:
@@ -132,6 +181,45 @@ def test_a_memory_limit_too_small_is_oom_killed(
         180,
         "status.workerPod.restartCount to count the OOM restarts",
     )
+
+
+def test_a_pod_restart_is_forgotten_after_reset_after_of_running(
+    ferry: Ferry, connectors: None, operator: OperatorProcess, node: Node
+) -> None:
+    policy = {"maxRetries": 3, "resetAfter": "20s"}
+    ferry.create("synctasks", task("orders", restartPolicy=policy))
+    wait_until(
+        lambda: status(ferry, "orders").get("workerState") in ("Streaming", "Snapshotting"),
+        180,
+        "the worker runs",
+    )
+    pod = worker_pod(ferry, "orders")["name"]
+    # The worker process ends (SIGTERM: it checkpoints and exits); the kubelet starts it again.
+    node.kubectl("exec", "-n", ferry.ns, pod, "--", "sh", "-c", "kill -TERM 1")
+    counted = wait_until(
+        lambda: (found := worker_pod(ferry, "orders")).get("restartStreak") == 1 and found,
+        120,
+        "one pod restart in a row",
+    )
+    assert counted["restartsSinceStart"] == 1 and counted["name"] == pod
+
+    def running_since() -> datetime | None:
+        found = ferry.core.read_namespaced_pod(pod, ferry.ns).status.container_statuses[0]
+        running = found.state.running
+        return running.started_at if found.restart_count == 1 and running else None
+
+    started = wait_until(running_since, 60, "the restarted container running")
+    # Still counted well into resetAfter (the operator re-evaluates every resync)…
+    time.sleep(max(0.0, (started + timedelta(seconds=15) - datetime.now(UTC)).total_seconds()))
+    assert worker_pod(ferry, "orders")["restartStreak"] == 1
+    # …and forgotten once the worker has run 20s since and reports that it runs.
+    healed = wait_until(
+        lambda: (found := worker_pod(ferry, "orders")).get("restartStreak") == 0 and found,
+        120,
+        "the streak forgotten after resetAfter",
+    )
+    assert (healed["restartsSinceStart"], healed["restarts"]) == (1, 1)
+    assert ferry.condition("synctasks", "orders")["status"] == "True"
 
 
 def test_a_secret_that_lost_its_key_names_the_key_and_the_keys_present(
@@ -202,3 +290,8 @@ def test_counters_and_progress_unchanged_across_a_worker_restart(
     assert after["progress"]["percent"] == 100
     assert after["progress"]["display"] == "100%"
     assert after["progress"]["tables"] == before["progress"]["tables"]
+    # The POSITION column: the checkpoint's file:offset, as the worker reported it.
+    position = after["position"]
+    assert position["display"] == f"{position['file']}:{position['pos']}"
+    row = node.kubectl("get", "synctasks", "-n", ferry.ns, "--no-headers").split()
+    assert row[0] == "orders" and row[6].startswith(f"{position['file']}:"), row

@@ -19,7 +19,7 @@ CONTAINERD_SOCK=$NODE_DIR/containerd/containerd.sock
 CONTAINERD_STATE=/run/ferry-containerd
 PAUSE_IMAGE=ferry.local/pause:3.10.1
 IMAGES_DIR=$CACHE_DIR/images
-NODE_IMAGES=(pause ferry-operator ferry-worker) # built by tests/infra/build-images
+NODE_IMAGES=(pause ferry-operator ferry-worker python-base) # built by tests/infra/build-images
 NODE_PACKAGES=(containerd runc buildah mmdebstrap containernetworking-plugins iptables conntrack)
 
 ctr_node() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }

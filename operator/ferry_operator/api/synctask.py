@@ -274,8 +274,8 @@ class RestartPolicy(Model):
         le=10_000,
         description="Consecutive failures allowed before the task stops (Failed, "
         "TooManyRestarts); the count starts again after resetAfter of healthy progress. "
-        "The worker pod's restarts since the worker was started are capped too, on their "
-        "own. Default: unlimited (retry with backoff for ever).",
+        "The worker pod's restarts in a row (status.workerPod.restartStreak) are capped too, "
+        "on their own. Default: unlimited (retry with backoff for ever).",
     )
     reset_after: str | None = duration_field(
         "restartPolicy.resetAfter",
@@ -625,6 +625,11 @@ class PositionStatus(Model):
     pos: int | None = Field(default=None, description="Offset in file.")
     gtid: str | None = Field(default=None, description="GTID position.")
     timestamp: str | None = Field(default=None, description="Time of the newest event.")
+    display: str | None = Field(
+        default=None,
+        description="The position as `kubectl get` shows it: `binlog.000042:1234` (file:pos), "
+        "else the GTID position (cut to 40 characters).",
+    )
 
 
 class Lag(Model):
@@ -655,7 +660,7 @@ class Counters(Model):
         default=None,
         description="Of those, the restarts since the worker process started (for "
         "information: restartPolicy.maxRetries caps status.retry.streak and "
-        "status.workerPod.restartsSinceStart).",
+        "status.workerPod.restartStreak).",
     )
 
 
@@ -715,9 +720,14 @@ class WorkerPodStatus(Model):
         default=None, description="Restarts of the task's worker pods over the task's life."
     )
     restarts_since_start: int | None = Field(
+        default=None, description="Of those, since the operator last started the worker."
+    )
+    restart_streak: int | None = Field(
         default=None,
-        description="Of those, since the operator last started the worker; over "
-        "restartPolicy.maxRetries the task stops (TooManyRestarts).",
+        description="Of those, the restarts in a row: 0 again when the operator starts the "
+        "worker, and once the worker has run restartPolicy.resetAfter since its pod last "
+        "restarted and reports Streaming or Snapshotting. Over restartPolicy.maxRetries the "
+        "task stops (TooManyRestarts).",
     )
     reason: str | None = Field(
         default=None,

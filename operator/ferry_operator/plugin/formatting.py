@@ -13,6 +13,7 @@ from typing import Any
 
 from ferry_operator.plugin import revisions
 from ferry_operator.plugin.errors import NotFoundError
+from ferry_runtime.status import position_display
 
 __all__ = [
     "PHASES",
@@ -72,12 +73,19 @@ def age(timestamp: str | None, now: datetime) -> str:
 
 
 def position(value: Any) -> str:
-    """``binlog.000042:1234``, a GTID, or a time; ``-`` when unknown."""
+    """The POSITION column: ``binlog.000042:1234`` (the worker's ``display``, else worked
+    out the same way), a GTID cut short, or a time; ``-`` when unknown."""
     if not isinstance(value, dict):
         return str(value) if value else NONE
-    if value.get("file"):
-        return f"{value['file']}:{value.get('pos', '?')}"
-    return str(value.get("gtid") or value.get("timestamp") or value.get("at") or NONE)
+    shown = value.get("display") or position_display(value)
+    return str(shown or value.get("timestamp") or value.get("at") or NONE)
+
+
+def _full_position(value: Any) -> str:
+    """The status panel's position: the column's, and the whole GTID beside it."""
+    shown = position(value)
+    gtid = value.get("gtid") if isinstance(value, dict) else None
+    return f"{shown} (GTID {gtid})" if gtid and gtid != shown else shown
 
 
 def percent(progress: Any) -> str:
@@ -182,7 +190,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"Generation:   {generation if generation is not None else NONE}"
         f" (observed {observed if observed is not None else NONE})",
         f"Revision:     {status.get('configRevision') or NONE}",
-        f"Position:     {position(status.get('position'))}",
+        f"Position:     {_full_position(status.get('position'))}",
         f"Lag:          {_lag(status)}",
         f"Throughput:   {throughput.get('eventsPerSecond', NONE)} events/s",
         f"Progress:     {percent(status.get('progress'))}"

@@ -17,9 +17,19 @@ from typing import Any
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.recorder import ConditionValue
 from ferry_runtime import reporter
-from ferry_runtime.config import parse_duration
+from ferry_runtime.config import RestartPolicy, parse_duration
 
-__all__ = ["OK_CONDITION", "WORKER_FIELDS", "Assessment", "Problem", "assess", "parse_time"]
+__all__ = [
+    "OK_CONDITION",
+    "WORKER_FIELDS",
+    "Assessment",
+    "Problem",
+    "assess",
+    "parse_time",
+    "reports_running",
+    "reset_after",
+    "this_worker",
+]
 
 HEARTBEAT_INTERVALS = 3
 DEFAULT_START_TIMEOUT = timedelta(minutes=5)
@@ -89,16 +99,40 @@ def _degraded(spec: SyncTaskSpec, status: dict[str, Any]) -> ConditionValue:
     return _OK
 
 
+def this_worker(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` without the worker's fields when the worker reported them before the
+    operator last (re)started it: they are about the previous worker."""
+    started = parse_time(status.get("lastStartTime"))
+    heartbeat = parse_time(status.get("heartbeatTime"))
+    if started and (heartbeat is None or heartbeat < started):
+        return {k: v for k, v in status.items() if k not in WORKER_FIELDS}
+    return status
+
+
+def reports_running(status: dict[str, Any], now: datetime) -> bool:
+    """Whether the worker reports, freshly, that it streams or snapshots."""
+    heartbeat = parse_time(status.get("heartbeatTime"))
+    if heartbeat is None or status.get("workerState") not in ("Streaming", "Snapshotting"):
+        return False
+    return now - heartbeat <= HEARTBEAT_INTERVALS * REPORT_INTERVAL
+
+
 def _runs_now(status: dict[str, Any], now: datetime) -> bool:
     """Whether a worker reports as running, freshly, after its pod's last exit: then what
     the pod said before (a crash loop it came out of) is not the state now."""
     heartbeat = parse_time(status.get("heartbeatTime"))
-    if heartbeat is None or status.get("workerState") not in ("Streaming", "Snapshotting"):
-        return False
-    if now - heartbeat > HEARTBEAT_INTERVALS * REPORT_INTERVAL:
+    if heartbeat is None or not reports_running(status, now):
         return False
     since = parse_time((status.get("workerPod") or {}).get("since"))
     return since is None or heartbeat > since
+
+
+def reset_after(spec: SyncTaskSpec | None) -> timedelta:
+    """spec.restartPolicy.resetAfter, else the worker's default (10m)."""
+    policy = spec.restart_policy if spec is not None else None
+    if policy is not None and policy.reset_after:
+        return parse_duration(policy.reset_after)
+    return RestartPolicy().reset_after
 
 
 def _start_timeout(
@@ -125,8 +159,8 @@ def _too_many_restarts(spec: SyncTaskSpec, status: dict[str, Any]) -> str | None
     caps two counts, each on its own and never added up (a failure is in one of them only):
     the worker's failure streak (status.retry.streak: consecutive failures inside one worker
     process, which it starts again after restartPolicy.resetAfter of healthy progress), and
-    its pod's restarts since the operator last started it (status.workerPod.
-    restartsSinceStart: the process itself exited or was killed, a crash loop)."""
+    its pod's restarts in a row (status.workerPod.restartStreak: the process itself exited or
+    was killed, a crash loop; 0 again on a new start or after resetAfter of running)."""
     errors = status.get("lastErrors") or [{}]
     if status.get("workerState") == "Failed" and errors[0].get("reason") == "TooManyRestarts":
         return str(errors[0].get("message") or "too many consecutive failures")
@@ -141,11 +175,12 @@ def _too_many_restarts(spec: SyncTaskSpec, status: dict[str, Any]) -> str | None
             f"({limit}); it is stopped: see status.lastErrors, fix the cause, then set "
             "spec.restartNonce"
         )
-    pod = (status.get("workerPod") or {}).get("restartsSinceStart") or 0
+    worker_pod = status.get("workerPod") or {}
+    pod = worker_pod.get("restartStreak", worker_pod.get("restartsSinceStart")) or 0
     if pod <= limit:
         return None
     return (
-        f"the worker pod restarted {pod} times, more than restartPolicy.maxRetries "
+        f"the worker pod restarted {pod} times in a row, more than restartPolicy.maxRetries "
         f"({limit}); it is stopped: see status.lastErrors and status.workerPod, fix the "
         "cause, then set spec.restartNonce"
     )
@@ -186,10 +221,7 @@ def assess(
 ) -> Assessment:
     """The phase and the four conditions."""
     started = parse_time(status.get("lastStartTime"))
-    heartbeat = parse_time(status.get("heartbeatTime"))
-    if started and (heartbeat is None or heartbeat < started):
-        # Reported by the worker before the operator (re)started it: not about this worker.
-        status = {k: v for k, v in status.items() if k not in WORKER_FIELDS}
+    status = this_worker(status)
     if problem is not None:
         return _blocked(problem)
     if paused:

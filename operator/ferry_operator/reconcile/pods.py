@@ -9,8 +9,10 @@ pod / Deployment state       reason
 ===========================  ==========================================================
 waiting ImagePullBackOff,    ``ImagePullBackOff`` (the image, the kubelet's words)
 ErrImagePull, …
-waiting CrashLoopBackOff     ``CrashLoopBackOff`` (restarts, last exit code), or
-                             ``OOMKilled`` when the last exit was the memory limit
+waiting CrashLoopBackOff     ``CrashLoopBackOff`` (restarts, last exit code; an image
+                             without the worker's command when the runtime could not
+                             start it), or ``OOMKilled`` when the last exit was the
+                             memory limit
 terminated OOMKilled         ``OOMKilled`` (the limit; raise it)
 CreateContainerConfigError   ``SecretKeyNotFound`` (the key, and the keys the Secret has),
                              ``SecretNotFound``, else ``CreateContainerConfigError``
@@ -20,7 +22,10 @@ Deployment progress deadline ``ProgressDeadlineExceeded``
 ===========================  ==========================================================
 
 Restarts are counted over the task's life and since the operator last started the worker,
-from each pod's restartCount (a new pod's restarts add to the old one's).
+from each pod's restartCount (a new pod's restarts add to the old one's). ``restartStreak``,
+the restart limit's input, counts them in a row, as the worker counts its own failures
+(``status.retry.streak``): 0 again on a new start, or once the worker has run for
+``restartPolicy.resetAfter`` since its pod last restarted and reports that it runs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "missing_secret_key",
     "newest",
     "pod_summary",
+    "running_since",
     "trouble",
     "worker_pod_status",
 ]
@@ -77,6 +84,15 @@ def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def restart_count(pod: Mapping[str, Any] | None) -> int:
     return sum(int(c.get("restartCount") or 0) for c in _containers(pod or {}))
+
+
+def running_since(pod: Mapping[str, Any] | None) -> datetime | None:
+    """When the pod's containers last (re)started, if all of them run now."""
+    containers = _containers(pod or {})
+    started = [((c.get("state") or {}).get("running") or {}).get("startedAt") for c in containers]
+    if not started or not all(started):
+        return None
+    return max(datetime.fromisoformat(str(s).replace("Z", "+00:00")) for s in started)
 
 
 def _memory_limit(pod: Mapping[str, Any], container: str) -> str | None:
@@ -143,6 +159,17 @@ def _container_trouble(
     ):
         oom = _oom(pod, container, restarts)
         return Trouble(oom.reason, oom.message, exited)
+    if reason == "CrashLoopBackOff" and last.get("reason") == "StartError":
+        # The runtime could not even start the command: the image is not a worker image.
+        said = str(last.get("message") or "").strip() or "no detail"
+        return Trouble(
+            "CrashLoopBackOff",
+            f"the worker's container cannot start its command ({restarts} restarts, "
+            f"exit code {last.get('exitCode')}: {said}); the image {_image(pod, container)} "
+            "must be a Ferry worker image (with the ferry-worker command): set "
+            "spec.worker.image, or the chart's worker image",
+            exited,
+        )
     if reason == "CrashLoopBackOff":
         code = last.get("exitCode")
         how = f"last exit code {code}" if code is not None else "it keeps exiting"
@@ -207,7 +234,8 @@ def _deployment_trouble(deployment: Mapping[str, Any] | None) -> Trouble | None:
         if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
             return Trouble(
                 str(condition.get("reason") or "FailedCreate"),
-                f"the worker's pod cannot be created: {condition.get('message')}",
+                f"the worker's pod cannot be created: {condition.get('message')}; check "
+                "spec.worker.resources against the namespace's ResourceQuota and LimitRange",
             )
         if (
             condition.get("type") == "Progressing"
@@ -260,9 +288,15 @@ def worker_pod_status(
     pods: Sequence[Mapping[str, Any]],
     secret_keys: Mapping[str, Sequence[str]],
     new_start: bool,
+    *,
+    reset_after: timedelta | None = None,
+    worker_runs: bool = False,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
-    """``status.workerPod``: the newest pod, restarts (total and since the last start, carried
-    over from ``previous`` so a replaced pod's restarts stay counted) and the trouble if any.
+    """``status.workerPod``: the newest pod, restarts (total, since the last start and in a
+    row, carried over from ``previous`` so a replaced pod's restarts stay counted) and the
+    trouble if any. The streak starts again at 0 when ``worker_runs`` (the worker reports
+    that it streams or snapshots) and the pod has run ``reset_after`` since its last restart.
     None before any pod was seen and while nothing is wrong."""
     before = dict(previous or {})
     pod = newest(pods)
@@ -271,18 +305,23 @@ def worker_pod_status(
         return None
     total = int(before.get("restarts") or 0)
     since = 0 if new_start else int(before.get("restartsSinceStart") or 0)
+    streak = 0 if new_start else int(before.get("restartStreak", since) or 0)
     name, count = before.get("name"), int(before.get("restartCount") or 0)
     if pod is not None:
         current = restart_count(pod)
         delta = max(0, current - count) if _name(pod) == name else current
-        total, since = total + delta, since + delta
+        total, since, streak = total + delta, since + delta, streak + delta
         name, count = _name(pod), current
+        up = running_since(pod)
+        if worker_runs and up is not None and now is not None and reset_after is not None:
+            streak = 0 if now - up >= reset_after else streak
     status: dict[str, Any] = {
         "name": name,
         "phase": ((pod or {}).get("status") or {}).get("phase") if pod else None,
         "restartCount": count,
         "restarts": total,
         "restartsSinceStart": since,
+        "restartStreak": streak,
         "summary": pod_summary(pods, deployment),
     }
     if found is not None:

@@ -27,7 +27,7 @@ from ferry_operator.cache import Cache, pod_view
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
-from ferry_operator.reconcile import failures
+from ferry_operator.reconcile import failures, health
 from ferry_operator.reconcile import pods as pods_module
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
@@ -352,7 +352,7 @@ def _finish(
     if fields.get("lastStartTime"):
         status["lastStartTime"] = fields["lastStartTime"]
     if "workerPod" not in fields:
-        fields["workerPod"] = _worker_pod(observed, new_start=False)
+        fields["workerPod"] = _worker_pod(observed, spec, new_start=False)
     status["workerPod"] = fields["workerPod"]
     verdict = assess(
         spec or SyncTaskSpec(),
@@ -385,13 +385,19 @@ def _finish(
     return Plan(plan_apply, delete, fields, events, problem)
 
 
-def _worker_pod(observed: Observed, new_start: bool) -> dict[str, Any] | None:
+def _worker_pod(
+    observed: Observed, spec: SyncTaskSpec | None, new_start: bool
+) -> dict[str, Any] | None:
+    status = observed.task.get("status") or {}
     return pods_module.worker_pod_status(
-        (observed.task.get("status") or {}).get("workerPod"),
+        status.get("workerPod"),
         observed.owned.get("Deployment"),
         observed.pods,
         observed.secret_keys,
         new_start,
+        reset_after=health.reset_after(spec),
+        worker_runs=health.reports_running(health.this_worker(status), observed.now),
+        now=observed.now,
     )
 
 
@@ -488,7 +494,7 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         # Worker fields reported before this moment describe the previous worker.
         status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
     fields["workerPod"] = status["workerPod"] = _worker_pod(
-        observed, new_start="lastStartTime" in fields
+        observed, spec, new_start="lastStartTime" in fields
     )
     verdict = assess(
         spec, status, problem=None, paused=paused, resume_at=resume_at, now=observed.now

@@ -1,7 +1,7 @@
 """``kubectl get synctasks`` is a dashboard that tells the truth: its default columns, read
 by the real kubectl from the real API server through the generated CRD's printer columns.
 A stalled task shows READY False and its reason beside the phase, the lag as a duration and
-the progress as a percentage."""
+the progress as a percentage, the position as file:offset."""
 
 from __future__ import annotations
 
@@ -41,7 +41,12 @@ def test_default_columns_show_readiness_reason_lag_and_progress(
             "conditions": [condition],
             "lag": {"seconds": 778.532, "display": "12m58s"},
             "progress": {"percent": 42.4, "display": "42%"},
-            "position": {"file": "mysql-bin.000003", "pos": 1234},
+            "position": {
+                "file": "mysql-bin.000003",
+                "pos": 1234,
+                "gtid": "0-1-42",
+                "display": "mysql-bin.000003:1234",
+            },
         },
     )
     rows = _kubectl_get(testenv, namespace)
@@ -49,7 +54,8 @@ def test_default_columns_show_readiness_reason_lag_and_progress(
         "NAME", "READY", "PHASE", "REASON", "LAG", "PROGRESS", "POSITION", "AGE",
     ]  # fmt: skip
     assert rows[1][:7] == [
-        "orders", "False", "Running", "HeartbeatMissing", "12m58s", "42%", "mysql-bin.000003",
+        "orders", "False", "Running", "HeartbeatMissing", "12m58s", "42%",
+        "mysql-bin.000003:1234",
     ]  # fmt: skip
     wide = _kubectl_get(testenv, namespace, "-o", "wide")
     assert wide[0][-5:] == ["OFFSET", "LAGSECONDS", "REVISION", "FAILURES", "AGE"]

@@ -1,7 +1,8 @@
 """The operator against the real API server and controller manager: the objects it creates
 for a SyncTask, revisions and history, re-apply = no write, lifecycle fields (paused,
 resumeAt, resetPosition, restartNonce) including an operator restart, templates, and
-the conditions that say why a task waits."""
+the conditions that say why a task waits, and a worker pod the namespace refuses
+(FailedCreate)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 from tests.integration.operator.conftest import (
     GROUP,
     VERSION,
@@ -377,3 +379,44 @@ def test_a_reconcile_that_raises_is_reconcile_error_with_an_event_logged_once(
     assert log.count("reconcile failed:") == 1, log
     assert "Traceback" not in log
     assert sum(e.count or 1 for e in ferry.events("ReconcileError")) == 1
+
+
+def test_a_worker_pod_the_namespace_refuses_is_failed_create_quoting_the_api_server(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    # The real admission chain refuses the pod (LimitRanger: a container may use at most
+    # 32Mi here), so the ReplicaSet controller cannot create it: ReplicaFailure/FailedCreate
+    # on the ReplicaSet, then on the Deployment, which the operator watches.
+    ferry.core.create_namespaced_limit_range(
+        ferry.ns,
+        client.V1LimitRange(
+            metadata=client.V1ObjectMeta(name="small"),
+            spec=client.V1LimitRangeSpec(
+                limits=[client.V1LimitRangeItem(type="Container", max={"memory": "32Mi"})]
+            ),
+        ),
+    )
+    resources = {"requests": {"memory": "64Mi"}, "limits": {"memory": "64Mi"}}
+    ferry.create("synctasks", task("orders", worker={"resources": resources}))
+    pod = wait_until(
+        lambda: (
+            (found := (ferry.get("synctasks", "orders").get("status") or {}).get("workerPod"))
+            and found.get("reason") == "FailedCreate"
+            and found
+        ),
+        120,
+        "status.workerPod.reason FailedCreate",
+    )
+    assert "the worker's pod cannot be created" in pod["message"]
+    assert "maximum memory usage per Container is 32Mi, but limit is 64Mi" in pod["message"]
+    assert pod["summary"] == "no worker pod exists (the Deployment has 0)"
+    ready = ferry.condition("synctasks", "orders")
+    assert (ready["status"], ready["reason"]) == ("False", "FailedCreate")
+    stalled = ferry.condition("synctasks", "orders", "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "FailedCreate")
+    ours = wait_until(
+        lambda: [e for e in ferry.events("FailedCreate") if e.involved_object.kind == "SyncTask"],
+        30,
+        "the operator's Warning Event",
+    )
+    assert ours[0].type == "Warning" and "32Mi" in ours[0].message

@@ -158,7 +158,11 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
         "the state change",
     )
     assert time.monotonic() - changed_at < 3
-    assert status["position"] == {"file": "binlog.000002", "pos": 777}
+    assert status["position"] == {
+        "file": "binlog.000002",
+        "pos": 777,
+        "display": "binlog.000002:777",
+    }
     assert status["counters"] == {"events": 5, "errors": 1, "restarts": 0, "restartsSinceStart": 0}
     assert status["lastErrors"][0]["reason"] == "AuthenticationFailed"
     assert "***" in status["lastErrors"][0]["message"]
@@ -178,7 +182,11 @@ def test_state_change_is_reported_at_once_and_operator_fields_survive(
     tasks.operator_writes("orders", operator_status(1, "Running"))
     status = tasks.status("orders")
     assert status["phase"] == "Running"
-    assert status["position"] == {"file": "binlog.000002", "pos": 777}
+    assert status["position"] == {
+        "file": "binlog.000002",
+        "pos": 777,
+        "display": "binlog.000002:777",
+    }
     assert status["workerState"] == "Streaming"
 
 
@@ -254,7 +262,7 @@ def test_stop_sends_a_final_report_and_drops_fields_no_longer_sent(
     tracker.record_delivered({("shop.orders", "insert"): 100}, {"file": "b.9", "pos": 99}, None)
     running.stop()  # no state change, 60 s interval: only the final report writes this
     status = tasks.status("final")
-    assert status["position"] == {"file": "b.9", "pos": 99}
+    assert status["position"] == {"file": "b.9", "pos": 99, "display": "b.9:99"}
     assert status["progress"]["percent"] == 100.0
     assert "eta" not in status["progress"]  # the worker stopped sending it, so SSA removed it
 

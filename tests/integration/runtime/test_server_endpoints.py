@@ -97,7 +97,11 @@ def test_status_holds_the_view_and_the_breakdown(
     code, body = get_json(base_url + "/status")
     assert code == 200
     assert body["state"] == "Snapshotting"
-    assert body["position"] == {"file": "binlog.000003", "pos": 1234}
+    assert body["position"] == {
+        "file": "binlog.000003",
+        "pos": 1234,
+        "display": "binlog.000003:1234",
+    }
     assert body["progress"]["percent"] == 40.0
     assert body["progress"]["eta"] == "2027-01-15T08:00:25Z"  # 400 rows/10 s, 600 to go
     assert body["counters"]["events"] == 400

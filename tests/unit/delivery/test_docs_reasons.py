@@ -28,6 +28,7 @@ NOT_REASONS = {
     "ConfigMap",
     "TableMapping",
     "BinlogReady",  # a condition type
+    "StartError",  # the kubelet's, read: a task shows it as CrashLoopBackOff
 }
 
 

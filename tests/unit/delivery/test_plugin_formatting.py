@@ -100,6 +100,34 @@ def test_list_table_has_the_dashboard_columns() -> None:
     assert wide[0].split()[0] == "NAMESPACE" and wide[1].split()[0] == "shop"
 
 
+MYSQL_GTID = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5000,4f22ab58-82db-22f2-af44-d91bb0530673:1-9"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "-"),
+        ({}, "-"),
+        ({"file": "binlog.000042", "pos": 1234}, "binlog.000042:1234"),
+        ({"file": "binlog.000042", "pos": 4, "gtid": "0-1-100"}, "binlog.000042:4"),
+        ({"file": "b.1", "pos": 4, "display": "b.1:4"}, "b.1:4"),
+        ({"gtid": "0-1-100"}, "0-1-100"),
+        ({"gtid": MYSQL_GTID}, MYSQL_GTID[:39] + "…"),
+        ({"timestamp": "2026-01-31T17:00:00Z"}, "2026-01-31T17:00:00Z"),
+        ("binlog.000042:1000", "binlog.000042:1000"),
+    ],
+)
+def test_position_is_file_and_offset_or_a_short_gtid(value: Any, text: str) -> None:
+    assert formatting.position(value) == text
+
+
+def test_status_panel_shows_the_whole_gtid_beside_the_position() -> None:
+    mariadb = task("m", {"position": {"file": "b.1", "pos": 4, "gtid": "0-1-100"}})
+    assert "Position:     b.1:4 (GTID 0-1-100)" in formatting.status_panel(mariadb, NOW)
+    mysql = task("m", {"position": {"gtid": MYSQL_GTID}})
+    assert f"(GTID {MYSQL_GTID})" in formatting.status_panel(mysql, NOW)
+
+
 def test_status_panel_shows_conditions_counters_and_errors() -> None:
     panel = formatting.status_panel(RUNNING, NOW)
     assert "SyncTask:     shop/orders" in panel

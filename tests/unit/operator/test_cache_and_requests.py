@@ -208,3 +208,46 @@ def test_a_missing_revision_copy_needs_a_write_so_it_is_decided_on_fresh_reads()
     plan = synctask.decide(CTX, _observed([], owned))
     assert synctask.writes_objects(plan)
     assert any(desired["kind"] == "ConfigMap" for desired, _ in plan.apply)
+
+
+def test_a_pod_that_restarted_long_ago_and_runs_again_is_not_stopped() -> None:
+    """decide() feeds the pod's restart streak spec.restartPolicy.resetAfter and whether the
+    worker reports that it runs: 3 old restarts under maxRetries 2 stop the worker only while
+    it has not run resetAfter since."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    task = _task()
+    task["spec"]["restartPolicy"] = {"maxRetries": 2, "resetAfter": "5m"}
+    first = synctask.decide(CTX, synctask.Observed(task, None, _connectors(), [], {}, now))
+    applied = [_as_applied(desired) for desired, _ in first.apply]
+    revisions = [obj for obj in applied if obj["kind"] == "ConfigMap"]
+    owned: dict[str, dict[str, Any] | None] = {
+        obj["kind"]: obj for obj in applied if obj["kind"] != "ConfigMap"
+    }
+    task["status"] = {
+        "lastStartTime": "2025-12-31T23:00:00Z",
+        "workerState": "Streaming",
+        "heartbeatTime": "2025-12-31T23:59:55Z",
+        "workerPod": {"name": "w", "restartCount": 3, "restarts": 3, "restartsSinceStart": 3,
+                      "restartStreak": 3},
+    }  # fmt: skip
+
+    def plan(started: str) -> synctask.Plan:
+        container = {"name": "worker", "restartCount": 3,
+                     "state": {"running": {"startedAt": started}}}  # fmt: skip
+        pod = {"metadata": {"name": "w", "creationTimestamp": "2025-12-31T23:00:00Z"},
+               "spec": {"nodeName": "n"},
+               "status": {"phase": "Running", "containerStatuses": [container]}}  # fmt: skip
+        observed = synctask.Observed(task, None, _connectors(), revisions, owned, now, [pod])
+        return synctask.decide(CTX, observed)
+
+    recent = plan("2025-12-31T23:57:00Z")  # up for 3 minutes
+    assert recent.status["workerPod"]["restartStreak"] == 3
+    assert recent.status["phase"] == "Failed"
+    deployment = next(obj for obj, _ in recent.apply if obj["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 0
+    healed = plan("2025-12-31T23:54:00Z")  # up for 6 minutes, reporting: a new streak
+    assert healed.status["workerPod"]["restartStreak"] == 0
+    assert healed.status["workerPod"]["restartsSinceStart"] == 3
+    assert healed.status["phase"] == "Running"
+    deployment = next(obj for obj, _ in healed.apply if obj["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1

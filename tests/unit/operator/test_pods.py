@@ -109,7 +109,10 @@ def test_deployment_that_cannot_create_its_pod() -> None:
         {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
          "message": 'pods "x" is forbidden: exceeded quota: q'}]}}  # fmt: skip
     found = pods.trouble(deployment, [], {})
-    message = 'the worker\'s pod cannot be created: pods "x" is forbidden: exceeded quota: q'
+    message = (
+        'the worker\'s pod cannot be created: pods "x" is forbidden: exceeded quota: q; check '
+        "spec.worker.resources against the namespace's ResourceQuota and LimitRange"
+    )
     assert found == pods.Trouble("FailedCreate", message)
     assert pods.pod_summary([], deployment) == "no worker pod exists (the Deployment has 0)"
 
@@ -148,6 +151,52 @@ def test_restarts_add_up_over_pods_and_since_the_last_start() -> None:
     gone = pods.worker_pod_status(replaced, None, [], {}, False)  # scaled to 0: kept
     assert gone is not None and (gone["restarts"], gone["name"]) == (6, "b")
     assert pods.worker_pod_status(None, None, [], {}, False) is None
+
+
+def test_the_restart_streak_starts_again_after_reset_after_of_running() -> None:
+    """The pod's restarts in a row follow the worker's own rule (status.retry.streak): 0 again
+    once the worker has run restartPolicy.resetAfter since its last restart and says it runs;
+    restartsSinceStart keeps counting."""
+    up = {"running": {"startedAt": "2026-03-01T11:50:00Z"}}  # 10 minutes before NOW
+    crashed = pods.worker_pod_status(None, None, [pod(state=up, restarts=3)], {}, True)
+    assert crashed is not None and crashed["restartStreak"] == 3
+
+    def later(previous: Any, runs: bool, after: timedelta, restarts: int = 3) -> Any:
+        return pods.worker_pod_status(
+            previous, None, [pod(state=up, restarts=restarts)], {}, False,
+            reset_after=after, worker_runs=runs, now=NOW,
+        )  # fmt: skip
+
+    assert later(crashed, True, timedelta(minutes=11))["restartStreak"] == 3  # not long enough
+    assert later(crashed, False, timedelta(minutes=10))["restartStreak"] == 3  # not reporting
+    healed = later(crashed, True, timedelta(minutes=10))
+    assert (healed["restartStreak"], healed["restartsSinceStart"], healed["restarts"]) == (0, 3, 3)
+    # A restart after that is the first of a new streak; the others keep counting.
+    again = pods.worker_pod_status(healed, None, [pod(restarts=4)], {}, False)
+    assert (again["restartStreak"], again["restartsSinceStart"], again["restarts"]) == (1, 4, 4)
+    # A crash-looping pod (not running) never resets, however long ago it started.
+    looping = pod(state=waiting("CrashLoopBackOff"), restarts=5)
+    assert pods.running_since(looping) is None
+    stays = pods.worker_pod_status(
+        again, None, [looping], {}, False, reset_after=timedelta(0), worker_runs=True, now=NOW
+    )
+    assert stays is not None and stays["restartStreak"] == 2
+    # A new start (new config, resume, restartNonce) starts every per-start count again.
+    fresh = pods.worker_pod_status(stays, None, [pod(name="c")], {}, True)
+    assert fresh is not None and (fresh["restartStreak"], fresh["restartsSinceStart"]) == (0, 0)
+
+
+def test_the_restart_limit_reads_the_streak_so_restarts_far_apart_never_stop_it() -> None:
+    status = {
+        "lastStartTime": "2026-03-01T11:59:00Z",
+        "heartbeatTime": "2026-03-01T11:59:50Z",
+        "workerState": "Streaming",
+        "workerPod": {"restartsSinceStart": 9, "restartStreak": 1},
+    }
+    assert not _assess(status, restartPolicy={"maxRetries": 3}).stop_worker
+    status["workerPod"]["restartStreak"] = 4
+    verdict = _assess(status, restartPolicy={"maxRetries": 3})
+    assert verdict.stop_worker and "restarted 4 times in a row" in verdict.conditions["Ready"][2]
 
 
 def _assess(status: dict[str, Any], **spec: Any) -> Any:
@@ -230,3 +279,20 @@ def test_crash_loop_records_when_the_worker_last_exited() -> None:
     looping = pod(state=waiting("CrashLoopBackOff"), last=last, restarts=3)
     status = pods.worker_pod_status(None, None, [looping], {}, new_start=False)
     assert status is not None and status["since"] == "2026-03-01T11:59:00Z"
+
+
+def test_an_image_without_the_worker_command_is_a_crash_loop_that_names_the_image() -> None:
+    """What the kubelet reports when the runtime cannot exec the container's command."""
+    said = (
+        "failed to create containerd task: failed to create shim task: OCI runtime create "
+        'failed: runc create failed: unable to start container process: exec: "ferry-worker": '
+        "executable file not found in $PATH: unknown"
+    )
+    last = {"reason": "StartError", "exitCode": 128, "message": said,
+            "finishedAt": "2026-03-01T11:59:00Z"}  # fmt: skip
+    found = pods.trouble(None, [pod(state=waiting("CrashLoopBackOff"), last=last, restarts=2)], {})
+    assert found is not None and found.reason == "CrashLoopBackOff"
+    assert "cannot start its command (2 restarts, exit code 128:" in found.message
+    assert 'exec: "ferry-worker": executable file not found' in found.message
+    assert "ferry.local/ferry-worker:dev must be a Ferry worker image" in found.message
+    assert found.since == "2026-03-01T11:59:00Z"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ferry_runtime.status import LatencyHistogram, StatusTracker
+from ferry_runtime.status import (
+    POSITION_DISPLAY_MAX,
+    LatencyHistogram,
+    StatusTracker,
+    position_display,
+)
 
 
 class Clock:
@@ -138,3 +143,18 @@ def test_state_change_listeners_fire_only_on_transitions() -> None:
     tracker.set_state("Snapshotting")
     tracker.set_state("Streaming")
     assert seen == ["Snapshotting", "Streaming"]
+
+
+def test_the_reported_position_carries_its_display_and_the_checkpoint_does_not() -> None:
+    tracker = StatusTracker(clock=Clock())
+    assert "display" not in tracker.view()["position"]  # nothing yet: an empty column
+    tracker.record_checkpoint({"file": "binlog.000003", "pos": 1234, "gtid": "0-1-7"})
+    assert tracker.view()["position"] == {
+        "file": "binlog.000003", "pos": 1234, "gtid": "0-1-7", "display": "binlog.000003:1234",
+    }  # fmt: skip
+    assert "display" not in tracker.position
+    long_gtid = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5000"
+    shown = position_display({"gtid": long_gtid})
+    assert shown == long_gtid[:39] + "…" and len(shown) == POSITION_DISPLAY_MAX
+    assert position_display({"gtid": "0-1-100"}) == "0-1-100"
+    assert position_display({}) is None

@@ -16,6 +16,9 @@ from ferry_runtime.events import Change
 __all__ = ["Router", "apply", "partition_value", "topic"]
 
 
+_UNMAPPED = TableMapping(table="*.*")  # a selected table without a mapping (a sentinel)
+
+
 def _map_row(row: dict[str, Any], mapping: TableMapping) -> dict[str, Any]:
     return {
         mapping.columns.get(name, name): value
@@ -68,21 +71,42 @@ class Router:
 
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
-        self._tables: dict[tuple[str, str], tuple[bool, TableMapping | None]] = {}
+        self._tables: dict[tuple[str, str], TableMapping | None] = {}
         self._topics: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     def route(self, change: Change) -> tuple[Change, str, str | None] | None:
         """(mapped change, topic, partition value), or None when the table is not selected."""
-        key = (change.database, change.table)
-        decision = self._tables.get(key)
+        decision = self._decision(change)
         if decision is None:
-            selected = self.config.selects(*key)
-            decision = self._tables[key] = (selected, self.config.mapping_for(*key))
-        selected, mapping = decision
-        if not selected:
             return None
-        mapped = change if mapping is None else apply(self.config, change)
+        mapped = change if decision is _UNMAPPED else apply(self.config, change)
         assert mapped is not None
+        return (mapped, *self._topic(mapped))
+
+    def route_rows(
+        self, template: Change, rows: list[dict[str, Any]]
+    ) -> tuple[Change, list[dict[str, Any]], str, str | None] | None:
+        """:meth:`route` for many rows of one table that share everything but their data
+        (a snapshot chunk): (mapped template, mapped rows, topic, partition value)."""
+        decision = self._decision(template)
+        if decision is None:
+            return None
+        if decision is _UNMAPPED:
+            return (template, rows, *self._topic(template))
+        mapped = apply(self.config, template)
+        assert mapped is not None
+        return (mapped, [_map_row(row, decision) for row in rows], *self._topic(mapped))
+
+    def _decision(self, change: Change) -> TableMapping | None:
+        """The table's mapping (:data:`_UNMAPPED` when it has none), None when the table is
+        not selected."""
+        key = (change.database, change.table)
+        if key not in self._tables:
+            selected = self.config.selects(*key)
+            self._tables[key] = (self.config.mapping_for(*key) or _UNMAPPED) if selected else None
+        return self._tables[key]
+
+    def _topic(self, mapped: Change) -> tuple[str, str | None]:
         target = (mapped.database, mapped.table)
         routed = self._topics.get(target)
         if routed is None:
@@ -90,4 +114,4 @@ class Router:
                 topic(self.config, mapped),
                 partition_value(self.config, mapped),
             )
-        return mapped, routed[0], routed[1]
+        return routed

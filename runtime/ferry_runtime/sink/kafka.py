@@ -198,45 +198,42 @@ class KafkaSink:
         if error is not None:
             self._failures.append(error)
 
-    def _produce(
-        self, producer: Producer, topic: str, key: bytes, value: bytes, part: str | None
-    ) -> None:
-        kwargs: dict[str, Any] = {}
-        if part is not None:
-            kwargs["partition"] = zlib.crc32(part.encode()) % self.ensure_topic(topic)
-        else:
-            self.ensure_topic(topic)
-        while True:
-            try:
-                if self.exactly_once:  # commit_transaction fails if any record failed
-                    producer.produce(topic, value, key, **kwargs)
-                else:
-                    producer.produce(topic, value, key, on_delivery=self._on_delivery, **kwargs)
-                return
-            except BufferError:  # local queue full: let librdkafka send some
-                producer.poll(0.05)
+    def _produce(self, producer: Producer, records: list[Record]) -> None:
+        """Hand ``records`` to librdkafka (topics checked once per batch: the hot path)."""
+        partitions = {topic: self.ensure_topic(topic) for topic in {r.topic for r in records}}
+        callback = None if self.exactly_once else self._on_delivery  # EOS: the commit tells
+        produce = producer.produce
+        for record in records:
+            part = record.partition_by
+            while True:
+                try:
+                    if part is None:
+                        produce(record.topic, record.value, record.key, on_delivery=callback)
+                    else:
+                        partition = zlib.crc32(part.encode()) % partitions[record.topic]
+                        produce(record.topic, record.value, record.key, partition, callback)
+                    break
+                except BufferError:  # local queue full: let librdkafka send some
+                    producer.poll(0.05)
 
     def deliver(self, records: list[Record], state: checkpoint.Checkpoint) -> None:
         """Deliver ``records`` and then ``state``; return once Kafka acknowledged both."""
         producer = self._producer
         assert producer is not None, "open() first"
         self._failures = []
-        cp = (
-            self.config.offsets_topic,
-            self.task_id.encode(),
-            checkpoint.encode(state, self.task_id),
+        cp = Record(
+            self.config.offsets_topic, self.task_id.encode(), checkpoint.encode(state, self.task_id)
         )
         try:
             if self.exactly_once:
                 producer.begin_transaction()
-            for record in records:
-                self._produce(producer, record.topic, record.key, record.value, record.partition_by)
+            self._produce(producer, records)
             if self.exactly_once:
-                self._produce(producer, *cp, None)
+                self._produce(producer, [cp])
                 producer.commit_transaction(TIMEOUT)  # flushes; raises if any record failed
             else:
                 self._flush(producer)
-                self._produce(producer, *cp, None)
+                self._produce(producer, [cp])
                 self._flush(producer)
         except KafkaException as error:
             raise errors.from_kafka(error, f"delivering a batch ({self._at})") from None

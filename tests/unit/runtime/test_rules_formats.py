@@ -128,3 +128,46 @@ def test_fast_json_encoder_writes_the_same_json_as_the_standard_one() -> None:
     assert json.loads(formats._dumps(value)) == value == json.loads(standard(value))
     del value["floats"]  # exponents print differently (1e-7 vs 1e-07); all else is identical
     assert formats._dumps(value) == standard(value)
+
+
+READS = [
+    {"id": 1, "total": "9.50", "note": None, "at": "2026-12-02 10:00:00"},
+    {"id": 2, "total": "-0.01", "note": "ünïcode", "at": "2026-12-02 10:00:01"},
+]
+
+
+def test_encode_reads_writes_the_same_records_as_encode_one_by_one() -> None:
+    for primary_key in (("id",), ("id", "at"), ()):
+        template = Change(
+            "shop", "orders", "read", {}, None, primary_key, 1700000000, "b.000002:4", server_id=7
+        )
+        for fmt in ("maxwell", "debezium"):
+            batch = list(formats.encode_reads(template, READS, fmt, "ns/t1"))
+            one_by_one = [
+                formats.encode(Change(**{**_fields(template), "data": row}), fmt, "ns/t1")
+                for row in READS
+            ]
+            assert batch == one_by_one, (fmt, primary_key)
+
+
+def test_router_routes_a_chunk_of_rows_like_each_row() -> None:
+    cfg = make_config(
+        mapping=[
+            {"table": "shop.orders", "target": "o", "columns": {"total": "sum"}, "drop": ["note"]}
+        ]
+    )
+    template = Change("shop", "orders", "read", {}, None, ("id",), 1, "b.000002:4")
+    routed = rules.Router(cfg).route_rows(template, READS)
+    assert routed is not None
+    mapped, rows, topic, partition = routed
+    for row, mapped_row in zip(READS, rows, strict=True):
+        one = rules.Router(cfg).route(Change(**{**_fields(template), "data": row}))
+        assert one == (Change(**{**_fields(mapped), "data": mapped_row}), topic, partition)
+    assert rows[0] == {"id": 1, "sum": "9.50", "at": "2026-12-02 10:00:00"}
+    unmapped = rules.Router(make_config()).route_rows(template, READS)
+    assert unmapped is not None and unmapped[1] is READS
+    assert rules.Router(make_config(include=["other.*"])).route_rows(template, READS) is None
+
+
+def _fields(change: Change) -> dict[str, Any]:
+    return {name: getattr(change, name) for name in Change.__slots__}

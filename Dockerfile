@@ -9,6 +9,12 @@
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# mysqlclient (the snapshot's row readers) is compiled against MariaDB's client library:
+# a compiler, its headers and, where the base has none, Python's (only in this stage).
+RUN apt-get update -q \
+ && apt-get install -y -q --no-install-recommends gcc libc6-dev pkg-config libmariadb-dev \
+      $(python3 -c 'import os, sysconfig; print("" if os.path.exists(sysconfig.get_path("include") + "/Python.h") else "python3-dev")') \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the package needs: the two source roots and the build metadata.
 COPY pyproject.toml README.md ./
@@ -19,6 +25,9 @@ RUN python -m venv /opt/ferry \
  && /opt/ferry/bin/pip uninstall --yes pip setuptools wheel
 
 FROM ${PYTHON_IMAGE} AS base
+# MariaDB's client library, for mysqlclient (tests/infra's base has it already).
+RUN dpkg-query -W libmariadb3 >/dev/null 2>&1 || { apt-get update -q \
+ && apt-get install -y -q --no-install-recommends libmariadb3 && rm -rf /var/lib/apt/lists/*; }
 COPY --from=build /opt/ferry /opt/ferry
 ENV PATH=/opt/ferry/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

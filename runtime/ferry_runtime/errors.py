@@ -91,13 +91,26 @@ _CONNECTION = {2002, 2003, 2005, 2006, 2013, 2055, 1040, 1053, 1152, 1158, 1159,
 _SSL_CONNECTION_ERROR = 2026  # CR_SSL_CONNECTION_ERROR
 
 
+# How the drivers say a certificate was not accepted: Python's ssl (PyMySQL), and MariaDB's
+# client library (mysqlclient, the snapshot's readers) with OpenSSL's own words.
+_UNVERIFIED = (
+    "certificate verify failed",
+    "certificate_verify_failed",
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to get local issuer certificate",
+    "validation of ssl server certificate failed",
+    "certificate has expired",
+)
+
+
 def tls_problem(code: int | None, detail: str, where: str, tls: Any) -> WorkerError | None:
     """A TLS failure as its own reason, naming the CA in use; None when not about TLS.
     ``tls``: the client's ferry_runtime.config.TLSFiles, or None."""
     low = detail.lower()
     ca_file = getattr(tls, "ca_file", None)
     ca = f"the CA in {ca_file}" if ca_file else "the system CAs"
-    if "certificate verify failed" in low or "certificate_verify_failed" in low:
+    if any(sign in low for sign in _UNVERIFIED):
         return FatalError(
             "TLSVerificationFailed",
             f"{where}: the server's TLS certificate cannot be verified with {ca} ({detail}). "

@@ -16,7 +16,7 @@ from typing import Any
 from ferry_runtime import errors
 from ferry_runtime.config import KafkaSink, TLSFiles
 
-__all__ = ["client_context", "kafka_settings", "mysql_context", "pymysql_args"]
+__all__ = ["client_context", "kafka_settings", "mysql_context", "mysqlclient_args", "pymysql_args"]
 
 
 def _check_files(tls: TLSFiles) -> None:
@@ -79,6 +79,30 @@ def pymysql_args(tls: TLSFiles | None) -> dict[str, Any]:
     assert tls is not None
     # An explicit context makes PyMySQL refuse a server without TLS.
     return {"ssl": mysql_context(tls, mode)}
+
+
+def mysqlclient_args(tls: TLSFiles | None) -> dict[str, Any]:
+    """Keyword arguments of ``MySQLdb.connect`` (the snapshot's row readers) for the same
+    modes. With MariaDB's client library ``verify-ca`` is ``REQUIRED`` with the CA: the
+    library verifies the chain against a CA it is given and checks the host name only under
+    ``VERIFY_IDENTITY`` (which would otherwise check it for verify-ca too)."""
+    mode = "disabled" if tls is None else tls.mode
+    if mode == "disabled":
+        return {"ssl_mode": "DISABLED"}
+    assert tls is not None
+    _check_files(tls)
+    verify = mode in ("verify-ca", "verify-identity")
+    files = {
+        name: path
+        for name, path in (("cert", tls.cert_file), ("key", tls.key_file))
+        if path and tls.cert_file and tls.key_file
+    }
+    if verify:  # a CA makes the library verify the chain (not given: nothing is verified)
+        files["ca"] = tls.ca_file or ssl.get_default_verify_paths().cafile or ""
+    ssl_mode = {"preferred": "PREFERRED", "verify-identity": "VERIFY_IDENTITY"}.get(
+        mode, "REQUIRED"
+    )
+    return {"ssl_mode": ssl_mode, **({"ssl": files} if files else {})}
 
 
 def kafka_settings(config: KafkaSink) -> dict[str, Any]:

@@ -47,6 +47,7 @@ __all__ = [
     "float32",
     "from_binlog_column",
     "from_information_schema",
+    "read_passthrough",
     "to_json",
 ]
 
@@ -257,6 +258,15 @@ def converter(column: Column) -> Converter:
     if column.kind in ("decimal", "date", "time", "datetime", "timestamp"):
         return _identity_if(str, slow)  # the server's text (a snapshot read) is the value
     return lambda value: None if value is None else slow(value)
+
+
+def read_passthrough(column: Column) -> bool:
+    """Whether a value read by a SELECT (the snapshot's readers; DECIMAL and temporal types as
+    the server's text) already is the JSON value: numbers, text and those texts."""
+    return column.kind in (
+        "int", "year", "double", "text", "enum", "decimal", "date", "time", "datetime",
+        "timestamp",
+    )  # fmt: skip
 
 
 def binlog_passthrough(column: Column) -> bool:

@@ -132,14 +132,13 @@ def phase_snapshot(
 
 def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     """The snapshot's per-row work, stage by stage on one thread (CPU µs per row): the
-    SELECT read and parsed by PyMySQL, the JSON conversion, the Change and Kafka record
-    (routing, Maxwell encoding), and produce() into Kafka (librdkafka's own threads and the
+    SELECT read and parsed by the reader connection (mysqlclient), the JSON conversion, the
+    Kafka records (routing, Maxwell encoding: the worker's own code), and produce() into Kafka (librdkafka's own threads and the
     final flush not counted). Their sum bounds what one interpreter can do."""
     from confluent_kafka import Producer
 
-    from ferry_runtime import types
     from ferry_runtime.events import Change
-    from ferry_runtime.source import mysql, schema
+    from ferry_runtime.source import chunks, mysql, schema
     from ferry_runtime.source import snapshot as snapshot_module
     from ferry_runtime.status import StatusTracker
     from ferry_runtime.worker import Worker
@@ -147,51 +146,42 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     cfg = common._worker_config({**plan, "start": None}, mode="snapshot+cdc")
     os.environ["BENCH_PW"] = common.PASSWORD
     worker = Worker(cfg, StatusTracker())
-    conn = mysql.connect(cfg.source, conv=snapshot_module.TEXT_CONVERSIONS)
-    typed = mysql.connect(cfg.source)  # PyMySQL's own types: how snapshots read before
+    snap = chunks.reader_connection(cfg.source)  # the snapshot's reader (mysqlclient)
+    conn = mysql.connect(cfg.source, conv=snapshot_module.TEXT_CONVERSIONS)  # PyMySQL, before
     table = schema.load(conn, plan["database"], "t")
     assert table is not None
-    snap = snapshot_module.Snapshot(conn)
     producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "linger.ms": 50})
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
-    spent = dict.fromkeys(("select+parse", "convert", "change+encode", "produce"), 0.0)
-    before = 0.0  # the previous read: PyMySQL's types, a converter looked up per value
+    spent = dict.fromkeys(("select+parse", "convert", "encode", "produce"), 0.0)
+    before = 0.0  # the same rows read and converted by PyMySQL (how snapshots read before)
     after: list[Any] | None = None
     rows = 0
+    select = f"SELECT * FROM `{plan['database']}`.t WHERE id > %s{{upto}} ORDER BY id"
     while True:
         clock = time.thread_time()
         upto, _ = snap.open_chunk(table, after, plan["chunk"])
-        raw = snap._execute(
-            f"SELECT * FROM `{plan['database']}`.t WHERE id > %s"
-            + ("" if upto is None else " AND id <= %s")
-            + " ORDER BY id",
-            [after[0] if after else 0] + ([] if upto is None else [upto[0]]),
-        )
+        args = [after[0] if after else 0] + ([] if upto is None else [upto[0]])
+        sql = select.format(upto="" if upto is None else " AND id <= %s")
+        raw = snap._execute(sql, args)
         snap.end()
         spent["select+parse"] += time.thread_time() - clock
         clock = time.thread_time()
-        with typed.cursor() as cursor:
-            cursor.execute(
-                f"SELECT * FROM `{plan['database']}`.t WHERE id > %s"
-                + ("" if upto is None else " AND id <= %s"),
-                [after[0] if after else 0] + ([] if upto is None else [upto[0]]),
-            )
-            old_rows = [
-                {c.name: types.converter(c)(v) for c, v in zip(table.columns, row, strict=True)}
-                for row in cursor.fetchall()
-            ]
+        with conn.cursor() as cursor:
+            cursor.execute(sql, args)
+            old_rows = snapshot_module._convert(table, cursor.fetchall())
         before += time.thread_time() - clock
         clock = time.thread_time()
         converted = snapshot_module._convert(table, raw)
-        assert converted == old_rows, "the text read must give the same JSON values"
+        assert converted == old_rows, "both drivers must give the same JSON values"
         spent["convert"] += time.thread_time() - clock
         clock = time.thread_time()
-        changes = [
-            Change(table.database, table.table, "read", row, None, table.primary_key, 0, "f:4")
-            for row in converted
-        ]
-        records, _ = worker._records(changes)
-        spent["change+encode"] += time.thread_time() - clock
+        template = Change(
+            table.database, table.table, "read", {}, None, table.primary_key, 0, "f:4"
+        )
+        prepared = worker._read_records(template, converted)
+        assert prepared is not None
+        records = prepared[0]
+        spent["encode"] += time.thread_time() - clock
         clock = time.thread_time()
         for record in records:
             while True:
@@ -207,8 +197,8 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
             break
         after = upto
     producer.flush(60)
+    snap.close()
     conn.close()
-    typed.close()
     micros = {name: seconds / rows * 1e6 for name, seconds in spent.items()}
     return {
         "rows": rows,
@@ -297,8 +287,8 @@ def main() -> None:
                 total = sum(result["micros_per_row"].values())
                 line = (
                     f"{name:>15}: CPU µs per row on one thread: {parts}; sum {total:.1f} "
-                    f"(= {1e6 / total:,.0f} rows per CPU-second); select+parse+convert as "
-                    f"before this work (PyMySQL's types): {result['before_micros_per_row']:.1f}"
+                    f"(= {1e6 / total:,.0f} rows per CPU-second); select+parse+convert with "
+                    f"PyMySQL (the reader before): {result['before_micros_per_row']:.1f}"
                 )
             print(line, flush=True)
     finally:

@@ -38,7 +38,7 @@ from ferry_runtime import errors
 from ferry_runtime.config import SourceConfig
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
+from ferry_runtime.source.snapshot import Snapshot
 
 __all__ = ["ChunkReader", "KeyedChunk", "Reader", "ReaderProcess", "reader_connection"]
 
@@ -59,8 +59,8 @@ class Reader(Protocol):
 
 
 def reader_connection(source: SourceConfig) -> Snapshot:
-    """A Snapshot on a new connection that reads values as the server's text."""
-    return Snapshot(mysql.connect(source, conv=TEXT_CONVERSIONS))
+    """A Snapshot on a new reader connection (:func:`mysql.connect_reader`)."""
+    return Snapshot(mysql.connect_reader(source))
 
 
 class ReaderProcess:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import MySQLdb
 import pymysql
+from MySQLdb.constants import FIELD_TYPE
 
 from ferry_runtime import errors, tls
 from ferry_runtime.config import (
@@ -22,9 +24,11 @@ from ferry_runtime.config import (
 from ferry_runtime.source import positions
 
 __all__ = [
+    "DRIVER_ERRORS",
     "binary_logs",
     "check_position",
     "connect",
+    "connect_reader",
     "connection_settings",
     "gtid_position",
     "password",
@@ -33,6 +37,9 @@ __all__ = [
 ]
 
 PARSE_ERROR = 1064  # ER_PARSE_ERROR: a statement this server does not know
+
+# What either driver raises for a server or connection error (args: code, message).
+DRIVER_ERRORS = (pymysql.err.MySQLError, MySQLdb.MySQLError)
 
 
 def password(source: SourceConfig) -> str:
@@ -72,12 +79,55 @@ def connect(source: SourceConfig, **extra: Any) -> pymysql.connections.Connectio
         ) from None
 
 
+# The reader's values: numbers as Python numbers; DECIMAL and temporal values as the server's
+# text (already their JSON value: see types.converter); text decoded; binary data and BIT as
+# bytes. The same values PyMySQL gives with source.snapshot.TEXT_CONVERSIONS.
+_READER_CONVERSIONS: dict[int, Any] = {
+    **dict.fromkeys(
+        (FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG,
+         FIELD_TYPE.INT24, FIELD_TYPE.YEAR),
+        int,
+    ),
+    **dict.fromkeys((FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE), float),
+    **dict.fromkeys(
+        (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DATE, FIELD_TYPE.TIME,
+         FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP, FIELD_TYPE.JSON),
+        str,  # a type with a converter arrives decoded (JSON: MySQL's type; MariaDB's is text)
+    ),
+}  # fmt: skip
+
+
+def connect_reader(source: SourceConfig) -> Any:
+    """A connection for reading table rows in bulk (snapshot chunks): mysqlclient, whose C
+    parser reads a row about 5x faster than PyMySQL (the snapshot's largest cost), with the
+    values :data:`_READER_CONVERSIONS` describes. Same settings and TLS as :func:`connect`."""
+    settings = connection_settings(source)
+    secret = settings["password"]
+    try:
+        return MySQLdb.connect(
+            host=source.host,
+            port=source.port,
+            user=source.user,
+            password=secret,
+            connect_timeout=settings["connect_timeout"],
+            charset="utf8mb4",
+            autocommit=True,
+            conv=_READER_CONVERSIONS,
+            **tls.mysqlclient_args(source.tls),
+        )
+    except MySQLdb.MySQLError as error:
+        raise errors.from_mysql(
+            error, f"connecting to {source.host}:{source.port} as {source.user}", secret,
+            source.tls,
+        ) from None  # fmt: skip
+
+
 def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql)
             return list(cursor.fetchall())
-    except pymysql.err.MySQLError as error:
+    except DRIVER_ERRORS as error:
         raise errors.from_mysql(error, sql) from None
 
 
@@ -88,7 +138,7 @@ def server_position(conn: Any) -> dict[str, Any]:
         with conn.cursor() as cursor:
             cursor.execute("SHOW MASTER STATUS")
             rows = list(cursor.fetchall())
-    except pymysql.err.ProgrammingError as error:
+    except (pymysql.err.ProgrammingError, MySQLdb.ProgrammingError) as error:
         if error.args[0] != PARSE_ERROR:
             raise errors.from_mysql(error, "SHOW MASTER STATUS") from None
         rows = _rows(conn, "SHOW BINARY LOG STATUS")

@@ -57,13 +57,19 @@ def _sql_value(column: types.Column, value: Any) -> Any:
 
 
 def _convert(table: TableSchema, raw: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Rows as JSON values by column name (the converters looked up once per batch)."""
+    """Rows as JSON values by column name. Only the columns whose values are not their JSON
+    values as read (:func:`types.read_passthrough`) go through a converter."""
     names = [column.name for column in table.columns]
-    converters = [types.converter(column) for column in table.columns]
-    return [
-        dict(zip(names, [f(value) for f, value in zip(converters, row, strict=True)], strict=True))
-        for row in raw
+    converted = [
+        (column.name, types.converter(column))
+        for column in table.columns
+        if not types.read_passthrough(column)
     ]
+    rows = [dict(zip(names, row, strict=False)) for row in raw]  # strict: 1.5x the time
+    for name, convert in converted:
+        for row in rows:
+            row[name] = convert(row[name])
+    return rows
 
 
 # A connection that reads rows: DECIMAL, DATE, TIME, DATETIME and TIMESTAMP come as the
@@ -96,7 +102,7 @@ class Snapshot:
             with self.conn.cursor() as cursor:
                 cursor.execute(sql, args)
                 return list(cursor.fetchall())
-        except pymysql.err.MySQLError as error:
+        except mysql.DRIVER_ERRORS as error:
             raise errors.from_mysql(error, "snapshot") from None
 
     def begin(self, read_lock: bool = False) -> dict[str, Any]:
@@ -248,5 +254,5 @@ class Snapshot:
                     if start < len(batch):
                         rows = _convert(table, batch[start:])
                         yield Chunk(rows, None, scanned)
-        except pymysql.err.MySQLError as error:
+        except mysql.DRIVER_ERRORS as error:
             raise errors.from_mysql(error, f"snapshot of {table.name}") from None

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from tests.integration.runtime.conftest import Pipeline
 
-from ferry_runtime.source import schema
+from ferry_runtime import config
+from ferry_runtime.source import chunks, schema
 from ferry_runtime.source.keys import KeyOrder
-from ferry_runtime.source.snapshot import Snapshot
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]  # the pipeline fixture holds both
 
@@ -52,7 +52,11 @@ def test_key_order_matches_the_servers_order_by(
     with mysql_connect() as conn:
         loaded = schema.load(conn, pipeline.database, "k")
         assert loaded is not None
-        rows, _ = Snapshot(conn).read_chunk(loaded, None, 100)
+        reader = chunks.reader_connection(config.parse(pipeline.config()).source)
+        try:
+            rows, _ = reader.read_chunk(loaded, None, 100)
+        finally:
+            reader.close()
         ordered = [[row["k"]] for row in rows]  # the server's ORDER BY, as JSON values
         order = KeyOrder(conn, loaded)
         for i, left in enumerate(ordered):

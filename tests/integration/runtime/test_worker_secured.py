@@ -152,3 +152,41 @@ def test_scram_with_a_wrong_password_fails_without_showing_it(
     assert "SCRAM-SHA-512" in failure.message and "secretRef" in failure.message
     shown = json.dumps(worker.tracker.view()) + failure.message
     assert wrong not in shown
+
+
+@pytest.mark.parametrize(
+    "mode, ca, outcome",
+    [
+        ("verify-identity", "FERRY_TLS_CA_FILE", "TLS"),
+        ("verify-ca", "FERRY_TLS_CA_FILE", "TLS"),
+        ("required", None, "TLS"),
+        ("verify-ca", "FERRY_TLS_OTHER_CA_FILE", "TLSVerificationFailed"),
+        ("verify-identity", "FERRY_TLS_OTHER_CA_FILE", "TLSVerificationFailed"),
+        ("disabled", None, "AuthenticationFailed"),  # the user is REQUIRE SSL
+    ],
+)
+def test_the_snapshot_reader_connection_keeps_the_tls_mode(
+    pipeline: Pipeline, secured: dict[str, str], mode: str, ca: str | None, outcome: str
+) -> None:
+    """The snapshot's row readers use another driver (mysqlclient) than the rest of the
+    worker: the same TLS mode must mean the same there, and a CA that did not sign the
+    server's certificate must be refused, not ignored."""
+    from ferry_runtime import config, errors
+    from ferry_runtime.source import mysql
+
+    tls = {"mode": mode, **({"caFile": secured[ca]} if ca else {})}
+    source = {**pipeline.config()["source"], "user": secured["FERRY_MYSQL_TLS_USER"], "tls": tls}
+    settings = config.parse({**pipeline.config(), "source": source}).source
+    try:
+        conn = mysql.connect_reader(settings)
+    except errors.WorkerError as error:
+        assert error.reason == outcome, error.message
+        assert secured.get("FERRY_MYSQL_PASSWORD", "\0") not in error.message
+        return
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            cipher = cursor.fetchall()[0][1]
+    finally:
+        conn.close()
+    assert outcome == "TLS" and cipher, f"{mode}: connected, cipher {cipher!r}"

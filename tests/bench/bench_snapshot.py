@@ -133,8 +133,9 @@ def phase_snapshot(
 def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     """The snapshot's per-row work, stage by stage on one thread (CPU µs per row): the
     SELECT read and parsed by the reader connection (mysqlclient), the JSON conversion, the
-    Kafka records (routing, Maxwell encoding: the worker's own code), and produce() into Kafka (librdkafka's own threads and the
-    final flush not counted). Their sum bounds what one interpreter can do."""
+    Kafka records (routing, Maxwell encoding: the worker's own code), and produce() into
+    Kafka (librdkafka's own threads and the final flush not counted). Their sum bounds what
+    one interpreter can do."""
     from confluent_kafka import Producer
 
     from ferry_runtime.events import Change

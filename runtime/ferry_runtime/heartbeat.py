@@ -88,7 +88,7 @@ class HeartbeatRows:
 
     def _stamp(self, values: dict[str, Any]) -> float | None:
         if values.get("task") == self.task and isinstance(values.get("ts_ms"), int):
-            return float(values["ts_ms"]) / 1000
+            return int(values["ts_ms"]) / 1000
         return None
 
 
@@ -163,9 +163,9 @@ class Writer:
 
     def beat(self, track: bool = True) -> None:
         """Upsert this task's row stamped now; the stamp counts as lag until delivered."""
-        at = self.clock()
+        stamp = int(self.clock() * 1000)  # the row's ts_ms; the tracker gets the same value
         if track:
-            self.tracker.source_heartbeat_written(at)
+            self.tracker.source_heartbeat_written(stamp / 1000)
         if self._conn is None:
             self._conn = self._connect()
         with self._conn.cursor() as cur:
@@ -173,7 +173,7 @@ class Writer:
                 cur.execute(
                     f"INSERT INTO {_quoted(self.table)} (task, ts_ms) VALUES (%s, %s) "
                     "ON DUPLICATE KEY UPDATE ts_ms = VALUES(ts_ms)",
-                    (self.config.task.id, int(at * 1000)),
+                    (self.config.task.id, stamp),
                 )
             except pymysql.err.MySQLError as error:
                 if error.args and error.args[0] in _PRIVILEGES:

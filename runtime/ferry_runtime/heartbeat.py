@@ -118,14 +118,19 @@ class Writer:
         self._ensure_table()
         # A first write proves the grant now; not counted as lag: the stream may start
         # after it (a cdc task without a checkpoint starts at the server's position).
-        self.beat(track=False)
+        try:
+            self.beat(track=False)
+        except pymysql.err.MySQLError as error:
+            raise self._unusable(error) from None
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=STATEMENT_TIMEOUT + 5)
+            # A beat hung on a stalled server must not hold up a stop: the daemon thread
+            # ends with its connection (closed below, or by STATEMENT_TIMEOUT).
+            self._thread.join(timeout=2)
         self._close_quietly()
 
     def _connect(self) -> Any:
@@ -140,6 +145,18 @@ class Writer:
             f"heartbeat.table: {source.user} may not {doing} {self.table} ({error.args[-1]}). "
             f"Run once as an administrator: {setup_sql(self.table, source.user)}; or turn "
             "spec.heartbeat off.",
+        )
+
+    def _unusable(self, error: pymysql.err.MySQLError) -> errors.WorkerError:
+        """A first beat that failed: the server's trouble is retried, the table's is not."""
+        secret = os.environ.get(self.config.source.password_env)
+        found = errors.from_mysql(error, f"writing heartbeat.table {self.table}", secret)
+        if found.reason == "ConnectionLost":
+            return found
+        return errors.FatalError(
+            "InvalidConfig",
+            f"{found.message}. heartbeat.table needs the columns ({COLUMNS}); point it at "
+            "another table or fix this one.",
         )
 
     def _ensure_table(self) -> None:
@@ -185,6 +202,8 @@ class Writer:
             try:
                 self.beat()
             except Exception as error:  # the stream notices a lost server; lag shows the rest
+                if self._stop.is_set():
+                    return
                 self._close_quietly()
                 if not self._failing:
                     secret = os.environ.get(self.config.source.password_env)

@@ -355,9 +355,11 @@ class BinlogReader:
         selected = self._selected.get((database, table))
         if selected is None:
             selected = self._selected[(database, table)] = self.config.selects(database, table)
-        beats = self._beats is not None and (database, table) == self._beats.table
-        if beats and not selected:  # read for the stamp only (spec.heartbeat)
-            self._note_beat(self._beats.stamp(event))  # type: ignore[union-attr]
+        beats = self._beats
+        if beats is not None and (database, table) != beats.table:
+            beats = None  # not the heartbeat table (spec.heartbeat)
+        if beats is not None and not selected:  # read for the stamp only
+            self._note_beat(beats.stamp(event))
         if not selected:
             return
         first = len(changes)
@@ -375,8 +377,8 @@ class BinlogReader:
                     server_id=self.config.source.server_id,
                 )
             )  # fmt: skip
-        if beats:  # the heartbeat table is selected too: its rows are data as well
-            self._note_beat(self._beats.stamp_of(changes[first:]))  # type: ignore[union-attr]
+        if beats is not None:  # the heartbeat table is selected too: its rows are data as well
+            self._note_beat(beats.stamp_of(changes[first:]))
 
     def _note_beat(self, stamp: float | None) -> None:
         if stamp is not None:

@@ -39,6 +39,7 @@ __all__ = [
     "Duration",
     "ErrorPolicy",
     "GtidPosition",
+    "Heartbeat",
     "KafkaSink",
     "MySQLSink",
     "Performance",
@@ -293,6 +294,13 @@ class KafkaSink(Model):
     offsets_topic: str = Field(
         default="ferry.offsets", description="Compacted topic holding each task's checkpoint."
     )
+    # Transaction metadata (spec.sink.kafka.transactionTopic), see ferry_runtime.txmeta.
+    transaction_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Debezium-style BEGIN/END records of each source transaction go here, "
+        "around its rows in the same Kafka transaction; None: none are written.",
+    )
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="librdkafka producer overrides."
     )
@@ -386,6 +394,28 @@ class ErrorPolicy(Model):
         return self
 
 
+_TABLE_NAME = re.compile(r"^[^.\s`*?]+\.[^.\s`*?]+$")
+
+
+def _table_name(value: str) -> str:
+    if not _TABLE_NAME.match(value):
+        raise ValueError(f"{value!r} is not a 'database.table' name (no globs, no backquotes)")
+    return value
+
+
+class Heartbeat(Model):
+    """spec.heartbeat: the worker upserts its row of a source table at this interval, so
+    the binlog moves on an idle source and lag is measured, not assumed
+    (:mod:`ferry_runtime.heartbeat`)."""
+
+    interval: Duration = Field(default=timedelta(seconds=10))
+    table: Annotated[str, AfterValidator(_table_name)] = Field(
+        default="ferry_meta.heartbeat",
+        description="database.table written; its rows reach the sink only when "
+        "include names it exactly.",
+    )
+
+
 class TaskIdentity(Model):
     name: str = Field(min_length=1)
     namespace: str = "default"
@@ -436,13 +466,19 @@ class WorkerConfig(Model):
     )
     snapshot_request: SnapshotRequest | None = None
     skip_event: SkipEvent | None = None
+    heartbeat: Heartbeat | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     def selects(self, database: str, table: str) -> bool:
         """Whether ``database.table`` passes the include and exclude globs."""
         name = f"{database}.{table}"
+        if self.is_heartbeat_table(database, table) and name not in self.include:
+            return False  # the heartbeat table is data only when include names it exactly
         included = any(fnmatch.fnmatchcase(name, glob) for glob in self.include)
         return included and not any(fnmatch.fnmatchcase(name, glob) for glob in self.exclude)
+
+    def is_heartbeat_table(self, database: str, table: str) -> bool:
+        return self.heartbeat is not None and self.heartbeat.table == f"{database}.{table}"
 
     def mapping_for(self, database: str, table: str) -> TableMapping | None:
         return next((m for m in self.mapping if m.matches(database, table)), None)

@@ -76,7 +76,7 @@ def debezium(change: Change, task: str) -> dict[str, Any]:
     before = change.old if change.op == "update" else None
     if change.op == "delete":
         before = change.data
-    return {
+    record = {
         "before": before,
         "after": None if change.op == "delete" else change.data,
         "source": {
@@ -94,6 +94,9 @@ def debezium(change: Change, task: str) -> dict[str, Any]:
         "op": _DEBEZIUM_OP[change.op],
         "ts_ms": change.ts * 1000,
     }
+    if "transaction" in change.extra:  # transaction metadata (ferry_runtime.txmeta)
+        record["transaction"] = change.extra["transaction"]
+    return record
 
 
 def encode(change: Change, fmt: str, task: str) -> tuple[bytes, bytes]:

@@ -36,6 +36,8 @@ State = Literal[
 ]
 MAX_ERRORS = 10
 RATE_WINDOW_SECONDS = 10.0
+# Heartbeat rows awaiting delivery that the lag remembers (the oldest are what count).
+MAX_UNCONFIRMED_BEATS = 10_000
 # Upper bounds (seconds) of the batch latency histogram; +Inf is implied.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -144,6 +146,9 @@ class StatusTracker:
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
     last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
+    # spec.heartbeat: wall times of heartbeat rows written (or tried) and not delivered yet
+    _unconfirmed_beats: deque[float] = field(default_factory=deque)
+    last_heartbeat_delivered: float | None = None  # wall time the newest delivered one was written
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _listeners: list[Callable[[State], None]] = field(default_factory=list)
@@ -192,6 +197,22 @@ class StatusTracker:
         with self._lock:
             self.position = dict(position)
             self.last_checkpoint_time = self.clock()
+
+    def source_heartbeat_written(self, at: float) -> None:
+        """A heartbeat row stamped ``at`` is being written to the source (spec.heartbeat):
+        until it is delivered, lag is at least its age."""
+        with self._lock:
+            if len(self._unconfirmed_beats) < MAX_UNCONFIRMED_BEATS:
+                self._unconfirmed_beats.append(at)
+
+    def source_heartbeat_delivered(self, at: float) -> None:
+        """The heartbeat row stamped ``at`` came through the binlog and its checkpoint was
+        committed: every heartbeat written up to then is delivered."""
+        with self._lock:
+            while self._unconfirmed_beats and self._unconfirmed_beats[0] <= at:
+                self._unconfirmed_beats.popleft()
+            if self.last_heartbeat_delivered is None or at > self.last_heartbeat_delivered:
+                self.last_heartbeat_delivered = at
 
     def heartbeat(self, component: str) -> None:
         """A pipeline thread says it is alive; /healthz fails when one stops beating."""
@@ -337,11 +358,17 @@ class StatusTracker:
             return {"eventsByTable": by_table, "errorsByReason": dict(self.errors_by_reason)}
 
     def lag_seconds(self) -> float:
-        """now - timestamp of the last delivered event; 0 when caught up."""
+        """now - timestamp of the last delivered event; 0 when caught up. With spec.heartbeat,
+        at least the age of the oldest heartbeat row written and not delivered yet (a stream
+        that stopped moving shows, although no server heartbeat says so)."""
         with self._lock:
-            if self.caught_up or self.last_event_time is None:
-                return 0.0
-            return max(0.0, self.clock() - self.last_event_time)
+            now = self.clock()
+            lag = 0.0
+            if not self.caught_up and self.last_event_time is not None:
+                lag = max(0.0, now - self.last_event_time)
+            if self._unconfirmed_beats:
+                lag = max(lag, now - self._unconfirmed_beats[0])
+            return lag
 
     def events_per_second(self) -> float:
         with self._lock:

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, rules, skip
+from ferry_runtime import checkpoint, errors, formats, heartbeat, rules, skip, txmeta
 from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
@@ -107,6 +107,7 @@ class Worker:
         self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
         self._skip: skip.Target | None = None  # the pending skipEvent of this run
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
+        self._heartbeat: heartbeat.Writer | None = None  # spec.heartbeat, while a run streams
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -271,6 +272,9 @@ class Worker:
                 state = Checkpoint(reset_nonce=state.reset_nonce, skip=state.skip)
             self._skip = self._pending_skip(state)
             mode = self.config.mode
+            if self.config.heartbeat is not None and mode != "snapshot":
+                self._heartbeat = heartbeat.Writer(self.config, self.tracker)
+                self._heartbeat.start()
             unfinished = state.snapshot is not None and not state.snapshot.done
             if mode == "snapshot":
                 if state.position is None or unfinished:
@@ -289,6 +293,9 @@ class Worker:
             self._stream(sink, state, self._open_feed(dict(state.position or {})))
             return False
         finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                self._heartbeat = None
             while self._feeds:
                 self._feeds.pop().close()
             ctl.close()
@@ -860,8 +867,12 @@ class Worker:
     def _deliver_batch(
         self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction]
     ) -> Checkpoint:
-        changes = [change for txn in batch for change in txn.changes]
-        records, counts = self._prepare(sink, changes)
+        kafka = self.config.sink.kafka
+        if sink.wants_records and kafka is not None and kafka.transaction_topic:
+            records, counts = self._transaction_records(batch, kafka.transaction_topic)
+        else:
+            changes = [change for txn in batch for change in txn.changes]
+            records, counts = self._prepare(sink, changes)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
         skipped = self._skip_record(batch)
@@ -878,6 +889,9 @@ class Worker:
                 skipped.nonce, skipped.events, ", ".join(skipped.tables) or "no table",
                 skipped.position, f" (GTID {skipped.gtid})" if skipped.gtid else "",
             )  # fmt: skip
+        beats = [txn.heartbeat for txn in batch if txn.heartbeat is not None]
+        if beats:  # spec.heartbeat: delivered and checkpointed
+            self.tracker.source_heartbeat_delivered(max(beats))
         self._healthy()
         # Lag is how far behind the binlog we are: transactions of tables we skip count too
         # (a busy server never sends the idle heartbeat that sets caught-up).
@@ -905,7 +919,28 @@ class Worker:
                 counts[(change.name, change.op)] += 1
         return mapped, dict(counts)
 
-    def _records(self, changes: list[Change]) -> tuple[list[Record], dict[tuple[str, str], int]]:
+    def _transaction_records(
+        self, batch: list[binlog.Transaction], topic: str
+    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
+        """Each transaction's records between its BEGIN and END records (txmeta)."""
+        records: list[Any] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        for txn in batch:
+            order = txmeta.Order(txmeta.transaction_id(txn.gtid, txn.position))
+            body, got = self._records(txn.changes, order)
+            if order.total:
+                records.append(Record(topic, *txmeta.begin(order, txn.ts)))
+                records.extend(body)
+                records.append(Record(topic, *txmeta.end(order, txn.ts)))
+            else:  # no row delivered (dead letters only): no BEGIN/END, as in Debezium
+                records.extend(body)
+            counts.update(got)
+        return records, dict(counts)
+
+    def _records(
+        self, changes: list[Change], order: txmeta.Order | None = None
+    ) -> tuple[list[Record], dict[tuple[str, str], int]]:
+        """Kafka records of ``changes``; ``order``: their transaction's, for txmeta."""
         kafka = self.config.sink.kafka
         assert kafka is not None
         records: list[Record] = []
@@ -915,6 +950,8 @@ class Worker:
             if routed is None:
                 continue
             mapped, topic, partition = routed
+            if order is not None and kafka.format == "debezium":
+                mapped.extra["transaction"] = order.block(mapped.name)
             try:
                 key, value = formats.encode(mapped, kafka.format, self.task_id)
             except (TypeError, ValueError) as error:  # a value JSON cannot hold
@@ -925,6 +962,8 @@ class Worker:
                 continue
             records.append(Record(topic, key, value, partition))
             counts[(change.name, change.op)] += 1
+            if order is not None:
+                order.take(mapped.name)
         return records, dict(counts)
 
     def _read_records(

@@ -31,6 +31,7 @@ from ferry_operator.api.base import (
 __all__ = [
     "Alerts",
     "ErrorPolicy",
+    "Heartbeat",
     "KafkaSinkSpec",
     "Mapping",
     "MySQLSinkSpec",
@@ -159,6 +160,23 @@ class KafkaSinkSpec(Model):
     )
     partition_by: Literal["primaryKey", "table", "database"] | None = Field(
         default=None, description="Partition key; default: primaryKey."
+    )
+    transaction_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=249,
+        description="Write Debezium-style transaction metadata here: a BEGIN and an END record "
+        "(id, event_count, data_collections, ts_ms) around the rows of each source "
+        "transaction, in the same Kafka transaction; with format debezium each row also "
+        "carries transaction {id, total_order, data_collection_order}. A topic name (no "
+        "placeholders). Default: none written.",
+        json_schema_extra=cel(
+            (
+                f"{matches(TOPIC_PATTERN)} && self != '.' && self != '..'",
+                "sink.kafka.transactionTopic must be a Kafka topic name: letters, digits, '.', "
+                "'_' and '-' (not '.' or '..' alone)",
+            )
+        ),
     )
 
 
@@ -316,6 +334,31 @@ class ErrorPolicy(Model):
                 "errorPolicy.deadLetterTopic must be a Kafka topic name: letters, digits, '.', "
                 "'_' and '-' (not '.' or '..' alone)",
             )
+        ),
+    )
+
+
+# One table by name (no globs, no backquote): database.table.
+TABLE_NAME = r"^[^.\s`*?]+\.[^.\s`*?]+$"
+
+
+class Heartbeat(Model):
+    """Write a row into a source table at an interval (Debezium's heartbeat.action.query), so
+    that the binlog moves on an idle source and lag is measured end to end."""
+
+    interval: str | None = duration_field(
+        "heartbeat.interval", "How often the worker upserts its row; default 10s."
+    )
+    table: str | None = Field(
+        default=None,
+        max_length=129,
+        description="The source table (database.table, no globs) holding one row per task: "
+        "(task VARCHAR(255) PRIMARY KEY, ts_ms BIGINT). Created when missing if the source "
+        "user may; else the task stops with InsufficientPrivileges and the SQL to run. Its "
+        "rows reach the sink only when source.include names it exactly. Default: "
+        "ferry_meta.heartbeat.",
+        json_schema_extra=must_match(
+            TABLE_NAME, "heartbeat.table must be one database.table name: no globs, no spaces"
         ),
     )
 
@@ -516,6 +559,11 @@ class TaskFields(Model):
     restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
     error_policy: ErrorPolicy | None = Field(default=None, description="Undeliverable rows.")
     alerts: Alerts | None = Field(default=None, description="Degraded thresholds.")
+    heartbeat: Heartbeat | None = Field(
+        default=None,
+        description="Write a heartbeat row into the source at an interval (off when absent): "
+        "the checkpoint moves on an idle source and a stalled stream shows as lag.",
+    )
     worker: WorkerSpec | None = Field(default=None, description="The worker pod.")
     revision_history_limit: int | None = Field(
         default=None, ge=1, le=100, description="Config revisions kept; default 10."

@@ -38,7 +38,7 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from ferry_runtime import errors, skip, types
+from ferry_runtime import errors, heartbeat, skip, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
 from ferry_runtime.source import mysql, positions, rows
@@ -61,6 +61,8 @@ class Transaction:
     read_at: float = 0.0  # monotonic time its first event was read
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (table, message)
     skipped: skip.Skipped | None = None  # a skipEvent left row events of it out
+    gtid: str | None = None  # its MariaDB GTID (domain-server-sequence), when known
+    heartbeat: float | None = None  # the stamp of this task's heartbeat row in it (spec.heartbeat)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ class BinlogReader:
         self._plans: dict[tuple[int, str, str], _TablePlan] = {}
         self.fallback_events = 0  # rows events our decoder refused (the library decoded them)
         self._selected: dict[tuple[str, str], bool] = {}
+        # spec.heartbeat: this task's beats in the transaction being read
+        self._beats = heartbeat.HeartbeatRows(config) if config.heartbeat else None
+        self._beat: float | None = None
+        self._gtid: str | None = None  # of the transaction being read
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="binlog-reader", daemon=True)
@@ -245,6 +251,7 @@ class BinlogReader:
                 elif isinstance(event, MariadbGtidEvent):
                     in_transaction = True
                     gtid = positions.Gtid(event.domain_id, event.server_id, event.gtid_seq_no)
+                    self._gtid = str(gtid)
                     skipping = matcher is not None and matcher.transaction(gtid)
                 elif isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
                     if skipping or (
@@ -306,8 +313,9 @@ class BinlogReader:
             change.xid = xid
         if changes:
             changes[-1].commit = True
+        beat, gtid, self._beat, self._gtid = self._beat, self._gtid, None, None
         if self.budget.acquire(len(changes), self._stop):  # the sink releases on take
-            self._put(Transaction(changes, position, ts, read_at, dead, skipped))
+            self._put(Transaction(changes, position, ts, read_at, dead, skipped, gtid, beat))
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""
@@ -347,8 +355,14 @@ class BinlogReader:
         selected = self._selected.get((database, table))
         if selected is None:
             selected = self._selected[(database, table)] = self.config.selects(database, table)
+        beats = self._beats
+        if beats is not None and (database, table) != beats.table:
+            beats = None  # not the heartbeat table (spec.heartbeat)
+        if beats is not None and not selected:  # read for the stamp only
+            self._note_beat(beats.stamp(event))
         if not selected:
             return
+        first = len(changes)
         where = f"{position['file']}:{position['pos']}"
         op = _OPS[type(event)]
         try:
@@ -363,6 +377,12 @@ class BinlogReader:
                     server_id=self.config.source.server_id,
                 )
             )  # fmt: skip
+        if beats is not None:  # the heartbeat table is selected too: its rows are data as well
+            self._note_beat(beats.stamp_of(changes[first:]))
+
+    def _note_beat(self, stamp: float | None) -> None:
+        if stamp is not None:
+            self._beat = stamp if self._beat is None else max(self._beat, stamp)
 
     def _images(
         self, event: Any, plan: _TablePlan, op: Op, where: str, dead: list[tuple[str, str]]

@@ -34,7 +34,7 @@ from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
 from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import TEXT_CONVERSIONS, Snapshot
+from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
@@ -543,9 +543,8 @@ class Worker:
             conn.close()
 
     def _snapshot_connection(self) -> Any:
-        """A connection that reads table rows (values as the server's text where that is
-        their JSON value already: see source.snapshot.TEXT_CONVERSIONS)."""
-        return mysql.connect(self.config.source, conv=TEXT_CONVERSIONS)
+        """A connection that reads table rows (:func:`mysql.connect_reader`)."""
+        return mysql.connect_reader(self.config.source)
 
     @property
     def _chunk_size(self) -> int:

@@ -130,6 +130,17 @@ def phase_snapshot(
     return result
 
 
+def _pymysql_text() -> dict[Any, Any]:
+    """PyMySQL's conversions without DECIMAL and temporal ones (how snapshots read before
+    they read with mysqlclient)."""
+    import pymysql.converters
+    from pymysql.constants import FIELD_TYPE
+
+    text = (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DATE, FIELD_TYPE.TIME,
+            FIELD_TYPE.DATETIME, FIELD_TYPE.TIMESTAMP)  # fmt: skip
+    return {k: v for k, v in pymysql.converters.conversions.items() if k not in text}
+
+
 def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     """The snapshot's per-row work, stage by stage on one thread (CPU µs per row): the
     SELECT read and parsed by the reader connection (mysqlclient), the JSON conversion, the
@@ -148,7 +159,7 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     os.environ["BENCH_PW"] = common.PASSWORD
     worker = Worker(cfg, StatusTracker())
     snap = chunks.reader_connection(cfg.source)  # the snapshot's reader (mysqlclient)
-    conn = mysql.connect(cfg.source, conv=snapshot_module.TEXT_CONVERSIONS)  # PyMySQL, before
+    conn = mysql.connect(cfg.source, conv=_pymysql_text())  # PyMySQL: the reader before
     table = schema.load(conn, plan["database"], "t")
     assert table is not None
     producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "linger.ms": 50})

@@ -81,7 +81,7 @@ def connect(source: SourceConfig, **extra: Any) -> pymysql.connections.Connectio
 
 # The reader's values: numbers as Python numbers; DECIMAL and temporal values as the server's
 # text (already their JSON value: see types.converter); text decoded; binary data and BIT as
-# bytes. The same values PyMySQL gives with source.snapshot.TEXT_CONVERSIONS.
+# bytes. (The text read PyMySQL gave before, with DECIMAL and temporal converters removed.)
 _READER_CONVERSIONS: dict[int, Any] = {
     **dict.fromkeys(
         (FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG,

@@ -24,15 +24,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pymysql
-import pymysql.converters
-from pymysql.constants import FIELD_TYPE
+import MySQLdb.cursors
 
 from ferry_runtime import errors, types
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema, quote
 
-__all__ = ["TEXT_CONVERSIONS", "Chunk", "Snapshot"]
+__all__ = ["Chunk", "Snapshot"]
 
 
 @dataclass(frozen=True)
@@ -72,26 +70,9 @@ def _convert(table: TableSchema, raw: Sequence[tuple[Any, ...]]) -> list[dict[st
     return rows
 
 
-# A connection that reads rows: DECIMAL, DATE, TIME, DATETIME and TIMESTAMP come as the
-# server's text, which is already their JSON value (PyMySQL would parse them into objects
-# that Ferry formats back into the same text: about half of a row's cost).
-TEXT_CONVERSIONS: dict[Any, Any] = {
-    key: value
-    for key, value in pymysql.converters.conversions.items()
-    if key
-    not in (
-        FIELD_TYPE.DECIMAL,
-        FIELD_TYPE.NEWDECIMAL,
-        FIELD_TYPE.DATE,
-        FIELD_TYPE.TIME,
-        FIELD_TYPE.DATETIME,
-        FIELD_TYPE.TIMESTAMP,
-    )
-}
-
-
 class Snapshot:
-    """One consistent read transaction on a dedicated connection."""
+    """One consistent read transaction on a dedicated reader connection
+    (:func:`mysql.connect_reader`: its values are what :func:`_convert` expects)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -246,7 +227,7 @@ class Snapshot:
     def _full_scan(self, table: TableSchema, sql: str, skip: int, size: int) -> Iterator[Chunk]:
         scanned = 0
         try:
-            with self.conn.cursor(pymysql.cursors.SSCursor) as cursor:
+            with self.conn.cursor(MySQLdb.cursors.SSCursor) as cursor:
                 cursor.execute(sql)
                 while batch := cursor.fetchmany(size):
                     start = max(0, skip - scanned)

@@ -197,7 +197,9 @@ class OtherSpec:
     text: str
 
 
-AlterSpec = AddColumn | DropColumn | RenameColumn | ChangeColumn | ModifyColumn | RenameTo | OtherSpec
+AlterSpec = (
+    AddColumn | DropColumn | RenameColumn | ChangeColumn | ModifyColumn | RenameTo | OtherSpec
+)
 
 
 @dataclass(frozen=True)

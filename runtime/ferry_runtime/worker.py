@@ -25,10 +25,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, rules, skip
+from ferry_runtime import checkpoint, ddl_records, errors, formats, rules, skip
 from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
+from ferry_runtime.sink import evolve
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
@@ -858,8 +859,10 @@ class Worker:
     def _deliver_batch(
         self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction]
     ) -> Checkpoint:
-        changes = [change for txn in batch for change in txn.changes]
-        records, counts = self._prepare(sink, changes)
+        cut = self._evolve_cut(batch)
+        if cut is not None:
+            return self._deliver_evolving(sink, state, batch, cut)
+        records, counts = self._prepare_batch(sink, batch)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
         skipped = self._skip_record(batch)
@@ -884,6 +887,62 @@ class Worker:
         started = min(t.read_at for t in batch)
         self.tracker.observe_batch_latency(max(0.0, time.monotonic() - started))
         return state
+
+    # ------------------------------------------------------------ schema changes
+
+    def _prepare_batch(
+        self, sink: Sink, batch: list[binlog.Transaction]
+    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
+        """_prepare over the batch, with the DDL records of sink.kafka.schemaChanges in
+        binlog order between the rows before and after them (one Kafka transaction)."""
+        if not sink.wants_records or all(txn.schema_change is None for txn in batch):
+            return self._prepare(sink, [change for txn in batch for change in txn.changes])
+        records: list[Any] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        run: list[Change] = []
+        for txn in batch:
+            if txn.schema_change is not None:
+                found, seen = self._prepare(sink, run)
+                records.extend(found)
+                counts.update(seen)
+                run = []
+                records.extend(
+                    Record(topic, key, value, partition)
+                    for topic, key, value, partition in ddl_records.records(
+                        self.config, txn.schema_change
+                    )
+                )
+            run.extend(txn.changes)
+        found, seen = self._prepare(sink, run)
+        records.extend(found)
+        counts.update(seen)
+        return records, dict(counts)
+
+    def _evolve_cut(self, batch: list[binlog.Transaction]) -> int | None:
+        """sink.mysql.schemaChanges: evolve — where the batch's first DDL is (None: none)."""
+        target = self.config.sink.mysql
+        if target is None or target.schema_changes != "evolve":
+            return None
+        return next((i for i, txn in enumerate(batch) if txn.schema_change is not None), None)
+
+    def _deliver_evolving(
+        self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction], cut: int
+    ) -> Checkpoint:
+        """The rows before the DDL commit first; then the target's DDL (MySQL commits around
+        DDL, so it cannot share their transaction); then the checkpoint past the source DDL
+        with what follows. A crash in between replays the DDL: steps the target already has
+        are skipped (sink.evolve.needed)."""
+        if cut:
+            state = self._deliver_batch(sink, state, batch[:cut])
+        txn = batch[cut]
+        change = txn.schema_change
+        assert change is not None and isinstance(sink, MySQLSink)
+        steps, notes = evolve.plan(self.config, change)
+        for note in notes:
+            log.warning("sink.mysql.schemaChanges: evolve: %s (at %s)", note, change.position)
+        sink.evolve(steps, f"{change.sql!r} at {change.position}")
+        rest = [dataclasses.replace(txn, schema_change=None), *batch[cut + 1 :]]
+        return self._deliver_batch(sink, state, rest)
 
     # ------------------------------------------------------------ records and errors
 

@@ -20,6 +20,7 @@ names are left out before they are decoded, and their transaction carries a
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -38,10 +39,10 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from ferry_runtime import errors, skip, types
+from ferry_runtime import ddl, ddl_records, errors, skip, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
-from ferry_runtime.source import mysql, positions, rows
+from ferry_runtime.source import definitions, mysql, positions, rows
 from ferry_runtime.source.schema import SchemaCache
 
 __all__ = ["BinlogReader", "Failure", "Heartbeat", "RowBudget", "Transaction"]
@@ -61,6 +62,7 @@ class Transaction:
     read_at: float = 0.0  # monotonic time its first event was read
     dead_letters: list[tuple[str, str]] = field(default_factory=list)  # (table, message)
     skipped: skip.Skipped | None = None  # a skipEvent left row events of it out
+    schema_change: ddl_records.SchemaChange | None = None  # DDL on a selected table
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ class BinlogReader:
         self._plans: dict[tuple[int, str, str], _TablePlan] = {}
         self.fallback_events = 0  # rows events our decoder refused (the library decoded them)
         self._selected: dict[tuple[str, str], bool] = {}
+        # Table definitions read after DDL (the next DDL's "old"), with sink.kafka.schemaChanges.
+        kafka = config.sink.kafka
+        self._read_definitions = kafka is not None and kafka.schema_changes is not None
+        self._definitions: dict[tuple[str, str], definitions.Definition] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="binlog-reader", daemon=True)
@@ -283,10 +289,12 @@ class BinlogReader:
                         )
                         schemas.forget(schema or None)
                         self._plans.clear()
+                        change = self._schema_change(event, schema or "", position, gtid, schemas)
                         end = after(position)
                         self._commit(
-                            [], end, event.timestamp, None, [], time.monotonic(), left_out(end)
-                        )
+                            [], end, event.timestamp, None, [], time.monotonic(), left_out(end),
+                            change,
+                        )  # fmt: skip
                 if matcher is not None:
                     matcher.reached(position["file"], position["pos"])
         finally:
@@ -301,13 +309,68 @@ class BinlogReader:
         dead: list[tuple[str, str]],
         read_at: float,
         skipped: skip.Skipped | None = None,
+        schema_change: ddl_records.SchemaChange | None = None,
     ) -> None:
         for change in changes:
             change.xid = xid
         if changes:
             changes[-1].commit = True
         if self.budget.acquire(len(changes), self._stop):  # the sink releases on take
-            self._put(Transaction(changes, position, ts, read_at, dead, skipped))
+            self._put(Transaction(changes, position, ts, read_at, dead, skipped, schema_change))
+
+    def _schema_change(
+        self,
+        event: Any,
+        database: str,
+        position: dict[str, Any],
+        gtid: positions.Gtid | None,
+        schemas: SchemaCache,
+    ) -> ddl_records.SchemaChange | None:
+        """The DDL statement as a SchemaChange when it touches a selected table, else None.
+        With sink.kafka.schemaChanges, each table's definition is read now (``def``), and
+        the one read at its previous DDL is its ``old``."""
+        sql = event.query.decode() if isinstance(event.query, bytes) else str(event.query)
+        statement = ddl.parse(sql, database)
+        if statement is None or not any(
+            self.config.selects(t.database, t.table) for t in ddl.tables(statement)
+        ):
+            return None
+        changes: list[ddl_records.TableChange] = []
+        read = self._definition if self._read_definitions else (lambda conn, name: None)
+        known = self._definitions
+        if isinstance(statement, ddl.CreateTable):
+            table = statement.table
+            new = read(schemas.conn, table)
+            changes.append(ddl_records.TableChange("create", table, None, new))
+        elif isinstance(statement, ddl.AlterTable):
+            before, table = statement.table, statement.renamed_to or statement.table
+            old = known.pop((before.database, before.table), None)
+            changes.append(ddl_records.TableChange("alter", table, old, read(schemas.conn, table)))
+        elif isinstance(statement, ddl.RenameTable):
+            for before, table in statement.pairs:
+                old = known.pop((before.database, before.table), None)
+                new = read(schemas.conn, table)
+                if old is None and new is not None:  # a rename keeps the columns
+                    old = dataclasses.replace(new, database=before.database, table=before.table)
+                changes.append(ddl_records.TableChange("alter", table, old, new))
+        elif isinstance(statement, ddl.DropTable):
+            for table in statement.tables:
+                if self.config.selects(table.database, table.table):
+                    old = known.pop((table.database, table.table), None)
+                    changes.append(ddl_records.TableChange("drop", table, old, None))
+        else:
+            changes.append(ddl_records.TableChange("truncate", statement.table))
+        return ddl_records.SchemaChange(
+            sql, database, statement, int(event.timestamp),
+            f"{position['file']}:{position['pos']}", tuple(changes),
+            str(gtid) if gtid is not None else None, self.config.source.server_id,
+        )  # fmt: skip
+
+    def _definition(self, conn: Any, table: ddl.TableName) -> definitions.Definition | None:
+        found = definitions.read(conn, table.database, table.table)
+        if found is not None:
+            self._definitions[(table.database, table.table)] = found
+        return found
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""

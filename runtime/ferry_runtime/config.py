@@ -327,9 +327,10 @@ class MySQLSink(Model):
         default=None, description="Write every table here; default: the source's database."
     )
     tls: TLSFiles | None = Field(default=None, description="None: no TLS.")
-    schema_changes: Literal["stop", "evolve", "ignore"] = Field(
-        default="stop",
-        description="Source DDL on the target: stop (a row that does not fit stops the worker), "
+    schema_changes: Literal["stop", "evolve", "ignore"] | None = Field(
+        default=None,
+        description="Source DDL on the target (unset: stop, so that existing configs render "
+        "as before): stop (a row that does not fit stops the worker), "
         "evolve (apply column changes and CREATE TABLE), ignore (write the columns it has).",
     )
 

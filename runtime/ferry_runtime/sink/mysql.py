@@ -310,8 +310,8 @@ class MySQLSink:
             raise errors.FatalError(
                 "TargetSchemaMismatch",
                 f"{self.where}: {error}. The source's schema changed and "
-                f"sink.mysql.schemaChanges is {self.config.schema_changes}: alter the target "
-                "table to match the source (after mapping), then restart the worker (it "
+                f"sink.mysql.schemaChanges is {self.config.schema_changes or 'stop'}: alter the "
+                "target table to match the source (after mapping), then restart the worker (it "
                 "resumes from its checkpoint); or set sink.mysql.schemaChanges to evolve "
                 "(apply column changes) or ignore (write the columns the target has).",
             ) from None

@@ -374,8 +374,20 @@ def _create(cursor: _Cursor) -> CreateTable | None:
                     break
             body.append(token)
         elements = tuple(_element(cursor.sql, part) for part in _split(body))
-        return CreateTable(table, elements, _text(cursor.sql, cursor.rest()))
-    return CreateTable(table, options=_text(cursor.sql, cursor.rest()))
+        return CreateTable(table, elements, _text(cursor.sql, _options(cursor.rest())))
+    return CreateTable(table, options=_text(cursor.sql, _options(cursor.rest())))
+
+
+def _options(tokens: list[Token]) -> list[Token]:
+    """Table options, without a trailing ``[IGNORE|REPLACE] [AS] SELECT …`` (its rows come
+    as row events; the statement must never be run again elsewhere) or partitioning (the
+    target's own decision)."""
+    for at, token in enumerate(tokens):
+        if token.upper in ("SELECT", "AS", "IGNORE", "REPLACE", "PARTITION") or (
+            token.kind == "punct" and token.text == "("
+        ):
+            return tokens[:at]
+    return tokens
 
 
 def _element(sql: str, tokens: list[Token]) -> Element:

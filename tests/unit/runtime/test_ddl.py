@@ -78,6 +78,10 @@ def test_create_table_elements_and_options() -> None:
         (None, "CONSTRAINT fk FOREIGN KEY (id) REFERENCES o (id)"),
     ]
     assert statement.options == "ENGINE=InnoDB"
+    selected = ddl.parse("CREATE TABLE t (id int) ENGINE=InnoDB AS SELECT id FROM u", "d")
+    assert isinstance(selected, ddl.CreateTable) and selected.options == "ENGINE=InnoDB"
+    bare = ddl.parse("CREATE TABLE t SELECT 1 AS id", "d")
+    assert isinstance(bare, ddl.CreateTable) and (bare.elements, bare.options) == ((), "")
     assert ddl.parse("CREATE TABLE b.t2 LIKE t", "d") == ddl.CreateTable(
         T("b", "t2"), like=T("d", "t")
     )

@@ -149,6 +149,7 @@ class BinlogReader:
         kafka = config.sink.kafka
         self._read_definitions = kafka is not None and kafka.schema_changes is not None
         self._definitions: dict[tuple[str, str], definitions.Definition] = {}
+        self._charsets: dict[str, str | None] = {}  # databases' default character sets
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="binlog-reader", daemon=True)
@@ -326,31 +327,61 @@ class BinlogReader:
         gtid: positions.Gtid | None,
         schemas: SchemaCache,
     ) -> ddl_records.SchemaChange | None:
-        """The DDL statement as a SchemaChange when it touches a selected table, else None.
-        With sink.kafka.schemaChanges, each table's definition is read now (``def``), and
-        the one read at its previous DDL is its ``old``."""
+        """The DDL statement as a SchemaChange when it touches a selected table, else None;
+        with sink.kafka.schemaChanges, with each table's definition before and after."""
         sql = event.query.decode() if isinstance(event.query, bytes) else str(event.query)
         statement = ddl.parse(sql, database)
         if statement is None or not any(
             self.config.selects(t.database, t.table) for t in ddl.tables(statement)
         ):
             return None
-        changes: list[ddl_records.TableChange] = []
-        read = self._definition if self._read_definitions else (lambda conn, name: None)
+        # Definitions only for DDL records (sink.kafka.schemaChanges); evolve needs none.
+        changes = self._table_changes(statement, schemas.conn) if self._read_definitions else []
+        return ddl_records.SchemaChange(
+            sql, database, statement, int(event.timestamp),
+            f"{position['file']}:{position['pos']}", tuple(changes),
+            str(gtid) if gtid is not None else None, self.config.source.server_id,
+        )  # fmt: skip
+
+    def _table_changes(self, statement: ddl.Statement, conn: Any) -> list[ddl_records.TableChange]:
+        """Per table: its definition before (the one kept) and after the statement — made
+        from the statement itself when the one before is known (or it is a CREATE TABLE
+        with columns), else read from information_schema (see source/definitions.py)."""
         known = self._definitions
+        changes: list[ddl_records.TableChange] = []
+
+        def keep(
+            table: ddl.TableName, found: definitions.Definition | None
+        ) -> definitions.Definition | None:
+            if found is None:
+                found = definitions.read(conn, table.database, table.table)
+            if found is not None:
+                known[(table.database, table.table)] = found
+            return found
+
         if isinstance(statement, ddl.CreateTable):
             table = statement.table
-            new = read(schemas.conn, table)
-            changes.append(ddl_records.TableChange("create", table, None, new))
+            new = None
+            if statement.like is not None:
+                like = known.get((statement.like.database, statement.like.table))
+                if like is not None:
+                    new = dataclasses.replace(like, database=table.database, table=table.table)
+            elif statement.elements:
+                new = definitions.from_create(statement, self._charset(conn, table.database))
+            changes.append(ddl_records.TableChange("create", table, None, keep(table, new)))
         elif isinstance(statement, ddl.AlterTable):
             before, table = statement.table, statement.renamed_to or statement.table
             old = known.pop((before.database, before.table), None)
-            changes.append(ddl_records.TableChange("alter", table, old, read(schemas.conn, table)))
+            new = definitions.after_alter(old, statement) if old is not None else None
+            changes.append(ddl_records.TableChange("alter", table, old, keep(table, new)))
         elif isinstance(statement, ddl.RenameTable):
             for before, table in statement.pairs:
                 old = known.pop((before.database, before.table), None)
-                new = read(schemas.conn, table)
-                if old is None and new is not None:  # a rename keeps the columns
+                new = None
+                if old is not None:  # a rename keeps the columns
+                    new = dataclasses.replace(old, database=table.database, table=table.table)
+                new = keep(table, new)
+                if old is None and new is not None:
                     old = dataclasses.replace(new, database=before.database, table=before.table)
                 changes.append(ddl_records.TableChange("alter", table, old, new))
         elif isinstance(statement, ddl.DropTable):
@@ -360,17 +391,12 @@ class BinlogReader:
                     changes.append(ddl_records.TableChange("drop", table, old, None))
         else:
             changes.append(ddl_records.TableChange("truncate", statement.table))
-        return ddl_records.SchemaChange(
-            sql, database, statement, int(event.timestamp),
-            f"{position['file']}:{position['pos']}", tuple(changes),
-            str(gtid) if gtid is not None else None, self.config.source.server_id,
-        )  # fmt: skip
+        return changes
 
-    def _definition(self, conn: Any, table: ddl.TableName) -> definitions.Definition | None:
-        found = definitions.read(conn, table.database, table.table)
-        if found is not None:
-            self._definitions[(table.database, table.table)] = found
-        return found
+    def _charset(self, conn: Any, database: str) -> str | None:
+        if database not in self._charsets:
+            self._charsets[database] = definitions.database_charset(conn, database)
+        return self._charsets[database]
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""

@@ -1,7 +1,8 @@
 """sink.kafka.schemaChanges on the real MariaDB and Kafka: a record for each DDL on a selected
 table, in binlog order between the rows before and after it (rows and DDL records share one
 topic and partition here, so the order read back is the order written), in the task's format
-and under its mapping; DDL on a table outside the selection gives none."""
+and under its mapping; DDL on a table outside the selection gives none. The worker reads the
+binlog after the table was dropped, so ``def``/``old`` are the statements' own."""
 
 from __future__ import annotations
 
@@ -44,9 +45,11 @@ def _run(pipeline: Pipeline, **sink: Any) -> list[dict[str, Any]]:
     config["sink"]["kafka"].update(
         topic=topic, partitionBy="database", schemaChanges={"topic": topic}, **sink
     )
-    worker = pipeline.start(config)
-    pipeline.wait_streaming(worker)
+    # The worker reads the script after it ran: the table is gone from the source by then,
+    # so each record's def/old must come from the statements, not from information_schema.
+    file, pos = pipeline.server_position()
     _script(pipeline)
+    worker = pipeline.start({**config, "startPosition": {"file": file, "pos": pos}})
     pipeline.wait_caught_up(worker, 60, "the script")
     assert worker.stop() == 0
     return [value for _, value in read_topic(pipeline.bootstrap, topic)]

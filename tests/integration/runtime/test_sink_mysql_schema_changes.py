@@ -80,6 +80,7 @@ def test_evolve_follows_column_changes_and_new_tables(evolving: Sink) -> None:
     sql(f"TRUNCATE TABLE {src}.gone")
     sql(f"INSERT INTO {src}.gone VALUES (3)")
 
+    wait_until(lambda: _columns(sql, sink.target, "gone"), 45, "the new tables on the target")
     sink.converge(["t", "n", "gone"], 45)
     wait_until(lambda: _same_shape(sink, "t") and _same_shape(sink, "n"), 30, "same columns")
     assert [name for name, _ in _columns(sql, sink.target, "t")] == ["id", "a3", "c"]

@@ -12,6 +12,7 @@ import pytest
 from ferry_runtime import config, ddl, ddl_records
 from ferry_runtime.events import Change
 from ferry_runtime.sink import evolve, sql
+from ferry_runtime.source import definitions
 from ferry_runtime.source.definitions import ColumnDef, Definition
 from ferry_runtime.types import Column
 
@@ -350,3 +351,62 @@ def test_no_records_without_the_topic() -> None:
     )
     assert ddl_records.records(cfg, change) == []
     assert len(ddl_records.records(_kafka("maxwell"), change)) == 1
+
+
+# ---------------------------------------------------------------- definitions from statements
+
+
+def test_a_create_table_makes_its_definition() -> None:
+    statement = ddl.parse(
+        "CREATE TABLE t (id bigint unsigned NOT NULL AUTO_INCREMENT, "
+        "name varchar(20) CHARACTER SET latin1, price decimal(12,2), note text, "
+        "kind enum('a','b'), PRIMARY KEY (`id`), KEY k (name(5) DESC)) DEFAULT CHARSET=utf8mb4",
+        "shop",
+    )
+    assert isinstance(statement, ddl.CreateTable)
+    found = definitions.from_create(statement, "latin7")
+    assert found is not None
+    assert (found.database, found.table, found.charset, found.primary_key) == (
+        "shop", "t", "utf8mb4", ("id",),
+    )  # fmt: skip
+    assert [(c.name, c.data_type, c.column_type, c.nullable, c.charset, c.length, c.scale)
+            for c in found.columns] == [
+        ("id", "bigint", "bigint unsigned", False, None, None, None),
+        ("name", "varchar", "varchar(20)", True, "latin1", 20, None),
+        ("price", "decimal", "decimal(12,2)", True, None, 12, 2),
+        ("note", "text", "text", True, "utf8mb4", None, None),
+        ("kind", "enum", "enum('a','b')", True, "utf8mb4", None, None),
+    ]  # fmt: skip
+    assert found.columns[0].auto_increment and [c.position for c in found.columns] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    inline = ddl.parse("CREATE TABLE u (code char(2) PRIMARY KEY, n integer)", "shop")
+    assert isinstance(inline, ddl.CreateTable)
+    made = definitions.from_create(inline, "utf8mb3")
+    assert made is not None and made.primary_key == ("code",) and made.charset == "utf8mb3"
+    assert made.columns[1].data_type == "int"
+
+
+def test_an_alter_table_moves_the_definition_forward() -> None:
+    create = ddl.parse("CREATE TABLE t (id int PRIMARY KEY, a int, b text)", "shop")
+    assert isinstance(create, ddl.CreateTable)
+    before = definitions.from_create(create, "utf8mb4")
+    assert before is not None
+    alter = ddl.parse(
+        "ALTER TABLE t ADD COLUMN c varchar(5) NOT NULL FIRST, ADD d int AFTER a, DROP b, "
+        "RENAME COLUMN a TO a2, CHANGE id key_id bigint, MODIFY d smallint AFTER c, "
+        "DROP PRIMARY KEY, ADD PRIMARY KEY (key_id, c), RENAME TO t2",
+        "shop",
+    )
+    assert isinstance(alter, ddl.AlterTable)
+    after = definitions.after_alter(before, alter)
+    assert (after.table, after.primary_key) == ("t2", ("key_id", "c"))
+    assert [(c.name, c.column_type, c.position) for c in after.columns] == [
+        ("c", "varchar(5)", 1), ("d", "smallint", 2), ("key_id", "bigint", 3), ("a2", "int", 4),
+    ]  # fmt: skip
+    assert after.columns[0].charset == "utf8mb4" and not after.columns[0].nullable
+    assert before.columns[1].name == "a"  # the one before is left as it was

@@ -390,6 +390,7 @@ class MySQLSink:
                 if statement is None:
                     log.info("schema change already on the target (or no table): %s", step.sql)
                     continue
+                self._still_ours(cursor)  # a fenced worker must not change the target
                 try:
                     cursor.execute(statement)
                 except pymysql.err.MySQLError as error:
@@ -398,6 +399,21 @@ class MySQLSink:
                 log.info("schema change applied to the target: %s", statement)
             self._commit()
         return done
+
+    def _still_ours(self, cursor: Any) -> None:
+        """Fenced unless the task's epoch is still this worker's (DDL cannot run inside the
+        checkpoint row's transaction, so it is checked right before)."""
+        cursor.execute(
+            f"SELECT epoch FROM {sql.quote(self.home)}.{CHECKPOINT_TABLE} WHERE task_id = %s",
+            (self.task_id,),
+        )
+        row = cursor.fetchone()
+        if row is None or int(row[0]) != self.epoch:
+            raise errors.FatalError(
+                "Fenced",
+                f"{self.where}: another worker with the same task id took over (its epoch is "
+                f"newer than {self.epoch}). Only one worker per task may run.",
+            )
 
     def _evolve_error(
         self, error: pymysql.err.MySQLError, statement: str, source: str

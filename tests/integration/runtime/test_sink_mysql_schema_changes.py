@@ -153,3 +153,22 @@ def test_ignore_leaves_the_target_alone_and_keeps_streaming(sink: Sink) -> None:
     assert worker.exit_code is None and worker.tracker.state == "Streaming"
     assert worker.tracker.view()["lastErrors"] == []
     assert worker.stop() == 0
+
+
+def test_a_fenced_worker_does_not_change_the_target(evolving: Sink) -> None:
+    """DDL cannot share the checkpoint row's transaction, so the epoch is checked right
+    before each target statement: a worker another one took over changes nothing."""
+    sink = evolving
+    sql, src = sink.sql, f"`{sink.source}`"
+    sink.create("t", "id int PRIMARY KEY, a int")
+    worker = sink.run(sink.config(sink={"schemaChanges": "evolve"}))
+    sink.streaming(worker)
+    sql(f"INSERT INTO {src}.t VALUES (1, 10)")
+    wait_until(lambda: sql(f"SELECT id FROM `{sink.target}`.t"), 30, "row 1")
+    # What a second worker's start does: take the task's next epoch.
+    sql(f"UPDATE `{sink.target}`.ferry_checkpoints SET epoch = epoch + 1")
+    sql(f"ALTER TABLE {src}.t ADD COLUMN c int")
+    assert worker.join(30) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "Fenced"
+    assert [name for name, _ in _columns(sql, sink.target, "t")] == ["id", "a"]

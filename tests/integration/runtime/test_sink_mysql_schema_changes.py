@@ -1,8 +1,8 @@
 """sink.mysql.schemaChanges on the real MariaDB (the target is a second database on the same
 server): ``evolve`` follows ADD, DROP, RENAME, CHANGE and MODIFY COLUMN, CREATE TABLE and
-TRUNCATE, under the task's mapping, and the target then equals the source (rows and column
+TRUNCATE and RENAME TABLE, under the task's mapping, and the target then equals the source (rows and column
 types); a step the target already has is skipped (what a crash between the target's DDL and
-the checkpoint leaves); ``stop`` (the default) stops at the first row that does not fit,
+the checkpoint leaves), and a fenced worker changes nothing; ``stop`` (the default) stops at the first row that does not fit,
 with a message naming the field; ``ignore`` leaves the target alone and keeps streaming the
 columns it has."""
 
@@ -79,9 +79,13 @@ def test_evolve_follows_column_changes_and_new_tables(evolving: Sink) -> None:
     sql(f"INSERT INTO {src}.gone VALUES (1), (2)")
     sql(f"TRUNCATE TABLE {src}.gone")
     sql(f"INSERT INTO {src}.gone VALUES (3)")
+    sql(f"CREATE TABLE {src}.old_name (id int PRIMARY KEY)")
+    sql(f"RENAME TABLE {src}.old_name TO {src}.new_name")
+    sql(f"INSERT INTO {src}.new_name VALUES (4)")
 
-    wait_until(lambda: _columns(sql, sink.target, "gone"), 45, "the new tables on the target")
-    sink.converge(["t", "n", "gone"], 45)
+    wait_until(lambda: _columns(sql, sink.target, "new_name"), 45, "the new tables on the target")
+    sink.converge(["t", "n", "gone", "new_name"], 45)
+    assert not _columns(sql, sink.target, "old_name")  # renamed, not copied
     wait_until(lambda: _same_shape(sink, "t") and _same_shape(sink, "n"), 30, "same columns")
     assert [name for name, _ in _columns(sql, sink.target, "t")] == ["id", "a3", "c"]
     # The mapped table: aa (was a) renamed to a_new, x added, secret never there.

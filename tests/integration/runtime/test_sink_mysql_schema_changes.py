@@ -1,10 +1,10 @@
 """sink.mysql.schemaChanges on the real MariaDB (the target is a second database on the same
-server): ``evolve`` follows ADD, DROP, RENAME, CHANGE and MODIFY COLUMN, CREATE TABLE and
-TRUNCATE and RENAME TABLE, under the task's mapping, and the target then equals the source (rows and column
-types); a step the target already has is skipped (what a crash between the target's DDL and
-the checkpoint leaves), and a fenced worker changes nothing; ``stop`` (the default) stops at the first row that does not fit,
-with a message naming the field; ``ignore`` leaves the target alone and keeps streaming the
-columns it has."""
+server): ``evolve`` follows ADD, DROP, RENAME, CHANGE and MODIFY COLUMN, CREATE TABLE,
+TRUNCATE and RENAME TABLE, under the task's mapping, and the target then equals the source
+(rows and column types); a step the target already has is skipped (what a crash between the
+target's DDL and the checkpoint leaves), and a fenced worker changes nothing; ``stop`` (the
+default) stops at the first row that does not fit, with a message naming the field;
+``ignore`` leaves the target alone and keeps streaming the columns it has."""
 
 # The fixtures of test_sink_mysql are imported by name, and tests take them as parameters.
 # ruff: noqa: F811

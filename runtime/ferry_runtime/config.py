@@ -277,6 +277,14 @@ class TableMapping(Model):
 # ---------------------------------------------------------------- sinks
 
 
+class SchemaChangeRecords(Model):
+    """sink.kafka.schemaChanges: write a record for each DDL on a selected table."""
+
+    topic: str = Field(
+        min_length=1, description="The topic of the DDL records (one topic, no placeholders)."
+    )
+
+
 class KafkaSink(Model):
     bootstrap_servers: str = Field(min_length=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -304,6 +312,9 @@ class KafkaSink(Model):
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="librdkafka producer overrides."
     )
+    schema_changes: SchemaChangeRecords | None = Field(
+        default=None, description="DDL records to a topic (the task's format); unset: none."
+    )
 
     @model_validator(mode="after")
     def _topic_placeholders(self) -> KafkaSink:
@@ -324,6 +335,12 @@ class MySQLSink(Model):
         default=None, description="Write every table here; default: the source's database."
     )
     tls: TLSFiles | None = Field(default=None, description="None: no TLS.")
+    schema_changes: Literal["stop", "evolve", "ignore"] | None = Field(
+        default=None,
+        description="Source DDL on the target (unset: stop, so that existing configs render "
+        "as before): stop (a row that does not fit stops the worker), "
+        "evolve (apply column changes and CREATE TABLE), ignore (write the columns it has).",
+    )
 
 
 class SinkConfig(Model):

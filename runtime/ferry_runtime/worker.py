@@ -25,10 +25,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, heartbeat, rules, skip, txmeta
+from ferry_runtime import checkpoint, ddl_records, errors, formats, heartbeat, rules, skip, txmeta
 from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
+from ferry_runtime.sink import evolve
 from ferry_runtime.sink.base import DeadLetter, Sink
 from ferry_runtime.sink.kafka import KafkaSink, Record
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
@@ -866,12 +867,10 @@ class Worker:
     def _deliver_batch(
         self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction]
     ) -> Checkpoint:
-        kafka = self.config.sink.kafka
-        if sink.wants_records and kafka is not None and kafka.transaction_topic:
-            records, counts = self._transaction_records(batch, kafka.transaction_topic)
-        else:
-            changes = [change for txn in batch for change in txn.changes]
-            records, counts = self._prepare(sink, changes)
+        cut = self._evolve_cut(batch)
+        if cut is not None:
+            return self._deliver_evolving(sink, state, batch, cut)
+        records, counts = self._prepare_batch(sink, batch)
         for txn in batch:
             records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
         skipped = self._skip_record(batch)
@@ -900,6 +899,72 @@ class Worker:
         self.tracker.observe_batch_latency(max(0.0, time.monotonic() - started))
         return state
 
+    # ------------------------------------------------------------ schema changes
+
+    def _prepare_batch(
+        self, sink: Sink, batch: list[binlog.Transaction]
+    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
+        """_prepare over the batch; for Kafka with, in binlog order and in the one Kafka
+        transaction, the DDL records of sink.kafka.schemaChanges between the rows before and
+        after them, and the BEGIN/END records of sink.kafka.transactionTopic around each
+        source transaction's rows (txmeta)."""
+        kafka = self.config.sink.kafka
+        txn_topic = kafka.transaction_topic if kafka is not None else None
+        if not sink.wants_records or (
+            not txn_topic and all(txn.schema_change is None for txn in batch)
+        ):
+            return self._prepare(sink, [change for txn in batch for change in txn.changes])
+        records: list[Any] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        run: list[Change] = []  # rows not yet made records (no BEGIN/END around them)
+
+        def add(found: tuple[list[Any], dict[tuple[str, str], int]]) -> None:
+            records.extend(found[0])
+            counts.update(found[1])
+
+        for txn in batch:
+            if txn.schema_change is not None:
+                add(self._prepare(sink, run))
+                run = []
+                records.extend(
+                    Record(topic, key, value, partition)
+                    for topic, key, value, partition in ddl_records.records(
+                        self.config, txn.schema_change
+                    )
+                )
+            if txn_topic:
+                add(self._transaction_records(txn, txn_topic))
+            else:
+                run.extend(txn.changes)
+        add(self._prepare(sink, run))
+        return records, dict(counts)
+
+    def _evolve_cut(self, batch: list[binlog.Transaction]) -> int | None:
+        """sink.mysql.schemaChanges: evolve — where the batch's first DDL is (None: none)."""
+        target = self.config.sink.mysql
+        if target is None or target.schema_changes != "evolve":
+            return None
+        return next((i for i, txn in enumerate(batch) if txn.schema_change is not None), None)
+
+    def _deliver_evolving(
+        self, sink: Sink, state: Checkpoint, batch: list[binlog.Transaction], cut: int
+    ) -> Checkpoint:
+        """The rows before the DDL commit first; then the target's DDL (MySQL commits around
+        DDL, so it cannot share their transaction); then the checkpoint past the source DDL
+        with what follows. A crash in between replays the DDL: steps the target already has
+        are skipped (sink.evolve.needed)."""
+        if cut:
+            state = self._deliver_batch(sink, state, batch[:cut])
+        txn = batch[cut]
+        change = txn.schema_change
+        assert change is not None and isinstance(sink, MySQLSink)
+        steps, notes = evolve.plan(self.config, change)
+        for note in notes:
+            log.warning("sink.mysql.schemaChanges: evolve: %s (at %s)", note, change.position)
+        sink.evolve(steps, f"{change.sql!r} at {change.position}")
+        rest = [dataclasses.replace(txn, schema_change=None), *batch[cut + 1 :]]
+        return self._deliver_batch(sink, state, rest)
+
     # ------------------------------------------------------------ records and errors
 
     def _prepare(
@@ -919,22 +984,15 @@ class Worker:
         return mapped, dict(counts)
 
     def _transaction_records(
-        self, batch: list[binlog.Transaction], topic: str
+        self, txn: binlog.Transaction, topic: str
     ) -> tuple[list[Any], dict[tuple[str, str], int]]:
-        """Each transaction's records between its BEGIN and END records (txmeta)."""
-        records: list[Any] = []
-        counts: Counter[tuple[str, str]] = Counter()
-        for txn in batch:
-            order = txmeta.Order(txmeta.transaction_id(txn.gtid, txn.position))
-            body, got = self._records(txn.changes, order)
-            if order.total:
-                records.append(Record(topic, *txmeta.begin(order, txn.ts)))
-                records.extend(body)
-                records.append(Record(topic, *txmeta.end(order, txn.ts)))
-            else:  # no row delivered (dead letters only): no BEGIN/END, as in Debezium
-                records.extend(body)
-            counts.update(got)
-        return records, dict(counts)
+        """The transaction's records between its BEGIN and END records (txmeta)."""
+        order = txmeta.Order(txmeta.transaction_id(txn.gtid, txn.position))
+        body, counts = self._records(txn.changes, order)
+        if not order.total:  # no row delivered (dead letters only): no BEGIN/END, as Debezium
+            return body, counts
+        begin = Record(topic, *txmeta.begin(order, txn.ts))
+        return [begin, *body, Record(topic, *txmeta.end(order, txn.ts))], counts
 
     def _records(
         self, changes: list[Change], order: txmeta.Order | None = None

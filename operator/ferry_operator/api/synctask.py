@@ -38,6 +38,7 @@ __all__ = [
     "Performance",
     "ResetPosition",
     "RestartPolicy",
+    "SchemaChangeRecordsSpec",
     "SinkSpec",
     "SkipEvent",
     "SkipEventPosition",
@@ -144,6 +145,24 @@ class SourceSpec(Model):
     )
 
 
+class SchemaChangeRecordsSpec(Model):
+    """A record for each DDL statement on a selected table, written to one topic."""
+
+    topic: str = Field(
+        min_length=1,
+        max_length=249,
+        description="Topic of the DDL records (letters, digits, '.', '_', '-'; no placeholders). "
+        "It may be the rows' topic: records are keyed and partitioned by database.",
+        json_schema_extra=cel(
+            (
+                f"{matches(TOPIC_PATTERN)} && self != '.' && self != '..'",
+                "sink.kafka.schemaChanges.topic must be a Kafka topic name: letters, digits, "
+                "'.', '_' and '-' (not '.' or '..' alone)",
+            )
+        ),
+    )
+
+
 class KafkaSinkSpec(Model):
     """How events are written to Kafka."""
 
@@ -178,6 +197,12 @@ class KafkaSinkSpec(Model):
             )
         ),
     )
+    schema_changes: SchemaChangeRecordsSpec | None = Field(
+        default=None,
+        description="DDL records (CREATE/ALTER/DROP/RENAME TABLE, TRUNCATE on selected tables) "
+        "in the task's format (Maxwell table-create/table-alter/table-drop, or Debezium schema "
+        "change events), in the same Kafka transaction as the rows around them. Unset: none.",
+    )
 
 
 class MySQLSinkSpec(Model):
@@ -185,6 +210,14 @@ class MySQLSinkSpec(Model):
 
     database: str | None = _identifier(
         "sink.mysql.database", "Write every table here; default: the source's database name."
+    )
+    schema_changes: Literal["stop", "evolve", "ignore"] | None = Field(
+        default=None,
+        description="What the source's DDL does to the target (Flink CDC's names): stop "
+        "(default: nothing is applied; a row that does not fit stops the task), evolve (apply "
+        "ADD/DROP/RENAME/CHANGE/MODIFY COLUMN, CREATE TABLE, RENAME TABLE and TRUNCATE under "
+        "the mapping; needs ALTER and DROP grants), ignore (nothing is applied; rows keep "
+        "only the columns the target has).",
     )
 
 

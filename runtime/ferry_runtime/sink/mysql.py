@@ -41,7 +41,7 @@ from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import MySQLSink as MySQLSinkConfig
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
-from ferry_runtime.sink import sql
+from ferry_runtime.sink import evolve, sql
 from ferry_runtime.sink.base import DeadLetter, PoisonHandler
 from ferry_runtime.source import schema
 
@@ -302,14 +302,18 @@ class MySQLSink:
         if isinstance(item, DeadLetter):
             return [self._letter(item)]
         target = self._target(cursor, item)
+        if self.config.schema_changes == "ignore":
+            item = evolve.fit(target, item)
         try:
             return sql.plan(target, item)
         except sql.SchemaMismatch as error:
             raise errors.FatalError(
                 "TargetSchemaMismatch",
-                f"{self.where}: {error}. Schema changes are not replicated: alter the target "
-                "table to match the source (after mapping), then restart the worker; it "
-                "resumes from its checkpoint.",
+                f"{self.where}: {error}. The source's schema changed and "
+                f"sink.mysql.schemaChanges is {self.config.schema_changes or 'stop'}: alter the "
+                "target table to match the source (after mapping), then restart the worker (it "
+                "resumes from its checkpoint); or set sink.mysql.schemaChanges to evolve "
+                "(apply column changes) or ignore (write the columns the target has).",
             ) from None
 
     def _apply_fast(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
@@ -365,6 +369,87 @@ class MySQLSink:
             (self.task_id, letter.table, letter.position, letter.error),
         )
 
+    # ------------------------------------------------------------ schema changes
+
+    def evolve(self, steps: list[evolve.Step], source: str) -> list[str]:
+        """schemaChanges: evolve — run each step the target still needs (DDL commits on its
+        own, so this is outside any batch: the worker commits the checkpoint past the source
+        DDL right after). Returns the statements run. ``source``: the DDL and its position,
+        for messages."""
+        done: list[str] = []
+        with self._sql("applying a schema change") as cursor:
+            for step in steps:
+                columns = self._columns(cursor, step.database, step.table)
+                new_exists = step.kind == "rename_table" and (
+                    self._columns(cursor, step.database, step.new or "") is not None
+                )
+                statement = evolve.needed(step, columns, new_exists)
+                self._targets.pop((step.database, step.table), None)
+                if step.new is not None:
+                    self._targets.pop((step.database, step.new), None)
+                if statement is None:
+                    log.info("schema change already on the target (or no table): %s", step.sql)
+                    continue
+                self._still_ours(cursor)  # a fenced worker must not change the target
+                try:
+                    cursor.execute(statement)
+                except pymysql.err.MySQLError as error:
+                    raise self._evolve_error(error, statement, source) from None
+                done.append(statement)
+                log.info("schema change applied to the target: %s", statement)
+            self._commit()
+        return done
+
+    def _still_ours(self, cursor: Any) -> None:
+        """Fenced unless the task's epoch is still this worker's (DDL cannot run inside the
+        checkpoint row's transaction, so it is checked right before)."""
+        cursor.execute(
+            f"SELECT epoch FROM {sql.quote(self.home)}.{CHECKPOINT_TABLE} WHERE task_id = %s",
+            (self.task_id,),
+        )
+        row = cursor.fetchone()
+        if row is None or int(row[0]) != self.epoch:
+            raise errors.FatalError(
+                "Fenced",
+                f"{self.where}: another worker with the same task id took over (its epoch is "
+                f"newer than {self.epoch}). Only one worker per task may run.",
+            )
+
+    def _evolve_error(
+        self, error: pymysql.err.MySQLError, statement: str, source: str
+    ) -> errors.WorkerError:
+        found = self._error(error, f"applying a schema change ({self.where})")
+        if found.reason == "InsufficientPrivileges":
+            return errors.FatalError(
+                found.reason,
+                f"{found.message} sink.mysql.schemaChanges: evolve also needs ALTER (and DROP "
+                "for TRUNCATE).",
+            )
+        if isinstance(found, errors.TransientError) and found.reason != "SinkError":
+            return found  # connection lost, busy: retried from the checkpoint
+        return errors.FatalError(
+            "SchemaChangeFailed",
+            f"{self.where}: the target refused {statement} (for the source's {source}): "
+            f"{found.message}. Change the target by hand (the step is skipped once the target "
+            "has it), or set sink.mysql.schemaChanges: ignore, then restart the worker.",
+        )
+
+    def _columns(self, cursor: Any, database: str, table: str) -> frozenset[str] | None:
+        """The target table's column names, or None when it does not exist."""
+        cursor.execute(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_NAME = %s",
+            (database, table),
+        )
+        names = frozenset(str(name) for (name,) in cursor.fetchall())
+        if names:
+            return names
+        cursor.execute(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (database, table),
+        )
+        return frozenset() if cursor.fetchone() else None
+
     # ------------------------------------------------------------ target tables
 
     def _target(self, cursor: Any, change: Change) -> sql.Target:
@@ -379,7 +464,13 @@ class MySQLSink:
                     f"{self.where}: the target table {sql.quote(database)}."
                     f"{sql.quote(change.table)} (for {change.name}) does not exist. Create it "
                     "with the source's columns after mapping (e.g. from SHOW CREATE TABLE on "
-                    "the source), then restart the worker.",
+                    "the source), then restart the worker"
+                    + (
+                        "."
+                        if self.config.schema_changes == "evolve"
+                        else "; or set sink.mysql.schemaChanges: evolve to create tables the "
+                        "source creates."
+                    ),
                 )
             cursor.execute(
                 "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "

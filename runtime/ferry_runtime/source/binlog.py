@@ -20,6 +20,7 @@ names are left out before they are decoded, and their transaction carries a
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -38,10 +39,10 @@ from pymysqlreplication.event import (
 )
 from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-from ferry_runtime import errors, heartbeat, skip, types
+from ferry_runtime import ddl, ddl_records, errors, heartbeat, skip, types
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change, Op
-from ferry_runtime.source import mysql, positions, rows
+from ferry_runtime.source import definitions, mysql, positions, rows
 from ferry_runtime.source.schema import SchemaCache
 
 __all__ = ["BinlogReader", "Failure", "Heartbeat", "RowBudget", "Transaction"]
@@ -63,6 +64,7 @@ class Transaction:
     skipped: skip.Skipped | None = None  # a skipEvent left row events of it out
     gtid: str | None = None  # its MariaDB GTID (domain-server-sequence), when known
     heartbeat: float | None = None  # the stamp of this task's heartbeat row in it (spec.heartbeat)
+    schema_change: ddl_records.SchemaChange | None = None  # DDL on a selected table
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,11 @@ class BinlogReader:
         self._beats = heartbeat.HeartbeatRows(config) if config.heartbeat else None
         self._beat: float | None = None
         self._gtid: str | None = None  # of the transaction being read
+        # Table definitions read after DDL (the next DDL's "old"), with sink.kafka.schemaChanges.
+        kafka = config.sink.kafka
+        self._read_definitions = kafka is not None and kafka.schema_changes is not None
+        self._definitions: dict[tuple[str, str], definitions.Definition] = {}
+        self._charsets: dict[str, str | None] = {}  # databases' default character sets
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="binlog-reader", daemon=True)
@@ -290,10 +297,12 @@ class BinlogReader:
                         )
                         schemas.forget(schema or None)
                         self._plans.clear()
+                        change = self._schema_change(event, schema or "", position, gtid, schemas)
                         end = after(position)
                         self._commit(
-                            [], end, event.timestamp, None, [], time.monotonic(), left_out(end)
-                        )
+                            [], end, event.timestamp, None, [], time.monotonic(), left_out(end),
+                            change,
+                        )  # fmt: skip
                 if matcher is not None:
                     matcher.reached(position["file"], position["pos"])
         finally:
@@ -308,6 +317,7 @@ class BinlogReader:
         dead: list[tuple[str, str]],
         read_at: float,
         skipped: skip.Skipped | None = None,
+        schema_change: ddl_records.SchemaChange | None = None,
     ) -> None:
         for change in changes:
             change.xid = xid
@@ -315,7 +325,90 @@ class BinlogReader:
             changes[-1].commit = True
         beat, gtid, self._beat, self._gtid = self._beat, self._gtid, None, None
         if self.budget.acquire(len(changes), self._stop):  # the sink releases on take
-            self._put(Transaction(changes, position, ts, read_at, dead, skipped, gtid, beat))
+            self._put(
+                Transaction(
+                    changes, position, ts, read_at, dead, skipped, gtid, beat, schema_change
+                )
+            )
+
+    def _schema_change(
+        self,
+        event: Any,
+        database: str,
+        position: dict[str, Any],
+        gtid: positions.Gtid | None,
+        schemas: SchemaCache,
+    ) -> ddl_records.SchemaChange | None:
+        """The DDL statement as a SchemaChange when it touches a selected table, else None;
+        with sink.kafka.schemaChanges, with each table's definition before and after."""
+        sql = event.query.decode() if isinstance(event.query, bytes) else str(event.query)
+        statement = ddl.parse(sql, database)
+        if statement is None or not any(
+            self.config.selects(t.database, t.table) for t in ddl.tables(statement)
+        ):
+            return None
+        # Definitions only for DDL records (sink.kafka.schemaChanges); evolve needs none.
+        changes = self._table_changes(statement, schemas.conn) if self._read_definitions else []
+        return ddl_records.SchemaChange(
+            sql, database, statement, int(event.timestamp),
+            f"{position['file']}:{position['pos']}", tuple(changes),
+            str(gtid) if gtid is not None else None, self.config.source.server_id,
+        )  # fmt: skip
+
+    def _table_changes(self, statement: ddl.Statement, conn: Any) -> list[ddl_records.TableChange]:
+        """Per table: its definition before (the one kept) and after the statement — made
+        from the statement itself when the one before is known (or it is a CREATE TABLE
+        with columns), else read from information_schema (see source/definitions.py)."""
+        known = self._definitions
+        changes: list[ddl_records.TableChange] = []
+
+        def keep(
+            table: ddl.TableName, found: definitions.Definition | None
+        ) -> definitions.Definition | None:
+            if found is None:
+                found = definitions.read(conn, table.database, table.table)
+            if found is not None:
+                known[(table.database, table.table)] = found
+            return found
+
+        if isinstance(statement, ddl.CreateTable):
+            table = statement.table
+            new = None
+            if statement.like is not None:
+                like = known.get((statement.like.database, statement.like.table))
+                if like is not None:
+                    new = dataclasses.replace(like, database=table.database, table=table.table)
+            elif statement.elements:
+                new = definitions.from_create(statement, self._charset(conn, table.database))
+            changes.append(ddl_records.TableChange("create", table, None, keep(table, new)))
+        elif isinstance(statement, ddl.AlterTable):
+            before, table = statement.table, statement.renamed_to or statement.table
+            old = known.pop((before.database, before.table), None)
+            new = definitions.after_alter(old, statement) if old is not None else None
+            changes.append(ddl_records.TableChange("alter", table, old, keep(table, new)))
+        elif isinstance(statement, ddl.RenameTable):
+            for before, table in statement.pairs:
+                old = known.pop((before.database, before.table), None)
+                new = None
+                if old is not None:  # a rename keeps the columns
+                    new = dataclasses.replace(old, database=table.database, table=table.table)
+                new = keep(table, new)
+                if old is None and new is not None:
+                    old = dataclasses.replace(new, database=before.database, table=before.table)
+                changes.append(ddl_records.TableChange("alter", table, old, new))
+        elif isinstance(statement, ddl.DropTable):
+            for table in statement.tables:
+                if self.config.selects(table.database, table.table):
+                    old = known.pop((table.database, table.table), None)
+                    changes.append(ddl_records.TableChange("drop", table, old, None))
+        else:
+            changes.append(ddl_records.TableChange("truncate", statement.table))
+        return changes
+
+    def _charset(self, conn: Any, database: str) -> str | None:
+        if database not in self._charsets:
+            self._charsets[database] = definitions.database_charset(conn, database)
+        return self._charsets[database]
 
     def _plan(self, event: Any, schemas: SchemaCache) -> _TablePlan:
         """Converters and primary key of the event's table, cached until the next DDL."""

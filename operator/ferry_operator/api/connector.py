@@ -142,7 +142,9 @@ class OffsetsTopic(Model):
         default="ferry.offsets",
         min_length=1,
         max_length=249,
-        description="Topic name: letters, digits, '.', '_' and '-'.",
+        description="Topic name: letters, digits, '.', '_' and '-'. Changing it leaves the "
+        "tasks' checkpoints behind in the old topic: they start again without one (a new "
+        "snapshot, or startPosition).",
         json_schema_extra=cel(
             (
                 "self.matches(r'^[A-Za-z0-9._-]+$') && self != '.' && self != '..'",

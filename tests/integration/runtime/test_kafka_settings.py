@@ -292,34 +292,34 @@ def test_batch_size_bounds_the_stored_record_batches(
 def test_linger_holds_records_back_to_fill_a_batch(
     pipeline: Pipeline, table: Callable[..., str]
 ) -> None:
-    # 3000 records in three deliveries of a 1000-row chunk each. Linger 10s: nothing goes
+    # 8000 records in four deliveries of a 2000-row chunk each. Linger 10s: nothing goes
     # before the flush that ends a delivery, so each goes as one batch; linger 0ms: the
     # producer sends as soon as a record is there, while the worker still produces the
     # rest, so more, smaller batches (the first delivery may still go whole: the new topic's
     # metadata holds it back). At least once: a transaction would hold every record until
     # its partition joined the transaction.
     perf = {
-        "performance": {"snapshotChunkSize": 1000, "maxBatchDelay": "100ms"},
+        "performance": {"snapshotChunkSize": 2000, "maxBatchDelay": "100ms"},
         "delivery": "at-least-once",
     }
-    topic = table(3000, width=10)
+    topic = table(8000, width=10)
     kafka = rendered_kafka(pipeline.bootstrap, {"producer": {"linger": "10s"}})
     run_snapshot(pipeline, kafka, **perf)
-    lingered = wait_for_batches(topic, 3000)
-    assert sum(n for _, n in lingered) == 3000
+    lingered = wait_for_batches(topic, 8000)
+    assert sum(n for _, n in lingered) == 8000
 
     pipeline.sql(f"DROP TABLE {pipeline.db}.t")
     second = f"{pipeline.topic_prefix}.now"
-    topic = table(3000, width=10)
+    topic = table(8000, width=10)
     kafka = rendered_kafka(
         pipeline.bootstrap,
         {"topic": f"{second}.{{table}}", "producer": {"linger": "0ms"}},
     )
     config_offsets = {"offsetsTopic": f"{second}.offsets"}
     run_snapshot(pipeline, {**kafka, **config_offsets}, **perf)
-    eager = wait_for_batches(f"{second}.t", 3000)
-    assert sum(n for _, n in eager) == 3000
-    assert len(lingered) == 3 and len(eager) > 3, (lingered, eager)
+    eager = wait_for_batches(f"{second}.t", 8000)
+    assert sum(n for _, n in eager) == 8000
+    assert len(lingered) == 4 and len(eager) > 4, (lingered, eager)
 
 
 def test_producer_settings_are_the_clients_configuration(

@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 from ferry_runtime.source.positions import check_gtid_text, parse_gtids
 
 __all__ = [
+    "FIXED_PRODUCER_SETTINGS",
     "BinlogFilePosition",
     "ConfigError",
     "Duration",
@@ -285,6 +286,20 @@ class SchemaChangeRecords(Model):
     )
 
 
+# librdkafka settings the delivery guarantees rest on: the sink sets them, nobody else.
+FIXED_PRODUCER_SETTINGS = frozenset(
+    {
+        "acks",
+        "request.required.acks",
+        "enable.idempotence",
+        "transactional.id",
+        "max.in.flight.requests.per.connection",
+        "max.in.flight",
+        "enable.gapless.guarantee",
+    }
+)
+
+
 class KafkaSink(Model):
     bootstrap_servers: str = Field(min_length=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -310,11 +325,40 @@ class KafkaSink(Model):
         "around its rows in the same Kafka transaction; None: none are written.",
     )
     producer: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="librdkafka producer overrides."
+        default_factory=dict,
+        description="librdkafka producer settings (compression.type, linger.ms, batch.size, "
+        "message.max.bytes, request.timeout.ms, …); the delivery guarantees' own settings "
+        f"({', '.join(sorted(FIXED_PRODUCER_SETTINGS))}) are Ferry's and refused here.",
     )
     schema_changes: SchemaChangeRecords | None = Field(
         default=None, description="DDL records to a topic (the task's format); unset: none."
     )
+    # Topics the worker creates (AdminClient; never broker auto-create). None: the broker's
+    # default (num.partitions, default.replication.factor). Left out of rendered configs when
+    # unset, so adding them rolled no existing task.
+    topic_partitions: int | None = Field(
+        default=None, ge=1, le=10_000, description="Partitions of a data topic it creates."
+    )
+    topic_replication_factor: int | None = Field(
+        default=None, ge=1, le=32, description="Replication factor of a data topic it creates."
+    )
+    offsets_topic_partitions: int | None = Field(
+        default=None, ge=1, le=10_000, description="Partitions of the offsets topic (default 1)."
+    )
+    offsets_topic_replication_factor: int | None = Field(
+        default=None, ge=1, le=32, description="Replication factor of the offsets topic."
+    )
+
+    @model_validator(mode="after")
+    def _fixed_producer_settings(self) -> KafkaSink:
+        fixed = sorted(set(self.producer) & FIXED_PRODUCER_SETTINGS)
+        if fixed:
+            raise ValueError(
+                f"producer: {', '.join(fixed)} cannot be set: Ferry sets acks=all and "
+                "idempotence (and a transactional.id with exactly-once) so that no record is "
+                "lost, duplicated or reordered"
+            )
+        return self
 
     @model_validator(mode="after")
     def _topic_placeholders(self) -> KafkaSink:

@@ -8,7 +8,8 @@ Hierarchy::
     ├── FatalError              the worker exits non-zero with the reason
     │     reasons: PositionUnavailable, InvalidPosition, InsufficientPrivileges,
     │              AuthenticationFailed, InvalidConfig, NotSupported, Fenced, SinkFailed,
-    │              TLSVerificationFailed, TLSUnavailable, TooManyRestarts
+    │              TLSVerificationFailed, TLSUnavailable, TooManyRestarts,
+    │              TopicCreationFailed
     └── PoisonRow               one row cannot be converted; the error policy decides
 
 Messages never hold a password: they are built here from error codes and the safe parts

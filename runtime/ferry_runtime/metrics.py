@@ -50,6 +50,8 @@ class TrackerCollector(Collector):
             rate = tracker.events_per_second()
             checkpoint_age = tracker.checkpoint_age()
             percent = tracker.progress()["percent"]
+            slow = dict(tracker.slow_decodes)
+            queue_fill = tracker.queue_fill()
 
         family = CounterMetricFamily(
             "ferry_events", "Change events delivered to the sink.", labels=["table", "op"]
@@ -105,6 +107,21 @@ class TrackerCollector(Collector):
         yield CounterMetricFamily(
             "ferry_restarts", "Pipeline restarts after transient errors.", value=restarts
         )
+        yield GaugeMetricFamily(
+            "ferry_queue_fill_ratio",
+            "How full the binlog reader's queue to the sink is (0-1; 1: the reader waits).",
+            value=queue_fill,
+        )
+        family = CounterMetricFamily(
+            "ferry_slow_decoder_events",
+            "Binlog rows events decoded by the library's slow path, by table and reason "
+            "(unsupported: a column type the fast decoder does not read; rejected: it "
+            "refused the event).",
+            labels=["table", "reason"],
+        )
+        for (table, reason), count in sorted(slow.items()):
+            family.add_metric([table, reason], count)
+        yield family
         yield StateSetMetricFamily(
             "ferry_state", "The worker's state.", value={s: s == state for s in STATES}
         )

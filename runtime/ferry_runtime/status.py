@@ -145,6 +145,10 @@ class StatusTracker:
     batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
     last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
+    # Rows events decoded by the library's slow path, by (table, reason): "unsupported" (the
+    # table has a column our row decoder does not read) or "rejected" (it refused the event).
+    slow_decodes: dict[tuple[str, str], int] = field(default_factory=dict)
+    queue_probe: Callable[[], float] | None = None  # the reader→sink queue's fill, 0..1
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     # spec.heartbeat: wall times of heartbeat rows written (or tried) and not delivered yet
     _unconfirmed_beats: deque[float] = field(default_factory=deque)
@@ -317,6 +321,23 @@ class StatusTracker:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
             self.batch_latencies.observe(seconds)
+
+    def record_slow_decode(self, table: str, reason: str) -> None:
+        """One rows event of ``table`` went through the library's decoder (thread-safe)."""
+        with self._lock:
+            key = (table, reason)
+            self.slow_decodes[key] = self.slow_decodes.get(key, 0) + 1
+
+    def set_queue_probe(self, probe: Callable[[], float] | None) -> None:
+        """What :meth:`queue_fill` reads: the current binlog feed's fill (None: no feed)."""
+        with self._lock:
+            self.queue_probe = probe
+
+    def queue_fill(self) -> float:
+        """How full the reader→sink queue is, 0 (empty, or none) to 1 (the reader waits)."""
+        with self._lock:
+            probe = self.queue_probe
+        return min(1.0, max(0.0, probe())) if probe is not None else 0.0
 
     def record_restart(self) -> None:
         with self._lock:

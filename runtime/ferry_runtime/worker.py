@@ -71,6 +71,13 @@ class _Feed:
         # sends nothing, so a chunk read at this very position needs no wait.
         self.reached = (str(reader.start_position["file"]), int(reader.start_position["pos"]))
 
+    def fill(self) -> float:
+        """How full the queue is: the larger of its items and its rows against their bounds
+        (performance.queueSize each); 1 means the binlog reader waits for the sink."""
+        items = self.items.qsize() / self.items.maxsize if self.items.maxsize else 0.0
+        rows = self.budget.used / self.budget.limit if self.budget.limit else 0.0
+        return min(1.0, max(items, rows))
+
     def take(self, timeout: float) -> binlog.Item | None:
         if self._held is not None:
             item, self._held = self._held, None
@@ -299,6 +306,7 @@ class Worker:
                 self._heartbeat = None
             while self._feeds:
                 self._feeds.pop().close()
+            self.tracker.set_queue_probe(None)
             ctl.close()
             sink.close()
 
@@ -801,10 +809,17 @@ class Worker:
         budget = binlog.RowBudget(self.config.performance.queue_size)
         matcher = skip.Matcher(self._skip, self._skip_missed) if self._skip else None
         reader = binlog.BinlogReader(
-            self.config, dict(start), items, self._poison, budget, skip_event=matcher
+            self.config,
+            dict(start),
+            items,
+            self._poison,
+            budget,
+            skip_event=matcher,
+            on_slow_decode=self.tracker.record_slow_decode,
         )
         reader.start()
         self._feeds.append(_Feed(reader, items, budget))
+        self.tracker.set_queue_probe(self._feeds[-1].fill)
         return self._feeds[-1]
 
     def _stream(self, sink: Sink, state: Checkpoint, feed: _Feed) -> None:

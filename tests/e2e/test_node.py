@@ -334,3 +334,47 @@ def test_kubectl_ferry_logs_reads_the_worker_pod(release: Release) -> None:
         time.sleep(2)
         assert follow.poll() is None, "logs -f exited instead of following"
         follow.terminate()
+
+
+def test_worker_pod_serves_queue_fill_and_slow_decoder_metrics(release: Release) -> None:
+    """The worker pod, as the chart's PodMonitor selects it (its labels), serves
+    ferry_queue_fill_ratio and ferry_slow_decoder_events_total on its `http` port with the
+    values of its run: a new table the example's include selects, with a GEOMETRY column
+    the fast row decoder leaves to the library, counts its rows events."""
+    monitor_selector = (
+        "app.kubernetes.io/managed-by=ferry,app.kubernetes.io/component=worker,ferry.dev/task"
+    )
+    (selected,) = release.node.pods(release.namespace, monitor_selector)
+    pod = wait_for("a Ready worker pod", release.worker_pod)
+    assert selected["metadata"]["name"] == pod["metadata"]["name"]
+    ports = pod["spec"]["containers"][0]["ports"]
+    assert [(p["name"], p["containerPort"]) for p in ports] == [("http", 8080)]
+
+    release.node.sql(
+        "CREATE TABLE shop.order_places (id INT PRIMARY KEY, p POINT NOT NULL);"
+        "INSERT INTO shop.order_places VALUES (1, POINT(1, 2));"
+        "INSERT INTO shop.order_places VALUES (2, POINT(3, 4))"
+    )
+    scrape = (
+        "import urllib.request; "
+        "print(urllib.request.urlopen('http://127.0.0.1:8080/metrics', timeout=5).read().decode())"
+    )
+    name = pod["metadata"]["name"]
+    series = 'ferry_slow_decoder_events_total{reason="unsupported",table="shop.order_places"}'
+
+    def scraped() -> str | None:
+        text = release.exec(name, "python3", "-c", scrape)
+        return text if f"{series} 2.0" in text else None
+
+    text = wait_for("2 slow-decoded rows events of shop.order_places", scraped, timeout=120)
+    (fill,) = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("ferry_queue_fill_ratio ")
+    ]
+    assert 0.0 <= fill <= 1.0
+    assert not [
+        line
+        for line in text.splitlines()
+        if line.startswith("ferry_slow_decoder_events_total") and "order_places" not in line
+    ], "tables the fast decoder reads have no slow-decoder series"

@@ -92,3 +92,33 @@ The rules the operator needs in a namespace it serves; one list, used by the Clu
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end -}}
+
+{{/* The worker pods the operator creates (render/objects.py labels them so). */}}
+{{- define "ferry.workerSelector" -}}
+matchLabels:
+  app.kubernetes.io/managed-by: ferry
+  app.kubernetes.io/component: worker
+matchExpressions:
+  - key: ferry.dev/task
+    operator: Exists
+{{- end -}}
+
+{{/* A duration of the chart's values (30s, 5m, 1h) in seconds, for PromQL. */}}
+{{- define "ferry.seconds" -}}
+{{- $d := toString . -}}
+{{- if hasSuffix "h" $d -}}{{ mul (trimSuffix "h" $d | atoi) 3600 }}
+{{- else if hasSuffix "m" $d -}}{{ mul (trimSuffix "m" $d | atoi) 60 }}
+{{- else -}}{{ trimSuffix "s" $d | atoi }}
+{{- end -}}
+{{- end -}}
+
+{{/* Each Ferry worker pod's memory working set over its limit, labelled with its task. */}}
+{{- define "ferry.workerMemoryRatio" -}}
+(
+  max by (namespace, pod) (container_memory_working_set_bytes{container="worker"})
+  / on (namespace, pod)
+  max by (namespace, pod) (kube_pod_container_resource_limits{container="worker", resource="memory"})
+)
+* on (namespace, pod) group_left (synctask)
+max by (namespace, pod, synctask) (0 * ferry_state + 1)
+{{- end -}}

@@ -33,6 +33,7 @@ __all__ = [
     "MySQLEndpoint",
     "MySQLServerInfo",
     "MySQLTLS",
+    "OffsetsTopic",
     "TLSFiles",
 ]
 
@@ -133,6 +134,40 @@ class KafkaTLS(TLSFiles):
     """TLS towards Kafka (securityProtocol SSL or SASL_SSL); the broker's name is verified."""
 
 
+class OffsetsTopic(Model):
+    """The compacted topic where every task writing to this Kafka keeps its checkpoint (one
+    record per task; like Kafka Connect's offset.storage.topic, a setting of the cluster)."""
+
+    name: str = Field(
+        default="ferry.offsets",
+        min_length=1,
+        max_length=249,
+        description="Topic name: letters, digits, '.', '_' and '-'. Changing it leaves the "
+        "tasks' checkpoints behind in the old topic: they start again without one (a new "
+        "snapshot, or startPosition).",
+        json_schema_extra=cel(
+            (
+                "self.matches(r'^[A-Za-z0-9._-]+$') && self != '.' && self != '..'",
+                "kafka.offsetsTopic.name must be a Kafka topic name: letters, digits, '.', "
+                "'_' and '-' (not '.' or '..' alone)",
+            )
+        ),
+    )
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Partitions when the worker creates it; default 1.",
+    )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Replication factor when the worker creates it; default: the broker's "
+        "default.replication.factor.",
+    )
+
+
 class KafkaEndpoint(Model):
     """Where and how to reach a Kafka cluster."""
 
@@ -175,6 +210,11 @@ class KafkaEndpoint(Model):
         default=None,
         description="CA and client certificate for SSL and SASL_SSL; default: the system CAs, "
         "no client certificate.",
+    )
+    offsets_topic: OffsetsTopic | None = Field(
+        default=None,
+        description="The checkpoint topic of the tasks writing here; default ferry.offsets, "
+        "1 partition. An existing topic is used as it is.",
     )
 
 

@@ -32,7 +32,9 @@ __all__ = [
     "Alerts",
     "ErrorPolicy",
     "Heartbeat",
+    "KafkaProducerSpec",
     "KafkaSinkSpec",
+    "KafkaTopicsSpec",
     "Mapping",
     "MySQLSinkSpec",
     "Performance",
@@ -163,6 +165,61 @@ class SchemaChangeRecordsSpec(Model):
     )
 
 
+class KafkaProducerSpec(Model):
+    """Producer settings of the worker (librdkafka). acks and idempotence are not here:
+    Ferry fixes acks=all and enable.idempotence (and a transactional.id with exactly-once)."""
+
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] | None = Field(
+        default=None, description="compression.type of record batches; default: none."
+    )
+    linger: str | None = Field(
+        default=None,
+        max_length=32,
+        description="linger.ms: how long the producer waits to fill a batch; default 5ms. "
+        "0ms sends at once.",
+        json_schema_extra=cel(
+            (
+                f"{matches(DURATION_PATTERN)} && duration(self) <= duration('900s')",
+                "sink.kafka.producer.linger must be a duration from 0ms to 900s (0ms, 5ms, 1s)",
+            )
+        ),
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=2_147_483_647,
+        description="batch.size: the most bytes of one partition's record batch; default 1000000.",
+    )
+    max_message_bytes: int | None = Field(
+        default=None,
+        ge=1000,
+        le=1_000_000_000,
+        description="message.max.bytes: the largest record (key and value) the worker sends; "
+        "a bigger row is a poison row (errorPolicy). Topics the worker creates get it as "
+        "max.message.bytes. Default 1000000.",
+    )
+    request_timeout: str | None = duration_field(
+        "sink.kafka.producer.requestTimeout",
+        "request.timeout.ms: how long the producer waits for a broker's acknowledgement; "
+        "default 30s.",
+    )
+
+
+class KafkaTopicsSpec(Model):
+    """Partitions and replication factor of the data topics the worker creates."""
+
+    partitions: int | None = Field(
+        default=None, ge=1, le=10_000, description="Default: the broker's num.partitions."
+    )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Default: the broker's default.replication.factor. More than the "
+        "cluster's brokers stops the task (TopicCreationFailed).",
+    )
+
+
 class KafkaSinkSpec(Model):
     """How events are written to Kafka."""
 
@@ -202,6 +259,16 @@ class KafkaSinkSpec(Model):
         description="DDL records (CREATE/ALTER/DROP/RENAME TABLE, TRUNCATE on selected tables) "
         "in the task's format (Maxwell table-create/table-alter/table-drop, or Debezium schema "
         "change events), in the same Kafka transaction as the rows around them. Unset: none.",
+    )
+    producer: KafkaProducerSpec | None = Field(
+        default=None,
+        description="Producer tuning (compression, batching, sizes, timeouts). acks=all and "
+        "idempotence are fixed: exactly-once and ordering rest on them.",
+    )
+    topics: KafkaTopicsSpec | None = Field(
+        default=None,
+        description="How the worker creates a data topic that does not exist yet (with the "
+        "Kafka admin API, not broker auto-create). An existing topic is used as it is.",
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ferry_operator.api.connector import Connector, ConnectorSpec, TLSFiles
 from ferry_operator.api.synctask import SyncTask, SyncTaskSpec
 from ferry_operator.api.tasktemplate import TaskTemplate
+from ferry_operator.render import kafka_settings
 from ferry_operator.render.errors import ConnectorNotFound, ConnectorTypeMismatch, InvalidSpec
 from ferry_operator.render.merge import deep_merge
 from ferry_runtime.config import WorkerConfig
@@ -145,7 +146,10 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector], tls_dir: str)
             "bootstrapServers": kafka.bootstrap_servers,
             "securityProtocol": kafka.security_protocol,
             **_kafka_tls(kafka, tls_dir),
-            **sink.kafka.model_dump(by_alias=True, exclude_none=True),
+            **sink.kafka.model_dump(
+                by_alias=True, exclude_none=True, exclude={"producer", "topics"}
+            ),
+            **kafka_settings.worker_settings(kafka, sink.kafka),
         }
         if kafka.sasl is not None:
             out |= {

@@ -31,6 +31,17 @@ from ferry_runtime.config import KafkaSink as KafkaSinkConfig
 __all__ = ["KafkaSink", "Record", "transactional_id"]
 
 TIMEOUT = 30.0
+# Topic creation refusals that no retry can change: the settings or the grants are wrong.
+_REFUSED_TOPIC = frozenset(
+    {
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        KafkaError.INVALID_PARTITIONS,
+        KafkaError.INVALID_CONFIG,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
 
 
 class Record(NamedTuple):  # a tuple: built once per row on the hot path
@@ -67,25 +78,41 @@ class KafkaSink:
 
     def open(self) -> None:
         """Create the producer; with exactly-once, fence older workers of this task."""
-        settings: dict[str, Any] = {
-            **self._common,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": 60_000,
-            **self.config.producer,
-        }
-        if self.exactly_once:
-            settings["transactional.id"] = transactional_id(self.task_id)
-            settings.setdefault("transaction.timeout.ms", 60_000)
+        settings = self.producer_settings()
         try:
             self.ensure_topic(self.config.offsets_topic, compacted=True)
-            self._producer = Producer({**settings, "error_cb": self._on_client_error})
+            try:
+                self._producer = Producer({**settings, "error_cb": self._on_client_error})
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError._INVALID_ARG:
+                    raise
+                raise errors.FatalError(
+                    "InvalidConfig",
+                    f"the Kafka producer refused its settings: {error.args[0].str()}. Check "
+                    "spec.sink.kafka.producer.",
+                ) from None
             if self.exactly_once:
                 self._producer.init_transactions(TIMEOUT)
         except KafkaException as error:
             where = f"opening the producer ({self._at})"
             raise self._refusal(where) or errors.from_kafka(error, where) from None
+
+    def producer_settings(self) -> dict[str, Any]:
+        """librdkafka settings: Ferry's defaults, the configured ones (spec.sink.kafka.producer),
+        and last the settings exactly-once rests on, which nothing overrides (the config
+        refuses them too): acks=all, idempotence, the transactional.id."""
+        settings: dict[str, Any] = {
+            **self._common,
+            "linger.ms": 5,
+            "message.timeout.ms": 60_000,
+            **self.config.producer,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+        if self.exactly_once:
+            settings["transactional.id"] = transactional_id(self.task_id)
+            settings.setdefault("transaction.timeout.ms", 60_000)
+        return settings
 
     def close(self) -> None:
         if self._producer is not None:
@@ -94,8 +121,28 @@ class KafkaSink:
 
     # ------------------------------------------------------------ topics
 
+    def new_topic(self, topic: str, compacted: bool = False) -> NewTopic:
+        """How the worker creates a missing topic: the offsets topic (``compacted``) or a data
+        topic, with the configured partitions and replication factor (-1: the broker's
+        default). A data topic admits records up to the producer's message.max.bytes."""
+        kafka = self.config
+        config: dict[str, str] = {}
+        if compacted:
+            config["cleanup.policy"] = "compact"
+            partitions = kafka.offsets_topic_partitions or 1
+            replicas = kafka.offsets_topic_replication_factor or -1
+        else:
+            partitions = kafka.topic_partitions or -1
+            replicas = kafka.topic_replication_factor or -1
+            if "message.max.bytes" in kafka.producer:
+                config["max.message.bytes"] = str(kafka.producer["message.max.bytes"])
+        return NewTopic(
+            topic, num_partitions=partitions, replication_factor=replicas, config=config
+        )
+
     def ensure_topic(self, topic: str, compacted: bool = False) -> int:
-        """Create ``topic`` when missing (broker defaults); return its partition count."""
+        """Create ``topic`` when missing (:meth:`new_topic`); return its partition count. An
+        existing topic is used as it is."""
         if topic in self._partitions:
             return self._partitions[topic]
         settings: dict[str, Any] = {**self._common, "error_cb": self._on_client_error}
@@ -106,17 +153,34 @@ class KafkaSink:
             admin.poll(0)  # serve the error callbacks: a refusal is told apart from an outage
             raise
         if topic not in metadata.topics:
-            config = {"cleanup.policy": "compact"} if compacted else {}
-            new = NewTopic(topic, num_partitions=1 if compacted else -1, config=config)
+            new = self.new_topic(topic, compacted)
             for future in admin.create_topics([new], request_timeout=TIMEOUT).values():
                 try:
                     future.result()
                 except KafkaException as error:
-                    if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    code = error.args[0].code()
+                    if code in _REFUSED_TOPIC:
+                        raise self._topic_refused(new, compacted, error.args[0]) from None
+                    if code != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise
             metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
         self._partitions[topic] = len(metadata.topics[topic].partitions) or 1
         return self._partitions[topic]
+
+    def _topic_refused(
+        self, new: NewTopic, compacted: bool, error: KafkaError
+    ) -> errors.FatalError:
+        """Kafka refused to create a topic with these settings: retrying cannot help."""
+        if compacted:
+            fields = "the Connector's kafka.offsetsTopic (partitions, replicationFactor)"
+        else:
+            fields = "spec.sink.kafka.topics (partitions, replicationFactor)"
+        return errors.FatalError(
+            "TopicCreationFailed",
+            f"Kafka refused to create topic {new.topic} with {new.num_partitions} partition(s) "
+            f"and replication factor {new.replication_factor} ({error.name()}: {error.str()}). "
+            f"Check {fields}, or create the topic yourself ({self._at}).",
+        )
 
     # ------------------------------------------------------------ checkpoint
 

@@ -134,6 +134,7 @@ class BinlogReader:
         budget: RowBudget | None = None,
         fast_rows: bool = True,
         skip_event: skip.Matcher | None = None,
+        on_slow_decode: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.skip = skip_event  # a pending spec.skipEvent
@@ -146,6 +147,8 @@ class BinlogReader:
         self._thread: threading.Thread | None = None
         self._plans: dict[tuple[int, str, str], _TablePlan] = {}
         self.fallback_events = 0  # rows events our decoder refused (the library decoded them)
+        # Told (table, "unsupported" | "rejected") for each rows event the library decodes.
+        self.on_slow_decode = on_slow_decode
         self._selected: dict[tuple[str, str], bool] = {}
         # spec.heartbeat: this task's beats in the transaction being read
         self._beats = heartbeat.HeartbeatRows(config) if config.heartbeat else None
@@ -482,12 +485,16 @@ class BinlogReader:
     ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """The event's rows as (values, values before) JSON, by our decoder, else by the
         library and types.py; a row that cannot be converted goes to the error policy."""
+        name = f"{event.schema}.{event.table}"
         if plan.decoder is not None:
             try:
                 return plan.decoder.decode(event)
             except Exception:  # bad data: the library path below gives the same poison rows
                 self.fallback_events += 1
-        name = f"{event.schema}.{event.table}"
+                if self.on_slow_decode is not None:
+                    self.on_slow_decode(name, "rejected")
+        elif self.fast_rows and self.on_slow_decode is not None:
+            self.on_slow_decode(name, "unsupported")
         try:
             library_rows = event.rows
         except Exception as error:

@@ -30,6 +30,10 @@ FULL_VALUES: dict[str, Any] = {
     "replicaCount": 2,
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "workers": {
+            "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+            "service": {"enabled": True},
+        },
         "prometheusRule": {"enabled": True, "notReadyFor": "15m", "errorRate": 0.1},
     },
     "dashboard": {"enabled": True},
@@ -211,7 +215,7 @@ def chart_crds(ferry_crds: None, kube_env: dict[str, str], testenv: Any) -> None
         ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR], {**kube_env, "GOFLAGS": "-mod=mod"}
     )
     crd_dir = Path(json.loads(download.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
-    for name in ("servicemonitors", "prometheusrules"):
+    for name in ("servicemonitors", "podmonitors", "prometheusrules"):
         run(
             [
                 kubectl,
@@ -227,6 +231,7 @@ def chart_crds(ferry_crds: None, kube_env: dict[str, str], testenv: Any) -> None
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
         "servicemonitors.monitoring.coreos.com",
+        "podmonitors.monitoring.coreos.com",
         "prometheusrules.monitoring.coreos.com",
     ):
         run(
@@ -324,12 +329,13 @@ def test_full_values_pass_server_side_dry_run(
             "ClusterRoleBinding",
             "ConfigMap",
             "Deployment",
+            "PodMonitor",
             "PrometheusRule",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
         ]
-        + ["KopfPeering", "Role", "RoleBinding"] * 2
+        + ["KopfPeering", "Role", "RoleBinding", "Service"] * 2  # a worker Service each
     )
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -361,6 +367,142 @@ def test_service_monitor_keeps_the_tasks_namespace_label(
     assert stored["spec"]["endpoints"][0]["path"] == "/metrics"
 
 
+def test_worker_pod_monitor_passes_the_dry_run_and_selects_the_workers(
+    helm: str, kube_env: dict[str, str], chart_crds: None, namespace: str, testenv: Any
+) -> None:
+    # The PodMonitor (every namespace) and the worker Service (the release's namespace),
+    # through the API server's dry run with prometheus-operator's CRD: the fields it keeps
+    # are the ones prometheus-operator reads (an unknown field would be pruned).
+    values = {
+        "metrics": {"workers": {"podMonitor": {"enabled": True}, "service": {"enabled": True}}}
+    }
+    manifests = template(helm, kube_env, namespace, release_name(), values)
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    (service,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-workers")
+    ]
+    result = run(
+        [testenv.kubectl, "apply", "--dry-run=server", "-o", "json", "-f", "-"],
+        kube_env,
+        stdin=yaml.safe_dump_all([monitor, service]),
+    )
+    stored = {item["kind"]: item for item in json.loads(result.stdout)["items"]}
+    spec = stored["PodMonitor"]["spec"]
+    assert spec["namespaceSelector"] == {"any": True}
+    # The labels the operator gives worker pods (render/objects.py, render/meta.py).
+    worker_labels = {
+        "app.kubernetes.io/managed-by": "ferry",
+        "app.kubernetes.io/component": "worker",
+    }
+    assert spec["selector"]["matchLabels"] == worker_labels
+    assert spec["selector"]["matchExpressions"] == [{"key": "ferry.dev/task", "operator": "Exists"}]
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    (relabel,) = endpoint["relabelings"]
+    assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_ferry_dev_task"]
+    assert relabel["targetLabel"] == "synctask"
+    workers = stored["Service"]["spec"]
+    assert workers["clusterIP"] == "None" and workers["selector"] == worker_labels
+    assert workers["ports"][0]["targetPort"] == "http"
+
+    # With watchNamespaces: only those namespaces, and a worker Service in each.
+    scoped = {"watchNamespaces": ["shop", "billing"], **values}
+    docs = [
+        d
+        for d in yaml.safe_load_all(template(helm, kube_env, namespace, release_name(), scoped))
+        if d
+    ]
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["shop", "billing"]}
+    assert sorted(
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["metadata"]["name"].endswith("-workers") and d["kind"] == "Service"
+    ) == ["billing", "shop"]
+
+
+def _alerts(manifests: str) -> dict[str, dict[str, Any]]:
+    (rule,) = [d for d in yaml.safe_load_all(manifests) if d and d["kind"] == "PrometheusRule"]
+    return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_rendered_alerts_have_severities_and_a_default_lag_threshold(
+    helm: str, kube_env: dict[str, str], namespace: str
+) -> None:
+    alerts = _alerts(
+        template(
+            helm,
+            kube_env,
+            namespace,
+            release_name(),
+            {"metrics": {"prometheusRule": {"enabled": True}}},
+        )
+    )
+    severities = {name: rule["labels"]["severity"] for name, rule in alerts.items()}
+    assert set(severities.values()) == {"warning", "critical"}
+    assert severities["FerryTaskLagHigh"] == "warning"
+    assert severities["FerryTaskLagCritical"] == "critical"
+    assert severities["FerryTaskFailed"] == "critical"
+    assert severities["FerryWorkerMemoryHigh"] == "warning"
+    assert severities["FerryWorkerMemoryCritical"] == "critical"
+    assert severities["FerryWorkerCPUHigh"] == "warning"
+
+    def flat(name: str) -> str:
+        return " ".join(alerts[name]["expr"].split())
+
+    # A task's own lagThreshold, else the default 5m (300 s); critical at 3 times that.
+    lag = flat("FerryTaskLagHigh")
+    assert (
+        "max by (namespace, synctask) (ferry_synctask_lag_threshold_seconds) "
+        "or on (namespace, synctask)" in lag
+    )
+    assert "(0 * ferry_synctask_lag_seconds + 300)" in lag
+    assert "> on (namespace, synctask) 3 * (" in flat("FerryTaskLagCritical")
+    # Worker pods: cAdvisor over kube-state-metrics' limit, for pods that are Ferry workers.
+    memory = flat("FerryWorkerMemoryHigh")
+    assert 'container_memory_working_set_bytes{container="worker"}' in memory
+    assert 'kube_pod_container_resource_limits{container="worker", resource="memory"}' in memory
+    assert (
+        "group_left (synctask) max by (namespace, pod, synctask) (0 * ferry_state + 1) > 0.8"
+        in memory
+    )
+    assert flat("FerryWorkerMemoryCritical").endswith("> 0.95")
+    assert 'rate(container_cpu_usage_seconds_total{container="worker"}[5m])' in flat(
+        "FerryWorkerCPUHigh"
+    )
+    for name, rule in alerts.items():
+        expr = rule["expr"]
+        assert expr.count("(") == expr.count(")"), name
+        assert "{{" not in expr, name  # no template left unrendered
+
+    tuned = _alerts(
+        template(
+            helm,
+            kube_env,
+            namespace,
+            release_name(),
+            {
+                "metrics": {
+                    "prometheusRule": {
+                        "enabled": True,
+                        "defaultLagThreshold": "2m",
+                        "lagCriticalFactor": 4,
+                        "workerMemory": {"warning": 0.7, "critical": 0.9},
+                        "workerCPU": 0.5,
+                    }
+                }
+            },
+        )
+    )
+    assert "+ 120)" in tuned["FerryTaskLagHigh"]["expr"]
+    assert "4 * (" in tuned["FerryTaskLagCritical"]["expr"]
+    assert tuned["FerryWorkerMemoryHigh"]["expr"].rstrip().endswith("> 0.7")
+    assert tuned["FerryWorkerMemoryCritical"]["expr"].rstrip().endswith("> 0.9")
+    assert tuned["FerryWorkerCPUHigh"]["expr"].rstrip().endswith("> 0.5")
+    assert "1h" not in tuned["FerryTaskLagHigh"]["expr"]
+
+
 def test_pod_security_is_restricted(helm: str, kube_env: dict[str, str], namespace: str) -> None:
     docs = [d for d in yaml.safe_load_all(template(helm, kube_env, namespace, release_name())) if d]
     pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
@@ -384,6 +526,9 @@ def test_values_schema_refuses_bad_values(
         ("watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
         ("metrics.prometheusRule.errorRate=5", "errorRate"),
         ("nosuchkey=1", "nosuchkey"),
+        ("metrics.workers.podMonitor.interval=soon", "interval"),
+        ("metrics.prometheusRule.workerMemory.warning=2", "warning"),
+        ("metrics.prometheusRule.defaultLagThreshold=five", "defaultLagThreshold"),
     ):
         result = run(
             [helm, "template", "x", str(CHART), "-n", namespace, "--set", setting],

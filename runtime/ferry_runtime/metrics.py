@@ -50,6 +50,7 @@ class TrackerCollector(Collector):
             rate = tracker.events_per_second()
             checkpoint_age = tracker.checkpoint_age()
             percent = tracker.progress()["percent"]
+            verified = tracker.verification
 
         family = CounterMetricFamily(
             "ferry_events", "Change events delivered to the sink.", labels=["table", "op"]
@@ -105,6 +106,22 @@ class TrackerCollector(Collector):
         yield CounterMetricFamily(
             "ferry_restarts", "Pipeline restarts after transient errors.", value=restarts
         )
+        if verified is not None and verified.error is None:
+            yield GaugeMetricFamily(
+                "ferry_verification_mismatched_rows",
+                "Rows the last verifyRequest found different in the sink (drift).",
+                value=verified.mismatched,
+            )
+            yield GaugeMetricFamily(
+                "ferry_verification_unsettled_rows",
+                "Rows the last verifyRequest could not judge (they kept changing).",
+                value=verified.unsettled,
+            )
+            yield GaugeMetricFamily(
+                "ferry_verification_timestamp_seconds",
+                "When the last verifyRequest finished (Unix time).",
+                value=verified.time,
+            )
         yield StateSetMetricFamily(
             "ferry_state", "The worker's state.", value={s: s == state for s in STATES}
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ferry_runtime.checkpoint import SkipRecord
+from ferry_runtime.checkpoint import SkipRecord, VerifyRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -143,6 +143,8 @@ class StatusTracker:
     batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
     last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
+    verification: VerifyRecord | None = None  # the last verifyRequest done (in the checkpoint)
+    verifying: tuple[str, float] | None = None  # (nonce, start time) of the one running
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -292,6 +294,17 @@ class StatusTracker:
         with self._lock:
             self.last_skip = skip
 
+    def verification_started(self, nonce: str, started: float | None) -> None:
+        """A verifyRequest started on the worker's verification thread."""
+        with self._lock:
+            self.verifying = (nonce, started or self.clock())
+
+    def record_verification(self, record: VerifyRecord) -> None:
+        """A verifyRequest finished (committed), now or by an earlier worker."""
+        with self._lock:
+            self.verification = record
+            self.verifying = None
+
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
@@ -425,6 +438,7 @@ class StatusTracker:
                     for e in reversed(self.last_errors)
                 ],
                 "lastSkip": _skip_view(self.last_skip),
+                "verification": _verification_view(self.verification, self.verifying),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
@@ -440,4 +454,28 @@ def _skip_view(skip: SkipRecord | None) -> dict[str, Any] | None:
         "table": ", ".join(skip.tables) or None,
         "events": skip.events,
         "time": _rfc3339(skip.time),
+    }
+
+
+def _verification_view(
+    record: VerifyRecord | None, running: tuple[str, float] | None
+) -> dict[str, Any] | None:
+    """status.verification: the one running, else the last result."""
+    if running is not None:
+        return {"nonce": running[0], "state": "Running", "startTime": _rfc3339(running[1])}
+    if record is None:
+        return None
+    return {
+        "nonce": record.nonce,
+        "state": "Failed" if record.error else "Completed",
+        "time": _rfc3339(record.time),
+        "tables": list(record.tables),
+        "chunks": record.chunks,
+        "rows": record.rows,
+        "mismatchedRows": record.mismatched,
+        "unsettledRows": record.unsettled,
+        "repairedRows": record.repaired,
+        "sampleKeys": [{"table": table, "key": key} for table, key in record.sample],
+        "skippedTables": list(record.skipped),
+        "message": record.error,
     }

@@ -497,7 +497,7 @@ class _KafkaTarget(_Target):
                     continue
                 assigned += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in found.partitions]
             # The end as of now (a busy topic never stops growing): read to these offsets.
-            ends = {}
+            ends: dict[tuple[str, int], int] = {}
             for tp in assigned:
                 _, high = consumer.get_watermark_offsets(tp, timeout=KAFKA_TIMEOUT)
                 ends[(tp.topic, tp.partition)] = high
@@ -523,7 +523,7 @@ class _KafkaTarget(_Target):
                         pending.discard((message.topic(), message.partition()))
                         continue
                     raise KafkaException(error)
-                name = (message.topic(), message.partition())
+                name = (str(message.topic()), int(message.partition() or 0))
                 if (message.offset() or 0) + 1 >= ends.get(name, 0):
                     pending.discard(name)
                 self._apply(keys, message.value())

@@ -1,7 +1,7 @@
 """spec.verifyRequest with a Kafka sink, on the real MariaDB and Kafka: the topic's latest
 record per key (read_committed, from the beginning) matches the source after a clean run; a
-bogus record produced to the topic, a key whose delete never happened at the source and a
-row missing from the topic are each found, and writes during the check of a Debezium-format
+bogus record produced to the topic (a changed row, a delete the source never made, a key the
+source does not have) is found key by key, and writes during the check of a Debezium-format
 topic are no drift."""
 
 from __future__ import annotations

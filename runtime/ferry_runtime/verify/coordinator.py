@@ -106,7 +106,7 @@ class Coordinator:
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(30)
+            thread.join(10)
         self.touched.stop()
 
 

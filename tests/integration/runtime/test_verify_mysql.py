@@ -59,11 +59,19 @@ def _mapped(sink: Sink, database: str, table: str, qty: str) -> list[tuple[Any, 
 
 def test_drift_on_the_target_is_found_exactly_and_repaired(sink: Sink) -> None:
     _setup(sink, 2500)
+    items, other = f"{sink.source}.items", f"{sink.source}.other"
+    for database in (sink.source, sink.target):
+        sink.sql(f"CREATE TABLE `{database}`.other (k varchar(10) PRIMARY KEY, v int)")
+        sink.sql(f"CREATE TABLE `{database}`.logs (line text)")  # no key: not compared
+    sink.sql(f"INSERT INTO {other} VALUES ('a', 1), ('b', 2)")
     first = _verify(sink, "clean", chunkSize=300)  # the snapshot runs first, then the check
     assert first["state"] == "Completed", first
-    assert first["tables"] == [f"{sink.source}.items"]
-    assert (first["mismatchedRows"], first["rows"], first["chunks"]) == (0, 2500, 9)
+    assert first["tables"] == [items, other]
+    assert (first["mismatchedRows"], first["rows"], first["chunks"]) == (0, 2502, 10)
     assert first["sampleKeys"] == []
+    assert first["skippedTables"] == [
+        f"{sink.source}.logs: no primary key (rows cannot be matched by key)"
+    ]
 
     goods = f"`{sink.target}`.goods"
     sink.sql(f"UPDATE {goods} SET amount = amount + 1 WHERE id IN (7, 1500)")
@@ -71,17 +79,19 @@ def test_drift_on_the_target_is_found_exactly_and_repaired(sink: Sink) -> None:
     sink.sql(f"DELETE FROM {goods} WHERE id = 301")  # a chunk's first row
     sink.sql(f"INSERT INTO {goods} VALUES (9999, 'extra', 1, 1.00)")  # past the last key
     sink.sql(f"UPDATE `{sink.source}`.items SET secret = 'dropped' WHERE id = 8")  # not compared
+    sink.sql(f"UPDATE `{sink.target}`.other SET v = 5 WHERE k = 'b'")
     time.sleep(1)
 
-    found = _verify(sink, "drift", chunkSize=300)
-    assert found["mismatchedRows"] == 5, found
+    found = _verify(sink, "drift", chunkSize=300, tables=[items])  # only items
+    assert found["tables"] == [items] and found["mismatchedRows"] == 5, found
     keys = sorted(int(k["key"].strip("[]")) for k in found["sampleKeys"])
     assert keys == [7, 301, 1500, 2500, 9999]
-    assert {k["table"] for k in found["sampleKeys"]} == {f"{sink.source}.items"}
+    assert {k["table"] for k in found["sampleKeys"]} == {items}
     assert found["repairedRows"] == 0 and _mapped(sink, sink.target, "goods", "amount")[6][2] == 8
 
     fixed = _verify(sink, "repair", chunkSize=300, repair=True)
-    assert (fixed["mismatchedRows"], fixed["repairedRows"]) == (5, 5), fixed
+    assert (fixed["mismatchedRows"], fixed["repairedRows"]) == (6, 6), fixed
+    assert {"table": other, "key": '["b"]'} in fixed["sampleKeys"]
     wait_until(
         lambda: (
             _mapped(sink, sink.source, "items", "qty")
@@ -90,7 +100,14 @@ def test_drift_on_the_target_is_found_exactly_and_repaired(sink: Sink) -> None:
         30,
         "the target repaired",
     )
-    assert _verify(sink, "after-repair")["mismatchedRows"] == 0
+    assert sink.sql(f"SELECT v FROM `{sink.target}`.other WHERE k = 'b'") == ((2,),)
+    done = _verify(sink, "after-repair")
+    assert done["mismatchedRows"] == 0
+
+    # The same nonce again (a restart, a GitOps re-apply): the result stands, nothing runs.
+    sink.sql(f"DELETE FROM {goods} WHERE id = 5")
+    again = _verify(sink, "after-repair")
+    assert again == done
 
 
 class _Writer(threading.Thread):

@@ -154,6 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
 
+    verify = verb("verify", "compare the source with the sink once (a new spec.verifyRequest)")
+    verify.add_argument("name")
+    verify.add_argument(
+        "--table",
+        action="append",
+        metavar="DATABASE.TABLE",
+        help="a selected table or a glob (shop.*); repeat for several (default: all)",
+    )
+    verify.add_argument(
+        "--repair", action="store_true", help="MySQL sink: rewrite mismatched rows from the source"
+    )
+    verify.add_argument("--chunk-size", type=int, metavar="N", help="rows per checksum chunk")
+    verify.add_argument(
+        "--wait", action="store_true", help="wait for the result (exit 1 when drift is found)"
+    )
+    verify.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)"
+    )
+    verify.add_argument(
+        "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
+    )
+
     verb("history", "the task's config revisions").add_argument("name")
 
     diff = verb("diff", "diff two config revisions (default: against the current one)")

@@ -80,6 +80,11 @@ def task_metrics(tasks: Sequence[dict[str, Any]]) -> list[Metric]:
         "Worker restarts: the pipeline's after transient errors and its pods' (crashes)",
         labels=labels,
     )
+    drift = GaugeMetricFamily(
+        "ferry_synctask_verification_mismatched_rows",
+        "Rows the last finished spec.verifyRequest found different in the sink",
+        labels=labels,
+    )
     for task in tasks:
         key = [task["metadata"]["namespace"], task["metadata"]["name"]]
         status = task.get("status") or {}
@@ -97,7 +102,10 @@ def task_metrics(tasks: Sequence[dict[str, Any]]) -> list[Metric]:
         errors.add_metric(key, float(counters.get("errors") or 0))
         pod_restarts = (status.get("workerPod") or {}).get("restarts") or 0
         restarts.add_metric(key, float((counters.get("restarts") or 0) + pod_restarts))
-    return [ready, phase, lag, threshold, progress, events, errors, restarts]
+        verified = status.get("verification") or {}
+        if verified.get("state") == "Completed":
+            drift.add_metric(key, float(verified.get("mismatchedRows") or 0))
+    return [ready, phase, lag, threshold, progress, events, errors, restarts, drift]
 
 
 class SyncTaskCollector(Collector):

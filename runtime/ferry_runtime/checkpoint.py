@@ -8,7 +8,9 @@ delivered (keyset pagination resumes after it; binlog changes of keys up to it p
 :mod:`ferry_runtime.source.watermark`); and the task's cumulative counters (events, errors,
 restarts) as of the data it covers, so that status after a restart carries on from them
 instead of from 0; and the last skipEvent applied (its nonce, committed with the position
-past the skipped event, so a restarted worker neither skips it again nor misses it).
+past the skipped event, so a restarted worker neither skips it again nor misses it); and the
+result of the last verifyRequest (its nonce, committed with any rows it repaired, so a
+verification runs once per nonce and its result survives restarts).
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "SkipRecord",
     "SnapshotState",
     "TableState",
+    "VerifyRecord",
     "decode",
     "encode",
     "format_position",
@@ -100,6 +103,56 @@ class SkipRecord:
 
 
 @dataclass(frozen=True)
+class VerifyRecord:
+    """The result of the last verifyRequest (see :mod:`ferry_runtime.verify`)."""
+
+    nonce: str
+    time: float = 0.0  # when it finished
+    tables: tuple[str, ...] = ()  # source tables compared
+    chunks: int = 0
+    rows: int = 0  # source rows compared
+    mismatched: int = 0  # keys whose rows differ (not counting changes still in flight)
+    unsettled: int = 0  # keys that kept changing through every re-check (not counted)
+    repaired: int = 0
+    sample: tuple[tuple[str, str], ...] = ()  # (table, key as JSON) of mismatched rows
+    skipped: tuple[str, ...] = ()  # "table: why" for tables that could not be compared
+    error: str | None = None  # the verification could not finish
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "nonce": self.nonce,
+            "time": self.time,
+            "tables": list(self.tables),
+            "chunks": self.chunks,
+            "rows": self.rows,
+            "mismatched": self.mismatched,
+            "unsettled": self.unsettled,
+            "repaired": self.repaired,
+            "sample": [list(pair) for pair in self.sample],
+            "skipped": list(self.skipped),
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> VerifyRecord:
+        return VerifyRecord(
+            nonce=str(data["nonce"]),
+            time=float(data.get("time", 0.0)),
+            tables=tuple(data.get("tables") or ()),
+            chunks=int(data.get("chunks", 0)),
+            rows=int(data.get("rows", 0)),
+            mismatched=int(data.get("mismatched", 0)),
+            unsettled=int(data.get("unsettled", 0)),
+            repaired=int(data.get("repaired", 0)),
+            sample=tuple((str(t), str(k)) for t, k in data.get("sample") or ()),
+            skipped=tuple(data.get("skipped") or ()),
+            error=data.get("error"),
+        )
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     position: dict[str, Any] | None = None  # {file, pos}: resume the binlog here
     reset_nonce: str | None = None
@@ -108,6 +161,7 @@ class Checkpoint:
     counters: Counters = field(default_factory=Counters)
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
     skip: SkipRecord | None = None  # the last skipEvent applied
+    verify: VerifyRecord | None = None  # the last verifyRequest done
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -133,6 +187,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.skip is not None:
         data["skip"] = checkpoint.skip.to_json()
+    if checkpoint.verify is not None:
+        data["verify"] = checkpoint.verify.to_json()
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
@@ -179,4 +235,5 @@ def decode(raw: bytes) -> Checkpoint:
         ),
         snapshot_nonce=data.get("snapshotNonce"),
         skip=SkipRecord.from_json(data["skip"]) if data.get("skip") else None,
+        verify=VerifyRecord.from_json(data["verify"]) if data.get("verify") else None,
     )

@@ -248,6 +248,20 @@ class SnapshotRequest(Model):
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
 
 
+class VerifyRequest(Model):
+    """Compare the source with the target once per nonce (spec.verifyRequest); see
+    :mod:`ferry_runtime.verify`."""
+
+    tables: list[TableGlob] = Field(
+        default_factory=lambda: ["*.*"], min_length=1, description="Selected tables to verify."
+    )
+    repair: bool = Field(
+        default=False, description="MySQL sink: rewrite the mismatched rows from the source."
+    )
+    chunk_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per checksum.")
+    nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+
+
 # ---------------------------------------------------------------- source and rules
 
 
@@ -528,7 +542,17 @@ class WorkerConfig(Model):
     snapshot_request: SnapshotRequest | None = None
     skip_event: SkipEvent | None = None
     heartbeat: Heartbeat | None = None
+    verify_request: VerifyRequest | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
+
+    @model_validator(mode="after")
+    def _repair_needs_mysql(self) -> WorkerConfig:
+        if self.verify_request and self.verify_request.repair and self.sink.mysql is None:
+            raise ValueError(
+                "verifyRequest.repair: only a MySQL sink can be repaired (a Kafka topic keeps "
+                "its history); leave repair unset to verify a Kafka sink"
+            )
+        return self
 
     def selects(self, database: str, table: str) -> bool:
         """Whether ``database.table`` passes the include and exclude globs."""

@@ -52,6 +52,7 @@ class TrackerCollector(Collector):
             percent = tracker.progress()["percent"]
             slow = dict(tracker.slow_decodes)
             queue_fill = tracker.queue_fill()
+            verified = tracker.verification
 
         family = CounterMetricFamily(
             "ferry_events", "Change events delivered to the sink.", labels=["table", "op"]
@@ -122,6 +123,22 @@ class TrackerCollector(Collector):
         for (table, reason), count in sorted(slow.items()):
             family.add_metric([table, reason], count)
         yield family
+        if verified is not None and verified.error is None:
+            yield GaugeMetricFamily(
+                "ferry_verification_mismatched_rows",
+                "Rows the last verifyRequest found different in the sink (drift).",
+                value=verified.mismatched,
+            )
+            yield GaugeMetricFamily(
+                "ferry_verification_unsettled_rows",
+                "Rows the last verifyRequest could not judge (they kept changing).",
+                value=verified.unsettled,
+            )
+            yield GaugeMetricFamily(
+                "ferry_verification_timestamp_seconds",
+                "When the last verifyRequest finished (Unix time).",
+                value=verified.time,
+            )
         yield StateSetMetricFamily(
             "ferry_state", "The worker's state.", value={s: s == state for s in STATES}
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ferry_runtime.checkpoint import SkipRecord
+from ferry_runtime.checkpoint import SkipRecord, VerifyRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -149,6 +149,8 @@ class StatusTracker:
     # table has a column our row decoder does not read) or "rejected" (it refused the event).
     slow_decodes: dict[tuple[str, str], int] = field(default_factory=dict)
     queue_probe: Callable[[], float] | None = None  # the reader→sink queue's fill, 0..1
+    verification: VerifyRecord | None = None  # the last verifyRequest done (in the checkpoint)
+    verifying: tuple[str, float] | None = None  # (nonce, start time) of the one running
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     # spec.heartbeat: wall times of heartbeat rows written (or tried) and not delivered yet
     _unconfirmed_beats: deque[float] = field(default_factory=deque)
@@ -317,6 +319,17 @@ class StatusTracker:
         with self._lock:
             self.last_skip = skip
 
+    def verification_started(self, nonce: str, started: float | None) -> None:
+        """A verifyRequest started on the worker's verification thread."""
+        with self._lock:
+            self.verifying = (nonce, started or self.clock())
+
+    def record_verification(self, record: VerifyRecord) -> None:
+        """A verifyRequest finished (committed), now or by an earlier worker."""
+        with self._lock:
+            self.verification = record
+            self.verifying = None
+
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
@@ -473,6 +486,7 @@ class StatusTracker:
                     for e in reversed(self.last_errors)
                 ],
                 "lastSkip": _skip_view(self.last_skip),
+                "verification": _verification_view(self.verification, self.verifying),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
@@ -488,4 +502,28 @@ def _skip_view(skip: SkipRecord | None) -> dict[str, Any] | None:
         "table": ", ".join(skip.tables) or None,
         "events": skip.events,
         "time": _rfc3339(skip.time),
+    }
+
+
+def _verification_view(
+    record: VerifyRecord | None, running: tuple[str, float] | None
+) -> dict[str, Any] | None:
+    """status.verification: the one running, else the last result."""
+    if running is not None:
+        return {"nonce": running[0], "state": "Running", "startTime": _rfc3339(running[1])}
+    if record is None:
+        return None
+    return {
+        "nonce": record.nonce,
+        "state": "Failed" if record.error else "Completed",
+        "time": _rfc3339(record.time),
+        "tables": list(record.tables),
+        "chunks": record.chunks,
+        "rows": record.rows,
+        "mismatchedRows": record.mismatched,
+        "unsettledRows": record.unsettled,
+        "repairedRows": record.repaired,
+        "sampleKeys": [{"table": table, "key": key} for table, key in record.sample],
+        "skippedTables": list(record.skipped),
+        "message": record.error,
     }

@@ -37,6 +37,7 @@ from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
+from ferry_runtime.verify import coordinator as verification
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
 
@@ -116,6 +117,7 @@ class Worker:
         self._skip: skip.Target | None = None  # the pending skipEvent of this run
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         self._heartbeat: heartbeat.Writer | None = None  # spec.heartbeat, while a run streams
+        self._verify = verification.Coordinator(config)  # spec.verifyRequest
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -277,7 +279,9 @@ class Worker:
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = Checkpoint(reset_nonce=state.reset_nonce, skip=state.skip)
+                state = Checkpoint(
+                    reset_nonce=state.reset_nonce, skip=state.skip, verify=state.verify
+                )
             self._skip = self._pending_skip(state)
             mode = self.config.mode
             if self.config.heartbeat is not None and mode != "snapshot":
@@ -304,6 +308,7 @@ class Worker:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
                 self._heartbeat = None
+            self._verify.stop()
             while self._feeds:
                 self._feeds.pop().close()
             self.tracker.set_queue_probe(None)
@@ -351,6 +356,8 @@ class Worker:
         self.tracker.restore((counters.events, counters.errors, counters.restarts), tables, done)
         if state.skip is not None:
             self.tracker.record_skip(state.skip)
+        if state.verify is not None:
+            self.tracker.record_verification(state.verify)
 
     # ------------------------------------------------------------ skipEvent
 
@@ -414,7 +421,11 @@ class Worker:
             snapshot = dataclasses.replace(snapshot, done=True)
         new = self._commit(
             Checkpoint(
-                position=position, reset_nonce=reset.nonce, snapshot=snapshot, skip=state.skip
+                position=position,
+                reset_nonce=reset.nonce,
+                snapshot=snapshot,
+                skip=state.skip,
+                verify=state.verify,
             )
         )
         sink.deliver([], new)
@@ -837,6 +848,8 @@ class Worker:
         while True:
             self.tracker.heartbeat(PIPELINE)  # wakes at least twice a second
             self._recheck_selection()
+            if not batch:
+                state = self._verify_tick(sink, state)
             timeout = max(0.0, deadline - time.monotonic()) if batch else 0.5
             item = feed.take(timeout)
             if isinstance(item, binlog.Failure):
@@ -876,6 +889,7 @@ class Worker:
         moved = {**current, **position}  # the GTID position stays that of the last transaction
         state = self._commit(dataclasses.replace(state, position=moved))
         sink.deliver([], state)
+        self._verify.touched.committed(moved)
         self.tracker.record_delivered({}, dict(moved), None)
         return state
 
@@ -893,7 +907,11 @@ class Worker:
         if skipped is not None:  # committed with the position past the skipped event
             state = dataclasses.replace(state, skip=skipped)
         state = self._commit(state, sum(counts.values()))
+        if self._verify.touched.active:
+            for txn in batch:
+                self._verify.touched.record(txn.position, txn.changes)
         sink.deliver(records, state)
+        self._verify.touched.committed(state.position)
         if skipped is not None:
             self._skip = None
             self.tracker.record_skip(skipped)
@@ -979,6 +997,33 @@ class Worker:
         sink.evolve(steps, f"{change.sql!r} at {change.position}")
         rest = [dataclasses.replace(txn, schema_change=None), *batch[cut + 1 :]]
         return self._deliver_batch(sink, state, rest)
+
+    # ------------------------------------------------------------ verifyRequest
+
+    def _verify_tick(self, sink: Sink, state: Checkpoint) -> Checkpoint:
+        """At a batch boundary: start a pending verifyRequest, or commit a finished one (its
+        nonce and result, with the rows it repairs, in one sink transaction)."""
+        pending = self._verify.pending(state)
+        if pending is None:
+            return state
+        running = self._verify.started
+        outcome = self._verify.poll(state)
+        if outcome is None:
+            if self._verify.started != running:
+                self.tracker.verification_started(pending.nonce, self._verify.started)
+            return state
+        record = outcome.record
+        records: list[Any] = []
+        if pending.repair and outcome.drift and not sink.wants_records:
+            changes = verification.repairs(self.config, outcome.drift)
+            records, _ = self._mapped(changes)
+            record = dataclasses.replace(record, repaired=len(records))
+        state = self._commit(dataclasses.replace(state, verify=record))
+        sink.deliver(records, state)
+        self.tracker.record_verification(record)
+        level = logging.WARNING if record.mismatched or record.error else logging.INFO
+        log.log(level, "verifyRequest (nonce %s): %s", record.nonce, verification.describe(record))
+        return state
 
     # ------------------------------------------------------------ records and errors
 

@@ -51,6 +51,8 @@ __all__ = [
     "SyncTaskSpec",
     "SyncTaskStatus",
     "TaskFields",
+    "VerificationStatus",
+    "VerifyRequest",
     "WorkerPodStatus",
     "WorkerSpec",
 ]
@@ -632,6 +634,31 @@ class SnapshotRequest(Model):
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
 
 
+class VerifyRequest(Model):
+    """Compare the source with the sink chunk by chunk over the primary key, once per nonce
+    (docs/verification.md)."""
+
+    tables: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="database.table globs of the selected tables to verify; default: all.",
+        json_schema_extra=_glob_items("verifyRequest.tables"),
+    )
+    repair: bool | None = Field(
+        default=None,
+        description="MySQL sink only: rewrite the mismatched rows from the source.",
+    )
+    chunk_size: int | None = Field(
+        default=None, ge=1, le=100_000, description="Rows per checksum chunk; default 1000."
+    )
+    nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+
+    def to_worker(self) -> dict[str, Any]:
+        """The shape ferry_runtime.config.VerifyRequest accepts."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
 class TaskFields(Model):
     """The fields a SyncTask and a TaskTemplate share."""
 
@@ -706,6 +733,12 @@ class SyncTaskSpec(TaskFields):
                 "spec.startPosition does not apply to mode snapshot",
                 ".startPosition",
             ),
+            (
+                "!has(self.verifyRequest) || !has(self.verifyRequest.repair)"
+                " || !self.verifyRequest.repair || !has(self.sink) || !has(self.sink.kafka)",
+                "spec.verifyRequest.repair needs a MySQL sink (a Kafka topic keeps its history)",
+                ".verifyRequest",
+            ),
         )
     )
 
@@ -734,6 +767,11 @@ class SyncTaskSpec(TaskFields):
         default=None,
         description="Skip one binlog event (e.g. a poison row that stops the task), once per "
         "nonce; status.lastSkip and an EventSkipped Event record it.",
+    )
+    verify_request: VerifyRequest | None = Field(
+        default=None,
+        description="Compare the source with the sink, once per nonce; status.verification "
+        "and an Event record the result.",
     )
 
 
@@ -856,6 +894,46 @@ class SkipStatus(Model):
     )
 
 
+class VerificationKey(Model):
+    """One mismatched row."""
+
+    table: str | None = Field(default=None, description="The source table (database.table).")
+    key: str | None = Field(default=None, description="Its primary key values, as JSON.")
+
+
+class VerificationStatus(Model):
+    """The last spec.verifyRequest: running, or its result (kept in the checkpoint)."""
+
+    nonce: str | None = Field(default=None, description="The verifyRequest's nonce.")
+    state: str | None = Field(default=None, description="Running, Completed or Failed.")
+    start_time: str | None = Field(
+        default=None, description="When it started.", json_schema_extra={"format": "date-time"}
+    )
+    time: str | None = Field(
+        default=None, description="When it finished.", json_schema_extra={"format": "date-time"}
+    )
+    tables: list[str] | None = Field(default=None, description="Source tables compared.")
+    chunks: int | None = Field(default=None, description="Primary-key chunks compared.")
+    rows: int | None = Field(default=None, description="Source rows compared.")
+    mismatched_rows: int | None = Field(
+        default=None, description="Keys whose rows differ in the sink (drift)."
+    )
+    unsettled_rows: int | None = Field(
+        default=None,
+        description="Keys that kept changing through every re-check: not judged, not counted.",
+    )
+    repaired_rows: int | None = Field(
+        default=None, description="Rows rewritten from the source (repair: true)."
+    )
+    sample_keys: list[VerificationKey] | None = Field(
+        default=None, description="Up to 20 mismatched keys."
+    )
+    skipped_tables: list[str] | None = Field(
+        default=None, description="Tables that could not be compared, with why."
+    )
+    message: str | None = Field(default=None, description="Why it failed.")
+
+
 class WorkerPodStatus(Model):
     """Operator-owned: the newest worker pod and the restarts of all of them."""
 
@@ -896,7 +974,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastSkipNonce, lastStartTime, workerPod. Worker-owned:
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastVerifyNonce, lastStartTime, workerPod.
+    Worker-owned:
     the rest."""
 
     phase: (
@@ -923,6 +1002,11 @@ class SyncTaskStatus(Model):
         default=None,
         description="The skip (status.lastSkip) the operator has announced with an "
         "EventSkipped Event.",
+    )
+    last_verify_nonce: str | None = Field(
+        default=None,
+        description="The verification (status.verification) the operator has announced with "
+        "an Event.",
     )
     last_start_time: str | None = Field(
         default=None,
@@ -955,6 +1039,11 @@ class SyncTaskStatus(Model):
     last_skip: SkipStatus | None = Field(
         default=None,
         description="The last spec.skipEvent applied: what was skipped, where and when.",
+        json_schema_extra=_NULLABLE,
+    )
+    verification: VerificationStatus | None = Field(
+        default=None,
+        description="The last spec.verifyRequest: running, or what it found.",
         json_schema_extra=_NULLABLE,
     )
     worker_pod: WorkerPodStatus | None = Field(

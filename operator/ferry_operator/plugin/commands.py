@@ -29,7 +29,13 @@ from ferry_operator.plugin import (
     templates,
     workerlogs,
 )
-from ferry_operator.plugin.errors import EXIT_OK, NotFoundError, PluginError, UsageError
+from ferry_operator.plugin.errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    NotFoundError,
+    PluginError,
+    UsageError,
+)
 from ferry_operator.plugin.kube import GROUP, Kube
 
 __all__ = ["VERBS", "Context"]
@@ -307,6 +313,32 @@ def cmd_snapshot(args: argparse.Namespace, ctx: Context) -> int:
     return _apply(ctx, task, change)
 
 
+def cmd_verify(args: argparse.Namespace, ctx: Context) -> int:
+    """Set a new verifyRequest; with --wait, wait for its result: exit 0 when it found no
+    drift, 1 when it found some or failed."""
+    nonce = args.nonce or positions.new_nonce(ctx.now())
+    task = ctx.kube.get_task(ctx.namespace, args.name)
+    change = lifecycle.verify_request(_spec(task), nonce, args.table, args.repair, args.chunk_size)
+    code = _apply(ctx, task, change)
+    if not args.wait:
+        return code
+    deadline = time.monotonic() + args.timeout
+    while True:
+        task = ctx.kube.get_task(ctx.namespace, args.name)
+        found = (task.get("status") or {}).get("verification") or {}
+        if found.get("nonce") == nonce and found.get("state") not in (None, "Running"):
+            break
+        if time.monotonic() > deadline:
+            raise PluginError(
+                f"no verification result for nonce {nonce} after {args.timeout:.0f}s (the "
+                "worker verifies once it streams; see kubectl ferry status)"
+            )
+        time.sleep(2)
+    ctx.emit(found, "\n".join(formatting.verification_lines(found)))
+    clean = found.get("state") == "Completed" and not found.get("mismatchedRows")
+    return EXIT_OK if clean else EXIT_ERROR
+
+
 def _revisions(ctx: Context, name: str) -> tuple[dict[str, Any], list[revisions.Revision]]:
     task = ctx.kube.get_task(ctx.namespace, name)
     found = [
@@ -479,6 +511,7 @@ VERBS: dict[str, Callable[[argparse.Namespace, Context], int]] = {
     "restart": cmd_restart,
     "reset-position": cmd_reset_position,
     "skip": cmd_skip,
+    "verify": cmd_verify,
     "snapshot": cmd_snapshot,
     "history": cmd_history,
     "diff": cmd_diff,

@@ -203,6 +203,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"restarts {counters.get('restarts', 0)}",
         f"Heartbeat:    {status.get('heartbeatTime') or NONE} ({updated(status, now)})",
         *_skip_line(status.get("lastSkip")),
+        *verification_lines(status.get("verification")),
         "",
         "Conditions:",
     ]
@@ -227,6 +228,33 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
     if not errors:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def verification_lines(found: Any) -> list[str]:
+    """``Verification:`` (status.verification) and up to 5 mismatched keys, or nothing."""
+    if not isinstance(found, dict) or not found.get("nonce"):
+        return []
+    nonce, state = found["nonce"], found.get("state") or NONE
+    if state == "Running":
+        return [f"Verification: running since {found.get('startTime') or NONE}, nonce {nonce}"]
+    if state == "Failed":
+        return [f"Verification: failed at {found.get('time') or NONE}, nonce {nonce}: "
+                f"{found.get('message') or NONE}"]  # fmt: skip
+    tables = len(found.get("tables") or [])
+    line = (
+        f"Verification: {found.get('mismatchedRows') or 0} mismatched row(s) in {tables} "
+        f"table(s), {found.get('rows') or 0} row(s) in {found.get('chunks') or 0} chunk(s)"
+    )
+    if found.get("unsettledRows"):
+        line += f", {found['unsettledRows']} still changing"
+    if found.get("repairedRows"):
+        line += f", {found['repairedRows']} repaired"
+    lines = [f"{line} at {found.get('time') or NONE}, nonce {nonce}"]
+    for key in (found.get("sampleKeys") or [])[:5]:
+        lines.append(f"  mismatch: {key.get('table')} {key.get('key')}")
+    for skipped in found.get("skippedTables") or []:
+        lines.append(f"  not compared: {skipped}")
+    return lines
 
 
 def _skip_line(skip: Any) -> list[str]:

@@ -2,7 +2,7 @@
 
 Pure functions of the task's current spec. Every change is a patch of ``spec`` fields
 only (``paused``, ``resumeAt``, ``restartNonce``, ``resetPosition``, ``skipEvent``,
-``snapshotRequest``): the
+``snapshotRequest``, ``verifyRequest``): the
 operator acts on those, exactly as it would on a ``kubectl apply`` of the same fields. A
 verb whose effect is already in place returns no patch, so a repeated call writes nothing.
 """
@@ -22,6 +22,7 @@ __all__ = [
     "resume",
     "skip_event",
     "snapshot_request",
+    "verify_request",
 ]
 
 
@@ -107,4 +108,30 @@ def snapshot_request(
     return Change(
         _spec_patch({"snapshotRequest": target}),
         f"{what} of {', '.join(tables)} requested (nonce {nonce})",
+    )
+
+
+def verify_request(
+    spec: dict[str, Any],
+    nonce: str,
+    tables: list[str] | None = None,
+    repair: bool = False,
+    chunk_size: int | None = None,
+) -> Change:
+    """``verifyRequest: {nonce[, tables, repair, chunkSize]}``: the worker compares the source
+    with the sink once per distinct nonce."""
+    target: dict[str, Any] = {"nonce": nonce}
+    if tables:
+        target["tables"] = tables
+    if repair:
+        target["repair"] = True
+    if chunk_size is not None:
+        target["chunkSize"] = chunk_size
+    if spec.get("verifyRequest") == target:
+        return Change(None, f"verifyRequest with nonce {nonce!r} is already set; nothing to do")
+    # The whole request is replaced: a merge would keep an old repair: true or tables.
+    what = "verification and repair" if repair else "verification"
+    of = ", ".join(tables) if tables else "every selected table"
+    return Change(
+        _spec_patch({"verifyRequest": target}), f"{what} of {of} requested (nonce {nonce})"
     )

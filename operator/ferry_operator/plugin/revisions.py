@@ -41,6 +41,7 @@ LIFECYCLE_FIELDS = (
     "resetPosition",
     "restartNonce",
     "skipEvent",
+    "verifyRequest",
     "templateRef",
 )
 

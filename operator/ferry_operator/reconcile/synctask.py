@@ -74,6 +74,7 @@ OWNED_STATUS = {
     "lastResetNonce",
     "lastRestartNonce",
     "lastSkipNonce",
+    "lastVerifyNonce",
     "lastStartTime",
     "workerPod",
 }
@@ -307,6 +308,9 @@ def _cause(
     old_skip = (old_spec.get("skipEvent") or {}).get("nonce")
     if spec.skip_event and spec.skip_event.nonce != old_skip:
         return f"skipEvent (nonce {spec.skip_event.nonce})"
+    old_verify = (old_spec.get("verifyRequest") or {}).get("nonce")
+    if spec.verify_request and spec.verify_request.nonce != old_verify:
+        return f"verifyRequest (nonce {spec.verify_request.nonce})"
     for older in reversed(observed.revisions[:-1]):
         if (older["metadata"].get("annotations") or {}).get(meta.CONFIG_HASH) == digest:
             return f"rollback to r{_revision_number(older)}"
@@ -346,6 +350,7 @@ def _finish(
         "lastResetNonce",
         "lastRestartNonce",
         "lastSkipNonce",
+        "lastVerifyNonce",
         "lastStartTime",
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
@@ -531,6 +536,10 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if skipped is not None:
         fields["lastSkipNonce"], message = skipped
         events.append(("Normal", "EventSkipped", message))
+    verified = _verify_announcement(status)
+    if verified is not None:
+        fields["lastVerifyNonce"], event = verified
+        events.append(event)
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
 
 
@@ -546,6 +555,36 @@ def _skip_announcement(status: dict[str, Any]) -> tuple[str, str] | None:
     gtid = f" (GTID {last['gtid']})" if last.get("gtid") else ""
     where = last.get("position") or "?"
     return nonce, f"skipped {what}{of} at {where}{gtid} once (spec.skipEvent nonce {nonce})"
+
+
+def _verify_announcement(status: dict[str, Any]) -> tuple[str, Event] | None:
+    """The worker's finished status.verification not announced yet: (its nonce, the Event):
+    Verified (Normal) with no drift, DriftFound or VerificationFailed (Warning) otherwise."""
+    found = status.get("verification") or {}
+    nonce = found.get("nonce")
+    if not nonce or found.get("state") in (None, "Running"):
+        return None
+    if nonce == status.get("lastVerifyNonce"):
+        return None
+    if found.get("state") == "Failed":
+        message = f"verification (verifyRequest nonce {nonce}) failed: {found.get('message')}"
+        return nonce, ("Warning", "VerificationFailed", message)
+    tables, chunks = len(found.get("tables") or []), found.get("chunks") or 0
+    mismatched, unsettled = found.get("mismatchedRows") or 0, found.get("unsettledRows") or 0
+    summary = (
+        f"compared {tables} table(s) in {chunks} chunk(s) (verifyRequest nonce {nonce}): "
+        f"{mismatched} mismatched row(s)"
+    )
+    if unsettled:
+        summary += f", {unsettled} still changing (not judged)"
+    if found.get("repairedRows"):
+        summary += f", {found['repairedRows']} repaired"
+    if not mismatched:
+        return nonce, ("Normal", "Verified", summary)
+    keys = ", ".join(
+        f"{k.get('table')} {k.get('key')}" for k in (found.get("sampleKeys") or [])[:5]
+    )
+    return nonce, ("Warning", "DriftFound", f"{summary}; e.g. {keys}")
 
 
 def _pod_identity(deployment: dict[str, Any] | None) -> tuple[int, dict[str, Any]]:

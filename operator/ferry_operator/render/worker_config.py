@@ -234,6 +234,8 @@ def render_worker_config(
             "position": spec.skip_event.position.to_worker(),
             "nonce": spec.skip_event.nonce,
         }
+    if spec.verify_request is not None:
+        data["verifyRequest"] = spec.verify_request.to_worker()
     if report_to_kubernetes:
         data["reporting"]["kubernetes"] = {"namespace": meta.namespace, "name": meta.name}
     try:

@@ -32,6 +32,7 @@ __all__ = [
     "connection_settings",
     "gtid_position",
     "password",
+    "reader",
     "resolve",
     "server_position",
 ]
@@ -101,25 +102,35 @@ def connect_reader(source: SourceConfig) -> Any:
     """A connection for reading table rows in bulk (snapshot chunks): mysqlclient, whose C
     parser reads a row about 5x faster than PyMySQL (the snapshot's largest cost), with the
     values :data:`_READER_CONVERSIONS` describes. Same settings and TLS as :func:`connect`."""
-    settings = connection_settings(source)
-    secret = settings["password"]
+    secret = password(source)
     try:
-        return MySQLdb.connect(
-            host=source.host,
-            port=source.port,
-            user=source.user,
-            password=secret,
-            connect_timeout=settings["connect_timeout"],
-            charset="utf8mb4",
-            autocommit=True,
-            conv=_READER_CONVERSIONS,
-            **tls.mysqlclient_args(source.tls),
-        )
+        return reader(
+            source.host, source.port, source.user, secret, source.tls,
+            int(source.connect_timeout.total_seconds()),
+        )  # fmt: skip
     except MySQLdb.MySQLError as error:
         raise errors.from_mysql(
             error, f"connecting to {source.host}:{source.port} as {source.user}", secret,
             source.tls,
         ) from None  # fmt: skip
+
+
+def reader(
+    host: str, port: int, user: str, secret: str, tls_files: Any, connect_timeout: int = 10
+) -> Any:
+    """The reader connection of :func:`connect_reader` to any MySQL server (a MySQL sink's
+    rows are compared with the source's by verifyRequest); raises MySQLdb's errors."""
+    return MySQLdb.connect(
+        host=host,
+        port=port,
+        user=user,
+        password=secret,
+        connect_timeout=connect_timeout,
+        charset="utf8mb4",
+        autocommit=True,
+        conv=_READER_CONVERSIONS,
+        **tls.mysqlclient_args(tls_files),
+    )
 
 
 def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:

@@ -35,6 +35,7 @@ def test_a_running_task_exports_every_series() -> None:
             "progress": {"percent": 100},
             "counters": {"events": 42, "errors": 1, "restarts": 3},
             "workerPod": {"restarts": 2},  # pod restarts add up with the pipeline's
+            "verification": {"nonce": "v", "state": "Completed", "mismatchedRows": 4},
         },
     }
     text = exposition([task])
@@ -49,12 +50,14 @@ def test_a_running_task_exports_every_series() -> None:
     assert f"ferry_synctask_events_total{{{labels}}} 42.0" in text
     assert f"ferry_synctask_errors_total{{{labels}}} 1.0" in text
     assert f"ferry_synctask_restarts_total{{{labels}}} 5.0" in text
+    assert f"ferry_synctask_verification_mismatched_rows{{{labels}}} 4.0" in text
 
 
 def test_a_new_task_without_status_is_not_ready_and_has_no_threshold() -> None:
     text = exposition([{"metadata": {"namespace": "a", "name": "b"}, "spec": {}}])
     assert 'ferry_synctask_ready{namespace="a",synctask="b"} 0.0' in text
     assert "ferry_synctask_lag_threshold_seconds{" not in text
+    assert "ferry_synctask_verification_mismatched_rows{" not in text  # never verified
     assert 'phase="Pending",synctask="b"} 0.0' in text  # no phase yet: every phase series is 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ferry_runtime import reporter
-from ferry_runtime.checkpoint import SkipRecord
+from ferry_runtime.checkpoint import SkipRecord, VerifyRecord
 from ferry_runtime.status import StatusTracker
 
 
@@ -13,7 +13,9 @@ def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> Non
     tracker.record_error("PoisonRow", "cannot decode row", table=None, position="b.1:4")
     assert "selectedTables" not in reporter.worker_fields(tracker.view())  # not checked yet
     assert "lastSkip" not in reporter.worker_fields(tracker.view())  # nothing skipped yet
+    assert "verification" not in reporter.worker_fields(tracker.view())  # nothing verified
     tracker.set_selected_tables(3)
+    tracker.record_verification(VerifyRecord("v1", 1_800_000_000.0, ("db.t",), 2, 10))
     tracker.record_skip(SkipRecord("n1", "b.1:400", None, ("db.t",), 1, 1_800_000_000.0))
     fields = reporter.worker_fields(tracker.view())
     assert set(fields) == set(reporter.WORKER_FIELDS)

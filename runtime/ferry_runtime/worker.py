@@ -268,7 +268,7 @@ class Worker:
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = Checkpoint(reset_nonce=state.reset_nonce, skip=state.skip)
+                state = dataclasses.replace(state, position=None, snapshot=None)
             self._skip = self._pending_skip(state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
@@ -396,9 +396,10 @@ class Worker:
         snapshot = state.snapshot
         if snapshot is not None and not snapshot.done:
             snapshot = dataclasses.replace(snapshot, done=True)
+        # Everything else stays: the snapshotRequest and skipEvent nonces already applied.
         new = self._commit(
-            Checkpoint(
-                position=position, reset_nonce=reset.nonce, snapshot=snapshot, skip=state.skip
+            dataclasses.replace(
+                state, position=position, reset_nonce=reset.nonce, snapshot=snapshot
             )
         )
         sink.deliver([], new)

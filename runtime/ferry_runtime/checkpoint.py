@@ -8,7 +8,9 @@ delivered (keyset pagination resumes after it; binlog changes of keys up to it p
 :mod:`ferry_runtime.source.watermark`); and the task's cumulative counters (events, errors,
 restarts) as of the data it covers, so that status after a restart carries on from them
 instead of from 0; and the last skipEvent applied (its nonce, committed with the position
-past the skipped event, so a restarted worker neither skips it again nor misses it).
+past the skipped event, so a restarted worker neither skips it again nor misses it); and the
+last onPositionUnavailable recovery (when, the purged position, whether its snapshot finished),
+counted in ``counters.resnapshots``.
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 __all__ = [
     "Checkpoint",
     "Counters",
+    "ResnapshotRecord",
     "SkipRecord",
     "SnapshotState",
     "TableState",
@@ -62,6 +65,28 @@ class Counters:
     events: int = 0
     errors: int = 0
     restarts: int = 0
+    resnapshots: int = 0  # onPositionUnavailable: resnapshot recoveries
+
+
+@dataclass(frozen=True)
+class ResnapshotRecord:
+    """The last onPositionUnavailable: resnapshot recovery: when it started, the checkpoint
+    position whose binlog was gone, and when its new snapshot finished (0: still running)."""
+
+    time: float
+    position: str  # "file:pos" of the checkpoint that could not be read
+    finished: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": self.time, "position": self.position, "finished": self.finished}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> ResnapshotRecord:
+        return ResnapshotRecord(
+            time=float(data.get("time", 0.0)),
+            position=str(data.get("position") or ""),
+            finished=float(data.get("finished", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,7 @@ class Checkpoint:
     counters: Counters = field(default_factory=Counters)
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
     skip: SkipRecord | None = None  # the last skipEvent applied
+    resnapshot: ResnapshotRecord | None = None  # the last onPositionUnavailable recovery
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -129,6 +155,10 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "restarts": checkpoint.counters.restarts,
         },
     }
+    if checkpoint.counters.resnapshots:
+        data["counters"]["resnapshots"] = checkpoint.counters.resnapshots
+    if checkpoint.resnapshot is not None:
+        data["resnapshot"] = checkpoint.resnapshot.to_json()
     if checkpoint.snapshot_nonce is not None:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.skip is not None:
@@ -176,7 +206,11 @@ def decode(raw: bytes) -> Checkpoint:
             int(counters.get("events", 0)),
             int(counters.get("errors", 0)),
             int(counters.get("restarts", 0)),
+            int(counters.get("resnapshots", 0)),
         ),
         snapshot_nonce=data.get("snapshotNonce"),
         skip=SkipRecord.from_json(data["skip"]) if data.get("skip") else None,
+        resnapshot=(
+            ResnapshotRecord.from_json(data["resnapshot"]) if data.get("resnapshot") else None
+        ),
     )

@@ -47,6 +47,7 @@ WORKER_FIELDS = (
     "retry",
     "lastErrors",
     "lastSkip",
+    "lastResnapshot",
     "selectedTables",
     "heartbeatTime",
 )

@@ -4,7 +4,7 @@ HTTP endpoints, the Prometheus metrics and the Kubernetes reporter read.
 The pipeline calls the ``record_*``/``set_*`` methods; readers call :meth:`StatusTracker.view`,
 which returns a plain dict whose keys are the SyncTask status fields the worker owns
 (see docs/architecture.md): state, position, lag, throughput, progress, counters,
-lastErrors, lastSkip, heartbeatTime.
+lastErrors, lastSkip, lastResnapshot, heartbeatTime.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ferry_runtime.checkpoint import SkipRecord
+from ferry_runtime.checkpoint import ResnapshotRecord, SkipRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -143,6 +143,8 @@ class StatusTracker:
     batch_latencies: LatencyHistogram = field(default_factory=LatencyHistogram)
     last_checkpoint_time: float | None = None  # wall time of the newest committed checkpoint
     last_skip: SkipRecord | None = None  # the last skipEvent applied (kept in the checkpoint)
+    resnapshots: int = 0  # onPositionUnavailable: resnapshot recoveries (kept in the checkpoint)
+    last_resnapshot: ResnapshotRecord | None = None  # the last of them (kept in the checkpoint)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     _delivered: deque[tuple[float, int]] = field(default_factory=deque)  # (wall time, count)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -292,6 +294,23 @@ class StatusTracker:
         with self._lock:
             self.last_skip = skip
 
+    def record_resnapshot(self, record: ResnapshotRecord, new: bool = False) -> None:
+        """The last onPositionUnavailable recovery: ``new`` when it starts now (counted),
+        else restored from the checkpoint or finished."""
+        with self._lock:
+            if new:
+                self.resnapshots += 1
+            self.last_resnapshot = record
+
+    def restore_resnapshots(self, count: int, record: ResnapshotRecord | None) -> None:
+        """Carry on from a checkpoint (never moves the count back)."""
+        with self._lock:
+            self.resnapshots = max(self.resnapshots, count)
+            if record is not None and (
+                self.last_resnapshot is None or record.time >= self.last_resnapshot.time
+            ):
+                self.last_resnapshot = record
+
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
         with self._lock:
@@ -407,6 +426,7 @@ class StatusTracker:
                     "errors": self.errors,
                     "restarts": self.restarts,
                     "restartsSinceStart": self.restarts - self.restarts_at_start,
+                    "resnapshots": self.resnapshots,
                 },
                 "retry": {
                     "streak": self.retry_streak,
@@ -425,6 +445,7 @@ class StatusTracker:
                     for e in reversed(self.last_errors)
                 ],
                 "lastSkip": _skip_view(self.last_skip),
+                "lastResnapshot": _resnapshot_view(self.last_resnapshot),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
@@ -440,4 +461,14 @@ def _skip_view(skip: SkipRecord | None) -> dict[str, Any] | None:
         "table": ", ".join(skip.tables) or None,
         "events": skip.events,
         "time": _rfc3339(skip.time),
+    }
+
+
+def _resnapshot_view(record: ResnapshotRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "time": _rfc3339(record.time),
+        "position": record.position,
+        "finishedTime": _rfc3339(record.finished) if record.finished else None,
     }

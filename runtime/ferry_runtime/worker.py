@@ -26,7 +26,13 @@ from collections import Counter
 from typing import Any
 
 from ferry_runtime import checkpoint, errors, formats, rules, skip
-from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
+from ferry_runtime.checkpoint import (
+    Checkpoint,
+    ResnapshotRecord,
+    SkipRecord,
+    SnapshotState,
+    TableState,
+)
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink.base import DeadLetter, Sink
@@ -105,6 +111,8 @@ class Worker:
         self._router = rules.Router(config)
         self._feeds: list[_Feed] = []  # binlog readers of the current run
         self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
+        self._recovery: ResnapshotRecord | None = None  # that recovery, for its checkpoints
+        self._read_position: str | None = None  # the position of the checkpoint read last
         self._skip: skip.Target | None = None  # the pending skipEvent of this run
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         producer = config.sink.kafka.producer if config.sink.kafka else {}
@@ -206,8 +214,14 @@ class Worker:
             or self._resnapshot
         ):
             return False
-        message = f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot)."
-        self.tracker.record_error(error.reason, message, position=self._where())
+        where = self._read_position or self._where() or ""
+        self._recovery = ResnapshotRecord(time.time(), where)
+        self.tracker.record_resnapshot(self._recovery, new=True)
+        message = (
+            f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot): recovery "
+            f"{self.tracker.resnapshots} of this task."
+        )
+        self.tracker.record_error(error.reason, message, position=self._where() or where)
         log.warning("%s", message)
         self._resnapshot = True
         return True
@@ -263,12 +277,15 @@ class Worker:
         try:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
+            self._read_position = checkpoint.format_position(state.position)
             self._restore(state)
             self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = dataclasses.replace(state, position=None, snapshot=None)
+                state = dataclasses.replace(
+                    state, position=None, snapshot=None, resnapshot=self._recovery
+                )
             self._skip = self._pending_skip(state)
             mode = self.config.mode
             unfinished = state.snapshot is not None and not state.snapshot.done
@@ -335,6 +352,7 @@ class Worker:
         self.tracker.restore((counters.events, counters.errors, counters.restarts), tables, done)
         if state.skip is not None:
             self.tracker.record_skip(state.skip)
+        self.tracker.restore_resnapshots(counters.resnapshots, state.resnapshot)
 
     # ------------------------------------------------------------ skipEvent
 
@@ -383,7 +401,10 @@ class Worker:
         are acknowledged (they are committed with those events)."""
         with self.tracker.reading():
             counters = checkpoint.Counters(
-                self.tracker.events + delivered, self.tracker.errors, self.tracker.restarts
+                self.tracker.events + delivered,
+                self.tracker.errors,
+                self.tracker.restarts,
+                self.tracker.resnapshots,
             )
         return dataclasses.replace(state, counters=counters).stamped()
 
@@ -630,9 +651,18 @@ class Worker:
             state = dataclasses.replace(state, position=start)
         progress = dataclasses.replace(coverage.progress, done=True)
         coverage.progress = progress
-        state = self._commit(dataclasses.replace(state, snapshot=progress))
+        recovery = state.resnapshot
+        if recovery is not None and not recovery.finished:  # the recovery's snapshot is done
+            recovery = dataclasses.replace(recovery, finished=time.time())
+        state = self._commit(dataclasses.replace(state, snapshot=progress, resnapshot=recovery))
         sink.deliver([], state)
         self.tracker.finish_snapshot()
+        if recovery is not None and recovery != self.tracker.last_resnapshot:
+            self.tracker.record_resnapshot(recovery)
+            log.info(
+                "the re-snapshot after the purged binlog at %s is finished: streaming",
+                recovery.position,
+            )
         self._resnapshot = False
         return state, feed
 

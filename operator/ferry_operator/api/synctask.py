@@ -36,6 +36,7 @@ __all__ = [
     "MySQLSinkSpec",
     "Performance",
     "ResetPosition",
+    "ResnapshotStatus",
     "RestartPolicy",
     "SinkSpec",
     "SkipEvent",
@@ -662,6 +663,11 @@ class Counters(Model):
         "information: restartPolicy.maxRetries caps status.retry.streak and "
         "status.workerPod.restartStreak).",
     )
+    resnapshots: int | None = Field(
+        default=None,
+        description="Recoveries by onPositionUnavailable: resnapshot (a purged binlog "
+        "replaced by a new snapshot); status.lastResnapshot holds the last.",
+    )
 
 
 class Retry(Model):
@@ -708,6 +714,24 @@ class SkipStatus(Model):
     )
 
 
+class ResnapshotStatus(Model):
+    """The last onPositionUnavailable: resnapshot recovery (kept in the worker's checkpoint)."""
+
+    time: str | None = Field(
+        default=None,
+        description="When the worker found the binlog purged and started a new snapshot.",
+        json_schema_extra={"format": "date-time"},
+    )
+    position: str | None = Field(
+        default=None, description="file:pos of the checkpoint whose binlog was gone."
+    )
+    finished_time: str | None = Field(
+        default=None,
+        description="When the new snapshot finished and streaming went on (absent while it runs).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class WorkerPodStatus(Model):
     """Operator-owned: the newest worker pod and the restarts of all of them."""
 
@@ -748,7 +772,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastSkipNonce, lastStartTime, workerPod. Worker-owned:
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastResnapshotAnnounced, lastStartTime,
+    workerPod. Worker-owned:
     the rest."""
 
     phase: (
@@ -759,7 +784,9 @@ class SyncTaskStatus(Model):
         default=None, description="The spec generation the status describes."
     )
     conditions: list[Condition] | None = Field(
-        default=None, description="Ready, Reconciling, Stalled, Degraded."
+        default=None,
+        description="Ready, Reconciling, Stalled, Degraded; Recovering once the task has "
+        "re-snapshotted after a purged binlog (onPositionUnavailable: resnapshot).",
     )
     config_revision: str | None = Field(
         default=None, description="The ConfigMap revision the worker runs."
@@ -775,6 +802,11 @@ class SyncTaskStatus(Model):
         default=None,
         description="The skip (status.lastSkip) the operator has announced with an "
         "EventSkipped Event.",
+    )
+    last_resnapshot_announced: str | None = Field(
+        default=None,
+        description="The time of the recovery (status.lastResnapshot) the operator has "
+        "announced with a PositionUnavailableResnapshot Event.",
     )
     last_start_time: str | None = Field(
         default=None,
@@ -807,6 +839,12 @@ class SyncTaskStatus(Model):
     last_skip: SkipStatus | None = Field(
         default=None,
         description="The last spec.skipEvent applied: what was skipped, where and when.",
+        json_schema_extra=_NULLABLE,
+    )
+    last_resnapshot: ResnapshotStatus | None = Field(
+        default=None,
+        description="The last recovery from a purged binlog (onPositionUnavailable: "
+        "resnapshot): when, from which position, and when its new snapshot finished.",
         json_schema_extra=_NULLABLE,
     )
     worker_pod: WorkerPodStatus | None = Field(

@@ -27,7 +27,7 @@ from ferry_operator.cache import Cache, pod_view
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
-from ferry_operator.reconcile import failures, health
+from ferry_operator.reconcile import failures, health, recovery
 from ferry_operator.reconcile import pods as pods_module
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
@@ -74,6 +74,7 @@ OWNED_STATUS = {
     "lastResetNonce",
     "lastRestartNonce",
     "lastSkipNonce",
+    "lastResnapshotAnnounced",
     "lastStartTime",
     "workerPod",
 }
@@ -346,6 +347,7 @@ def _finish(
         "lastResetNonce",
         "lastRestartNonce",
         "lastSkipNonce",
+        "lastResnapshotAnnounced",
         "lastStartTime",
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
@@ -363,13 +365,15 @@ def _finish(
         now=observed.now,
     )
     generation = observed.task["metadata"].get("generation")
+    wanted = dict(verdict.conditions)
+    recovering = recovery.condition(status)
+    if recovering is not None:  # the task re-snapshotted after a purged binlog
+        wanted[recovery.CONDITION] = recovering
     fields = {
         **fields,
         "phase": verdict.phase,
         "observedGeneration": generation,
-        "conditions": conditions(
-            verdict.conditions, status.get("conditions"), generation, observed.now
-        ),
+        "conditions": conditions(wanted, status.get("conditions"), generation, observed.now),
     }
     if verdict.phase != status.get("phase"):
         kind = "Warning" if verdict.phase in ("Failed",) or problem else "Normal"
@@ -531,6 +535,10 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if skipped is not None:
         fields["lastSkipNonce"], message = skipped
         events.append(("Normal", "EventSkipped", message))
+    recovered = recovery.announcement(status)
+    if recovered is not None:
+        fields["lastResnapshotAnnounced"], message = recovered
+        events.append(("Warning", recovery.EVENT_REASON, message))
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
 
 
@@ -653,6 +661,9 @@ def failure_status(
             str(degraded.get("message") or ""),
         ),
     }
+    recovering = recovery.condition(status)
+    if recovering is not None:
+        wanted[recovery.CONDITION] = recovering
     fields = {key: status.get(key) for key in OWNED_STATUS}
     return {
         **fields,

@@ -520,6 +520,11 @@ class Worker:
             found[name] = before if loaded is not None else TableState(True, None, before.rows)
             if loaded is not None:
                 tables.append(loaded)
+                if loaded.key_index not in (None, "PRIMARY"):
+                    log.info(
+                        "%s has no primary key: its unique key %s (%s) stands in for it",
+                        name, loaded.key_index, ", ".join(loaded.primary_key),
+                    )  # fmt: skip
         if progress is None:
             progress = SnapshotState(position=mysql.server_position(conn))
         progress = dataclasses.replace(progress, tables=found, planned=True)
@@ -753,6 +758,8 @@ class Worker:
         crash the pass restarts and skips the rows delivered (exact only if the table did
         not change in between: documented)."""
         done = coverage.progress.tables[table.name]
+        if done.rows and not done.done:
+            self._keyless_restarted(table, done.rows)
         at = snap.begin()
         try:
             if feed is None:
@@ -778,6 +785,20 @@ class Worker:
         finally:
             snap.end()
         return state, feed
+
+    def _keyless_restarted(self, table: TableSchema, delivered: int) -> None:
+        """A keyless table's pass was cut short (a crash, a restart): it starts over at a new
+        position, skipping the rows delivered. Said clearly: the snapshot of this table is
+        exact only if it did not change in between."""
+        message = (
+            f"the snapshot of {table.name}, which has neither a primary key nor a unique key "
+            f"over NOT NULL columns, was interrupted after {delivered} rows and starts over in "
+            f"a new consistent read, skipping the first {delivered} rows: if the table changed "
+            "in between, rows are duplicated or missed in its snapshot (the binlog after it is "
+            "exact). Give the table a primary key, or read it again with spec.snapshotRequest"
+        )
+        log.warning("KeylessSnapshotRestarted: %s", message)
+        self.tracker.record_error("KeylessSnapshotRestarted", message, table=table.name)
 
     def _drain(
         self,

@@ -772,8 +772,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastSkipNonce, lastResnapshotAnnounced, lastStartTime,
-    workerPod. Worker-owned:
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastResnapshotAnnounced,
+    lastKeylessRestartAnnounced, lastStartTime, workerPod. Worker-owned:
     the rest."""
 
     phase: (
@@ -807,6 +807,11 @@ class SyncTaskStatus(Model):
         default=None,
         description="The time of the recovery (status.lastResnapshot) the operator has "
         "announced with a PositionUnavailableResnapshot Event.",
+    )
+    last_keyless_restart_announced: str | None = Field(
+        default=None,
+        description="The time of the newest KeylessSnapshotRestarted entry of "
+        "status.lastErrors the operator has announced with an Event of that reason.",
     )
     last_start_time: str | None = Field(
         default=None,

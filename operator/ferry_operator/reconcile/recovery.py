@@ -1,4 +1,5 @@
-"""What the operator says about a recovery from a purged binlog (pure).
+"""What the operator says about a snapshot that had to start again (pure): a recovery from
+a purged binlog, and a keyless table's pass cut short.
 
 With ``onPositionUnavailable: resnapshot`` the worker replaces a checkpoint whose binlog is
 gone with a new snapshot and reports it in ``status.lastResnapshot`` ({time, position,
@@ -9,6 +10,12 @@ finishedTime}) and ``status.counters.resnapshots``. From those the operator make
 * the ``Recovering`` condition: True (reason ``PositionUnavailableResnapshot``) while the new
   snapshot runs, False (reason ``Resnapshotted``) once it finished, with the purged position
   and the times in its message. A task that never recovered has no such condition.
+
+A table with neither a primary key nor a unique key over NOT NULL columns is read in one
+pass; when a crash cuts it short, the worker starts it over and records a
+``KeylessSnapshotRestarted`` entry (with the table) in ``status.lastErrors``. The operator
+announces each such entry once with a Warning Event of that reason, remembered by the
+entry's time in ``status.lastKeylessRestartAnnounced``.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from typing import Any
 
 from ferry_operator.recorder import ConditionValue
 
-__all__ = ["CONDITION", "EVENT_REASON", "announcement", "condition"]
+__all__ = ["CONDITION", "EVENT_REASON", "KEYLESS_REASON", "announcement", "condition", "keyless"]
 
 CONDITION = "Recovering"
 EVENT_REASON = "PositionUnavailableResnapshot"
+KEYLESS_REASON = "KeylessSnapshotRestarted"
 
 
 def _last(status: dict[str, Any]) -> dict[str, Any]:
@@ -62,3 +70,18 @@ def condition(status: dict[str, Any]) -> ConditionValue | None:
         f"the binlog at {where} was purged: a new snapshot of every selected table runs "
         f"since {since} (onPositionUnavailable: resnapshot)",
     )
+
+
+def keyless(status: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """KeylessSnapshotRestarted entries of status.lastErrors not announced yet: (the newest
+    one's time, the Events' messages, oldest first), or None."""
+    announced = str(status.get("lastKeylessRestartAnnounced") or "")
+    entries = [
+        entry
+        for entry in status.get("lastErrors") or []
+        if entry.get("reason") == KEYLESS_REASON and str(entry.get("time") or "") > announced
+    ]
+    if not entries:
+        return None
+    entries.sort(key=lambda entry: str(entry["time"]))
+    return str(entries[-1]["time"]), [str(entry.get("message") or "") for entry in entries]

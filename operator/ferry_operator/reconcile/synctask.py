@@ -75,6 +75,7 @@ OWNED_STATUS = {
     "lastRestartNonce",
     "lastSkipNonce",
     "lastResnapshotAnnounced",
+    "lastKeylessRestartAnnounced",
     "lastStartTime",
     "workerPod",
 }
@@ -348,6 +349,7 @@ def _finish(
         "lastRestartNonce",
         "lastSkipNonce",
         "lastResnapshotAnnounced",
+        "lastKeylessRestartAnnounced",
         "lastStartTime",
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
@@ -539,6 +541,10 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if recovered is not None:
         fields["lastResnapshotAnnounced"], message = recovered
         events.append(("Warning", recovery.EVENT_REASON, message))
+    restarted = recovery.keyless(status)
+    if restarted is not None:
+        fields["lastKeylessRestartAnnounced"], messages = restarted
+        events.extend(("Warning", recovery.KEYLESS_REASON, text) for text in messages)
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
 
 

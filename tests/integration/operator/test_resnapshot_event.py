@@ -1,4 +1,5 @@
-"""A recovery from a purged binlog (onPositionUnavailable: resnapshot), as the operator tells
+"""A recovery from a purged binlog (onPositionUnavailable: resnapshot) and a keyless table's
+snapshot pass started over, as the operator tells
 it, on the real API server: the test reports the worker's fields exactly as the worker's
 reporter builds them (a real StatusTracker that recorded the recovery, written with
 server-side apply as ``ferry-worker``; the worker's side of it runs against a real purge in
@@ -116,6 +117,45 @@ def test_a_resnapshot_is_announced_once_and_shown_as_a_condition(
         30,
         "Recovering again",
     )
+    ferry.custom.delete_namespaced_custom_object(
+        "ferry.dev", "v1alpha1", ferry.ns, "synctasks", "orders"
+    )
+    wait_until(
+        lambda: (
+            not ferry.custom.list_namespaced_custom_object(
+                "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
+            )["items"]
+        ),
+        60,
+        "the task deleted",
+    )
+
+
+def test_a_keyless_restart_is_announced_once(
+    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess
+) -> None:
+    ferry.create("synctasks", task("orders"))
+    started(ferry, "orders")
+    tracker = StatusTracker()
+    tracker.set_state("Snapshotting")
+    tracker.record_error(
+        "KeylessSnapshotRestarted",
+        "the snapshot of shop.logs, which has neither a primary key nor a unique key over NOT "
+        "NULL columns, was interrupted after 500 rows and starts over in a new consistent read",
+        table="shop.logs",
+    )
+    _worker_report(ferry, tracker)
+    (event,) = wait_until(lambda: ferry.events("KeylessSnapshotRestarted"), 30, "the Event")
+    assert event.type == "Warning" and "shop.logs" in event.message
+    wait_until(
+        lambda: ferry.get("synctasks", "orders")["status"].get("lastKeylessRestartAnnounced"),
+        30,
+        "lastKeylessRestartAnnounced",
+    )
+    for _ in range(3):  # reports go on: no second Event for the same entry
+        time.sleep(1)
+        _worker_report(ferry, tracker)
+    assert len(ferry.events("KeylessSnapshotRestarted")) == 1
     ferry.custom.delete_namespaced_custom_object(
         "ferry.dev", "v1alpha1", ferry.ns, "synctasks", "orders"
     )

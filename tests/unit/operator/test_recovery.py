@@ -38,3 +38,18 @@ def test_recovering_while_the_snapshot_runs_then_resnapshotted() -> None:
     status, reason, message = recovery.condition({"lastResnapshot": done}) or ("", "", "")
     assert (status, reason) == ("False", "Resnapshotted")
     assert "finished 2027-01-15T08:05:00Z" in message
+
+
+def test_each_keyless_restart_is_announced_once() -> None:
+    errors = [
+        {"time": "2027-01-15T08:02:00Z", "reason": "KeylessSnapshotRestarted", "message": "b"},
+        {"time": "2027-01-15T08:01:30Z", "reason": "ConnectionLost", "message": "x"},
+        {"time": "2027-01-15T08:01:00Z", "reason": "KeylessSnapshotRestarted", "message": "a"},
+    ]  # newest first, as the worker reports them
+    assert recovery.keyless({"lastErrors": errors}) == ("2027-01-15T08:02:00Z", ["a", "b"])
+    status = {"lastErrors": errors, "lastKeylessRestartAnnounced": "2027-01-15T08:01:00Z"}
+    assert recovery.keyless(status) == ("2027-01-15T08:02:00Z", ["b"])
+    assert (
+        recovery.keyless({**status, "lastKeylessRestartAnnounced": "2027-01-15T08:02:00Z"}) is None
+    )
+    assert recovery.keyless({}) is None

@@ -42,6 +42,8 @@ class TableState:
     # Read again (snapshotRequest): the consumer has every key already, so its changes all
     # pass and the rows restate the keys' current values.
     restate: bool = False
+    # snapshotRequest.where: the SQL condition limiting the rows read again (None: all).
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "tables": {
                 name: {"done": t.done, "after": t.after, "rows": t.rows}
                 | ({"restate": True} if t.restate else {})
+                | ({"where": t.where} if t.where is not None else {})
                 for name, t in checkpoint.snapshot.tables.items()
             },
         }
@@ -192,6 +195,7 @@ def decode(raw: bytes) -> Checkpoint:
                     t.get("after"),
                     int(t.get("rows", 0)),
                     bool(t.get("restate")),
+                    t.get("where"),
                 )
                 for name, t in snap.get("tables", {}).items()
             },

@@ -113,6 +113,11 @@ def _table_glob(value: str) -> str:
 TableGlob = Annotated[str, AfterValidator(_table_glob)]
 
 
+# snapshotRequest.where: one SQL expression, bounded, with no statement separator.
+WHERE_MAX = 1000
+WHERE_PATTERN = r"^[^;]*$"
+
+
 class Model(BaseModel):
     """Strict base: camelCase keys, unknown keys refused, immutable."""
 
@@ -244,6 +249,13 @@ class SnapshotRequest(Model):
     tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
     cancel: bool = Field(default=False, description="Stop re-reading these tables instead.")
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+    where: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=WHERE_MAX,
+        pattern=WHERE_PATTERN,
+        description="An SQL condition limiting the rows read again (one expression, no ';').",
+    )
 
 
 # ---------------------------------------------------------------- source and rules

@@ -25,6 +25,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import pymysql
+
 from ferry_runtime import checkpoint, errors, formats, rules, skip
 from ferry_runtime.checkpoint import (
     Checkpoint,
@@ -457,12 +459,34 @@ class Worker:
             if self.config.selects(database, table) and any(
                 fnmatch.fnmatchcase(name, glob) for glob in request.tables
             ):
-                tables[name] = TableState(restate=True)
+                tables[name] = TableState(restate=True, where=request.where)
+        if request.where is not None:
+            self._check_where(ctl, request.where, sorted(n for n, t in tables.items() if t.where))
         progress = SnapshotState(state.position, tables, done=not tables, planned=True)
         state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
         sink.deliver([], self._commit(state))
         log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
         return state
+
+    @staticmethod
+    def _check_where(ctl: Any, where: str, names: list[str]) -> None:
+        """snapshotRequest.where runs on each table it reads (``LIMIT 0``: no row is read)
+        before the request is recorded; a condition the server refuses stops the task with
+        InvalidConfig naming the field (a new nonce with a fixed condition applies)."""
+        for name in names:
+            database, table = name.split(".", 1)
+            source = f"{schema.quote(database)}.{schema.quote(table)}"
+            try:
+                with ctl.cursor() as cursor:
+                    cursor.execute(f"SELECT 1 FROM {source} WHERE ({where}) LIMIT 0")
+                    cursor.fetchall()
+            except pymysql.err.MySQLError as error:
+                detail = error.args[1] if len(error.args) > 1 else error
+                raise errors.FatalError(
+                    "InvalidConfig",
+                    f"spec.snapshotRequest.where {where!r} is not a condition on {name}: "
+                    f"{detail}. Fix it and set a new nonce",
+                ) from None
 
     def _cancel_rereads(
         self,
@@ -518,6 +542,8 @@ class Worker:
             before = progress.tables.get(name, TableState()) if progress else TableState()
             # A table gone since the plan is finished: nothing of it is left to read.
             found[name] = before if loaded is not None else TableState(True, None, before.rows)
+            if loaded is not None and before.where is not None and before.restate:
+                loaded = dataclasses.replace(loaded, row_filter=before.where)
             if loaded is not None:
                 tables.append(loaded)
                 if loaded.key_index not in (None, "PRIMARY"):
@@ -736,7 +762,8 @@ class Worker:
             after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
         # The chunk is its key range's state at P: from P on, those keys' changes pass.
         progress = coverage.progress.with_table(
-            table.name, TableState(last, after, done.rows + len(chunk.rows), done.restate)
+            table.name,
+            TableState(last, after, done.rows + len(chunk.rows), done.restate, done.where),
         )
         coverage.progress = progress
         state = dataclasses.replace(state, position=at, snapshot=progress)
@@ -769,7 +796,7 @@ class Worker:
             state = dataclasses.replace(state, position=at)
             for chunk in snap.chunks(table, None, done.rows, self._chunk_size):
                 progress = coverage.progress.with_table(
-                    table.name, TableState(False, None, chunk.scanned, done.restate)
+                    table.name, TableState(False, None, chunk.scanned, done.restate, done.where)
                 )
                 coverage.progress = progress
                 state = dataclasses.replace(state, snapshot=progress)
@@ -777,7 +804,7 @@ class Worker:
             # Finished at P, in the checkpoint at once: its changes after P must pass.
             final = coverage.progress.tables[table.name]
             progress = coverage.progress.with_table(
-                table.name, TableState(True, None, final.rows, done.restate)
+                table.name, TableState(True, None, final.rows, done.restate, done.where)
             )
             coverage.progress = progress
             state = self._commit(dataclasses.replace(state, snapshot=progress))

@@ -488,6 +488,15 @@ class SnapshotRequest(Model):
         "their rows delivered so far stand, and their changes stream on.",
     )
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+    where: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        pattern=r"^[^;]*$",
+        description="An SQL condition on the tables' columns limiting the rows read again "
+        "(e.g. created_at > '2026-01-01'), added to every chunk read of these tables; no ';', "
+        "at most 1000 characters. Rows outside it are not restated. See docs/snapshot.md.",
+    )
 
 
 class TaskFields(Model):

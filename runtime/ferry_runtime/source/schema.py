@@ -41,6 +41,8 @@ class TableSchema:
     json_columns: frozenset[str]
     estimated_rows: int
     key_index: str | None = None  # "PRIMARY", the unique index used in its place, or None
+    # snapshotRequest.where: an SQL condition every snapshot read of the table adds (None: all)
+    row_filter: str | None = None
 
     @property
     def name(self) -> str:

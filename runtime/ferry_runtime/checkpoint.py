@@ -136,6 +136,9 @@ class Checkpoint:
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
     skip: SkipRecord | None = None  # the last skipEvent applied
     resnapshot: ResnapshotRecord | None = None  # the last onPositionUnavailable recovery
+    # The include/exclude globs the task last ran with ({"include": [...], "exclude": [...]}):
+    # a table they did not select and the new ones do is new (snapshotNewTables).
+    selection: dict[str, list[str]] | None = None
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -161,6 +164,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         data["counters"]["resnapshots"] = checkpoint.counters.resnapshots
     if checkpoint.resnapshot is not None:
         data["resnapshot"] = checkpoint.resnapshot.to_json()
+    if checkpoint.selection is not None:
+        data["selection"] = checkpoint.selection
     if checkpoint.snapshot_nonce is not None:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.skip is not None:
@@ -217,4 +222,5 @@ def decode(raw: bytes) -> Checkpoint:
         resnapshot=(
             ResnapshotRecord.from_json(data["resnapshot"]) if data.get("resnapshot") else None
         ),
+        selection=data.get("selection"),
     )

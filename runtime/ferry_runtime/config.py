@@ -447,6 +447,13 @@ class WorkerConfig(Model):
         "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
     snapshot_request: SnapshotRequest | None = None
+    # None is false: left out of rendered configs (existing tasks keep their config hash).
+    snapshot_new_tables: bool | None = Field(
+        default=None,
+        description="A table newly selected by a changed include/exclude is snapshotted "
+        "alone while the others stream on, then streams (false: it streams from the current "
+        "position only).",
+    )
     skip_event: SkipEvent | None = None
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 

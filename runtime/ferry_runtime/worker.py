@@ -52,6 +52,13 @@ EXIT_FAILED = 1
 log = logging.getLogger("ferry.worker")
 
 
+def _selected_by(selection: dict[str, list[str]], name: str) -> bool:
+    """Whether ``name`` passed a recorded include/exclude (checkpoint.selection)."""
+    included = any(fnmatch.fnmatchcase(name, glob) for glob in selection.get("include") or [])
+    excluded = any(fnmatch.fnmatchcase(name, glob) for glob in selection.get("exclude") or [])
+    return included and not excluded
+
+
 class _Stopped(Exception):
     """stop() was called; unwind and exit cleanly."""
 
@@ -284,6 +291,7 @@ class Worker:
             self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
+            state = self._apply_new_tables(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
                 state = dataclasses.replace(
                     state, position=None, snapshot=None, resnapshot=self._recovery
@@ -466,6 +474,44 @@ class Worker:
         state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
         sink.deliver([], self._commit(state))
         log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
+        return state
+
+    def _apply_new_tables(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
+        """Record the include/exclude globs beside the checkpoint; with snapshotNewTables, a
+        table the new globs select and the recorded ones did not is snapshotted (alone, in
+        the snapshot engine, while the binlog streams on from the checkpoint). Recorded
+        before acting: the globs and the tables to read go in one checkpoint."""
+        current = {"include": list(self.config.include), "exclude": list(self.config.exclude)}
+        if state.selection == current:
+            return state
+        if state.position is None or self.config.mode == "snapshot":
+            return dataclasses.replace(state, selection=current)  # committed with the data
+        old = state.selection
+        running = state.snapshot if state.snapshot and not state.snapshot.done else None
+        tables = dict(running.tables) if running and running.planned else {}
+        added: list[str] = []
+        if old is not None and self.config.snapshot_new_tables:
+            for database, table in schema.list_tables(ctl):
+                name = f"{database}.{table}"
+                new = self.config.selects(database, table) and not _selected_by(old, name)
+                if new and name not in tables:
+                    tables[name] = TableState()
+                    added.append(name)
+        state = dataclasses.replace(state, selection=current)
+        if added:
+            position = running.position if running else dict(state.position or {})
+            state = dataclasses.replace(
+                state, snapshot=SnapshotState(position, tables, done=False, planned=True)
+            )
+        sink.deliver([], self._commit(state))
+        if added:
+            log.info("snapshotNewTables: snapshotting the newly selected %s", added)
+        elif old is not None:
+            log.info(
+                "the selection changed (include %s, exclude %s); newly selected tables stream "
+                "from here%s", current["include"], current["exclude"],
+                "" if self.config.snapshot_new_tables else " (snapshotNewTables is off)",
+            )  # fmt: skip
         return state
 
     @staticmethod

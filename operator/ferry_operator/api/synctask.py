@@ -522,6 +522,12 @@ class TaskFields(Model):
         description="When the checkpoint's binlog was purged: fail (default; the task stops "
         "with PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
+    snapshot_new_tables: bool | None = Field(
+        default=None,
+        description="true: a table newly selected by a changed source.include/exclude is "
+        "snapshotted alone while the other tables stream on, then streams. false (default): "
+        "it only streams, from the task's current position. See docs/snapshot.md.",
+    )
     performance: Performance | None = Field(default=None, description="Batching.")
     restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
     error_policy: ErrorPolicy | None = Field(default=None, description="Undeliverable rows.")

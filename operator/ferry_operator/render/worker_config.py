@@ -212,6 +212,7 @@ def render_worker_config(
         "restartPolicy",
         "errorPolicy",
         "onPositionUnavailable",
+        "snapshotNewTables",
     ):
         if key in dumped:
             data[key] = dumped[key]

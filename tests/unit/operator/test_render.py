@@ -344,6 +344,13 @@ def test_snapshot_request_reaches_the_worker() -> None:
     assert "snapshotRequest" not in render_worker_config(_task(), CONNECTORS).to_yaml()
 
 
+def test_snapshot_new_tables_reaches_the_worker_and_is_left_out_when_unset() -> None:
+    config = render_worker_config(_task(snapshotNewTables=True), CONNECTORS)
+    assert config.snapshot_new_tables is True
+    assert "snapshotNewTables: true" in config.to_yaml()
+    assert "snapshotNewTables" not in render_worker_config(_task(), CONNECTORS).to_yaml()
+
+
 def test_snapshot_request_where_reaches_the_worker_and_a_semicolon_is_refused() -> None:
     where = "created_at > '2026-01-01'"
     request = {"tables": ["shop.orders"], "nonce": "w1", "where": where}

@@ -62,7 +62,7 @@ def condition(status: dict[str, Any]) -> ConditionValue | None:
             "False",
             "Resnapshotted",
             f"re-snapshotted after the binlog at {where} was purged: started {since}, "
-            f"finished {last['finishedTime']}; streaming since",
+            f"finished {last['finishedTime']}, streaming since then",
         )
     return (
         "True",

@@ -251,6 +251,12 @@ class StatusTracker:
             progress.rows_done = max(progress.rows_done, rows)
             progress.rows_total = max(progress.rows_total, progress.rows_done)
 
+    def reopen_snapshot(self) -> None:
+        """A new snapshot runs after a finished one (snapshotRequest, snapshotNewTables, a
+        recovery): the progress is not 100% until it is done."""
+        with self._lock:
+            self.snapshot_done = False
+
     def finish_snapshot(self) -> None:
         with self._lock:
             self.snapshot_done = True

@@ -704,6 +704,8 @@ class Worker:
         self, sink: Sink, ctl: Any, snap: Snapshot, state: Checkpoint
     ) -> tuple[Checkpoint, _Feed]:
         progress, tables = self._plan(snap.conn, state)
+        if any(not table.done for table in progress.tables.values()):
+            self.tracker.reopen_snapshot()
         orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
         # At least once, rows past a resumed checkpoint may already have been delivered.
         replaying = state.snapshot is not None and self.config.delivery != "exactly-once"

@@ -151,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--cancel", action="store_true", help="stop re-reading these tables instead"
     )
     snapshot.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="read again only the rows matching this SQL condition (snapshotRequest.where)",
+    )
+    snapshot.add_argument(
         "--nonce", help="use this nonce (default: a new one); the same nonce twice is a no-op"
     )
 

@@ -10,7 +10,9 @@ restarts) as of the data it covers, so that status after a restart carries on fr
 instead of from 0; and the last skipEvent applied (its nonce, committed with the position
 past the skipped event, so a restarted worker neither skips it again nor misses it); and the
 result of the last verifyRequest (its nonce, committed with any rows it repaired, so a
-verification runs once per nonce and its result survives restarts).
+verification runs once per nonce and its result survives restarts); and the
+last onPositionUnavailable recovery (when, the purged position, whether its snapshot finished),
+counted in ``counters.resnapshots``.
 Pure: (de)serialization only; the sink reads and writes it.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 __all__ = [
     "Checkpoint",
     "Counters",
+    "ResnapshotRecord",
     "SkipRecord",
     "SnapshotState",
     "TableState",
@@ -42,6 +45,8 @@ class TableState:
     # Read again (snapshotRequest): the consumer has every key already, so its changes all
     # pass and the rows restate the keys' current values.
     restate: bool = False
+    # snapshotRequest.where: the SQL condition limiting the rows read again (None: all).
+    where: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,28 @@ class Counters:
     events: int = 0
     errors: int = 0
     restarts: int = 0
+    resnapshots: int = 0  # onPositionUnavailable: resnapshot recoveries
+
+
+@dataclass(frozen=True)
+class ResnapshotRecord:
+    """The last onPositionUnavailable: resnapshot recovery: when it started, the checkpoint
+    position whose binlog was gone, and when its new snapshot finished (0: still running)."""
+
+    time: float
+    position: str  # "file:pos" of the checkpoint that could not be read
+    finished: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": self.time, "position": self.position, "finished": self.finished}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> ResnapshotRecord:
+        return ResnapshotRecord(
+            time=float(data.get("time", 0.0)),
+            position=str(data.get("position") or ""),
+            finished=float(data.get("finished", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +189,10 @@ class Checkpoint:
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
     skip: SkipRecord | None = None  # the last skipEvent applied
     verify: VerifyRecord | None = None  # the last verifyRequest done
+    resnapshot: ResnapshotRecord | None = None  # the last onPositionUnavailable recovery
+    # The include/exclude globs the task last ran with ({"include": [...], "exclude": [...]}):
+    # a table they did not select and the new ones do is new (snapshotNewTables).
+    selection: dict[str, list[str]] | None = None
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -183,6 +214,12 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "restarts": checkpoint.counters.restarts,
         },
     }
+    if checkpoint.counters.resnapshots:
+        data["counters"]["resnapshots"] = checkpoint.counters.resnapshots
+    if checkpoint.resnapshot is not None:
+        data["resnapshot"] = checkpoint.resnapshot.to_json()
+    if checkpoint.selection is not None:
+        data["selection"] = checkpoint.selection
     if checkpoint.snapshot_nonce is not None:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.skip is not None:
@@ -197,6 +234,7 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
             "tables": {
                 name: {"done": t.done, "after": t.after, "rows": t.rows}
                 | ({"restate": True} if t.restate else {})
+                | ({"where": t.where} if t.where is not None else {})
                 for name, t in checkpoint.snapshot.tables.items()
             },
         }
@@ -218,6 +256,7 @@ def decode(raw: bytes) -> Checkpoint:
                     t.get("after"),
                     int(t.get("rows", 0)),
                     bool(t.get("restate")),
+                    t.get("where"),
                 )
                 for name, t in snap.get("tables", {}).items()
             },
@@ -232,8 +271,13 @@ def decode(raw: bytes) -> Checkpoint:
             int(counters.get("events", 0)),
             int(counters.get("errors", 0)),
             int(counters.get("restarts", 0)),
+            int(counters.get("resnapshots", 0)),
         ),
         snapshot_nonce=data.get("snapshotNonce"),
         skip=SkipRecord.from_json(data["skip"]) if data.get("skip") else None,
         verify=VerifyRecord.from_json(data["verify"]) if data.get("verify") else None,
+        resnapshot=(
+            ResnapshotRecord.from_json(data["resnapshot"]) if data.get("resnapshot") else None
+        ),
+        selection=data.get("selection"),
     )

@@ -115,6 +115,11 @@ def _table_glob(value: str) -> str:
 TableGlob = Annotated[str, AfterValidator(_table_glob)]
 
 
+# snapshotRequest.where: one SQL expression, bounded, with no statement separator.
+WHERE_MAX = 1000
+WHERE_PATTERN = r"^[^;]*$"
+
+
 class Model(BaseModel):
     """Strict base: camelCase keys, unknown keys refused, immutable."""
 
@@ -246,6 +251,13 @@ class SnapshotRequest(Model):
     tables: list[TableGlob] = Field(min_length=1, description="Selected tables to read again.")
     cancel: bool = Field(default=False, description="Stop re-reading these tables instead.")
     nonce: str = Field(min_length=1, description="Applied once per distinct nonce.")
+    where: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=WHERE_MAX,
+        pattern=WHERE_PATTERN,
+        description="An SQL condition limiting the rows read again (one expression, no ';').",
+    )
 
 
 class VerifyRequest(Model):
@@ -540,6 +552,13 @@ class WorkerConfig(Model):
         "PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
     )
     snapshot_request: SnapshotRequest | None = None
+    # None is false: left out of rendered configs (existing tasks keep their config hash).
+    snapshot_new_tables: bool | None = Field(
+        default=None,
+        description="A table newly selected by a changed include/exclude is snapshotted "
+        "alone while the others stream on, then streams (false: it streams from the current "
+        "position only).",
+    )
     skip_event: SkipEvent | None = None
     heartbeat: Heartbeat | None = None
     verify_request: VerifyRequest | None = None

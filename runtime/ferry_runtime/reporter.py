@@ -48,6 +48,7 @@ WORKER_FIELDS = (
     "lastErrors",
     "lastSkip",
     "verification",
+    "lastResnapshot",
     "selectedTables",
     "heartbeatTime",
 )

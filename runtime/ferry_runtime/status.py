@@ -4,7 +4,7 @@ HTTP endpoints, the Prometheus metrics and the Kubernetes reporter read.
 The pipeline calls the ``record_*``/``set_*`` methods; readers call :meth:`StatusTracker.view`,
 which returns a plain dict whose keys are the SyncTask status fields the worker owns
 (see docs/architecture.md): state, position, lag, throughput, progress, counters,
-lastErrors, lastSkip, heartbeatTime.
+lastErrors, lastSkip, lastResnapshot, heartbeatTime.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ferry_runtime.checkpoint import SkipRecord, VerifyRecord
+from ferry_runtime.checkpoint import ResnapshotRecord, SkipRecord, VerifyRecord
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -151,6 +151,8 @@ class StatusTracker:
     queue_probe: Callable[[], float] | None = None  # the reader→sink queue's fill, 0..1
     verification: VerifyRecord | None = None  # the last verifyRequest done (in the checkpoint)
     verifying: tuple[str, float] | None = None  # (nonce, start time) of the one running
+    resnapshots: int = 0  # onPositionUnavailable: resnapshot recoveries (kept in the checkpoint)
+    last_resnapshot: ResnapshotRecord | None = None  # the last of them (kept in the checkpoint)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     # spec.heartbeat: wall times of heartbeat rows written (or tried) and not delivered yet
     _unconfirmed_beats: deque[float] = field(default_factory=deque)
@@ -276,6 +278,12 @@ class StatusTracker:
             progress.rows_done = max(progress.rows_done, rows)
             progress.rows_total = max(progress.rows_total, progress.rows_done)
 
+    def reopen_snapshot(self) -> None:
+        """A new snapshot runs after a finished one (snapshotRequest, snapshotNewTables, a
+        recovery): the progress is not 100% until it is done."""
+        with self._lock:
+            self.snapshot_done = False
+
     def finish_snapshot(self) -> None:
         with self._lock:
             self.snapshot_done = True
@@ -329,6 +337,23 @@ class StatusTracker:
         with self._lock:
             self.verification = record
             self.verifying = None
+
+    def record_resnapshot(self, record: ResnapshotRecord, new: bool = False) -> None:
+        """The last onPositionUnavailable recovery: ``new`` when it starts now (counted),
+        else restored from the checkpoint or finished."""
+        with self._lock:
+            if new:
+                self.resnapshots += 1
+            self.last_resnapshot = record
+
+    def restore_resnapshots(self, count: int, record: ResnapshotRecord | None) -> None:
+        """Carry on from a checkpoint (never moves the count back)."""
+        with self._lock:
+            self.resnapshots = max(self.resnapshots, count)
+            if record is not None and (
+                self.last_resnapshot is None or record.time >= self.last_resnapshot.time
+            ):
+                self.last_resnapshot = record
 
     def observe_batch_latency(self, seconds: float) -> None:
         """Time from a batch's first event read to the sink's acknowledgement."""
@@ -468,6 +493,7 @@ class StatusTracker:
                     "errors": self.errors,
                     "restarts": self.restarts,
                     "restartsSinceStart": self.restarts - self.restarts_at_start,
+                    "resnapshots": self.resnapshots,
                 },
                 "retry": {
                     "streak": self.retry_streak,
@@ -487,6 +513,7 @@ class StatusTracker:
                 ],
                 "lastSkip": _skip_view(self.last_skip),
                 "verification": _verification_view(self.verification, self.verifying),
+                "lastResnapshot": _resnapshot_view(self.last_resnapshot),
                 "selectedTables": self.selected_tables,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
@@ -526,4 +553,14 @@ def _verification_view(
         "sampleKeys": [{"table": table, "key": key} for table, key in record.sample],
         "skippedTables": list(record.skipped),
         "message": record.error,
+    }
+
+
+def _resnapshot_view(record: ResnapshotRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "time": _rfc3339(record.time),
+        "position": record.position,
+        "finishedTime": _rfc3339(record.finished) if record.finished else None,
     }

@@ -25,8 +25,16 @@ import time
 from collections import Counter
 from typing import Any
 
+import pymysql
+
 from ferry_runtime import checkpoint, ddl_records, errors, formats, heartbeat, rules, skip, txmeta
-from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
+from ferry_runtime.checkpoint import (
+    Checkpoint,
+    ResnapshotRecord,
+    SkipRecord,
+    SnapshotState,
+    TableState,
+)
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink import evolve
@@ -44,6 +52,13 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "Worker"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 log = logging.getLogger("ferry.worker")
+
+
+def _selected_by(selection: dict[str, list[str]], name: str) -> bool:
+    """Whether ``name`` passed a recorded include/exclude (checkpoint.selection)."""
+    included = any(fnmatch.fnmatchcase(name, glob) for glob in selection.get("include") or [])
+    excluded = any(fnmatch.fnmatchcase(name, glob) for glob in selection.get("exclude") or [])
+    return included and not excluded
 
 
 class _Stopped(Exception):
@@ -114,6 +129,8 @@ class Worker:
         self._router = rules.Router(config)
         self._feeds: list[_Feed] = []  # binlog readers of the current run
         self._resnapshot = False  # the checkpoint's binlog is gone: snapshot anew
+        self._recovery: ResnapshotRecord | None = None  # that recovery, for its checkpoints
+        self._read_position: str | None = None  # the position of the checkpoint read last
         self._skip: skip.Target | None = None  # the pending skipEvent of this run
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         self._heartbeat: heartbeat.Writer | None = None  # spec.heartbeat, while a run streams
@@ -217,8 +234,14 @@ class Worker:
             or self._resnapshot
         ):
             return False
-        message = f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot)."
-        self.tracker.record_error(error.reason, message, position=self._where())
+        where = self._read_position or self._where() or ""
+        self._recovery = ResnapshotRecord(time.time(), where)
+        self.tracker.record_resnapshot(self._recovery, new=True)
+        message = (
+            f"{error.message} Re-snapshotting (onPositionUnavailable: resnapshot): recovery "
+            f"{self.tracker.resnapshots} of this task."
+        )
+        self.tracker.record_error(error.reason, message, position=self._where() or where)
         log.warning("%s", message)
         self._resnapshot = True
         return True
@@ -274,13 +297,15 @@ class Worker:
         try:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
+            self._read_position = checkpoint.format_position(state.position)
             self._restore(state)
             self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)
             state = self._apply_snapshot_request(ctl, sink, state)
+            state = self._apply_new_tables(ctl, sink, state)
             if self._resnapshot:  # its first chunk's checkpoint replaces the old one
-                state = Checkpoint(
-                    reset_nonce=state.reset_nonce, skip=state.skip, verify=state.verify
+                state = dataclasses.replace(
+                    state, position=None, snapshot=None, resnapshot=self._recovery
                 )
             self._skip = self._pending_skip(state)
             mode = self.config.mode
@@ -358,6 +383,7 @@ class Worker:
             self.tracker.record_skip(state.skip)
         if state.verify is not None:
             self.tracker.record_verification(state.verify)
+        self.tracker.restore_resnapshots(counters.resnapshots, state.resnapshot)
 
     # ------------------------------------------------------------ skipEvent
 
@@ -406,7 +432,10 @@ class Worker:
         are acknowledged (they are committed with those events)."""
         with self.tracker.reading():
             counters = checkpoint.Counters(
-                self.tracker.events + delivered, self.tracker.errors, self.tracker.restarts
+                self.tracker.events + delivered,
+                self.tracker.errors,
+                self.tracker.restarts,
+                self.tracker.resnapshots,
             )
         return dataclasses.replace(state, counters=counters).stamped()
 
@@ -419,13 +448,10 @@ class Worker:
         snapshot = state.snapshot
         if snapshot is not None and not snapshot.done:
             snapshot = dataclasses.replace(snapshot, done=True)
+        # Everything else stays: the snapshotRequest and skipEvent nonces already applied.
         new = self._commit(
-            Checkpoint(
-                position=position,
-                reset_nonce=reset.nonce,
-                snapshot=snapshot,
-                skip=state.skip,
-                verify=state.verify,
+            dataclasses.replace(
+                state, position=position, reset_nonce=reset.nonce, snapshot=snapshot
             )
         )
         sink.deliver([], new)
@@ -462,12 +488,72 @@ class Worker:
             if self.config.selects(database, table) and any(
                 fnmatch.fnmatchcase(name, glob) for glob in request.tables
             ):
-                tables[name] = TableState(restate=True)
+                tables[name] = TableState(restate=True, where=request.where)
+        if request.where is not None:
+            self._check_where(ctl, request.where, sorted(n for n, t in tables.items() if t.where))
         progress = SnapshotState(state.position, tables, done=not tables, planned=True)
         state = dataclasses.replace(state, snapshot=progress, snapshot_nonce=request.nonce)
         sink.deliver([], self._commit(state))
         log.info("snapshotRequest (nonce %s): reading %s again", request.nonce, sorted(tables))
         return state
+
+    def _apply_new_tables(self, ctl: Any, sink: Sink, state: Checkpoint) -> Checkpoint:
+        """Record the include/exclude globs beside the checkpoint; with snapshotNewTables, a
+        table the new globs select and the recorded ones did not is snapshotted (alone, in
+        the snapshot engine, while the binlog streams on from the checkpoint). Recorded
+        before acting: the globs and the tables to read go in one checkpoint."""
+        current = {"include": list(self.config.include), "exclude": list(self.config.exclude)}
+        if state.selection == current:
+            return state
+        if state.position is None or self.config.mode == "snapshot":
+            return dataclasses.replace(state, selection=current)  # committed with the data
+        old = state.selection
+        running = state.snapshot if state.snapshot and not state.snapshot.done else None
+        tables = dict(running.tables) if running and running.planned else {}
+        added: list[str] = []
+        if old is not None and self.config.snapshot_new_tables:
+            for database, table in schema.list_tables(ctl):
+                name = f"{database}.{table}"
+                new = self.config.selects(database, table) and not _selected_by(old, name)
+                if new and name not in tables:
+                    tables[name] = TableState()
+                    added.append(name)
+        state = dataclasses.replace(state, selection=current)
+        if added:
+            position = running.position if running else dict(state.position or {})
+            state = dataclasses.replace(
+                state, snapshot=SnapshotState(position, tables, done=False, planned=True)
+            )
+        sink.deliver([], self._commit(state))
+        if added:
+            log.info("snapshotNewTables: snapshotting the newly selected %s", added)
+        elif old is not None:
+            log.info(
+                "the selection changed (include %s, exclude %s); newly selected tables stream "
+                "from here%s", current["include"], current["exclude"],
+                "" if self.config.snapshot_new_tables else " (snapshotNewTables is off)",
+            )  # fmt: skip
+        return state
+
+    @staticmethod
+    def _check_where(ctl: Any, where: str, names: list[str]) -> None:
+        """snapshotRequest.where runs on each table it reads (``LIMIT 0``: no row is read)
+        before the request is recorded; a condition the server refuses stops the task with
+        InvalidConfig naming the field (a new nonce with a fixed condition applies)."""
+        for name in names:
+            database, table = name.split(".", 1)
+            source = f"{schema.quote(database)}.{schema.quote(table)}"
+            try:
+                with ctl.cursor() as cursor:
+                    cursor.execute(f"SELECT 1 FROM {source} WHERE ({where}) LIMIT 0")
+                    cursor.fetchall()
+            except pymysql.err.MySQLError as error:
+                detail = error.args[1] if len(error.args) > 1 else error
+                raise errors.FatalError(
+                    "InvalidConfig",
+                    f"spec.snapshotRequest.where {where!r} is not a condition on {name}: "
+                    f"{detail}. Fix it and set a new nonce",
+                ) from None
 
     def _cancel_rereads(
         self,
@@ -523,8 +609,15 @@ class Worker:
             before = progress.tables.get(name, TableState()) if progress else TableState()
             # A table gone since the plan is finished: nothing of it is left to read.
             found[name] = before if loaded is not None else TableState(True, None, before.rows)
+            if loaded is not None and before.where is not None and before.restate:
+                loaded = dataclasses.replace(loaded, row_filter=before.where)
             if loaded is not None:
                 tables.append(loaded)
+                if loaded.key_index not in (None, "PRIMARY"):
+                    log.info(
+                        "%s has no primary key: its unique key %s (%s) stands in for it",
+                        name, loaded.key_index, ", ".join(loaded.primary_key),
+                    )  # fmt: skip
         if progress is None:
             progress = SnapshotState(position=mysql.server_position(conn))
         progress = dataclasses.replace(progress, tables=found, planned=True)
@@ -631,6 +724,8 @@ class Worker:
         self, sink: Sink, ctl: Any, snap: Snapshot, state: Checkpoint
     ) -> tuple[Checkpoint, _Feed]:
         progress, tables = self._plan(snap.conn, state)
+        if any(not table.done for table in progress.tables.values()):
+            self.tracker.reopen_snapshot()
         orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
         # At least once, rows past a resumed checkpoint may already have been delivered.
         replaying = state.snapshot is not None and self.config.delivery != "exactly-once"
@@ -655,9 +750,18 @@ class Worker:
             state = dataclasses.replace(state, position=start)
         progress = dataclasses.replace(coverage.progress, done=True)
         coverage.progress = progress
-        state = self._commit(dataclasses.replace(state, snapshot=progress))
+        recovery = state.resnapshot
+        if recovery is not None and not recovery.finished:  # the recovery's snapshot is done
+            recovery = dataclasses.replace(recovery, finished=time.time())
+        state = self._commit(dataclasses.replace(state, snapshot=progress, resnapshot=recovery))
         sink.deliver([], state)
         self.tracker.finish_snapshot()
+        if recovery is not None and recovery != self.tracker.last_resnapshot:
+            self.tracker.record_resnapshot(recovery)
+            log.info(
+                "the re-snapshot after the purged binlog at %s is finished: streaming",
+                recovery.position,
+            )
         self._resnapshot = False
         return state, feed
 
@@ -726,7 +830,8 @@ class Worker:
             after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
         # The chunk is its key range's state at P: from P on, those keys' changes pass.
         progress = coverage.progress.with_table(
-            table.name, TableState(last, after, done.rows + len(chunk.rows), done.restate)
+            table.name,
+            TableState(last, after, done.rows + len(chunk.rows), done.restate, done.where),
         )
         coverage.progress = progress
         state = dataclasses.replace(state, position=at, snapshot=progress)
@@ -748,6 +853,8 @@ class Worker:
         crash the pass restarts and skips the rows delivered (exact only if the table did
         not change in between: documented)."""
         done = coverage.progress.tables[table.name]
+        if done.rows and not done.done:
+            self._keyless_restarted(table, done.rows)
         at = snap.begin()
         try:
             if feed is None:
@@ -757,7 +864,7 @@ class Worker:
             state = dataclasses.replace(state, position=at)
             for chunk in snap.chunks(table, None, done.rows, self._chunk_size):
                 progress = coverage.progress.with_table(
-                    table.name, TableState(False, None, chunk.scanned, done.restate)
+                    table.name, TableState(False, None, chunk.scanned, done.restate, done.where)
                 )
                 coverage.progress = progress
                 state = dataclasses.replace(state, snapshot=progress)
@@ -765,7 +872,7 @@ class Worker:
             # Finished at P, in the checkpoint at once: its changes after P must pass.
             final = coverage.progress.tables[table.name]
             progress = coverage.progress.with_table(
-                table.name, TableState(True, None, final.rows, done.restate)
+                table.name, TableState(True, None, final.rows, done.restate, done.where)
             )
             coverage.progress = progress
             state = self._commit(dataclasses.replace(state, snapshot=progress))
@@ -773,6 +880,20 @@ class Worker:
         finally:
             snap.end()
         return state, feed
+
+    def _keyless_restarted(self, table: TableSchema, delivered: int) -> None:
+        """A keyless table's pass was cut short (a crash, a restart): it starts over at a new
+        position, skipping the rows delivered. Said clearly: the snapshot of this table is
+        exact only if it did not change in between."""
+        message = (
+            f"the snapshot of {table.name}, which has neither a primary key nor a unique key "
+            f"over NOT NULL columns, was interrupted after {delivered} rows and starts over in "
+            f"a new consistent read, skipping the first {delivered} rows: if the table changed "
+            "in between, rows are duplicated or missed in its snapshot (the binlog after it is "
+            "exact). Give the table a primary key, or read it again with spec.snapshotRequest"
+        )
+        log.warning("KeylessSnapshotRestarted: %s", message)
+        self.tracker.record_error("KeylessSnapshotRestarted", message, table=table.name)
 
     def _drain(
         self,

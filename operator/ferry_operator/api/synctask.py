@@ -39,6 +39,7 @@ __all__ = [
     "MySQLSinkSpec",
     "Performance",
     "ResetPosition",
+    "ResnapshotStatus",
     "RestartPolicy",
     "SchemaChangeRecordsSpec",
     "SinkSpec",
@@ -632,6 +633,15 @@ class SnapshotRequest(Model):
         "their rows delivered so far stand, and their changes stream on.",
     )
     nonce: str = Field(min_length=1, max_length=253, description="Applied once per distinct nonce.")
+    where: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        pattern=r"^[^;]*$",
+        description="An SQL condition on the tables' columns limiting the rows read again "
+        "(e.g. created_at > '2026-01-01'), added to every chunk read of these tables; no ';', "
+        "at most 1000 characters. Rows outside it are not restated. See docs/snapshot.md.",
+    )
 
 
 class VerifyRequest(Model):
@@ -681,6 +691,12 @@ class TaskFields(Model):
         default=None,
         description="When the checkpoint's binlog was purged: fail (default; the task stops "
         "with PositionUnavailable) or resnapshot (snapshot every table again, then stream on).",
+    )
+    snapshot_new_tables: bool | None = Field(
+        default=None,
+        description="true: a table newly selected by a changed source.include/exclude is "
+        "snapshotted alone while the other tables stream on, then streams. false (default): "
+        "it only streams, from the task's current position. See docs/snapshot.md.",
     )
     performance: Performance | None = Field(default=None, description="Batching.")
     restart_policy: RestartPolicy | None = Field(default=None, description="Retries.")
@@ -848,6 +864,11 @@ class Counters(Model):
         "information: restartPolicy.maxRetries caps status.retry.streak and "
         "status.workerPod.restartStreak).",
     )
+    resnapshots: int | None = Field(
+        default=None,
+        description="Recoveries by onPositionUnavailable: resnapshot (a purged binlog "
+        "replaced by a new snapshot); status.lastResnapshot holds the last.",
+    )
 
 
 class Retry(Model):
@@ -934,6 +955,24 @@ class VerificationStatus(Model):
     message: str | None = Field(default=None, description="Why it failed.")
 
 
+class ResnapshotStatus(Model):
+    """The last onPositionUnavailable: resnapshot recovery (kept in the worker's checkpoint)."""
+
+    time: str | None = Field(
+        default=None,
+        description="When the worker found the binlog purged and started a new snapshot.",
+        json_schema_extra={"format": "date-time"},
+    )
+    position: str | None = Field(
+        default=None, description="file:pos of the checkpoint whose binlog was gone."
+    )
+    finished_time: str | None = Field(
+        default=None,
+        description="When the new snapshot finished and streaming went on (absent while it runs).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class WorkerPodStatus(Model):
     """Operator-owned: the newest worker pod and the restarts of all of them."""
 
@@ -974,8 +1013,8 @@ class WorkerPodStatus(Model):
 
 class SyncTaskStatus(Model):
     """Operator-owned: phase, observedGeneration, conditions, configRevision, scheduledResume,
-    lastResetNonce, lastRestartNonce, lastSkipNonce, lastVerifyNonce, lastStartTime, workerPod.
-    Worker-owned:
+    lastResetNonce, lastRestartNonce, lastSkipNonce, lastVerifyNonce, lastResnapshotAnnounced,
+    lastKeylessRestartAnnounced, lastStartTime, workerPod. Worker-owned:
     the rest."""
 
     phase: (
@@ -986,7 +1025,9 @@ class SyncTaskStatus(Model):
         default=None, description="The spec generation the status describes."
     )
     conditions: list[Condition] | None = Field(
-        default=None, description="Ready, Reconciling, Stalled, Degraded."
+        default=None,
+        description="Ready, Reconciling, Stalled, Degraded; Recovering once the task has "
+        "re-snapshotted after a purged binlog (onPositionUnavailable: resnapshot).",
     )
     config_revision: str | None = Field(
         default=None, description="The ConfigMap revision the worker runs."
@@ -1007,6 +1048,16 @@ class SyncTaskStatus(Model):
         default=None,
         description="The verification (status.verification) the operator has announced with "
         "an Event.",
+    )
+    last_resnapshot_announced: str | None = Field(
+        default=None,
+        description="The time of the recovery (status.lastResnapshot) the operator has "
+        "announced with a PositionUnavailableResnapshot Event.",
+    )
+    last_keyless_restart_announced: str | None = Field(
+        default=None,
+        description="The time of the newest KeylessSnapshotRestarted entry of "
+        "status.lastErrors the operator has announced with an Event of that reason.",
     )
     last_start_time: str | None = Field(
         default=None,
@@ -1044,6 +1095,11 @@ class SyncTaskStatus(Model):
     verification: VerificationStatus | None = Field(
         default=None,
         description="The last spec.verifyRequest: running, or what it found.",
+    )
+    last_resnapshot: ResnapshotStatus | None = Field(
+        default=None,
+        description="The last recovery from a purged binlog (onPositionUnavailable: "
+        "resnapshot): when, from which position, and when its new snapshot finished.",
         json_schema_extra=_NULLABLE,
     )
     worker_pod: WorkerPodStatus | None = Field(

@@ -309,7 +309,9 @@ def cmd_skip(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_snapshot(args: argparse.Namespace, ctx: Context) -> int:
     nonce = args.nonce or positions.new_nonce(ctx.now())
     task = ctx.kube.get_task(ctx.namespace, args.name)
-    change = lifecycle.snapshot_request(_spec(task), args.table, nonce, cancel=args.cancel)
+    change = lifecycle.snapshot_request(
+        _spec(task), args.table, nonce, cancel=args.cancel, where=args.where
+    )
     return _apply(ctx, task, change)
 
 

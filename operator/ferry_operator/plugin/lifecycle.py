@@ -94,12 +94,19 @@ def skip_event(spec: dict[str, Any], position: dict[str, Any], nonce: str) -> Ch
 
 
 def snapshot_request(
-    spec: dict[str, Any], tables: list[str], nonce: str, cancel: bool = False
+    spec: dict[str, Any],
+    tables: list[str],
+    nonce: str,
+    cancel: bool = False,
+    where: str | None = None,
 ) -> Change:
-    """``snapshotRequest: {tables, nonce[, cancel]}``: the worker reads those tables again
-    while streaming (or stops re-reading them) once per distinct nonce."""
+    """``snapshotRequest: {tables, nonce[, cancel][, where]}``: the worker reads those tables
+    again while streaming (only the rows matching ``where``, when given), or stops re-reading
+    them, once per distinct nonce."""
     # cancel always spelled out: the API server defaults it to false.
     target: dict[str, Any] = {"tables": tables, "cancel": cancel, "nonce": nonce}
+    if where is not None:
+        target["where"] = where
     current = spec.get("snapshotRequest")
     if current == target:
         return Change(None, f"snapshotRequest with nonce {nonce!r} is already set; nothing to do")

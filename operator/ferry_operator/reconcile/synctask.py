@@ -27,7 +27,7 @@ from ferry_operator.cache import Cache, pod_view
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
-from ferry_operator.reconcile import failures, health
+from ferry_operator.reconcile import failures, health, recovery
 from ferry_operator.reconcile import pods as pods_module
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
@@ -75,6 +75,8 @@ OWNED_STATUS = {
     "lastRestartNonce",
     "lastSkipNonce",
     "lastVerifyNonce",
+    "lastResnapshotAnnounced",
+    "lastKeylessRestartAnnounced",
     "lastStartTime",
     "workerPod",
 }
@@ -351,6 +353,8 @@ def _finish(
         "lastRestartNonce",
         "lastSkipNonce",
         "lastVerifyNonce",
+        "lastResnapshotAnnounced",
+        "lastKeylessRestartAnnounced",
         "lastStartTime",
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
@@ -368,13 +372,15 @@ def _finish(
         now=observed.now,
     )
     generation = observed.task["metadata"].get("generation")
+    wanted = dict(verdict.conditions)
+    recovering = recovery.condition(status)
+    if recovering is not None:  # the task re-snapshotted after a purged binlog
+        wanted[recovery.CONDITION] = recovering
     fields = {
         **fields,
         "phase": verdict.phase,
         "observedGeneration": generation,
-        "conditions": conditions(
-            verdict.conditions, status.get("conditions"), generation, observed.now
-        ),
+        "conditions": conditions(wanted, status.get("conditions"), generation, observed.now),
     }
     if verdict.phase != status.get("phase"):
         kind = "Warning" if verdict.phase in ("Failed",) or problem else "Normal"
@@ -540,6 +546,14 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if verified is not None:
         fields["lastVerifyNonce"], event = verified
         events.append(event)
+    recovered = recovery.announcement(status)
+    if recovered is not None:
+        fields["lastResnapshotAnnounced"], message = recovered
+        events.append(("Warning", recovery.EVENT_REASON, message))
+    restarted = recovery.keyless(status)
+    if restarted is not None:
+        fields["lastKeylessRestartAnnounced"], messages = restarted
+        events.extend(("Warning", recovery.KEYLESS_REASON, text) for text in messages)
     return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
 
 
@@ -692,6 +706,9 @@ def failure_status(
             str(degraded.get("message") or ""),
         ),
     }
+    recovering = recovery.condition(status)
+    if recovering is not None:
+        wanted[recovery.CONDITION] = recovering
     fields = {key: status.get(key) for key in OWNED_STATUS}
     return {
         **fields,

@@ -217,6 +217,7 @@ def render_worker_config(
         "errorPolicy",
         "onPositionUnavailable",
         "heartbeat",
+        "snapshotNewTables",
     ):
         if key in dumped:
             data[key] = dumped[key]

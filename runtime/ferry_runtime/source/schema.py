@@ -1,4 +1,12 @@
-"""Table structure from information_schema: columns, primary key, JSON columns.
+"""Table structure from information_schema: columns, key, JSON columns.
+
+A table's key (``TableSchema.primary_key``) is its primary key; a table without one but with
+a UNIQUE index over NOT NULL columns uses that index in its place (the one with the fewest
+columns, then the first by name; a full-column BTREE index over stored columns: a prefix,
+a hash or a virtual column does not qualify). Like a primary key it identifies each row, so
+the snapshot chunks and resumes on it, the binlog places changes against it (watermark
+``Coverage``, :class:`ferry_runtime.source.keys.KeyOrder`) and records are keyed by it.
+``key_index`` says which index it is (``PRIMARY``, a unique index's name, or None: no key).
 
 MariaDB stores JSON as LONGTEXT with a ``json_valid(col)`` check; only information_schema
 tells those columns apart from text, so both the snapshot and the binlog ask here.
@@ -32,6 +40,9 @@ class TableSchema:
     primary_key: tuple[str, ...]
     json_columns: frozenset[str]
     estimated_rows: int
+    key_index: str | None = None  # "PRIMARY", the unique index used in its place, or None
+    # snapshotRequest.where: an SQL condition every snapshot read of the table adds (None: all)
+    row_filter: str | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +91,11 @@ def load(conn: Any, database: str, table: str) -> TableSchema | None:
             (database, table),
         )
         primary_key = tuple(str(name) for (name,) in cursor.fetchall())
+        key_index: str | None = "PRIMARY" if primary_key else None
+        if not primary_key:
+            found = _unique_key(cursor, database, table)
+            if found is not None:
+                key_index, primary_key = found
         cursor.execute(
             "SELECT TABLE_ROWS FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
@@ -87,8 +103,53 @@ def load(conn: Any, database: str, table: str) -> TableSchema | None:
         )
         row = cursor.fetchone()
     return TableSchema(
-        database, table, columns, primary_key, json_columns, int(row[0] or 0) if row else 0
+        database,
+        table,
+        columns,
+        primary_key,
+        json_columns,
+        int(row[0] or 0) if row else 0,
+        key_index,
     )
+
+
+def _unique_key(cursor: Any, database: str, table: str) -> tuple[str, tuple[str, ...]] | None:
+    """The UNIQUE index that stands in for a missing primary key: every column NOT NULL,
+    stored, whole (no prefix), in a BTREE; the fewest columns, then the first by name."""
+    cursor.execute(
+        "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE, SUB_PART, INDEX_TYPE "
+        "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (database, table),
+    )
+    found = cursor.fetchall()
+    if not found:
+        return None
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_NAME = %s AND UPPER(EXTRA) LIKE %s",
+        (database, table, "%VIRTUAL%"),
+    )
+    virtual = {str(name) for (name,) in cursor.fetchall()}
+    indexes: dict[str, list[str]] = {}
+    unusable: set[str] = set()
+    for index, column, nullable, sub_part, index_type in found:
+        indexes.setdefault(str(index), [])
+        if (
+            column is None
+            or str(nullable or "").upper() == "YES"
+            or sub_part is not None
+            or str(index_type or "").upper() != "BTREE"
+            or str(column) in virtual
+        ):
+            unusable.add(str(index))
+        else:
+            indexes[str(index)].append(str(column))
+    usable = sorted((len(cols), name) for name, cols in indexes.items() if name not in unusable)
+    if not usable:
+        return None
+    name = usable[0][1]
+    return name, tuple(indexes[name])
 
 
 class SchemaCache:

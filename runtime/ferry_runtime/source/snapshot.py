@@ -179,7 +179,8 @@ class Snapshot:
     def _range(
         table: TableSchema, after: list[Any] | None, upto: list[Any] | None
     ) -> tuple[str, list[Any]]:
-        """``WHERE (pk) > (after) AND (pk) <= (upto) `` (either side left out when None)."""
+        """``WHERE (pk) > (after) AND (pk) <= (upto) `` (either side left out when None),
+        and the table's ``row_filter`` (snapshotRequest.where) when it has one."""
         by_name = {c.name: c for c in table.columns}
         keys = [by_name[name] for name in table.primary_key]
         key_sql = ", ".join(quote(name) for name in table.primary_key)
@@ -189,6 +190,9 @@ class Snapshot:
             if bound is not None:
                 clauses.append(f"({key_sql}) {op} ({marks})")
                 args += [_sql_value(c, v) for c, v in zip(keys, bound, strict=True)]
+        if table.row_filter is not None:  # a % is literal: doubled when args are formatted in
+            condition = table.row_filter.replace("%", "%%") if args else table.row_filter
+            clauses.append(f"({condition})")
         return ("WHERE " + " AND ".join(clauses) + " " if clauses else ""), args
 
     def _keyset(
@@ -211,7 +215,9 @@ class Snapshot:
         if not table.primary_key:
             names = ", ".join(_select(c) for c in table.columns)
             source = f"{quote(table.database)}.{quote(table.table)}"
-            yield from self._full_scan(table, f"SELECT {names} FROM {source}", scanned, size)
+            where = f" WHERE ({table.row_filter})" if table.row_filter is not None else ""
+            sql = f"SELECT {names} FROM {source}{where}"
+            yield from self._full_scan(table, sql, scanned, size)
             return
         while True:
             raw = self._keyset(table, after, size)

@@ -128,3 +128,17 @@ def test_snapshot_sets_spec_snapshot_request_once_per_nonce_and_cancel_replaces_
     assert ferry("snapshot", "orders").code == 2  # --table is required
     not_a_table = ferry("snapshot", "orders", "--table", "orders")
     assert not_a_table.code != 0 and "snapshotRequest.tables" in not_a_table.err, not_a_table
+
+
+def test_snapshot_where_sets_the_condition_and_the_api_server_refuses_a_semicolon(
+    ferry: Ferry, make_task: MakeTask, get_task: GetTask
+) -> None:
+    make_task("orders")
+    where = "created_at > '2026-01-01'"
+    ran = ferry("snapshot", "orders", "--table", "shop.orders", "--where", where, "--nonce", "w1")
+    assert ran.code == 0, ran
+    request = get_task("orders")["spec"]["snapshotRequest"]
+    assert request == {"tables": ["shop.orders"], "cancel": False, "nonce": "w1", "where": where}
+    refused = ferry("snapshot", "orders", "--table", "shop.orders", "--where", "1; DROP TABLE x")
+    assert refused.code != 0 and "snapshotRequest.where" in refused.err, refused
+    assert get_task("orders")["spec"]["snapshotRequest"]["nonce"] == "w1"

@@ -143,8 +143,23 @@ def test_on_position_unavailable_resnapshot_recovers_a_purged_binlog_with_comple
     )
     records = helpers.read_topic(kafka_bootstrap, f"{topic_prefix}.shop.t")
     errors = status(restarted)["lastErrors"]
+    recovered = status(restarted)
     restarted.process.terminate()
     assert restarted.wait(30) == 0, restarted.output()
+
+    # The recovery is counted and recorded beside the checkpoint: a later worker shows it
+    # as it was (one recovery, finished), and does not count it again.
+    last = recovered["lastResnapshot"]
+    assert recovered["counters"]["resnapshots"] == 1, recovered["counters"]
+    purged_file = last["position"].split(":")[0]
+    assert f"binlog {purged_file} is not on the server" in errors[0]["message"], (last, errors)
+    assert last["finishedTime"] >= last["time"], last
+    again = spawn_worker(config)
+    helpers.wait_until(lambda: status(again).get("state") == "Streaming", 60, "streaming again")
+    assert status(again)["counters"]["resnapshots"] == 1
+    assert status(again)["lastResnapshot"] == last
+    again.process.terminate()
+    assert again.wait(30) == 0, again.output()
 
     # The first snapshot (1, 2, 3), then the new one holding the purged changes, then the
     # insert streamed after it; replaying the new snapshot on gives the source.

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ferry_operator import crdgen
 from ferry_operator.api.connector import Connector
 from ferry_operator.api.synctask import SyncTask
 from ferry_operator.api.tasktemplate import TaskTemplate
@@ -341,3 +342,26 @@ def test_snapshot_request_reaches_the_worker() -> None:
         "again-1",
     )
     assert "snapshotRequest" not in render_worker_config(_task(), CONNECTORS).to_yaml()
+
+
+def test_snapshot_new_tables_reaches_the_worker_and_is_left_out_when_unset() -> None:
+    config = render_worker_config(_task(snapshotNewTables=True), CONNECTORS)
+    assert config.snapshot_new_tables is True
+    assert "snapshotNewTables: true" in config.to_yaml()
+    assert "snapshotNewTables" not in render_worker_config(_task(), CONNECTORS).to_yaml()
+
+
+def test_snapshot_request_where_reaches_the_worker_and_a_semicolon_is_refused() -> None:
+    where = "created_at > '2026-01-01'"
+    request = {"tables": ["shop.orders"], "nonce": "w1", "where": where}
+    config = render_worker_config(_task(snapshotRequest=request), CONNECTORS)
+    assert config.snapshot_request is not None and config.snapshot_request.where == where
+    assert (
+        "where"
+        not in render_worker_config(
+            _task(snapshotRequest={"tables": ["shop.orders"], "nonce": "w1"}), CONNECTORS
+        ).to_yaml()
+    )
+    schema = crdgen.render(crdgen.CRDS[0])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    field = schema["properties"]["spec"]["properties"]["snapshotRequest"]["properties"]["where"]
+    assert (field["pattern"], field["maxLength"]) == ("^[^;]*$", 1000)

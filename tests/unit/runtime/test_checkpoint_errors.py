@@ -5,7 +5,13 @@ from __future__ import annotations
 import pymysql
 
 from ferry_runtime import checkpoint, errors
-from ferry_runtime.checkpoint import Checkpoint, SnapshotState, TableState
+from ferry_runtime.checkpoint import (
+    Checkpoint,
+    Counters,
+    ResnapshotRecord,
+    SnapshotState,
+    TableState,
+)
 
 
 def test_checkpoint_round_trip() -> None:
@@ -16,12 +22,15 @@ def test_checkpoint_round_trip() -> None:
             position={"file": "binlog.000002", "pos": 4},
             tables={
                 "db.a": TableState(True, [10], 10),
-                "db.b": TableState(False, ["k", 2], 5, restate=True),
+                "db.b": TableState(False, ["k", 2], 5, restate=True, where="id > 1"),
             },
             planned=True,
         ),
         time=12.5,
         snapshot_nonce="again-1",
+        counters=Counters(7, 2, 1, resnapshots=1),
+        resnapshot=ResnapshotRecord(11.0, "binlog.000001:4", finished=12.0),
+        selection={"include": ["db.*"], "exclude": ["db.tmp_*"]},
     )
     assert checkpoint.decode(checkpoint.encode(state, "ns.task")) == state
     assert checkpoint.decode(checkpoint.encode(Checkpoint(), "t")) == Checkpoint()

@@ -71,6 +71,14 @@ def test_yaml_round_trip_is_exact() -> None:
         ({"errorPolicy": {"mode": "deadLetter"}}, "deadLetterTopic is required"),
         ({"sink": {"kafka": {"bootstrapServers": "k", "topic": "x.{schema}"}}}, "placeholder"),
         ({"delivery": "maybe-once"}, "delivery"),
+        (
+            {"snapshotRequest": {"tables": ["a.b"], "nonce": "n", "where": "1; DROP TABLE a.b"}},
+            "snapshotRequest.where",
+        ),
+        (
+            {"snapshotRequest": {"tables": ["a.b"], "nonce": "n", "where": "x" * 1001}},
+            "snapshotRequest.where",
+        ),
     ],
 )
 def test_errors_name_the_field(overrides: dict[str, Any], expected: str) -> None:

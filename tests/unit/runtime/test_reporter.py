@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ferry_runtime import reporter
-from ferry_runtime.checkpoint import SkipRecord, VerifyRecord
+from ferry_runtime.checkpoint import ResnapshotRecord, SkipRecord, VerifyRecord
 from ferry_runtime.status import StatusTracker
 
 
@@ -17,6 +17,16 @@ def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> Non
     tracker.set_selected_tables(3)
     tracker.record_verification(VerifyRecord("v1", 1_800_000_000.0, ("db.t",), 2, 10))
     tracker.record_skip(SkipRecord("n1", "b.1:400", None, ("db.t",), 1, 1_800_000_000.0))
+    assert "lastResnapshot" not in reporter.worker_fields(tracker.view())  # never recovered
+    tracker.record_resnapshot(ResnapshotRecord(1_800_000_000.0, "b.1:4"), new=True)
+    fields = reporter.worker_fields(tracker.view())
+    assert fields["lastResnapshot"] == {"time": "2027-01-15T08:00:00Z", "position": "b.1:4"}
+    assert fields["counters"]["resnapshots"] == 1
+    tracker.record_resnapshot(ResnapshotRecord(1_800_000_000.0, "b.1:4", 1_800_000_060.0))
+    assert reporter.worker_fields(tracker.view())["lastResnapshot"]["finishedTime"] == (
+        "2027-01-15T08:01:00Z"
+    )
+    assert tracker.resnapshots == 1  # a finished recovery is not counted again
     fields = reporter.worker_fields(tracker.view())
     assert set(fields) == set(reporter.WORKER_FIELDS)
     assert fields["lastSkip"] == {

@@ -158,3 +158,18 @@ def test_the_reported_position_carries_its_display_and_the_checkpoint_does_not()
     assert shown == long_gtid[:39] + "…" and len(shown) == POSITION_DISPLAY_MAX
     assert position_display({"gtid": "0-1-100"}) == "0-1-100"
     assert position_display({}) is None
+
+
+def test_a_new_snapshot_after_a_finished_one_is_not_shown_done() -> None:
+    tracker = StatusTracker()
+    tracker.start_table("db.a", 10)
+    tracker.record_snapshot_rows("db.a", 10)
+    tracker.finish_table("db.a")
+    tracker.finish_snapshot()
+    tracker.plan_table("db.b", 100)  # snapshotNewTables, a snapshotRequest, a recovery
+    tracker.reopen_snapshot()
+    tracker.start_table("db.b", 100)
+    assert tracker.progress()["percent"] < 100
+    tracker.finish_table("db.b")
+    tracker.finish_snapshot()
+    assert tracker.progress()["percent"] == 100

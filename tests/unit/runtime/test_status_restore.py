@@ -20,7 +20,7 @@ def test_restore_shows_a_finished_snapshot_and_the_counters() -> None:
     tracker.restore((1900000, 3, 2), {"shop.a": (1500000, True), "shop.b": (400000, True)}, True)
     view = tracker.view()
     assert view["counters"] == {
-        "events": 1900000, "errors": 3, "restarts": 2, "restartsSinceStart": 0,
+        "events": 1900000, "errors": 3, "restarts": 2, "restartsSinceStart": 0, "resnapshots": 0,
     }  # fmt: skip
     assert view["progress"]["percent"] == 100.0 and view["progress"]["display"] == "100%"
     assert view["progress"]["rowsDone"] == 1900000

@@ -108,6 +108,7 @@ class Checkpoint:
     counters: Counters = field(default_factory=Counters)
     snapshot_nonce: str | None = None  # of the last snapshotRequest applied
     skip: SkipRecord | None = None  # the last skipEvent applied
+    run: str | None = None  # the scheduled snapshot run (FERRY_RUN) the snapshot belongs to
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -133,6 +134,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         data["snapshotNonce"] = checkpoint.snapshot_nonce
     if checkpoint.skip is not None:
         data["skip"] = checkpoint.skip.to_json()
+    if checkpoint.run is not None:
+        data["run"] = checkpoint.run
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
@@ -179,4 +182,5 @@ def decode(raw: bytes) -> Checkpoint:
         ),
         snapshot_nonce=data.get("snapshotNonce"),
         skip=SkipRecord.from_json(data["skip"]) if data.get("skip") else None,
+        run=data.get("run"),
     )

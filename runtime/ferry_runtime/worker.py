@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ferry_runtime import checkpoint, errors, formats, rules, skip
+from ferry_runtime import checkpoint, errors, formats, rules, runs, skip
 from ferry_runtime.checkpoint import Checkpoint, SkipRecord, SnapshotState, TableState
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
@@ -263,6 +263,7 @@ class Worker:
         try:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
+            state = runs.begin(state, self.config.mode, os.environ.get(runs.RUN_ENV))
             self._restore(state)
             self._check_selection(ctl)
             state = self._apply_reset(ctl, sink, state)

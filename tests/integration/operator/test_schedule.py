@@ -7,7 +7,10 @@ schedule: the test takes about two minutes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,18 @@ import pytest
 
 from ferry_operator.reconcile import health
 
+from . import crdguard
 from .conftest import Ferry, Kubelet, OperatorProcess, task, wait_until
 
 pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
+
+
+@pytest.fixture(autouse=True)
+def _crds_of_this_tree(kube_api: Any, ferry_crds: None) -> Iterator[None]:
+    with crdguard.guarded(
+        kube_api, ("schedule", "timeZone"), ("nextRun", "activeRun", "lastRun", "runs")
+    ):
+        yield
 
 
 def _status(ferry: Ferry, name: str) -> dict[str, Any]:
@@ -67,7 +79,11 @@ def test_runs_fire_on_time_never_overlap_and_paused_suspends(
         "schedule": "* * * * *",
         "timeZone": "Europe/Berlin",
     }
-    ferry.create("synctasks", {**task("nightly"), "spec": spec})
+    created = ferry.create("synctasks", {**task("nightly"), "spec": spec})
+    assert created["spec"].get("schedule"), (
+        "the API server pruned spec.schedule: the CRDs applied are not this tree's (another "
+        "worktree applied its own); kubectl apply --server-side --force-conflicts -f crds/"
+    )
     ferry.create("synctasks", {**task("held"), "spec": {**spec, "paused": True}})
 
     # Before its first tick: Scheduled (Ready), no worker, nextRun the next minute.
@@ -173,3 +189,21 @@ def test_a_bad_schedule_or_time_zone_is_refused_naming_the_field(ferry: Ferry, c
             ferry.create("synctasks", {**task("bad"), "spec": {**base, **extra}})
         assert refused.value.status == 422
         assert message in refused.value.body, refused.value.body
+
+
+def test_the_scheduled_snapshot_example_applies(testenv: Any, ferry: Ferry) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "scheduled-snapshot"
+    result = subprocess.run(
+        [testenv.kubectl, "apply", "-n", ferry.ns, "--validate=strict", "-f", str(example)],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synctask.ferry.dev/shop-nightly created" in result.stdout
+    spec = ferry.get("synctasks", "shop-nightly")["spec"]
+    assert (spec["schedule"], spec["timeZone"]) == ("0 2 * * *", "Europe/Berlin")
+    assert spec["notifications"][0]["webhook"]["urlSecretRef"] == {
+        "name": "ops-webhook",
+        "key": "url",
+    }

@@ -24,12 +24,29 @@ pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 
 @pytest.fixture(autouse=True)
 def _crds_of_this_tree(kube_api: Any, ferry_crds: None) -> Iterator[None]:
-    with crdguard.guarded(
-        kube_api,
-        ("schedule", "timeZone", "notifications"),
-        ("notifications", "activeRun", "lastRun", "runs"),
-    ):
+    with crdguard.guarded(kube_api):
         yield
+
+
+@pytest.fixture
+def tasks_deleted_first(ferry: Ferry, ferry_operator: OperatorProcess) -> Iterator[None]:
+    """The operator stops only after the test's SyncTasks are gone (their finalizer)."""
+    yield
+    for item in ferry.custom.list_namespaced_custom_object(
+        "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
+    )["items"]:
+        ferry.custom.delete_namespaced_custom_object(
+            "ferry.dev", "v1alpha1", ferry.ns, "synctasks", item["metadata"]["name"]
+        )
+    wait_until(
+        lambda: (
+            not ferry.custom.list_namespaced_custom_object(
+                "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
+            )["items"]
+        ),
+        60,
+        "the test's SyncTasks deleted",
+    )
 
 
 TOKEN = "t0k3n-9f8e7d6c5b4a"
@@ -90,26 +107,12 @@ def _no_secret_anywhere(ferry: Ferry, operator: OperatorProcess) -> None:
     assert TOKEN not in operator.log()
 
 
-def _delete_tasks(ferry: Ferry) -> None:
-    for item in ferry.custom.list_namespaced_custom_object(
-        "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
-    )["items"]:
-        ferry.custom.delete_namespaced_custom_object(
-            "ferry.dev", "v1alpha1", ferry.ns, "synctasks", item["metadata"]["name"]
-        )
-    wait_until(
-        lambda: (
-            not ferry.custom.list_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
-            )["items"]
-        ),
-        60,
-        "tasks deleted",
-    )
-
-
 def test_failed_is_posted_retried_after_a_failure_and_recovered_follows(
-    ferry: Ferry, connectors: None, ferry_operator: OperatorProcess, receiver: str
+    ferry: Ferry,
+    connectors: None,
+    ferry_operator: OperatorProcess,
+    tasks_deleted_first: None,
+    receiver: str,
 ) -> None:
     _hook_secret(ferry, receiver)
     Receiver.answers = [500]  # the first attempt fails
@@ -160,7 +163,6 @@ def test_failed_is_posted_retried_after_a_failure_and_recovered_follows(
         "both deliveries in status",
     )
     _no_secret_anywhere(ferry, ferry_operator)
-    _delete_tasks(ferry)
 
 
 def test_a_finished_snapshot_records_its_run_and_posts_completed(
@@ -171,6 +173,7 @@ def test_a_finished_snapshot_records_its_run_and_posts_completed(
     topic_prefix: str,
     connectors: None,
     ferry_operator: OperatorProcess,
+    tasks_deleted_first: None,
     receiver: str,
     tmp_path: Path,
 ) -> None:
@@ -193,6 +196,11 @@ def test_a_finished_snapshot_records_its_run_and_posts_completed(
     kubelet.start("once")
     try:
         wait_until(lambda: Receiver.received, 90, "the Completed POST")
+    except AssertionError:
+        reasons = [(e.reason, e.message) for e in ferry.core.list_namespaced_event(ferry.ns).items]
+        raise AssertionError(
+            f"no POST; status {_status(ferry, 'once')}; events {reasons}"
+        ) from None
     finally:
         kubelet.stop()
     status = _status(ferry, "once")
@@ -210,4 +218,3 @@ def test_a_finished_snapshot_records_its_run_and_posts_completed(
         "the delivery recorded",
     )
     _no_secret_anywhere(ferry, ferry_operator)
-    _delete_tasks(ferry)

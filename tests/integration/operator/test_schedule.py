@@ -33,23 +33,24 @@ def _crds_of_this_tree(kube_api: Any, ferry_crds: None) -> Iterator[None]:
 
 @pytest.fixture
 def tasks_deleted_first(ferry: Ferry, ferry_operator: OperatorProcess) -> Iterator[None]:
-    """The operator stops only after the test's SyncTasks are gone (their finalizer)."""
+    """The operator stops only after the test's SyncTasks and Connectors are gone (their
+    finalizers)."""
     yield
-    for item in ferry.custom.list_namespaced_custom_object(
-        "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
-    )["items"]:
-        ferry.custom.delete_namespaced_custom_object(
-            "ferry.dev", "v1alpha1", ferry.ns, "synctasks", item["metadata"]["name"]
-        )
-    wait_until(
-        lambda: (
-            not ferry.custom.list_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ferry.ns, "synctasks"
-            )["items"]
-        ),
-        60,
-        "the test's SyncTasks deleted",
-    )
+    for plural in ("synctasks", "connectors"):
+        for item in ferry.custom.list_namespaced_custom_object(
+            "ferry.dev", "v1alpha1", ferry.ns, plural
+        )["items"]:
+            ferry.custom.delete_namespaced_custom_object(
+                "ferry.dev", "v1alpha1", ferry.ns, plural, item["metadata"]["name"]
+            )
+
+        def gone(plural: str = plural) -> bool:
+            listed = ferry.custom.list_namespaced_custom_object(
+                "ferry.dev", "v1alpha1", ferry.ns, plural
+            )
+            return not listed["items"]
+
+        wait_until(gone, 60, f"the test's {plural} deleted")
 
 
 def _status(ferry: Ferry, name: str) -> dict[str, Any]:

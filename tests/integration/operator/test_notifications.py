@@ -31,23 +31,27 @@ def _crds_of_this_tree(kube_api: Any, ferry_crds: None) -> Iterator[None]:
 @pytest.fixture
 def tasks_deleted_first(ferry: Ferry, ferry_operator: OperatorProcess) -> Iterator[None]:
     """The operator stops only after the test's SyncTasks and Connectors are gone (their
-    finalizers)."""
+    finalizers). A 429 (a CRD being re-applied on the shared server) is waited out."""
     yield
     for plural in ("synctasks", "connectors"):
-        for item in ferry.custom.list_namespaced_custom_object(
-            "ferry.dev", "v1alpha1", ferry.ns, plural
-        )["items"]:
-            ferry.custom.delete_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ferry.ns, plural, item["metadata"]["name"]
-            )
 
         def gone(plural: str = plural) -> bool:
-            listed = ferry.custom.list_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ferry.ns, plural
-            )
+            try:
+                listed = ferry.custom.list_namespaced_custom_object(
+                    "ferry.dev", "v1alpha1", ferry.ns, plural
+                )
+                for item in listed["items"]:
+                    if not item["metadata"].get("deletionTimestamp"):
+                        ferry.custom.delete_namespaced_custom_object(
+                            "ferry.dev", "v1alpha1", ferry.ns, plural, item["metadata"]["name"]
+                        )
+            except client.ApiException as error:
+                if error.status in (404, 429, 500, 503):
+                    return False
+                raise
             return not listed["items"]
 
-        wait_until(gone, 60, f"the test's {plural} deleted")
+        wait_until(gone, 90, f"the test's {plural} deleted")
 
 
 TOKEN = "t0k3n-9f8e7d6c5b4a"

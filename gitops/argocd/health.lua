@@ -5,6 +5,7 @@
 --   phase Paused (spec.paused, perhaps until resumeAt)       -> Suspended
 --   condition Degraded=True (lag or error rate too high)    -> Degraded
 --   phase Completed (a snapshot-only task finished)          -> Healthy
+--   phase Scheduled (waiting for its first scheduled run)   -> Healthy
 --   phase Running and Ready=True                             -> Healthy
 --   anything else (Pending, Starting, Snapshotting, ...)     -> Progressing
 local hs = { status = "Progressing", message = "Waiting for the Ferry operator" }
@@ -68,9 +69,9 @@ if is_true(conditions["Degraded"]) then
   hs.message = describe(conditions["Degraded"], "Degraded")
   return hs
 end
-if phase == "Completed" then
+if phase == "Completed" or phase == "Scheduled" then
   hs.status = "Healthy"
-  hs.message = describe(ready, "Completed")
+  hs.message = describe(ready, phase)
   return hs
 end
 if phase == "Running" and is_true(ready) then

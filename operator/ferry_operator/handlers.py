@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache
+from ferry_operator import cache, notifier
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -96,6 +96,8 @@ def _reconcile_in(ctx: Context, body: Any, kwargs: dict[str, Any], raise_problem
     except Exception as error:  # any failure: say it once, retry with backoff
         _reconcile_failed(ctx, body, error)
         return
+    if plan is not None:  # its status is written: announce what changed (spec.notifications)
+        notifier.submit(ctx, clients(), plan.notifications)
     recovered = FAILURES.succeeded(ctx.uid)
     if recovered is not None:
         # INFO after a streak (it was Stalled); a single failure between successes is noise.

@@ -27,7 +27,16 @@ from ferry_runtime.config import parse_duration
 
 __all__ = ["PHASES", "RECONCILES", "LoopHeartbeat", "SyncTaskCollector", "serve", "task_metrics"]
 
-PHASES = ("Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed")
+PHASES = (
+    "Pending",
+    "Starting",
+    "Snapshotting",
+    "Running",
+    "Paused",
+    "Failed",
+    "Completed",
+    "Scheduled",
+)
 TICK_SECONDS = 5.0
 STUCK_AFTER_SECONDS = 60.0
 RECONCILES = Counter(

@@ -193,6 +193,7 @@ class Checkpoint:
     # The include/exclude globs the task last ran with ({"include": [...], "exclude": [...]}):
     # a table they did not select and the new ones do is new (snapshotNewTables).
     selection: dict[str, list[str]] | None = None
+    run: str | None = None  # the scheduled snapshot run (FERRY_RUN) the snapshot belongs to
 
     def stamped(self) -> Checkpoint:
         return replace(self, time=time.time())
@@ -226,6 +227,8 @@ def encode(checkpoint: Checkpoint, task_id: str) -> bytes:
         data["skip"] = checkpoint.skip.to_json()
     if checkpoint.verify is not None:
         data["verify"] = checkpoint.verify.to_json()
+    if checkpoint.run is not None:
+        data["run"] = checkpoint.run
     if checkpoint.snapshot is not None:
         data["snapshot"] = {
             "position": checkpoint.snapshot.position,
@@ -280,4 +283,5 @@ def decode(raw: bytes) -> Checkpoint:
             ResnapshotRecord.from_json(data["resnapshot"]) if data.get("resnapshot") else None
         ),
         selection=data.get("selection"),
+        run=data.get("run"),
     )

@@ -27,7 +27,17 @@ from typing import Any
 
 import pymysql
 
-from ferry_runtime import checkpoint, ddl_records, errors, formats, heartbeat, rules, skip, txmeta
+from ferry_runtime import (
+    checkpoint,
+    ddl_records,
+    errors,
+    formats,
+    heartbeat,
+    rules,
+    runs,
+    skip,
+    txmeta,
+)
 from ferry_runtime.checkpoint import (
     Checkpoint,
     ResnapshotRecord,
@@ -297,6 +307,7 @@ class Worker:
         try:
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
+            state = runs.begin(state, self.config.mode, os.environ.get(runs.RUN_ENV))
             self._read_position = checkpoint.format_position(state.position)
             self._restore(state)
             self._check_selection(ctl)

@@ -27,6 +27,14 @@ from ferry_operator.api.base import (
     matches,
     must_match,
 )
+from ferry_operator.api.scheduling import (
+    ActiveRun,
+    Notification,
+    NotificationStatus,
+    RunStatus,
+    schedule_field,
+    time_zone_field,
+)
 
 __all__ = [
     "Alerts",
@@ -716,6 +724,16 @@ class TaskFields(Model):
         "How long a started worker may take to report before the task is Stalled "
         "(reason StartTimeout); default 5m.",
     )
+    # Scheduled runs and notifications (models in api/scheduling.py).
+    schedule: str | None = schedule_field()
+    time_zone: str | None = time_zone_field()
+    notifications: list[Notification] | None = Field(
+        default=None,
+        max_length=10,
+        description="Webhooks the operator POSTs JSON to when the task fails, stalls, "
+        "recovers or completes; it retries with backoff and records delivery in "
+        "status.notifications.",
+    )
 
 
 class SyncTaskSpec(TaskFields):
@@ -754,6 +772,17 @@ class SyncTaskSpec(TaskFields):
                 " || !self.verifyRequest.repair || !has(self.sink) || !has(self.sink.kafka)",
                 "spec.verifyRequest.repair needs a MySQL sink (a Kafka topic keeps its history)",
                 ".verifyRequest",
+            ),
+            (
+                "!has(self.schedule) || has(self.templateRef)"
+                " || (has(self.mode) && self.mode == 'snapshot')",
+                "spec.schedule needs spec.mode: snapshot (each tick runs one snapshot)",
+                ".schedule",
+            ),
+            (
+                "!has(self.timeZone) || has(self.schedule) || has(self.templateRef)",
+                "spec.timeZone needs spec.schedule (it is the zone the schedule is read in)",
+                ".timeZone",
             ),
         )
     )
@@ -1018,7 +1047,16 @@ class SyncTaskStatus(Model):
     the rest."""
 
     phase: (
-        Literal["Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"]
+        Literal[
+            "Pending",
+            "Starting",
+            "Snapshotting",
+            "Running",
+            "Paused",
+            "Failed",
+            "Completed",
+            "Scheduled",
+        ]
         | None
     ) = Field(default=None, description="Where the task is in its life.")
     observed_generation: int | None = Field(
@@ -1117,6 +1155,25 @@ class SyncTaskStatus(Model):
         default=None,
         description="The worker's last report.",
         json_schema_extra={"format": "date-time"},
+    )
+    # Operator-owned: snapshot runs (reconcile/schedule.py).
+    next_run: str | None = Field(
+        default=None,
+        description="The next tick of spec.schedule (none while paused).",
+        json_schema_extra={"format": "date-time"},
+    )
+    active_run: ActiveRun | None = Field(
+        default=None, description="The snapshot run going on now (mode: snapshot)."
+    )
+    last_run: RunStatus | None = Field(
+        default=None, description="The last finished snapshot run (mode: snapshot)."
+    )
+    runs: list[RunStatus] | None = Field(
+        default=None, max_length=10, description="The last 10 finished runs, newest first."
+    )
+    # Owned by the notifier (field manager ferry-notifier).
+    notifications: list[NotificationStatus] | None = Field(
+        default=None, max_length=10, description="The last 10 notifications, newest first."
     )
 
 

@@ -35,7 +35,16 @@ __all__ = [
     "updated",
 ]
 
-PHASES = ("Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed")
+PHASES = (
+    "Pending",
+    "Starting",
+    "Snapshotting",
+    "Running",
+    "Paused",
+    "Failed",
+    "Completed",
+    "Scheduled",
+)
 NONE = "-"
 
 

@@ -27,7 +27,7 @@ from ferry_operator.cache import Cache, pod_view
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
-from ferry_operator.reconcile import failures, health, recovery
+from ferry_operator.reconcile import failures, health, notify, recovery, schedule
 from ferry_operator.reconcile import pods as pods_module
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
@@ -79,6 +79,11 @@ OWNED_STATUS = {
     "lastKeylessRestartAnnounced",
     "lastStartTime",
     "workerPod",
+    # snapshot runs (reconcile/schedule.py)
+    "nextRun",
+    "activeRun",
+    "lastRun",
+    "runs",
 }
 Event = tuple[str, str, str]  # (type, reason, message)
 _LOCKS: dict[str, threading.Lock] = {}
@@ -108,6 +113,7 @@ class Plan:
     status: dict[str, Any] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     problem: Problem | None = None
+    notifications: list[notify.Delivery] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- observe
@@ -345,6 +351,8 @@ def _finish(
     events: list[Event],
     paused: bool,
     resume_at: datetime | None,
+    *,
+    idle: str | None = None,
 ) -> Plan:
     status = _status_base(observed)
     kept = (
@@ -356,6 +364,10 @@ def _finish(
         "lastResnapshotAnnounced",
         "lastKeylessRestartAnnounced",
         "lastStartTime",
+        "nextRun",
+        "activeRun",
+        "lastRun",
+        "runs",
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
     if fields.get("lastStartTime"):
@@ -371,6 +383,8 @@ def _finish(
         resume_at=resume_at,
         now=observed.now,
     )
+    if idle is not None and not fields.get("activeRun"):
+        verdict = schedule.between_runs(verdict, idle)
     generation = observed.task["metadata"].get("generation")
     wanted = dict(verdict.conditions)
     recovering = recovery.condition(status)
@@ -393,7 +407,18 @@ def _finish(
         # Stalled for a new reason in the same phase (a crash loop while Starting): say it.
         _, reason, message = verdict.conditions["Stalled"]
         events.append(("Warning", reason, message))
-    return Plan(plan_apply, delete, fields, events, problem)
+    meta_ = observed.task["metadata"]
+    sends = notify.deliveries(
+        spec or SyncTaskSpec(),
+        meta_["namespace"],
+        meta_["name"],
+        notify.fired(status, verdict.phase, verdict.conditions),
+        verdict.phase,
+        verdict.conditions,
+        observed.now,
+        fields.get("lastRun"),
+    )
+    return Plan(plan_apply, delete, fields, events, problem, sends)
 
 
 def _worker_pod(
@@ -459,6 +484,30 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     except ValidationError as error:
         problem = Problem("InvalidSpec", f"template and task do not merge: {error}", True)
         return _finish(observed, None, problem, {}, [], [], [], False, None)
+    cron = None
+    if spec.schedule:
+        try:
+            cron = schedule.parse(spec.schedule, spec.time_zone)
+        except schedule.ScheduleError as error:
+            return _finish(
+                observed,
+                spec,
+                Problem("InvalidSpec", str(error), True),
+                {},
+                [],
+                [],
+                [],
+                False,
+                None,
+            )
+        if (spec.mode or "snapshot+cdc") != "snapshot":
+            problem = Problem(
+                "InvalidSpec",
+                "spec.schedule needs spec.mode: snapshot (the effective mode is "
+                f"{spec.mode or 'snapshot+cdc'})",
+                True,
+            )
+            return _finish(observed, spec, problem, {}, [], [], [], False, None)
     waiting = _connector_problem(spec, observed)
     if waiting is not None:
         return _finish(observed, spec, waiting, {}, [], [], [], False, None)
@@ -490,6 +539,20 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         "configRevision": revision,
         "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
     }
+    runs = None
+    if spec.mode == "snapshot":
+        runs = schedule.plan(
+            spec,
+            cron,
+            status,
+            paused=paused,
+            stop_worker=_stalled_reason(status) == "TooManyRestarts",
+            now=observed.now,
+        )
+        fields.update(runs.fields)
+        events += runs.events
+    wants_worker = runs.wants_worker if runs is not None else not paused
+    run = runs.run if runs is not None else None
     running = objects.deployment(
         owner,
         spec,
@@ -500,17 +563,20 @@ def decide(ctx: Context, observed: Observed) -> Plan:
         image=WORKER_IMAGE,
         secret_volumes=volumes,
         secrets_hash=rotated,
+        run=run,
     )
-    if not paused and _starts_worker(running, observed.owned.get("Deployment"), status):
+    if wants_worker and _starts_worker(running, observed.owned.get("Deployment"), status):
         # Worker fields reported before this moment describe the previous worker.
         status["lastStartTime"] = fields["lastStartTime"] = rfc3339(observed.now)
+        if runs is not None and cron is None and status.get("phase") != "Completed":
+            fields = schedule.start_unscheduled(fields, observed.now)
     fields["workerPod"] = status["workerPod"] = _worker_pod(
         observed, spec, new_start="lastStartTime" in fields
     )
     verdict = assess(
         spec, status, problem=None, paused=paused, resume_at=resume_at, now=observed.now
     )
-    replicas = 0 if paused or verdict.stop_worker else 1
+    replicas = 0 if not wants_worker or verdict.stop_worker else 1
     desired = [
         objects.service_account(owner),
         objects.role(owner),
@@ -525,6 +591,7 @@ def decide(ctx: Context, observed: Observed) -> Plan:
             image=WORKER_IMAGE,
             secret_volumes=volumes,
             secrets_hash=rotated,
+            run=run,
         ),
     ]
     apply += [(obj, observed.owned.get(obj["kind"])) for obj in desired]
@@ -554,7 +621,10 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     if restarted is not None:
         fields["lastKeylessRestartAnnounced"], messages = restarted
         events.extend(("Warning", recovery.KEYLESS_REASON, text) for text in messages)
-    return _finish(observed, spec, None, fields, apply, delete, events, paused, resume_at)
+    idle = schedule.idle_message(fields, spec) if cron is not None else None
+    return _finish(
+        observed, spec, None, fields, apply, delete, events, paused, resume_at, idle=idle
+    )
 
 
 def _skip_announcement(status: dict[str, Any]) -> tuple[str, str] | None:

@@ -30,6 +30,7 @@ CONFIG_HASH = "ferry.dev/config-hash"
 CHANGE_CAUSE = "ferry.dev/change-cause"
 RESTART_NONCE = "ferry.dev/restart-nonce"
 SECRETS_HASH = "ferry.dev/secrets-hash"
+RUN = "ferry.dev/run"  # the scheduled snapshot run the worker does
 TASK_GENERATION = "ferry.dev/task-generation"
 TEMPLATE_GENERATION = "ferry.dev/template-generation"
 

@@ -14,6 +14,7 @@ from ferry_operator.render import meta
 from ferry_operator.render.meta import Owner
 from ferry_operator.render.worker_config import SecretEnv, SecretVolume
 from ferry_runtime.config import WorkerConfig
+from ferry_runtime.runs import RUN_ENV
 
 __all__ = [
     "CONFIG_DIR",
@@ -116,9 +117,11 @@ def deployment(
     port: int = 8080,
     secret_volumes: Sequence[SecretVolume] = (),
     secrets_hash: str | None = None,
+    run: str | None = None,
 ) -> dict[str, Any]:
     """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers.
-    Passwords come as env from secretKeyRef; certificates and keys as Secret volumes."""
+    Passwords come as env from secretKeyRef; certificates and keys as Secret volumes. ``run``:
+    the scheduled snapshot run the worker does (env FERRY_RUN, annotation ferry.dev/run)."""
     name = meta.worker_name(owner.name)
     selector = {meta.TASK_LABEL: owner.name, "app.kubernetes.io/component": "worker"}
     annotations = {meta.CONFIG_HASH: config_hash}
@@ -126,6 +129,8 @@ def deployment(
         annotations[meta.RESTART_NONCE] = spec.restart_nonce
     if secrets_hash:  # of the Secrets' resourceVersions: a rotated credential rolls the pod
         annotations[meta.SECRETS_HASH] = secrets_hash
+    if run:
+        annotations[meta.RUN] = run
     pod_spec: dict[str, Any] = {
         "serviceAccountName": name,
         "terminationGracePeriodSeconds": GRACE_SECONDS,
@@ -153,6 +158,8 @@ def deployment(
             ),
         ],
     }
+    if run:
+        pod_spec["containers"][0].setdefault("env", []).append({"name": RUN_ENV, "value": run})
     if spec.worker and spec.worker.node_selector:
         pod_spec["nodeSelector"] = spec.worker.node_selector
     if spec.worker and spec.worker.tolerations:

@@ -253,6 +253,9 @@ class Kubelet:
         path.write_text(yaml.safe_dump(config))
         env = {"KUBECONFIG": str(self.testenv.kubeconfig)}
         for variable in container.env:
+            if variable.value is not None:  # e.g. FERRY_RUN of a scheduled snapshot run
+                env[variable.name] = variable.value
+                continue
             ref = variable.value_from.secret_key_ref
             env[variable.name] = self._secret(ref.name)[ref.key]
         self.process = subprocess.Popen(

@@ -376,6 +376,52 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         ["spec.mapping[0].drop[0]", "mapping[].drop entries must be a MySQL name"],
     ),
     (
+        "schedule-four-fields",
+        TASK,
+        _spec(spec__mode="snapshot", spec__schedule="0 2 * *"),
+        ["spec.schedule", "spec.schedule must be a cron expression of 5 fields"],
+    ),
+    (
+        "schedule-hour-out-of-range",
+        TASK,
+        _spec(spec__mode="snapshot", spec__schedule="0 24 * * *"),
+        ["spec.schedule", "hour (0-23)"],
+    ),
+    (
+        "schedule-without-mode-snapshot",
+        TASK,
+        _spec(spec__schedule="@daily"),
+        ["spec.schedule", "spec.schedule needs spec.mode: snapshot"],
+    ),
+    (
+        "time-zone-not-a-zone-name",
+        TASK,
+        _spec(spec__mode="snapshot", spec__schedule="@daily", spec__timeZone="Europe Berlin"),
+        ["spec.timeZone", "spec.timeZone must be an IANA time zone name"],
+    ),
+    (
+        "time-zone-without-schedule",
+        TASK,
+        _spec(spec__mode="snapshot", spec__timeZone="UTC"),
+        ["spec.timeZone", "spec.timeZone needs spec.schedule"],
+    ),
+    (
+        "notification-event-unknown",
+        TASK,
+        _spec(
+            spec__notifications=[
+                {"on": ["Exploded"], "webhook": {"urlSecretRef": {"name": "hook", "key": "url"}}}
+            ]
+        ),
+        ["spec.notifications[0].on[0]", "Unsupported value"],
+    ),
+    (
+        "notification-without-webhook",
+        TASK,
+        _spec(spec__notifications=[{"on": ["Failed"]}]),
+        ["spec.notifications[0].webhook", "Required value"],
+    ),
+    (
         "snapshot-request-table-not-a-glob",
         TASK,
         _spec(spec__snapshotRequest={"tables": ["shop"], "nonce": "s1"}),

@@ -16,7 +16,16 @@ CASES = yaml.safe_load((ARGOCD / "health_test.yaml").read_text())["tests"]
 CONNECTOR = ARGOCD / "connector"
 CONNECTOR_LUA = (CONNECTOR / "health.lua").read_text()
 CONNECTOR_CASES = yaml.safe_load((CONNECTOR / "health_test.yaml").read_text())["tests"]
-PHASES = {"Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed"}
+PHASES = {
+    "Pending",
+    "Starting",
+    "Snapshotting",
+    "Running",
+    "Paused",
+    "Failed",
+    "Completed",
+    "Scheduled",
+}
 
 
 def to_lua(lua: Any, value: Any) -> Any:

@@ -29,6 +29,8 @@ NOT_REASONS = {
     "TableMapping",
     "BinlogReady",  # a condition type
     "StartError",  # the kubelet's, read: a task shows it as CrashLoopBackOff
+    "RunPlan",  # reconcile/schedule.py's class
+    "ScheduleError",  # reconcile/schedule.py's exception (InvalidSpec on the task)
 }
 
 

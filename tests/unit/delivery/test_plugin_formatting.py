@@ -214,6 +214,7 @@ def test_stats_counts_every_phase() -> None:
         "Paused": 0,
         "Failed": 1,
         "Completed": 0,
+        "Scheduled": 0,
     }
     assert formatting.stats_table([RUNNING]).splitlines()[-1].split() == ["total", "1"]
 

@@ -26,7 +26,7 @@ from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
 from ferry_operator.kube import clients
-from ferry_operator.reconcile import connector, failures, synctask, tasktemplate
+from ferry_operator.reconcile import connector, failures, pods, synctask, tasktemplate
 from ferry_operator.reconcile.health import parse_time
 
 __all__ = ["APPLIER", "DEPENDENTS", "FAILURES", "PROBE_SECONDS", "RESYNC_SECONDS", "WAKEUPS"]
@@ -261,7 +261,7 @@ def _changed(kind: str, type: str | None, body: Any, view: Any) -> bool:
 def _owned_view(kind: str, body: Any) -> Any:
     spec, status = body.get("spec") or {}, body.get("status") or {}
     if kind == "pods":
-        return cache.pod_view(body)
+        return pods.change_view(body)
     if kind == "deployments":
         return [
             spec.get("replicas"),

@@ -10,6 +10,7 @@ safety-net resync every ``FERRY_RESYNC_SECONDS`` ± 20 %). An idle fleet costs n
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -43,6 +44,7 @@ FAILURES = failures.Failures(base_delay=WAIT_SECONDS)
 DEPENDENTS = wakeups.Dependents()
 log = logging.getLogger(__name__)
 _CACHE: cache.Cache | None = None  # the indexes, captured from the first handler call
+_KOPF_CONTEXT: contextvars.Context | None = None
 
 
 def _applier() -> Applier:
@@ -95,9 +97,13 @@ def _task_outcome(body: Any, plan: synctask.Plan | None, raise_problem: bool = T
 
 
 def _cache(kwargs: dict[str, Any]) -> cache.Cache:
-    global _CACHE
+    """The indexes kopf passed; also kept (with kopf's context: kopf.event needs it) for the
+    wake-ups, which run outside any handler."""
+    global _CACHE, _KOPF_CONTEXT
     found = cache.from_kwargs(kwargs)
     _CACHE = found
+    if _KOPF_CONTEXT is None:
+        _KOPF_CONTEXT = contextvars.copy_context()
     return found
 
 
@@ -208,10 +214,15 @@ def _forget_task(ctx: Context) -> None:
 
 def _wake(key: wakeups.Key, trigger: str) -> None:
     """A wake-up is due (wakeups.py): read the task afresh and reconcile it."""
-    namespace, name = key
-    if _CACHE is None:  # no handler has run yet: the indexes are not known
+    if _CACHE is None or _KOPF_CONTEXT is None:  # no handler has run yet: no indexes
         WAKEUPS.at(key, time.monotonic() + WAIT_SECONDS, trigger)
         return
+    # A copy per call: one Context cannot be entered by two threads at once.
+    _KOPF_CONTEXT.copy().run(_wake_in_context, _CACHE, key, trigger)
+
+
+def _wake_in_context(found: cache.Cache, key: wakeups.Key, trigger: str) -> None:
+    namespace, name = key
     try:
         task = clients().get_custom(namespace, "synctasks", name)
     except Exception as error:  # the API server is away: try again later
@@ -222,7 +233,7 @@ def _wake(key: wakeups.Key, trigger: str) -> None:
         WAKEUPS.forget(key)
         DEPENDENTS.forget(key)
         return
-    _reconcile_in(_ctx(task, trigger), task, _CACHE, raise_problem=False, task=task)
+    _reconcile_in(_ctx(task, trigger), task, found, raise_problem=False, task=task)
 
 
 WAKEUPS = wakeups.Schedule(_wake, workers=int(os.environ.get("FERRY_WAKE_WORKERS", "4")))

@@ -152,7 +152,7 @@ def _reconcile_in(
     if plan is None:
         _forget_task(ctx)
         return
-    DEPENDENTS.record(_key(ctx), plan.uses)
+    _count_users(ctx.namespace, DEPENDENTS.record(_key(ctx), plan.uses))
     _wake_after(ctx, plan)
     recovered = FAILURES.succeeded(ctx.uid)
     if recovered is not None:
@@ -160,6 +160,24 @@ def _reconcile_in(
         level = logging.INFO if recovered.stalled else logging.DEBUG
         log.log(level, "%s reconciles again (after %d failures)", ctx, recovered.attempts)
     _task_outcome(body, plan, raise_problem=raise_problem)
+
+
+def _count_users(namespace: str, changed: frozenset[tuple[str, str]]) -> None:
+    """A task started or stopped using a TaskTemplate: its status.users, from memory."""
+    for plural, name in changed:
+        template = _CACHE.template(namespace, name) if _CACHE is not None else None
+        if plural != "tasktemplates" or template is None:
+            continue
+        number = len(DEPENDENTS.users(namespace, plural, name))
+        try:
+            tasktemplate.record_users(
+                Context(namespace, name, template["metadata"]["uid"], "count"),
+                _applier(),
+                template,
+                number,
+            )
+        except Exception as error:  # the timer counts again
+            log.warning("[%s/%s count] could not record users: %s", namespace, name, error)
 
 
 def _reconcile_failed(ctx: Context, body: Any, error: Exception) -> None:
@@ -208,7 +226,7 @@ def synctask_event(type: str | None, body: kopf.Body, **kwargs: Any) -> None:
 
 def _forget_task(ctx: Context) -> None:
     WAKEUPS.forget(_key(ctx))
-    DEPENDENTS.forget(_key(ctx))
+    _count_users(ctx.namespace, DEPENDENTS.forget(_key(ctx)))
     _applier().status_versions.pop(_key(ctx), None)
 
 

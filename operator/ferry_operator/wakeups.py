@@ -149,13 +149,14 @@ class Dependents:
         self._uses: dict[Key, frozenset[Dep]] = {}
         self._users: dict[tuple[str, Dep], set[str]] = {}
 
-    def record(self, task: Key, uses: Iterable[Dep]) -> None:
+    def record(self, task: Key, uses: Iterable[Dep]) -> frozenset[Dep]:
+        """Remember what ``task`` uses; returns what changed (added or dropped)."""
         namespace, name = task
         new = frozenset(uses)
         with self._lock:
             old = self._uses.get(task, frozenset())
             if old == new:
-                return
+                return frozenset()
             for dep in old - new:
                 users = self._users.get((namespace, dep))
                 if users is not None:
@@ -165,11 +166,13 @@ class Dependents:
             for dep in new - old:
                 self._users.setdefault((namespace, dep), set()).add(name)
             self._uses[task] = new
+            return old ^ new
 
-    def forget(self, task: Key) -> None:
-        self.record(task, ())
+    def forget(self, task: Key) -> frozenset[Dep]:
+        changed = self.record(task, ())
         with self._lock:
             self._uses.pop(task, None)
+        return changed
 
     def users(self, namespace: str, plural: str, name: str) -> list[str]:
         with self._lock:

@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,16 @@ def apply_crds(api: Any) -> None:
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    from kubernetes import client
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except client.ApiException as error:  # e.g. 429 while a CRD's storage re-initializes
+            if error.status not in (429, 500, 503, 504):
+                raise
         time.sleep(1)
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
@@ -152,7 +159,8 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int, paused: boo
             GROUP, VERSION, namespace, "connectors",
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Connector", **body},
         )  # fmt: skip
-    for i in range(tasks):
+
+    def create(i: int) -> None:
         task = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "SyncTask",
@@ -165,6 +173,9 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int, paused: boo
             },
         }
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks", task)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # thousands of tasks: in parallel
+        list(pool.map(create, range(tasks)))
 
 
 def all_started(api: Any, namespace: str, tasks: int) -> bool:

@@ -457,6 +457,15 @@ def template_users(body: kopf.Body, **_: Any) -> None:
     tasktemplate.record_users(_ctx(body, "count"), _applier(), dict(body), number)
 
 
+@kopf.on.event(GROUP, VERSION, "tasktemplates")
+def template_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    """A TaskTemplate deleted: wake its users at once (they become TemplateNotFound), also
+    when the delete handler below missed the deletion."""
+    if type == "DELETED":
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        _kick(namespace, DEPENDENTS.users(namespace, "tasktemplates", name), f"template/{name}")
+
+
 @kopf.on.delete(GROUP, VERSION, "tasktemplates", optional=True)
 def template_deleted(body: kopf.Body, **kwargs: Any) -> None:
     _template(body, "delete", kwargs, deleted=True)

@@ -30,6 +30,7 @@ _ROUTINE_PREFIXES = (
     "Handler '_owned_event'",
     "Handler 'connector_event'",
     "Handler 'secret_event'",
+    "Handler 'template_event'",
 )
 _ROUTINE_SUFFIXES = (" succeeded.",)
 

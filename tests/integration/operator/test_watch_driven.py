@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.integration.operator.conftest import Ferry, OperatorProcess, task, wait_until
+from tests.integration.operator.conftest import (
+    GROUP,
+    VERSION,
+    Ferry,
+    OperatorProcess,
+    task,
+    wait_until,
+)
 from tests.integration.operator.test_health import report
 from tests.integration.operator.test_steady_state import at_revision, free_port, scrape, total
 
@@ -31,7 +38,7 @@ def port() -> int:
 
 @pytest.fixture
 def event_operator(
-    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, port: int
+    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, port: int, ferry: Ferry
 ) -> Iterator[OperatorProcess]:
     process = OperatorProcess(
         testenv,
@@ -45,6 +52,23 @@ def event_operator(
     )
     process.start()
     yield process
+    # The operator removes its finalizers: delete what it serves before it stops.
+    for plural in ("synctasks", "connectors"):
+        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+            "items"
+        ]:
+            ferry.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, ferry.ns, plural, item["metadata"]["name"]
+            )
+        wait_until(
+            lambda plural=plural: (
+                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+                    "items"
+                ]
+            ),
+            60,
+            f"the {plural} deleted",
+        )
     process.stop()
 
 
@@ -73,6 +97,14 @@ def test_idle_costs_nothing_and_changes_are_acted_on_at_once(
         lambda: condition(ferry, "idle", "Stalled").get("reason") == "Unschedulable",
         60,
         "the Pending pod seen through the pod watch",
+    )
+    wait_until(  # kopf is done with the creation (a retry of it would be a reconcile)
+        lambda: (
+            "ferry.dev/last-handled-configuration"
+            in (ferry.get("synctasks", "idle")["metadata"].get("annotations") or {})
+        ),
+        60,
+        "kopf's diff-base annotation",
     )
     time.sleep(3)  # the last status write and its watch event
 

@@ -102,7 +102,10 @@ class Schedule:
             with self._cond:
                 key, trigger = self._next()
                 self._running.add(key)
-            self._pool.submit(self._call, key, trigger)
+            try:
+                self._pool.submit(self._call, key, trigger)
+            except RuntimeError:  # the interpreter is shutting down
+                return
 
     def _next(self) -> tuple[Key, str]:
         """Wait for the earliest due key that is not running (call with the lock held)."""

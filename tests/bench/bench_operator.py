@@ -225,7 +225,11 @@ def restart(
 ) -> tuple[Any, dict[str, Any]]:
     """Stop the operator, start another; measure until it has reconciled every task."""
     process.terminate()
-    process.wait(timeout=60)
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
+        process.kill()
+        process.wait()
     counts.unlink(missing_ok=True)
     started = time.monotonic()
     second = start_child(counts, log, env, namespace)

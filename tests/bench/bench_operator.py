@@ -220,6 +220,16 @@ def delta(after: dict[str, Any], before: dict[str, Any]) -> Counter[tuple[str, s
     return by_label
 
 
+def quiet(counts: Path, seconds: float, timeout: float) -> None:
+    """Wait until the operator has made no reconcile for ``seconds``."""
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < seconds and time.monotonic() < deadline:
+        done = sum(read_counts(counts)["reconciles"].values())
+        if done != last:
+            last, since = done, time.monotonic()
+        time.sleep(0.5)
+
+
 def restart(
     process: Any, counts: Path, log: Path, env: dict[str, str], namespace: str, tasks: int
 ) -> tuple[Any, dict[str, Any]]:
@@ -305,7 +315,10 @@ def measure(
     try:
         wait_until(lambda: all_started(api, namespace, tasks), 1800, f"{tasks} tasks started")
         ready_after = time.monotonic() - started
-        time.sleep(15)  # the last status writes and their watch events
+        # The cluster settles after the operator did: the Deployment and ReplicaSet controllers
+        # and the scheduler update 1000s of objects at their own pace, and each change a task
+        # acts on wakes it. The window starts once the operator has been quiet for 20 s.
+        quiet(counts, 20, 600)
         before = read_counts(counts)
         load = os.getloadavg()[0]
         time.sleep(seconds)

@@ -290,10 +290,13 @@ def measure(
     from kubernetes import client
 
     def tasks_left() -> bool:
-        listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "synctasks"
+        """Tasks or Connectors left (the operator removes their finalizers)."""
+        return any(
+            client.CustomObjectsApi(api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural
+            )["items"]
+            for plural in ("synctasks", "connectors")
         )
-        return bool(listed["items"])
 
     namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
     counts = Path(f"/tmp/{namespace}-counts.json")

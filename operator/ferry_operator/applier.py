@@ -63,6 +63,9 @@ class Applier:
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
         self.writes = 0
+        # (namespace, name) → resourceVersion of the last status this operator wrote, so that
+        # a reconcile can tell a watch event's copy that predates it (reconcile/synctask.py).
+        self.status_versions: dict[tuple[str, str], int] = {}
 
     def apply(self, ctx: Context, desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
         """Apply ``desired`` unless ``observed`` already holds it; True when it wrote."""
@@ -94,9 +97,12 @@ class Applier:
         """Server-side apply of the status subresource of a Ferry resource."""
         self.writes += 1
         meta = body["metadata"]
-        self.clients.custom.patch_namespaced_custom_object_status(
+        written = self.clients.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], plural, meta["name"], body, **_SSA
         )
+        version = str(((written or {}).get("metadata") or {}).get("resourceVersion") or "")
+        if plural == "synctasks" and version.isdigit():
+            self.status_versions[meta["namespace"], meta["name"]] = int(version)
 
     def delete_configmap(self, ctx: Context, name: str, namespace: str) -> None:
         self.writes += 1

@@ -3,8 +3,9 @@
 - kopf's lines about an object (its handlers' outcomes, retries, tracebacks) carry the
   object's ``[namespace/name]`` prefix; Ferry's own lines carry the reconciliation's
   context (:class:`ferry_operator.context.Context`).
-- A timer that succeeded (the resync every 10 s per task, the Connector re-probe) is logged
-  at DEBUG, not INFO: at INFO it was most of the log and said nothing.
+- A timer that succeeded (the Connector re-probe, a template's user count) and a watch-event
+  handler that succeeded (every event of a task, its owned objects and pods, a Connector) are
+  logged at DEBUG, not INFO: at INFO they were most of the log and said nothing.
 - ``json`` gives one JSON object per line (kopf's JSON formatter: ``message``, ``severity``,
   ``timestamp`` and the object's reference under ``object``), for log pipelines.
 """
@@ -20,9 +21,17 @@ __all__ = ["FORMATS", "LogFormat", "RoutineAtDebug", "configure"]
 
 LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
-# kopf's INFO lines that are routine for a periodic handler: "Timer 'synctask_resync'
-# succeeded." (timers run every few seconds per object; failures stay at their level).
-_ROUTINE_PREFIXES = ("Timer '",)
+# kopf's INFO lines that are routine for a periodic or per-event handler: "Timer
+# 'connector_reprobe' succeeded.", "Handler 'synctask_event' succeeded." (failures stay at
+# their level; what a reconcile changed is Ferry's own INFO line).
+_ROUTINE_PREFIXES = (
+    "Timer '",
+    "Handler 'synctask_event'",
+    "Handler '_owned_event'",
+    "Handler 'connector_event'",
+    "Handler 'secret_event'",
+    "Handler 'template_event'",
+)
 _ROUTINE_SUFFIXES = (" succeeded.",)
 
 

@@ -1,13 +1,20 @@
-"""What the operator's steady state costs the API server (prints figures; not a pass/fail test).
+"""What the operator's steady state costs the API server, and how fast it converges after a
+restart (prints figures; not a pass/fail test).
 
-    python3 tests/bench/bench_operator.py [--tasks 50 200] [--seconds 30] [--resync 10]
-                                          [--source DIR]
+    python3 tests/bench/bench_operator.py [--tasks 50 200] [--seconds 30] [--resync SECONDS]
+                                          [--paused] [--restart] [--source DIR]
 
 For each task count N: a fresh namespace with a Secret, two Ready Connectors (the real MariaDB
 and Kafka of tests/infra/up) and N SyncTasks; the operator (``python -m ferry_operator.main
 --namespace NS``) as a child process; once every task has its revision and Deployment and
 the writes have settled, it counts for ``--seconds`` every request the operator's Kubernetes
 client sends and every resync, and prints requests per task per resync by verb and resource.
+The tasks' worker pods stay Pending (a nodeSelector no node has), so the shared node runs
+none of them; ``--paused`` makes no pods at all (replicas 0: for thousands of tasks).
+``--resync`` sets FERRY_RESYNC_SECONDS (default: the operator's own default).
+
+``--restart`` then stops the operator (SIGTERM) and starts a second one: how long until it
+has reconciled every task (its startup listing), the requests it made meanwhile, its peak RSS.
 
 The counting is done by this script inside the child (it wraps the official client's
 ``ApiClient.call_api`` and the reconcile entry point before the operator starts), not by the
@@ -28,6 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +107,21 @@ def apply_crds(api: Any) -> None:
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    from kubernetes import client
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except client.ApiException as error:  # e.g. 429 while a CRD's storage re-initializes
+            if error.status not in (429, 500, 503, 504):
+                raise
         time.sleep(1)
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def setup(api: Any, env: dict[str, str], namespace: str, tasks: int) -> None:
+def setup(api: Any, env: dict[str, str], namespace: str, tasks: int, paused: bool) -> None:
     from kubernetes import client
 
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -145,7 +159,8 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int) -> None:
             GROUP, VERSION, namespace, "connectors",
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Connector", **body},
         )  # fmt: skip
-    for i in range(tasks):
+
+    def create(i: int) -> None:
         task = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "SyncTask",
@@ -153,9 +168,14 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int) -> None:
             "spec": {
                 "source": {"connectorRef": {"name": "db"}, "include": [f"shop{i}.*"]},
                 "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+                "worker": {"nodeSelector": {"ferry.dev/bench": "nowhere"}},
+                **({"paused": True} if paused else {}),
             },
         }
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks", task)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # thousands of tasks: in parallel
+        list(pool.map(create, range(tasks)))
 
 
 def all_started(api: Any, namespace: str, tasks: int) -> bool:
@@ -182,56 +202,142 @@ def read_counts(path: Path) -> dict[str, Any]:
     return data
 
 
+def start_child(counts: Path, log: Path, env: dict[str, str], namespace: str) -> Any:
+    command = [sys.executable, __file__, "--child", str(counts), "--", "--namespace", namespace]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def delta(after: dict[str, Any], before: dict[str, Any]) -> Counter[tuple[str, str]]:
+    from ferry_operator.kube import request_labels
+
+    by_label: Counter[tuple[str, str]] = Counter()
+    for key, value in after["requests"].items():
+        change = value - before["requests"].get(key, 0)
+        if change:
+            method, path = key.split(" ", 1)
+            by_label[request_labels(method, "/" + path)] += change
+    return by_label
+
+
+def quiet(counts: Path, seconds: float, timeout: float) -> None:
+    """Wait until the operator has made no reconcile for ``seconds``."""
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < seconds and time.monotonic() < deadline:
+        done = sum(read_counts(counts)["reconciles"].values())
+        if done != last:
+            last, since = done, time.monotonic()
+        time.sleep(0.5)
+
+
+def restart(
+    process: Any, counts: Path, log: Path, env: dict[str, str], namespace: str, tasks: int
+) -> tuple[Any, dict[str, Any]]:
+    """Stop the operator, start another; measure until it has reconciled every task."""
+    process.terminate()
+    try:
+        process.wait(timeout=120)
+    except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
+        process.kill()
+        process.wait()
+    counts.unlink(missing_ok=True)
+    started = time.monotonic()
+    second = start_child(counts, log, env, namespace)
+    peak = 0.0
+
+    def resumed() -> bool:
+        nonlocal peak
+        peak = max(peak, rss_mib(second.pid, "VmHWM"))
+        if not counts.exists():
+            return False
+        found = read_counts(counts)["reconciles"]
+        return bool(found.get("resume", 0) + found.get("create", 0) + found.get("update", 0))
+
+    wait_until(resumed, 600, "the first reconcile after the restart")
+    first_after = time.monotonic() - started
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < 10:  # until 10 s without a reconcile
+        peak = max(peak, rss_mib(second.pid, "VmHWM"))
+        done = sum(read_counts(counts)["reconciles"].values())
+        if done != last:
+            last, quiet_since = done, time.monotonic()
+        if time.monotonic() - started > 900:
+            raise SystemExit("no quiet after 900 s")
+        time.sleep(0.5)
+    converged = quiet_since - started
+    data = read_counts(counts)
+    return second, {
+        "first_after": first_after,
+        "converged_after": converged,
+        "reconciles": data["reconciles"],
+        "requests": dict(delta(data, {"requests": {}})),
+        "peak_rss": max(peak, rss_mib(second.pid, "VmHWM")),
+        "rss": rss_mib(second.pid, "VmRSS"),
+        "tasks": tasks,
+    }
+
+
 def measure(
-    api: Any, env: dict[str, str], tasks: int, seconds: float, resync: float, source: str | None
+    api: Any,
+    env: dict[str, str],
+    tasks: int,
+    seconds: float,
+    resync: float | None,
+    source: str | None,
+    paused: bool = False,
+    again: bool = False,
 ) -> dict[str, Any]:
     from kubernetes import client
 
-    from ferry_operator.kube import request_labels
-
     def tasks_left() -> bool:
-        listed: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "synctasks"
+        """Tasks or Connectors left (the operator removes their finalizers)."""
+        return any(
+            client.CustomObjectsApi(api).list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural
+            )["items"]
+            for plural in ("synctasks", "connectors")
         )
-        return bool(listed["items"])
 
     namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
     counts = Path(f"/tmp/{namespace}-counts.json")
     log = Path(f"/tmp/{namespace}-operator.log")
-    setup(api, env, namespace, tasks)
+    setup(api, env, namespace, tasks, paused)
     child_env = {
         **os.environ,
         "KUBECONFIG": env["KUBECONFIG"],
-        "FERRY_RESYNC_SECONDS": str(resync),
         "FERRY_WAIT_SECONDS": "2",
     }
+    if resync is not None:
+        child_env["FERRY_RESYNC_SECONDS"] = str(resync)
     if source:
         root = Path(source).resolve()
         child_env["PYTHONPATH"] = f"{root / 'operator'}:{root / 'runtime'}"
-    command = [sys.executable, __file__, "--child", str(counts), "--", "--namespace", namespace]
     started = time.monotonic()
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=child_env, stdout=out, stderr=subprocess.STDOUT)
+    process = start_child(counts, log, child_env, namespace)
+    restarted: dict[str, Any] | None = None
     try:
-        wait_until(lambda: all_started(api, namespace, tasks), 900, f"{tasks} tasks started")
+        wait_until(lambda: all_started(api, namespace, tasks), 1800, f"{tasks} tasks started")
         ready_after = time.monotonic() - started
-        time.sleep(max(5.0, resync * 1.5))  # the last status writes and their watch events
+        # The cluster settles after the operator did: the Deployment and ReplicaSet controllers
+        # and the scheduler update 1000s of objects at their own pace, and each change a task
+        # acts on wakes it. The window starts once the operator has been quiet for 20 s.
+        quiet(counts, 20, 600)
         before = read_counts(counts)
+        load = os.getloadavg()[0]
         time.sleep(seconds)
         after = read_counts(counts)
         rss = rss_mib(process.pid, "VmRSS"), rss_mib(process.pid, "VmHWM")
+        if again:
+            process, restarted = restart(process, counts, log, child_env, namespace, tasks)
+            restarted["load"] = os.getloadavg()[0]
+            restarted["all_started"] = all_started(api, namespace, tasks)
     finally:
         client.CoreV1Api(api).delete_namespace(namespace)
         # The operator finishes the tasks' deletion (finalizers) before it is stopped.
-        wait_until(lambda: not tasks_left(), 300, "the tasks deleted")
+        wait_until(lambda: not tasks_left(), 1800, "the tasks deleted")
         process.terminate()
         process.wait(timeout=30)
-    by_label: Counter[tuple[str, str]] = Counter()
-    for key, value in after["requests"].items():
-        delta = value - before["requests"].get(key, 0)
-        if delta:
-            method, path = key.split(" ", 1)
-            by_label[request_labels(method, "/" + path)] += delta
+    by_label = delta(after, before)
     resyncs = after["reconciles"].get("resync", 0) - before["reconciles"].get("resync", 0)
     others = sum(after["reconciles"].values()) - sum(before["reconciles"].values()) - resyncs
     return {
@@ -242,6 +348,8 @@ def measure(
         "other_reconciles": others,
         "requests": dict(by_label),
         "rss": rss,
+        "load": load,
+        "restart": restarted,
         "source": log.read_text(errors="replace").splitlines()[0],
     }
 
@@ -255,10 +363,23 @@ def report(result: dict[str, Any]) -> None:
         f"{result['resyncs']} resyncs ({result['other_reconciles']} other reconciles), "
         f"{total} API requests = {total / result['seconds']:.1f}/s, "
         f"{total / resyncs:.2f} per task per resync; "
-        f"operator RSS {result['rss'][0]:.0f} MiB (peak {result['rss'][1]:.0f})"
+        f"operator RSS {result['rss'][0]:.0f} MiB (peak {result['rss'][1]:.0f}); "
+        f"load average {result['load']:.1f}"
     )
     for (verb, resource), count in sorted(result["requests"].items(), key=lambda kv: -kv[1]):
         print(f"  {verb:>8} {resource:<22} {count:>7}  {count / resyncs:.2f} per resync")
+    again = result.get("restart")
+    if again:
+        print(
+            f"restart: first reconcile after {again['first_after']:.0f}s, every task reconciled "
+            f"and quiet after {again['converged_after']:.0f}s (10 s without a reconcile, "
+            f"included); reconciles {again['reconciles']}; "
+            f"{sum(again['requests'].values())} API requests; peak RSS "
+            f"{again['peak_rss']:.0f} MiB (now {again['rss']:.0f}); all tasks with revision and "
+            f"Deployment: {again['all_started']}; load average {again['load']:.1f}"
+        )
+        for (verb, resource), count in sorted(again["requests"].items(), key=lambda kv: -kv[1]):
+            print(f"  {verb:>8} {resource:<22} {count:>7}")
 
 
 def main() -> int:
@@ -267,8 +388,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--seconds", type=float, default=30.0, help="measured window")
-    parser.add_argument("--resync", type=float, default=10.0, help="FERRY_RESYNC_SECONDS")
+    parser.add_argument("--resync", type=float, help="FERRY_RESYNC_SECONDS")
     parser.add_argument("--source", help="run the operator from this checkout instead")
+    parser.add_argument("--paused", action="store_true", help="paused tasks: no worker pods")
+    parser.add_argument("--restart", action="store_true", help="then measure a restart")
     args = parser.parse_args()
     from kubernetes import config
 
@@ -276,7 +399,10 @@ def main() -> int:
     api = config.new_client_from_config(config_file=env["KUBECONFIG"])  # type: ignore[no-untyped-call]
     apply_crds(api)
     for tasks in args.tasks:
-        report(measure(api, env, tasks, args.seconds, args.resync, args.source))
+        result = measure(
+            api, env, tasks, args.seconds, args.resync, args.source, args.paused, args.restart
+        )
+        report(result)
     return 0
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "Assessment",
     "Problem",
     "assess",
+    "next_check",
     "parse_time",
     "reports_running",
     "reset_after",
@@ -321,3 +322,46 @@ def assess(
         },
         False,
     )
+
+
+# While a pod's restarts are counted in a row, how often to look whether the streak ends.
+STREAK_CHECK = timedelta(seconds=60)
+# A task waiting on something that should wake it by an event (a Connector, a template).
+WAITING_CHECK = timedelta(seconds=60)
+_SLACK = timedelta(seconds=1)
+
+
+def next_check(
+    spec: SyncTaskSpec | None,
+    status: dict[str, Any],
+    *,
+    problem: Problem | None,
+    paused: bool,
+    phase: str,
+    now: datetime,
+) -> datetime | None:
+    """When the verdict of :func:`assess` could change with no watch event (pure): the moment
+    a heartbeat goes missing or startTimeout runs out, and a periodic look while a pod's
+    restart streak may reset or a task waits. None in a steady state (a task that runs and
+    reports: its next report is an event; paused; Failed; Completed)."""
+    if problem is not None:
+        return None if problem.permanent else now + WAITING_CHECK
+    if paused or spec is None or phase in ("Failed", "Completed"):
+        return None
+    started = parse_time(status.get("lastStartTime"))
+    worker = this_worker(status)
+    state = worker.get("workerState")
+    heartbeat = parse_time(worker.get("heartbeatTime"))
+    candidates: list[datetime] = []
+    if heartbeat is not None and state not in ("Completed", "Failed", "Stopped"):
+        missing_at = heartbeat + HEARTBEAT_INTERVALS * REPORT_INTERVAL + _SLACK
+        if missing_at > now:
+            candidates.append(missing_at)
+    if started is not None and not state:
+        limit = parse_duration(spec.start_timeout) if spec.start_timeout else None
+        late_at = started + (limit or DEFAULT_START_TIMEOUT) + _SLACK
+        if late_at > now:
+            candidates.append(late_at)
+    if ((status.get("workerPod") or {}).get("restartStreak") or 0) > 0:
+        candidates.append(now + STREAK_CHECK)
+    return min(candidates) if candidates else None

@@ -39,6 +39,7 @@ from typing import Any
 __all__ = [
     "IMAGE_PULL_REASONS",
     "Trouble",
+    "change_view",
     "missing_secret_key",
     "newest",
     "pod_summary",
@@ -330,3 +331,42 @@ def worker_pod_status(
         if found.reason in _STEADY_MESSAGES and before.get("reason") == found.reason:
             status["message"] = before.get("message") or found.message
     return {k: v for k, v in status.items() if v is not None}
+
+
+def change_view(pod: Mapping[str, Any]) -> list[Any]:
+    """What of a pod can change ``status.workerPod`` or the task's verdict (pure): a watch event
+    that leaves it equal wakes no reconcile. The kubelet's flip between ErrImagePull and
+    ImagePullBackOff (every back-off, for as long as the image cannot be pulled) is one state."""
+    status = pod.get("status") or {}
+    containers = []
+    for container in _containers(pod):
+        state = container.get("state") or {}
+        waiting = state.get("waiting") or {}
+        reason = waiting.get("reason")
+        pulling = reason in IMAGE_PULL_REASONS
+        last = (container.get("lastState") or {}).get("terminated") or {}
+        containers.append(
+            [
+                container.get("name"),
+                container.get("restartCount"),
+                container.get("ready"),
+                sorted(state),
+                "ImagePullBackOff" if pulling else reason,
+                None if pulling else waiting.get("message"),
+                (state.get("terminated") or {}).get("reason"),
+                (state.get("running") or {}).get("startedAt"),
+                [last.get("reason"), last.get("exitCode"), last.get("finishedAt")],
+            ]
+        )
+    scheduled = [
+        [c.get("status"), c.get("reason"), c.get("message")]
+        for c in status.get("conditions") or []
+        if c.get("type") == "PodScheduled"
+    ]
+    return [
+        status.get("phase"),
+        (pod.get("spec") or {}).get("nodeName"),
+        scheduled,
+        containers,
+        (pod.get("metadata") or {}).get("deletionTimestamp"),
+    ]

@@ -61,6 +61,7 @@ __all__ = [
     "reconcile",
     "record_failure",
     "stop_worker",
+    "uses",
     "writes_objects",
 ]
 
@@ -114,6 +115,10 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     problem: Problem | None = None
     notifications: list[notify.Delivery] = field(default_factory=list)
+    # When to look again with no event (health.next_check), and what the task reads (for
+    # waking it when a Connector or its TaskTemplate changes).
+    wake_at: datetime | None = None
+    uses: frozenset[tuple[str, str]] = frozenset()
 
 
 # ---------------------------------------------------------------- observe
@@ -130,6 +135,18 @@ def _connector_names(spec: dict[str, Any]) -> set[str]:
         for ref in [(spec.get(part) or {}).get("connectorRef")]
         if ref
     }
+
+
+def uses(task: dict[str, Any], template: dict[str, Any] | None) -> frozenset[tuple[str, str]]:
+    """The Connectors and the TaskTemplate ``task`` reads, as (plural, name) (pure)."""
+    spec = task.get("spec") or {}
+    names = _connector_names(spec)
+    if template:
+        names |= _connector_names(template.get("spec", {}).get("template", {}))
+    found = {("connectors", name) for name in names}
+    if spec.get("templateRef"):
+        found.add(("tasktemplates", spec["templateRef"]["name"]))
+    return frozenset(found)
 
 
 def observe(
@@ -418,7 +435,22 @@ def _finish(
         observed.now,
         fields.get("lastRun"),
     )
-    return Plan(plan_apply, delete, fields, events, problem, sends)
+    wake_at = health.next_check(
+        spec, status, problem=problem, paused=paused, phase=verdict.phase, now=observed.now
+    )
+    tick = health.parse_time(fields.get("nextRun"))  # a scheduled run starts with no event
+    if tick is not None and (wake_at is None or tick < wake_at):
+        wake_at = tick
+    return Plan(
+        plan_apply,
+        delete,
+        fields,
+        events,
+        problem,
+        notifications=sends,
+        wake_at=wake_at,
+        uses=uses(observed.task, observed.template),
+    )
 
 
 def _worker_pod(
@@ -724,27 +756,48 @@ def writes_objects(plan: Plan) -> bool:
     return bool(plan.delete) or any(needs_apply(d, o) for d, o in plan.apply)
 
 
-def reconcile(
-    ctx: Context, clients: Clients, applier: Applier, cache: Cache | None = None
-) -> Plan | None:
-    """observe → decide → act, one at a time per task and on a freshly read task (a timer and
-    a change handler may fire together; kopf's body may be older than the last status write).
-    None when the task is gone. The handler turns plan.problem into a kopf error.
+# Triggers that expect to write (a new or changed spec, a template change): fresh reads at once.
+FRESH_TRIGGERS = ("create", "update", "template/")
 
-    With a ``cache`` (the watch-fed copies), a resync in a steady state costs one read: the
-    task. When the copies say an object must be written, the owned objects and revisions are
-    read afresh and the plan made again: writes are decided only on fresh reads, so a lagging
-    copy never takes a revision number twice nor overwrites what someone just changed. Other
-    triggers (create, update, resume, a template change) expect to write: fresh reads at once.
+
+def _rv(obj: dict[str, Any] | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:  # not etcd's revision: never trust a copy
+        return 0
+
+
+def reconcile(
+    ctx: Context,
+    clients: Clients,
+    applier: Applier,
+    cache: Cache | None = None,
+    task: dict[str, Any] | None = None,
+) -> Plan | None:
+    """observe → decide → act, one at a time per task. None when the task is gone. The handler
+    turns plan.problem into a kopf error.
+
+    ``task`` is a copy the caller already has (a watch event's body): used when it is not older
+    than this operator's own last status write of the task (resourceVersions are etcd
+    revisions), else the task is read afresh — a wake-up and a change handler may fire
+    together, and an event queued before our write carries the status before it.
+
+    With a ``cache`` (the watch-fed copies), a reconcile in a steady state reads nothing more.
+    When the copies say an object must be written, the owned objects and revisions are read
+    afresh and the plan made again: writes are decided only on fresh reads, so a lagging copy
+    never takes a revision number twice nor overwrites what someone just changed. Triggers
+    that expect to write (create, update, a template change) read afresh at once.
     """
     RECONCILES.labels(ctx.trigger.split("/")[0]).inc()
     with _lock(ctx.uid):
-        task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
+        written = applier.status_versions.get((ctx.namespace, ctx.name), 0)
+        if task is None or _rv(task) < written:
+            task = clients.get_custom(ctx.namespace, "synctasks", ctx.name)
         if task is None or task["metadata"].get("uid") != ctx.uid:
             return None
         if task["metadata"].get("deletionTimestamp"):
             return None
-        if cache is not None and ctx.trigger == "resync":
+        if cache is not None and not ctx.trigger.startswith(FRESH_TRIGGERS):
             observed = observe(ctx, clients, task, cache, owned_from_cache=True)
             plan = decide(ctx, observed)
             if not writes_objects(plan):

@@ -11,7 +11,7 @@ from ferry_operator.context import Context
 from ferry_operator.kube import Clients
 from ferry_operator.recorder import record
 
-__all__ = ["OWNED_STATUS", "count", "reconcile", "users"]
+__all__ = ["OWNED_STATUS", "count", "reconcile", "record_users", "users"]
 
 OWNED_STATUS = {"observedGeneration", "users"}
 
@@ -41,17 +41,17 @@ def reconcile(
         task_ctx = Context(ctx.namespace, meta["name"], meta["uid"], f"template/{ctx.name}")
         reconcile_task(task_ctx, task)
     if body is not None:
-        _record_users(ctx, applier, body, len(tasks))
+        record_users(ctx, applier, body, len(tasks))
     return len(tasks)
 
 
 def count(ctx: Context, clients: Clients, applier: Applier, body: dict[str, Any]) -> int:
     """Only refresh status.users (tasks come and go without the template changing)."""
     number = len(users(clients, ctx.namespace, ctx.name))
-    _record_users(ctx, applier, body, number)
+    record_users(ctx, applier, body, number)
     return number
 
 
-def _record_users(ctx: Context, applier: Applier, body: dict[str, Any], number: int) -> None:
+def record_users(ctx: Context, applier: Applier, body: dict[str, Any], number: int) -> None:
     fields = {"observedGeneration": body["metadata"].get("generation"), "users": number}
     record(ctx, applier, body, fields, OWNED_STATUS)

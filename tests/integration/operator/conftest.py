@@ -42,7 +42,9 @@ class OperatorProcess:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.testenv.kubeconfig),
-            "FERRY_RESYNC_SECONDS": "1",
+            # The safety-net resync; FERRY_TEST_RESYNC_SECONDS=300 (the default) runs a test on
+            # watch events alone.
+            "FERRY_RESYNC_SECONDS": os.environ.get("FERRY_TEST_RESYNC_SECONDS", "1"),
             "FERRY_WAIT_SECONDS": "1",
             "FERRY_PROBE_SECONDS": "30",
             **self.extra_env,

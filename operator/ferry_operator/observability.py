@@ -23,20 +23,11 @@ from prometheus_client.registry import Collector
 
 from ferry_operator import kube
 from ferry_operator.api import GROUP, VERSION
+from ferry_operator.api.synctask import PHASES
 from ferry_runtime.config import parse_duration
 
 __all__ = ["PHASES", "RECONCILES", "LoopHeartbeat", "SyncTaskCollector", "serve", "task_metrics"]
 
-PHASES = (
-    "Pending",
-    "Starting",
-    "Snapshotting",
-    "Running",
-    "Paused",
-    "Failed",
-    "Completed",
-    "Scheduled",
-)
 TICK_SECONDS = 5.0
 STUCK_AFTER_SECONDS = 60.0
 RECONCILES = Counter(

@@ -9,7 +9,7 @@ by the API server, because a server-side default would hide the template's value
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -129,6 +129,13 @@ def _identifier(field: str, description: str) -> Any:
         description=description,
         json_schema_extra=must_match(IDENTIFIER_PATTERN, f"{field} {IDENTIFIER_MESSAGE}"),
     )
+
+
+# The phases status.phase takes (the plugin, the operator's metrics and the docs list them).
+Phase = Literal[
+    "Pending", "Starting", "Snapshotting", "Running", "Paused", "Failed", "Completed", "Scheduled"
+]
+PHASES: tuple[str, ...] = get_args(Phase)
 
 
 class SourceSpec(Model):
@@ -1046,19 +1053,7 @@ class SyncTaskStatus(Model):
     lastKeylessRestartAnnounced, lastStartTime, workerPod. Worker-owned:
     the rest."""
 
-    phase: (
-        Literal[
-            "Pending",
-            "Starting",
-            "Snapshotting",
-            "Running",
-            "Paused",
-            "Failed",
-            "Completed",
-            "Scheduled",
-        ]
-        | None
-    ) = Field(default=None, description="Where the task is in its life.")
+    phase: Phase | None = Field(default=None, description="Where the task is in its life.")
     observed_generation: int | None = Field(
         default=None, description="The spec generation the status describes."
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from ferry_operator.api.synctask import PHASES
 from ferry_operator.plugin import revisions
 from ferry_operator.plugin.errors import NotFoundError
 from ferry_runtime.status import position_display
@@ -35,16 +36,6 @@ __all__ = [
     "updated",
 ]
 
-PHASES = (
-    "Pending",
-    "Starting",
-    "Snapshotting",
-    "Running",
-    "Paused",
-    "Failed",
-    "Completed",
-    "Scheduled",
-)
 NONE = "-"
 
 

@@ -121,10 +121,14 @@ def test_status_holds_the_view_and_the_breakdown(
         "retry",
         "lastErrors",
         "lastSkip",
+        "lastResnapshot",
+        "verification",
         "selectedTables",
         "heartbeatTime",
     }
     assert body["lastSkip"] is None  # no spec.skipEvent applied
+    assert body["lastResnapshot"] is None  # no purged binlog recovered from
+    assert body["verification"] is None  # no spec.verifyRequest
     assert body["retry"] == {"streak": 0, "nextRetryTime": None}
 
     tracker.finish_table("shop.orders")

@@ -42,14 +42,19 @@ def _verify(sink: Sink, nonce: str, timeout: float = 60, **request: Any) -> dict
     """A worker with verifyRequest {nonce, **request}: its finished status.verification."""
     config = sink.config(mapping=MAPPING, verifyRequest={"nonce": nonce, **request})
     worker = sink.run(config)
+    running: list[dict[str, Any]] = []  # the views seen while it ran
 
     def done() -> Any:
         found = worker.tracker.view()["verification"]
+        if found and found["nonce"] == nonce and found["state"] == "Running":
+            running.append(found)
         return found if found and found["nonce"] == nonce and found["state"] != "Running" else None
 
     wait_until(done, timeout, f"verification {nonce}")
     result: dict[str, Any] = done()
     assert worker.stop() == 0
+    for view in running:  # a running check says since when, and no result yet
+        assert view["startTime"] <= result["time"] and "mismatchedRows" not in view
     return result
 
 
@@ -103,6 +108,7 @@ def test_drift_on_the_target_is_found_exactly_and_repaired(sink: Sink) -> None:
     assert sink.sql(f"SELECT v FROM `{sink.target}`.other WHERE k = 'b'") == ((2,),)
     done = _verify(sink, "after-repair")
     assert done["mismatchedRows"] == 0
+    assert done["unsettledRows"] == 0  # nothing was written during the check
 
     # The same nonce again (a restart, a GitOps re-apply): the result stands, nothing runs.
     sink.sql(f"DELETE FROM {goods} WHERE id = 5")

@@ -108,8 +108,8 @@ class Notification(Model):
     webhook: Webhook = Field(description="The endpoint.")
 
 
-class RunStatus(Model):
-    """One finished snapshot run."""
+class ActiveRun(Model):
+    """The snapshot run going on now."""
 
     id: str | None = Field(
         default=None, description="The scheduled run's id (its tick, UTC); none unscheduled."
@@ -124,6 +124,11 @@ class RunStatus(Model):
         description="When the operator started the run's worker.",
         json_schema_extra={"format": "date-time"},
     )
+
+
+class RunStatus(ActiveRun):
+    """One finished snapshot run: the run's fields, and how it ended."""
+
     end: str | None = Field(
         default=None,
         description="When the worker reported the run's end.",
@@ -137,22 +142,6 @@ class RunStatus(Model):
     )
     reason: str | None = Field(default=None, description="Why it failed (CamelCase).")
     message: str | None = Field(default=None, description="What failed.")
-
-
-class ActiveRun(Model):
-    """The snapshot run going on now."""
-
-    id: str | None = Field(default=None, description="The scheduled run's id.")
-    scheduled_time: str | None = Field(
-        default=None,
-        description="The schedule tick that started it.",
-        json_schema_extra={"format": "date-time"},
-    )
-    start: str | None = Field(
-        default=None,
-        description="When the operator started its worker.",
-        json_schema_extra={"format": "date-time"},
-    )
 
 
 class NotificationStatus(Model):

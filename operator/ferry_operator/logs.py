@@ -8,16 +8,38 @@
   logged at DEBUG, not INFO: at INFO they were most of the log and said nothing.
 - ``json`` gives one JSON object per line (kopf's JSON formatter: ``message``, ``severity``,
   ``timestamp`` and the object's reference under ``object``), for log pipelines.
+- With ``FERRY_LOG_CONFIG`` (the chart mounts its ConfigMap there), :class:`LogConfig` reads
+  ``level`` and ``format`` from that YAML file and :func:`watch` applies a change while the
+  operator runs: the kubelet updates a mounted ConfigMap in place, so a new chart value
+  changes the level without a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import kopf
+import yaml
 
-__all__ = ["FORMATS", "LogFormat", "RoutineAtDebug", "configure"]
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "LogConfig",
+    "LogFormat",
+    "RoutineAtDebug",
+    "apply",
+    "configure",
+    "read_config",
+    "watch",
+]
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+WATCH_SECONDS = 2.0
+log = logging.getLogger(__name__)
 
 LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -60,3 +82,48 @@ def configure(verbose: bool, level: str, log_format: LogFormat) -> None:
     objects = logging.getLogger("kopf.objects")
     if not any(isinstance(f, RoutineAtDebug) for f in objects.filters):
         objects.addFilter(RoutineAtDebug())
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """The operator's level and line format."""
+
+    level: str = "INFO"
+    format: LogFormat = "text"
+
+
+def read_config(path: str | Path, default: LogConfig | None = None) -> LogConfig:
+    """``level`` and ``format`` from a YAML file (``{level: debug, format: json}``); what is
+    missing, unknown or unreadable keeps ``default``'s value."""
+    default = default or LogConfig()
+    try:
+        data: Any = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return default
+    if not isinstance(data, dict):
+        return default
+    level = str(data.get("level") or default.level).upper()
+    chosen = str(data.get("format") or default.format).lower()
+    return LogConfig(
+        level if level in LEVELS else default.level,
+        "json" if chosen == "json" else "text" if chosen == "text" else default.format,
+    )
+
+
+def apply(config: LogConfig) -> None:
+    """Make ``config`` the effective level and format (at once; callable any time)."""
+    configure(config.level == "DEBUG", config.level, config.format)
+    logging.getLogger().setLevel(config.level)
+
+
+async def watch(path: str | Path, current: LogConfig, interval: float = WATCH_SECONDS) -> None:
+    """Apply each change of the file at ``path`` until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        found = read_config(path, current)
+        if found != current:
+            apply(found)
+            logging.getLogger("ferry_operator").warning(
+                "log level %s, format %s (from %s)", found.level, found.format, path
+            )
+            current = found

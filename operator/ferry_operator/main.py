@@ -63,6 +63,16 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
 
     level = os.environ.get("FERRY_LOG_LEVEL", "INFO").upper()
     logs.configure(verbose, level, "json" if log_format == "json" else "text")
+    # FERRY_LOG_CONFIG: a file (the chart's mounted ConfigMap) whose level and format win
+    # over the above and are applied again whenever it changes.
+    log_config_path = os.environ.get("FERRY_LOG_CONFIG") or None
+    log_config = logs.LogConfig(
+        "DEBUG" if verbose else level if level in logs.LEVELS else "INFO",
+        "json" if log_format == "json" else "text",
+    )
+    if log_config_path:
+        log_config = logs.read_config(log_config_path, log_config)
+        logs.apply(log_config)
     # With FERRY_PEERING set, replicas elect one active operator through kopf's peering
     # objects (the chart installs kopf's peering CRDs); without it, it runs standalone.
     # Peers of equal priority all freeze, so each replica draws its own unless told.
@@ -73,6 +83,11 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
     async def operate() -> None:
         heartbeat = observability.LoopHeartbeat()
         ticker = asyncio.create_task(heartbeat.run())
+        watcher = (
+            asyncio.create_task(logs.watch(log_config_path, log_config))
+            if log_config_path
+            else None
+        )
         if http_port:
             observability.serve(int(http_port), namespaces, heartbeat)
         try:
@@ -87,6 +102,8 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
             )
         finally:
             ticker.cancel()
+            if watcher is not None:
+                watcher.cancel()
 
     asyncio.run(operate())
     return 0

@@ -25,6 +25,17 @@ EXIT_INVALID_CONFIG = 1
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="path of the worker config (YAML)")
+    parser.add_argument(
+        "--revision-file",
+        default=None,
+        help="a file holding the config's revision name (status.appliedRevision); on "
+        "Kubernetes, beside the config in the mounted ConfigMap",
+    )
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not watch the config file for live changes (ferry_runtime.live.LIVE_FIELDS)",
+    )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,19 +54,26 @@ def _optional(module: str) -> Any:
 
 def worker(args: argparse.Namespace) -> int:
     from ferry_runtime import config as config_module
-    from ferry_runtime import errors, status
+    from ferry_runtime import errors, live, logs, status
     from ferry_runtime import worker as worker_module
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("pymysqlreplication").setLevel(logging.WARNING)  # logs its settings
+    logs.configure()
     try:
         config = config_module.load(args.config)
     except OSError as error:
         return _failed("InvalidConfig", f"cannot read {args.config}: {error.strerror or error}")
     except config_module.ConfigError as error:
         return _failed("InvalidConfig", str(error))
+    secrets = [value for name in config.secret_envs() if (value := os.environ.get(name))]
+    logs.configure(config.log_level, config.log_format, secrets)
     tracker = status.StatusTracker()
     the_worker = worker_module.Worker(config, tracker)
+    watcher = live.Watcher(
+        args.config, config, lambda change: _on_change(the_worker, change), args.revision_file
+    )
+    tracker.set_applied_revision(watcher.revision())
+    if not getattr(args, "no_watch", False):
+        watcher.start()
 
     def on_signal(signum: int, _frame: Any) -> None:
         tracker.set_state("Stopping")
@@ -69,7 +87,6 @@ def worker(args: argparse.Namespace) -> int:
     server = server_module.start(tracker, config.reporting.port) if server_module else None
     if server is not None:
         print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
-    secrets = [value for name in config.secret_envs() if (value := os.environ.get(name))]
     reporter = (
         reporter_module.start(tracker, config.reporting, config.task, secrets=secrets)
         if reporter_module
@@ -83,6 +100,7 @@ def worker(args: argparse.Namespace) -> int:
         code = worker_module.EXIT_FAILED
         the_worker.failure = errors.FatalError("InternalError", detail)
     finally:
+        watcher.stop()
         if reporter is not None:
             reporter.stop()
         if server is not None:
@@ -93,6 +111,25 @@ def worker(args: argparse.Namespace) -> int:
         return _failed(the_worker.failure.reason, the_worker.failure.message, code)
     print(f"ferry worker: {tracker.state.lower()}", file=sys.stderr)
     return code
+
+
+def _on_change(the_worker: Any, change: Any) -> None:
+    """A new config file (ferry_runtime.live.Watcher): logging at once, rules and batching
+    at the worker's next transaction boundary; a restart field waits for a new process."""
+    from ferry_runtime import logs
+
+    log = logging.getLogger("ferry.live")
+    if not change.live:
+        log.info(
+            "the config changed in fields that need a new worker process (revision %s); "
+            "this one keeps its config until it is replaced",
+            change.revision,
+        )
+        return
+    config = change.config
+    logs.configure(config.log_level, config.log_format)
+    log.debug("log level %s, format %s", config.log_level or "INFO", config.log_format or "text")
+    the_worker.reload(config, change.revision)
 
 
 def _failed(reason: str, message: str, code: int = EXIT_INVALID_CONFIG) -> int:

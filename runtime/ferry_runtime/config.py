@@ -562,6 +562,15 @@ class WorkerConfig(Model):
     skip_event: SkipEvent | None = None
     heartbeat: Heartbeat | None = None
     verify_request: VerifyRequest | None = None
+    # None: INFO and text (left out of rendered configs, so adding them rolled no task).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
+        default=None, description="The worker's log level; default INFO. Applied live."
+    )
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        description="text (default) or json: one JSON object per line (time, level, logger, "
+        "message and the record's extra fields). Applied live.",
+    )
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ WORKER_FIELDS = (
     "verification",
     "lastResnapshot",
     "selectedTables",
+    "appliedRevision",
     "heartbeatTime",
 )
 MIN_SPACING_SECONDS = 1.0  # a flapping state must not flood the API server

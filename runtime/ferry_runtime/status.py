@@ -153,6 +153,7 @@ class StatusTracker:
     verifying: tuple[str, float] | None = None  # (nonce, start time) of the one running
     resnapshots: int = 0  # onPositionUnavailable: resnapshot recoveries (kept in the checkpoint)
     last_resnapshot: ResnapshotRecord | None = None  # the last of them (kept in the checkpoint)
+    applied_revision: str | None = None  # the config revision this process runs with (live)
     _beats: dict[str, float] = field(default_factory=dict)  # component -> wall time of last beat
     # spec.heartbeat: wall times of heartbeat rows written (or tried) and not delivered yet
     _unconfirmed_beats: deque[float] = field(default_factory=deque)
@@ -178,6 +179,16 @@ class StatusTracker:
         if changed:
             for listener in list(self._listeners):
                 listener(state)
+
+    def set_applied_revision(self, revision: str | None) -> None:
+        """The worker runs with config revision ``revision`` now (at start, or applied live);
+        reported at once."""
+        with self._lock:
+            changed = revision != self.applied_revision
+            self.applied_revision = revision
+        if changed:
+            for listener in list(self._listeners):
+                listener(self.state)
 
     def on_state_change(self, listener: Callable[[State], None]) -> None:
         """Call ``listener(new_state)`` on every transition (the reporter reports at once)."""
@@ -515,6 +526,7 @@ class StatusTracker:
                 "verification": _verification_view(self.verification, self.verifying),
                 "lastResnapshot": _resnapshot_view(self.last_resnapshot),
                 "selectedTables": self.selected_tables,
+                "appliedRevision": self.applied_revision,
                 "heartbeatTime": _rfc3339(self.clock()),
             }
 

@@ -33,6 +33,8 @@ from ferry_runtime import (
     errors,
     formats,
     heartbeat,
+    live,
+    progresslog,
     rules,
     runs,
     skip,
@@ -73,6 +75,11 @@ def _selected_by(selection: dict[str, list[str]], name: str) -> bool:
 
 class _Stopped(Exception):
     """stop() was called; unwind and exit cleanly."""
+
+
+class _Reload(Exception):
+    """A live config change waits (reload()): unwind at a transaction boundary, with all
+    delivered data checkpointed, and run on with the new config in this process."""
 
 
 # While the selection matches no table, how often the worker looks again (tables may appear).
@@ -132,6 +139,9 @@ class Worker:
         self.task_id = config.task.id
         self.failure: errors.WorkerError | None = None
         self._stop = threading.Event()
+        self._reload_lock = threading.Lock()
+        self._pending: tuple[WorkerConfig, str | None] | None = None  # reload() not applied
+        self._snapshot_log = progresslog.SnapshotLog()
         self._next_selection_check = 0.0
         self._streak = 0  # consecutive failures (restartPolicy.maxRetries caps it)
         self._healthy_since: float | None = None  # monotonic time of this run's first progress
@@ -152,6 +162,43 @@ class Worker:
         """Ask the worker to flush, commit its checkpoint and return (thread-safe)."""
         self._stop.set()
 
+    def reload(self, config: WorkerConfig, revision: str | None) -> None:
+        """Take ``config`` (the running config with new live fields, see
+        :mod:`ferry_runtime.live`) at the next transaction boundary (thread-safe). A change
+        of logging fields alone needs no boundary: it is recorded at once."""
+        with self._reload_lock:
+            base = self._pending[0] if self._pending else self.config
+            unchanged = {k: v for k, v in live.live_part(base).items()
+                         if k not in live.LOGGING_FIELDS} == {
+                k: v for k, v in live.live_part(config).items() if k not in live.LOGGING_FIELDS
+            }  # fmt: skip
+            if unchanged and self._pending is None:
+                self.config = config
+                self.tracker.set_applied_revision(revision)
+                log.info("revision %s applied live (logging)", revision or "?")
+                return
+            self._pending = (config, revision)
+
+    def _reloading(self) -> bool:
+        return self._pending is not None
+
+    def _apply_reload(self) -> None:
+        """Swap in the pending config (the run that used the old one has ended)."""
+        with self._reload_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        config, revision = pending
+        before, after = live.live_part(self.config), live.live_part(config)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        self.config = config
+        self._router = rules.Router(config)
+        self.tracker.set_applied_revision(revision)
+        log.info(
+            "revision %s applied live at %s (changed: %s); no restart",
+            revision or "?", self._where() or "the start", ", ".join(changed) or "nothing",
+        )  # fmt: skip
+
     # ------------------------------------------------------------ the retry loop
 
     def run(self) -> int:
@@ -164,6 +211,8 @@ class Worker:
             except _Stopped:
                 self.tracker.set_state("Stopped")
                 return EXIT_OK
+            except _Reload:
+                self._apply_reload()
             except errors.TransientError as error:
                 self.tracker.record_error(error.reason, error.message, position=self._where())
                 delay = self._next_retry(error)
@@ -270,7 +319,7 @@ class Worker:
         """_run_once, with anything unforeseen treated as transient (logged in full)."""
         try:
             return self._run_once()
-        except (errors.WorkerError, _Stopped):
+        except (errors.WorkerError, _Stopped, _Reload):
             raise
         except Exception as error:
             log.exception("unexpected error")
@@ -645,6 +694,7 @@ class Worker:
             snap = Snapshot(conn)
             position = snap.begin()
             progress, tables = self._plan(conn, state)
+            self._snapshot_log.start(sorted(n for n, t in progress.tables.items() if not t.done))
             state = dataclasses.replace(state, position=position)
             for table in tables:
                 done = progress.tables[table.name]
@@ -663,6 +713,7 @@ class Worker:
             state = self._commit(dataclasses.replace(state, snapshot=progress))
             sink.deliver([], state)
             self.tracker.finish_snapshot()
+            self._snapshot_log.finish()
         finally:
             conn.close()
 
@@ -686,6 +737,7 @@ class Worker:
     def _finish_table(self, table: TableSchema, progress: SnapshotState) -> SnapshotState:
         final = progress.tables[table.name]
         self.tracker.finish_table(table.name)
+        self._snapshot_log.table_done(table.name, final.rows)
         return progress.with_table(table.name, TableState(True, final.after, final.rows))
 
     def _deliver_rows(
@@ -699,6 +751,8 @@ class Worker:
         """Deliver snapshot rows read at ``position`` with ``state`` (which covers them)."""
         if self._stop.is_set():
             raise _Stopped
+        if self._reloading():  # the chunks before are committed: resume from there
+            raise _Reload
         self.tracker.heartbeat(PIPELINE)
         started = time.monotonic()
         template = Change(
@@ -714,6 +768,10 @@ class Worker:
         self._healthy()
         self._resnapshot = False  # the new snapshot's checkpoint is committed
         self.tracker.record_snapshot_rows(table.name, len(rows))
+        with self.tracker.reading():
+            shown = self.tracker.tables.get(table.name)
+            done, total = (shown.rows_done, shown.rows_total) if shown else (len(rows), 0)
+        self._snapshot_log.progress(table.name, len(rows), done, total)
         self.tracker.record_delivered(counts, dict(state.position or position), None)
         self.tracker.observe_batch_latency(time.monotonic() - started)
 
@@ -737,6 +795,7 @@ class Worker:
         progress, tables = self._plan(snap.conn, state)
         if any(not table.done for table in progress.tables.values()):
             self.tracker.reopen_snapshot()
+        self._snapshot_log.start(sorted(n for n, t in progress.tables.items() if not t.done))
         orders = {t.name: keys.KeyOrder(ctl, t) for t in tables if t.primary_key}
         # At least once, rows past a resumed checkpoint may already have been delivered.
         replaying = state.snapshot is not None and self.config.delivery != "exactly-once"
@@ -767,6 +826,7 @@ class Worker:
         state = self._commit(dataclasses.replace(state, snapshot=progress, resnapshot=recovery))
         sink.deliver([], state)
         self.tracker.finish_snapshot()
+        self._snapshot_log.finish()
         if recovery is not None and recovery != self.tracker.last_resnapshot:
             self.tracker.record_resnapshot(recovery)
             log.info(
@@ -849,6 +909,7 @@ class Worker:
         self._deliver_rows(sink, table, chunk.rows, state, at)
         if last:
             self.tracker.finish_table(table.name)
+            self._snapshot_log.table_done(table.name, progress.tables[table.name].rows)
         return state, feed
 
     def _read_keyless(
@@ -994,10 +1055,15 @@ class Worker:
                 if item.changes:
                     self.tracker.set_caught_up(False)
             stopping = self._stop.is_set()
-            due = batch and (size >= perf.batch_size or time.monotonic() >= deadline or stopping)
+            reloading = self._reloading()
+            due = batch and (
+                size >= perf.batch_size or time.monotonic() >= deadline or stopping or reloading
+            )
             if due:
                 state = self._deliver_batch(sink, state, batch)
                 batch, size = [], 0
+            if reloading and not stopping:  # everything read is delivered and checkpointed
+                raise _Reload
             if isinstance(item, binlog.Heartbeat) and not batch:
                 # The server sends a heartbeat only when it has nothing newer, and all that
                 # was read before it is delivered: caught up (events after the last commit

@@ -723,6 +723,15 @@ class TaskFields(Model):
         "the checkpoint moves on an idle source and a stalled stream shows as lag.",
     )
     worker: WorkerSpec | None = Field(default=None, description="The worker pod.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
+        default=None,
+        description="The worker's log level; default INFO. Applied live: no restart.",
+    )
+    log_format: Literal["text", "json"] | None = Field(
+        default=None,
+        description="The worker's log lines: text (default) or json (one JSON object per "
+        "line: time, level, logger, message and extra fields). Applied live: no restart.",
+    )
     revision_history_limit: int | None = Field(
         default=None, ge=1, le=100, description="Config revisions kept; default 10."
     )
@@ -1063,7 +1072,13 @@ class SyncTaskStatus(Model):
         "re-snapshotted after a purged binlog (onPositionUnavailable: resnapshot).",
     )
     config_revision: str | None = Field(
-        default=None, description="The ConfigMap revision the worker runs."
+        default=None, description="The newest config revision (the ConfigMap <task>-r<N>)."
+    )
+    applied_revision: str | None = Field(
+        default=None,
+        description="Worker-owned: the config revision the running worker applies. It "
+        "reaches configRevision without a restart when only live fields changed (rules, "
+        "batching, logging: see docs/operations.md), after the pod's restart otherwise.",
     )
     scheduled_resume: str | None = Field(
         default=None,

@@ -44,6 +44,7 @@ from ferry_operator.render.worker_config import (
     secrets_hash,
     stored_spec,
 )
+from ferry_runtime import live
 from ferry_runtime.config import WorkerConfig
 
 # The worker image when a task names none (the Helm chart sets it to the release's image).
@@ -126,6 +127,15 @@ class Plan:
 
 def _revision_number(configmap: dict[str, Any]) -> int:
     return int(configmap["metadata"].get("labels", {}).get(meta.REVISION, "0"))
+
+
+def _is_revision(configmap: dict[str, Any]) -> bool:
+    return meta.REVISION in (configmap["metadata"].get("labels") or {})
+
+
+def _worker_configmap(ctx: Context, configmaps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    name = meta.worker_config_name(ctx.name)
+    return next((c for c in configmaps if c["metadata"].get("name") == name), None)
 
 
 def _connector_names(spec: dict[str, Any]) -> set[str]:
@@ -221,12 +231,14 @@ def _secret_keys(clients: Clients, pods: list[dict[str, Any]]) -> dict[str, list
 def _owned_cached(
     ctx: Context, cache: Cache
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
-    revisions = sorted(cache.revisions_of(ctx.namespace, ctx.name), key=_revision_number)
+    configmaps = cache.revisions_of(ctx.namespace, ctx.name)
+    revisions = sorted(filter(_is_revision, configmaps), key=_revision_number)
     worker = meta.worker_name(ctx.name)
     owned = {
         kind: cache.owned_object(kind, ctx.namespace, worker)
         for kind in ("Deployment", "ServiceAccount", "Role", "RoleBinding")
     }
+    owned["ConfigMap"] = _worker_configmap(ctx, configmaps)
     return revisions, owned
 
 
@@ -235,10 +247,8 @@ def _owned_fresh(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     selector = f"{meta.TASK_LABEL}={ctx.name}"
     listed = clients.core.list_namespaced_config_map(ctx.namespace, label_selector=selector)
-    revisions = sorted(
-        (clients.api.sanitize_for_serialization(item) for item in listed.items),
-        key=_revision_number,
-    )
+    configmaps = [clients.api.sanitize_for_serialization(item) for item in listed.items]
+    revisions = sorted(filter(_is_revision, configmaps), key=_revision_number)
     worker = meta.worker_name(ctx.name)
     read = {
         "Deployment": _read(clients.apps.read_namespaced_deployment, worker, ctx.namespace),
@@ -252,6 +262,7 @@ def _owned_fresh(
         kind: clients.api.sanitize_for_serialization(obj) if obj is not None else None
         for kind, obj in read.items()
     }
+    owned["ConfigMap"] = _worker_configmap(ctx, configmaps)
     return revisions, owned
 
 
@@ -555,6 +566,10 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     owner = Owner(ctx.name, ctx.namespace, ctx.uid)
     digest = config_hash(config)
     revision, apply, delete, events = _revisions(owner, observed, spec, config, digest)
+    # The pod template carries the hash of the config's restart part only: a change of live
+    # fields (ferry_runtime.live.LIVE_FIELDS) reaches the running worker through its mounted
+    # ConfigMap, still as a new revision.
+    restart_digest = live.restart_hash(config)
     resume_at = parse_time(spec.resume_at)
     paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
     status = _status_base(observed)
@@ -588,8 +603,7 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     running = objects.deployment(
         owner,
         spec,
-        revision,
-        digest,
+        restart_digest,
         env,
         replicas=1,
         image=WORKER_IMAGE,
@@ -610,14 +624,14 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     )
     replicas = 0 if not wants_worker or verdict.stop_worker else 1
     desired = [
+        objects.worker_configmap(owner, config, revision),
         objects.service_account(owner),
         objects.role(owner),
         objects.role_binding(owner),
         objects.deployment(
             owner,
             spec,
-            revision,
-            digest,
+            restart_digest,
             env,
             replicas=replicas,
             image=WORKER_IMAGE,

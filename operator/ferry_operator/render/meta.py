@@ -20,6 +20,7 @@ __all__ = [
     "Owner",
     "labels",
     "revision_name",
+    "worker_config_name",
     "worker_name",
 ]
 
@@ -68,6 +69,11 @@ def labels(task: str) -> dict[str, str]:
 
 def worker_name(task: str) -> str:
     return f"{task}-worker"
+
+
+def worker_config_name(task: str) -> str:
+    """The mutable ConfigMap the worker pod mounts: the current config and its revision."""
+    return f"{task}-worker-config"
 
 
 def revision_name(task: str, number: int) -> str:

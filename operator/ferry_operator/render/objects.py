@@ -19,17 +19,20 @@ from ferry_runtime.runs import RUN_ENV
 __all__ = [
     "CONFIG_DIR",
     "DEFAULT_IMAGE",
+    "REVISION_KEY",
     "WORKER_CONFIG_KEY",
     "deployment",
     "revision_configmap",
     "role",
     "role_binding",
     "service_account",
+    "worker_configmap",
 ]
 
 DEFAULT_IMAGE = "ghcr.io/ferry-sync/ferry-worker:0.1.0"
 WORKER_CONFIG_KEY = "worker.yaml"
 SPEC_KEY = "spec.yaml"
+REVISION_KEY = "revision"  # in the worker's ConfigMap: the revision its worker.yaml is
 CONFIG_DIR = "/etc/ferry"
 # Time for the worker to flush and checkpoint after SIGTERM (pause, restart, delete).
 GRACE_SECONDS = 60
@@ -66,6 +69,20 @@ def revision_configmap(
     }
 
 
+def worker_configmap(owner: Owner, config: WorkerConfig, revision: str) -> dict[str, Any]:
+    """ConfigMap ``<task>-worker-config``, mounted by the worker pod (a volume, not subPath,
+    so the kubelet updates it in place): the current revision's worker config and its name.
+    Mutable: the worker applies a change of its live fields (ferry_runtime.live) while it
+    runs; a change of any other field also changes the pod template (the restart hash), so
+    a new pod starts with the new file."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": owner.metadata(meta.worker_config_name(owner.name)),
+        "data": {WORKER_CONFIG_KEY: config.to_yaml(), REVISION_KEY: revision},
+    }
+
+
 def _container(
     spec: SyncTaskSpec,
     env: list[SecretEnv],
@@ -77,7 +94,13 @@ def _container(
     container: dict[str, Any] = {
         "name": "worker",
         "image": (worker and worker.image) or image,
-        "args": ["ferry-worker", "--config", f"{CONFIG_DIR}/{WORKER_CONFIG_KEY}"],
+        "args": [
+            "ferry-worker",
+            "--config",
+            f"{CONFIG_DIR}/{WORKER_CONFIG_KEY}",
+            "--revision-file",
+            f"{CONFIG_DIR}/{REVISION_KEY}",
+        ],
         "env": [
             {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             for name, secret, key in env
@@ -108,7 +131,6 @@ def _container(
 def deployment(
     owner: Owner,
     spec: SyncTaskSpec,
-    revision: str,
     config_hash: str,
     env: list[SecretEnv],
     *,
@@ -120,8 +142,11 @@ def deployment(
     run: str | None = None,
 ) -> dict[str, Any]:
     """Deployment ``<task>-worker``: one replica (0 when paused), Recreate, never two readers.
-    Passwords come as env from secretKeyRef; certificates and keys as Secret volumes. ``run``:
-    the scheduled snapshot run the worker does (env FERRY_RUN, annotation ferry.dev/run)."""
+    It mounts ``<task>-worker-config`` (:func:`worker_configmap`); ``config_hash`` is the hash
+    of the config's restart part (ferry_runtime.live.restart_hash), so that a change of live
+    fields alone leaves the pod template, and the running pod, as they are. Passwords come as
+    env from secretKeyRef; certificates and keys as Secret volumes. ``run``: the scheduled
+    snapshot run the worker does (env FERRY_RUN, annotation ferry.dev/run)."""
     name = meta.worker_name(owner.name)
     selector = {meta.TASK_LABEL: owner.name, "app.kubernetes.io/component": "worker"}
     annotations = {meta.CONFIG_HASH: config_hash}
@@ -143,7 +168,7 @@ def deployment(
         },
         "containers": [_container(spec, env, image, port, secret_volumes)],
         "volumes": [
-            {"name": "config", "configMap": {"name": revision}},
+            {"name": "config", "configMap": {"name": meta.worker_config_name(owner.name)}},
             {"name": "tmp", "emptyDir": {}},
             *(
                 {

@@ -218,6 +218,8 @@ def render_worker_config(
         "onPositionUnavailable",
         "heartbeat",
         "snapshotNewTables",
+        "logLevel",
+        "logFormat",
     ):
         if key in dumped:
             data[key] = dumped[key]

@@ -170,9 +170,9 @@ def _steady() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     first = synctask.decide(CTX, _observed([], {}))
     assert synctask.writes_objects(first)  # nothing exists yet
     applied = [_as_applied(desired) for desired, _ in first.apply]
-    revisions = [obj for obj in applied if obj["kind"] == "ConfigMap"]
+    revisions = [obj for obj in applied if meta.REVISION in obj["metadata"]["labels"]]
     owned: dict[str, dict[str, Any] | None] = {
-        obj["kind"]: obj for obj in applied if obj["kind"] != "ConfigMap"
+        obj["kind"]: obj for obj in applied if obj not in revisions
     }
     return revisions, owned
 
@@ -180,6 +180,7 @@ def _steady() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
 def test_copies_of_what_was_applied_mean_nothing_to_write() -> None:
     revisions, owned = _steady()
     assert len(revisions) == 1 and set(owned) == {
+        "ConfigMap",  # <task>-worker-config, the one the pod mounts
         "Deployment",
         "ServiceAccount",
         "Role",

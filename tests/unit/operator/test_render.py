@@ -26,6 +26,7 @@ from ferry_operator.render.worker_config import (
     secrets_hash,
     stored_spec,
 )
+from ferry_runtime import live
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -150,11 +151,11 @@ def _objects(task: SyncTask, template: TaskTemplate | None = None) -> list[dict[
     digest = config_hash(config)
     return [
         objects.revision_configmap(owner, 3, config, stored_spec(spec), digest, "spec changed"),
+        objects.worker_configmap(owner, config, "orders-r3"),
         objects.deployment(
             owner,
             spec,
-            "orders-r3",
-            digest,
+            live.restart_hash(config),
             secret_env(spec, CONNECTORS),
             replicas=0 if spec.paused else 1,
             secret_volumes=secret_volumes(spec, CONNECTORS),
@@ -188,7 +189,7 @@ CASES = {
 
 def test_certificates_are_secret_volumes_and_the_config_names_only_paths() -> None:
     rendered = _objects(CASES["secured"])
-    configmap, deploy = rendered[0], rendered[1]
+    configmap, deploy = rendered[0], rendered[2]
     config = yaml.safe_load(configmap["data"]["worker.yaml"])
     assert config["source"]["tls"] == {
         "mode": "verify-ca",
@@ -268,7 +269,7 @@ def test_deep_merge_precedence_and_no_mutation() -> None:
 
 def test_no_secret_in_the_config_and_passwords_come_from_secret_refs() -> None:
     rendered = _objects(CASES["mysql-sink"])
-    configmap, deploy = rendered[0], rendered[1]
+    configmap, deploy = rendered[0], rendered[2]
     assert "password:" not in configmap["data"]["worker.yaml"]
     env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env} == {
@@ -319,7 +320,7 @@ def test_secrets_hash_follows_resource_versions_of_the_connectors_used() -> None
     owner = Owner("orders", "shop", "u")
     config = render_worker_config(CASES["secured"], CONNECTORS)
     deploy = objects.deployment(
-        owner, spec, "orders-r1", config_hash(config), [], replicas=1, secrets_hash=first
+        owner, spec, live.restart_hash(config), [], replicas=1, secrets_hash=first
     )
     annotations = deploy["spec"]["template"]["metadata"]["annotations"]
     assert annotations["ferry.dev/secrets-hash"] == first

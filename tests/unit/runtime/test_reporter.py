@@ -15,6 +15,7 @@ def test_worker_fields_are_the_worker_owned_status_fields_without_nulls() -> Non
     assert "lastSkip" not in reporter.worker_fields(tracker.view())  # nothing skipped yet
     assert "verification" not in reporter.worker_fields(tracker.view())  # nothing verified
     tracker.set_selected_tables(3)
+    tracker.set_applied_revision("orders-r2")
     tracker.record_verification(VerifyRecord("v1", 1_800_000_000.0, ("db.t",), 2, 10))
     tracker.record_skip(SkipRecord("n1", "b.1:400", None, ("db.t",), 1, 1_800_000_000.0))
     assert "lastResnapshot" not in reporter.worker_fields(tracker.view())  # never recovered

@@ -189,7 +189,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         + (f" (resumes at {resume})" if spec.get("paused") and resume else ""),
         f"Generation:   {generation if generation is not None else NONE}"
         f" (observed {observed if observed is not None else NONE})",
-        f"Revision:     {status.get('configRevision') or NONE}",
+        f"Revision:     {status.get('configRevision') or NONE}{_applied(status)}",
         f"Position:     {_full_position(status.get('position'))}",
         f"Lag:          {_lag(status)}",
         f"Throughput:   {throughput.get('eventsPerSecond', NONE)} events/s",
@@ -354,6 +354,13 @@ def table_progress(task: dict[str, Any], name: str, now: datetime) -> str:
         f"{fraction * 100:5.1f}%  rows {done if done is not None else NONE}"
         f"/{total if total is not None else NONE}  ({updated(status, now)})"
     )
+
+
+def _applied(status: dict[str, Any]) -> str:
+    """`` (the worker runs r2)`` while the worker has not applied the newest revision yet
+    (status.appliedRevision: live fields apply without a restart)."""
+    applied, newest = status.get("appliedRevision"), status.get("configRevision")
+    return f" (the worker runs {applied})" if applied and newest and applied != newest else ""
 
 
 def history_table(items: Sequence[revisions.Revision], current: int | None, now: datetime) -> str:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import kopf
 import pytest
@@ -74,3 +75,27 @@ def test_json_lines_carry_the_object(captured: io.StringIO) -> None:
     assert first["severity"] == "info"
     assert "Handler 'synctask_changed' succeeded." in first["message"]
     assert second["message"] == "[shop/orders create] applied Deployment x"
+
+
+def test_the_log_config_file_reads_level_and_format_and_keeps_defaults(tmp_path: Any) -> None:
+    path = tmp_path / "log.yaml"
+    default = logs.LogConfig("INFO", "text")
+    assert logs.read_config(path, default) == default  # no file yet
+    path.write_text("level: debug\nformat: json\n")
+    assert logs.read_config(path, default) == logs.LogConfig("DEBUG", "json")
+    path.write_text("level: loud\nformat: xml\n")  # unknown values keep the defaults
+    assert logs.read_config(path, default) == default
+    path.write_text("level: [\n")
+    assert logs.read_config(path, default) == default
+
+
+def test_apply_changes_the_effective_level_and_format(captured: io.StringIO) -> None:
+    logs.apply(logs.LogConfig("WARNING", "text"))
+    _redirect(captured)
+    ferry = logging.getLogger("ferry_operator.reconcile")
+    ferry.info("hidden at WARNING")
+    logs.apply(logs.LogConfig("DEBUG", "json"))
+    _redirect(captured)
+    ferry.debug("shown at DEBUG")
+    (line,) = captured.getvalue().splitlines()
+    assert json.loads(line)["message"] == "shown at DEBUG"

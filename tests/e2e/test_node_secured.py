@@ -421,7 +421,9 @@ def test_rotation_replaces_the_worker_pod_and_loses_nothing(
     assert second["metadata"]["annotations"][HASH] == after[HASH]
     # Only the pod rolled: same config, no new revision.
     assert after["ferry.dev/config-hash"] == before["ferry.dev/config-hash"]
-    revisions = secured.kubectl("get", "configmaps", "-l", "ferry.dev/task=rotation", "-o", "name")
+    revisions = secured.kubectl(
+        "get", "configmaps", "-l", "ferry.dev/task=rotation,ferry.dev/revision", "-o", "name"
+    )
     assert revisions.split() == ["configmap/rotation-r1"]
     # The operator probed the Connector again with the new Secret.
     status = secured.get("connectors", "rot-db")["status"]

@@ -140,7 +140,7 @@ class Ferry:
 
     def revisions(self, task: str) -> list[str]:
         items = self.core.list_namespaced_config_map(
-            self.ns, label_selector=f"ferry.dev/task={task}"
+            self.ns, label_selector=f"ferry.dev/task={task},ferry.dev/revision"
         ).items
         return sorted((cm.metadata.name for cm in items), key=lambda n: int(n.rsplit("-r", 1)[1]))
 
@@ -261,7 +261,7 @@ class Kubelet:
             ref = variable.value_from.secret_key_ref
             env[variable.name] = self._secret(ref.name)[ref.key]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ferry_runtime.cli", "--config", str(path)],
+            [sys.executable, "-m", "ferry_runtime.cli", "--config", str(path), "--no-watch"],
             env={**os.environ, **env},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,

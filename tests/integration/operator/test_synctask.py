@@ -93,7 +93,10 @@ def test_create_renders_owned_objects_and_delete_collects_them(
     assert deploy.spec.replicas == 1
     assert deploy.metadata.owner_references[0].uid == uid
     pod = deploy.spec.template.spec
-    assert pod.volumes[0].config_map.name == "orders-r1"
+    assert pod.volumes[0].config_map.name == "orders-worker-config"
+    mounted = ferry.core.read_namespaced_config_map("orders-worker-config", ferry.ns)
+    assert mounted.data["revision"] == "orders-r1"
+    assert mounted.data["worker.yaml"] == configmap.data["worker.yaml"]
     assert pod.security_context.run_as_non_root is True
     container = pod.containers[0]
     assert container.security_context.read_only_root_filesystem is True
@@ -133,7 +136,9 @@ def test_config_change_new_revision_history_capped_and_reapply_writes_nothing(
         wait_revision(ferry, "orders", f"orders-r{number}")
     wait_until(lambda: ferry.revisions("orders") == ["orders-r3", "orders-r4"], 30, "history cap")
     deploy = ferry.deployment("orders")
-    assert deploy.spec.template.spec.volumes[0].config_map.name == "orders-r4"
+    assert deploy.spec.template.spec.volumes[0].config_map.name == "orders-worker-config"
+    mounted = ferry.core.read_namespaced_config_map("orders-worker-config", ferry.ns)
+    assert mounted.data["revision"] == "orders-r4"
     cause = ferry.core.read_namespaced_config_map("orders-r4", ferry.ns).metadata.annotations
     assert cause["ferry.dev/change-cause"] == 'source.include: ["shop.b"] → ["shop.c"]'
 

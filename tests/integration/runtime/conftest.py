@@ -189,13 +189,22 @@ def run_worker() -> Iterator[Callable[[dict[str, Any]], WorkerThread]]:
 class WorkerProcess:
     """``ferry-worker --config`` as a subprocess; its stderr goes to a file."""
 
-    def __init__(self, config: dict[str, Any], directory: Path, env: dict[str, str]) -> None:
-        self.config_path = directory / "worker.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
+    def __init__(
+        self,
+        config: dict[str, Any],
+        directory: Path,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        config_path: Path | None = None,
+    ) -> None:
+        self.config_path = config_path or directory / "worker.yaml"
+        if config_path is None:
+            self.config_path.write_text(yaml.safe_dump(config))
         self.stderr_path = directory / "stderr.txt"
+        command = [sys.executable, "-m", "ferry_runtime.cli", "--config", str(self.config_path)]
         with self.stderr_path.open("w") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ferry_runtime.cli", "--config", str(self.config_path)],
+                [*command, *args],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 text=True,
@@ -224,13 +233,19 @@ class WorkerProcess:
 
 @pytest.fixture
 def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """``spawn_worker(config, env=None)`` starts a worker process (killed after the test)."""
+    """``spawn_worker(config, env=None, args=(), config_path=None)`` starts a worker process
+    (killed after the test); ``config_path``: a config file the test wrote itself."""
     processes: list[WorkerProcess] = []
 
-    def spawn(config: dict[str, Any], env: dict[str, str] | None = None) -> WorkerProcess:
+    def spawn(
+        config: dict[str, Any],
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        config_path: Path | None = None,
+    ) -> WorkerProcess:
         directory = tmp_path / f"worker-{len(processes)}"
         directory.mkdir()
-        processes.append(WorkerProcess(config, directory, env or {}))
+        processes.append(WorkerProcess(config, directory, env or {}, args, config_path))
         return processes[-1]
 
     yield spawn

@@ -64,7 +64,7 @@ def test_live_fields_make_a_revision_but_keep_the_pod_template_and_connections_r
     )
     _revision(ferry, "orders", "orders-r2")
     wait_until(lambda: _mounted(ferry, "orders")[0] == "orders-r2", 30, "r2 mounted")
-    revision, config = _mounted(ferry, "orders")
+    _, config = _mounted(ferry, "orders")
     assert config["include"] == ["shop.a"] and config["performance"]["batchSize"] == 9
     assert config["logLevel"] == "DEBUG" and config["logFormat"] == "json"
     assert config["mapping"][0]["target"] == "a2"

@@ -204,6 +204,8 @@ class Worker:
     def run(self) -> int:
         while True:
             self._healthy_since = None
+            if self._reloading():  # came while waiting to retry: start with it
+                self._apply_reload()
             try:
                 completed = self._guarded_run_once()
                 self.tracker.set_state("Completed" if completed else "Stopped")

@@ -70,7 +70,7 @@ def test_live_fields_make_a_revision_but_keep_the_pod_template_and_connections_r
     assert config["mapping"][0]["target"] == "a2"
     assert ferry.revisions("orders") == ["orders-r1", "orders-r2"]
     cause = ferry.core.read_namespaced_config_map("orders-r2", ferry.ns).metadata.annotations
-    assert "source.include" in cause["ferry.dev/change-cause"]
+    assert "logLevel: (unset) → DEBUG" in cause["ferry.dev/change-cause"]
     assert _template(ferry, "orders") == first  # the same pod template: no new pod
 
     ferry.patch_spec("synctasks", "orders", {"sink": {"kafka": {"topic": "other.{table}"}}})

@@ -301,6 +301,7 @@ def test_default_values_pass_server_side_dry_run(
         "ClusterKopfPeering",
         "ClusterRole",
         "ClusterRoleBinding",
+        "ConfigMap",  # the operator's log level and format (mounted, re-read live)
         "Deployment",
         "Service",
         "ServiceAccount",
@@ -327,6 +328,7 @@ def test_full_values_pass_server_side_dry_run(
         [
             "ClusterRole",
             "ClusterRoleBinding",
+            "ConfigMap",
             "ConfigMap",
             "Deployment",
             "PodMonitor",
@@ -655,3 +657,33 @@ def test_watch_namespaces_install_grants_only_those_namespaces(
         assert not can("get", "secrets", unwatched)
     finally:
         run([helm, "uninstall", release, "-n", namespace], kube_env)
+
+
+def test_log_level_and_format_change_only_the_mounted_configmap(
+    helm: str, kube_env: dict[str, str], namespace: str
+) -> None:
+    """A new logLevel/logFormat must not restart the operator: the pod template stays the
+    same; the ConfigMap it mounts (FERRY_LOG_CONFIG, re-read by the operator) changes."""
+    name = release_name()
+
+    def rendered(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        docs = yaml.safe_load_all(template(helm, kube_env, namespace, name, values))
+        return {d["kind"]: d for d in docs if d and d["kind"] in ("ConfigMap", "Deployment")}
+
+    info, debug = rendered({}), rendered({"logLevel": "debug", "logFormat": "json"})
+    assert info["Deployment"] == debug["Deployment"]
+    assert yaml.safe_load(info["ConfigMap"]["data"]["log.yaml"]) == {
+        "level": "info",
+        "format": "text",
+    }
+    assert yaml.safe_load(debug["ConfigMap"]["data"]["log.yaml"]) == {
+        "level": "debug",
+        "format": "json",
+    }
+    pod = info["Deployment"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "log-config")
+    assert env["FERRY_LOG_CONFIG"] == f"{mount['mountPath']}/log.yaml"
+    assert "subPath" not in mount  # a subPath mount would never see an update
+    volume = next(v for v in pod["volumes"] if v["name"] == "log-config")
+    assert volume["configMap"]["name"] == info["ConfigMap"]["metadata"]["name"]

@@ -7,6 +7,7 @@ ConfigMap sync period."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,9 @@ pytestmark = [pytest.mark.kube, pytest.mark.node, pytest.mark.timeout(600)]
 
 
 @pytest.fixture(scope="module")
-def release(node: Node) -> Iterator[Release]:
+def release(node: Node, ferry_crds: None) -> Iterator[Release]:
+    """The chart, after this tree's CRDs are applied (helm install leaves an existing CRD as
+    it is, and the new fields must not be pruned)."""
     suffix = uuid.uuid4().hex[:6]
     namespace = f"e2e-live-{suffix}"
     seed_shop(node)
@@ -95,6 +98,9 @@ def test_live_changes_keep_the_pod_and_a_sink_change_rolls_it(release: Release) 
     assert same["metadata"]["uid"] == uid, "the worker pod was replaced"
     assert _restarts(same) == restarts, "the worker container restarted"
     logs = release.kubectl("logs", same["metadata"]["name"])
+    # The snapshot's own lines: its start, and the summary with rows, duration and rate.
+    assert "snapshot started: 3 table(s) to read" in logs
+    assert re.search(r"snapshot finished: \d+ rows in [\d.]+s \(\d+ rows/s\)", logs), logs[:3000]
     assert f"revision {TASK}-r2 applied live" in logs
     applied_at = logs.index(f"revision {TASK}-r2 applied live")
     assert " DEBUG " in logs[applied_at:], "no DEBUG line after logLevel: DEBUG"

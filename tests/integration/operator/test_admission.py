@@ -73,6 +73,18 @@ def _spec(**changes: Any) -> Callable[[dict[str, Any]], None]:
 # (case id, base object, edit, substrings the API server's message must hold)
 INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[str]]] = [
     (
+        "log-level-unknown",
+        TASK,
+        _spec(spec__logLevel="LOUD"),
+        ["spec.logLevel", "Unsupported value", "DEBUG"],
+    ),
+    (
+        "log-format-unknown",
+        TASK,
+        _spec(spec__logFormat="xml"),
+        ["spec.logFormat", "Unsupported value", "json"],
+    ),
+    (
         "no-source",
         TASK,
         _spec(spec__source=None),
@@ -500,6 +512,7 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
 
 VALID = [
     ("task", TASK, _spec()),
+    ("task-log-debug-json", TASK, _spec(spec__logLevel="DEBUG", spec__logFormat="json")),
     ("task-from-template", TASK, _spec(spec__source=None, spec__templateRef={"name": "defaults"})),
     (
         "task-paused-until",

@@ -126,9 +126,13 @@ def _on_change(the_worker: Any, change: Any) -> None:
             change.revision,
         )
         return
-    config = change.config
-    logs.configure(config.log_level, config.log_format)
-    log.debug("log level %s, format %s", config.log_level or "INFO", config.log_format or "text")
+    config, before = change.config, the_worker.config
+    if (config.log_level, config.log_format) != (before.log_level, before.log_format):
+        logs.configure(config.log_level, config.log_format)
+        log.warning(  # at WARNING: shown at any level
+            "log level %s, format %s (revision %s)",
+            config.log_level or "INFO", config.log_format or "text", change.revision,
+        )  # fmt: skip
     the_worker.reload(config, change.revision)
 
 

@@ -102,9 +102,9 @@ def test_live_changes_keep_the_pod_and_a_sink_change_rolls_it(release: Release) 
     assert "snapshot started: 3 table(s) to read" in logs
     assert re.search(r"snapshot finished: \d+ rows in [\d.]+s \(\d+ rows/s\)", logs), logs[:3000]
     assert f"revision {TASK}-r2 applied live" in logs
-    applied_at = logs.index(f"revision {TASK}-r2 applied live")
-    assert " DEBUG " in logs[applied_at:], "no DEBUG line after logLevel: DEBUG"
-    assert " DEBUG " not in logs[: logs.index(f"{TASK}-r2")], "DEBUG lines before the change"
+    switched = logs.index(f"log level DEBUG, format text (revision {TASK}-r2)")
+    assert " DEBUG " in logs[switched:], "no DEBUG line after logLevel: DEBUG"
+    assert " DEBUG " not in logs[:switched], "DEBUG lines before the change"
     assert_exactly_once(release)
     assert 2 not in customer_ids(), "shop.customers is no longer included"
 

@@ -124,8 +124,10 @@ def test_status_holds_the_view_and_the_breakdown(
         "lastResnapshot",
         "verification",
         "selectedTables",
+        "appliedRevision",
         "heartbeatTime",
     }
+    assert body["appliedRevision"] is None  # no revision file (not on Kubernetes)
     assert body["lastSkip"] is None  # no spec.skipEvent applied
     assert body["lastResnapshot"] is None  # no purged binlog recovered from
     assert body["verification"] is None  # no spec.verifyRequest

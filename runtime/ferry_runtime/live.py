@@ -32,6 +32,7 @@ __all__ = [
     "overlay",
     "restart_hash",
     "restart_part",
+    "rules_part",
 ]
 
 # Fields a running worker applies without a restart. Rules and batching apply at the next
@@ -78,6 +79,11 @@ def restart_part(config: WorkerConfig) -> dict[str, Any]:
 def live_part(config: WorkerConfig) -> dict[str, Any]:
     """The live fields, by path (``performance.batchSize``: 500)."""
     return _split(_dump(config))[1]
+
+
+def rules_part(config: WorkerConfig) -> dict[str, Any]:
+    """The live fields that need a transaction boundary (all but logging)."""
+    return {k: v for k, v in live_part(config).items() if k not in LOGGING_FIELDS}
 
 
 def restart_hash(config: WorkerConfig) -> str:

@@ -168,11 +168,7 @@ class Worker:
         of logging fields alone needs no boundary: it is recorded at once."""
         with self._reload_lock:
             base = self._pending[0] if self._pending else self.config
-            unchanged = {k: v for k, v in live.live_part(base).items()
-                         if k not in live.LOGGING_FIELDS} == {
-                k: v for k, v in live.live_part(config).items() if k not in live.LOGGING_FIELDS
-            }  # fmt: skip
-            if unchanged and self._pending is None:
+            if live.rules_part(base) == live.rules_part(config) and self._pending is None:
                 self.config = config
                 self.tracker.set_applied_revision(revision)
                 log.info("revision %s applied live (logging)", revision or "?")

@@ -122,3 +122,20 @@ def test_the_watcher_reports_live_and_restart_changes(tmp_path: Path) -> None:
     change = watcher.poll()
     assert change is not None and not change.live
     assert watcher.running.source.host == "db"  # the running config stays
+
+
+def test_the_worker_takes_logging_at_once_and_rules_at_its_next_boundary() -> None:
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    tracker = StatusTracker()
+    worker = Worker(_config(), tracker)
+    worker.reload(_config(logLevel="DEBUG"), "orders-r2")
+    assert worker.config.log_level == "DEBUG" and tracker.applied_revision == "orders-r2"
+    assert not worker._reloading()  # nothing waits for a transaction boundary
+    worker.reload(_config(logLevel="DEBUG", performance__batchSize=5), "orders-r3")
+    assert worker._reloading() and tracker.applied_revision == "orders-r2"
+    assert worker.config.performance.batch_size == 500  # the running run keeps its rules
+    worker._apply_reload()  # what the run loop does once the run has unwound
+    assert worker.config.performance.batch_size == 5 and tracker.applied_revision == "orders-r3"
+    assert worker._router.config is worker.config

@@ -30,6 +30,8 @@ pytestmark = [pytest.mark.kube, pytest.mark.node, pytest.mark.timeout(900)]
 
 TASK = "shop-orders"  # examples/mysql-to-kafka/synctask.yaml
 WORKER = f"ferry.dev/task={TASK},app.kubernetes.io/component=worker"
+# The config revisions (<task>-r<N>), not the <task>-worker-config each worker pod mounts.
+REVISIONS = "app.kubernetes.io/managed-by=ferry,ferry.dev/revision"
 SNAPSHOT_ROWS = 1000
 COUNTERS = 40
 
@@ -292,7 +294,7 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(release: Rel
 
     def converged() -> bool:
         configmaps = node.kubectl_json(
-            "get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry"
+            "get", "configmaps", "-n", release.namespace, "-l", REVISIONS
         )["items"]
         deployments = node.kubectl_json("get", "deployments", "-n", release.namespace)["items"]
         revisions = [cm["metadata"]["labels"]["ferry.dev/task"] for cm in configmaps]
@@ -300,9 +302,9 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(release: Rel
         return all(revisions.count(n) >= 1 and f"{n}-worker" in workers for n in names)
 
     wait_for("20 tasks reconciled by the new operator pod", converged, timeout=240)
-    configmaps = node.kubectl_json(
-        "get", "configmaps", "-n", release.namespace, "-l", "app.kubernetes.io/managed-by=ferry"
-    )["items"]
+    configmaps = node.kubectl_json("get", "configmaps", "-n", release.namespace, "-l", REVISIONS)[
+        "items"
+    ]
     revisions = [cm["metadata"]["labels"]["ferry.dev/task"] for cm in configmaps]
     duplicated = {n: revisions.count(n) for n in names if revisions.count(n) != 1}
     assert duplicated == {}, f"tasks with more than one revision for one config: {duplicated}"

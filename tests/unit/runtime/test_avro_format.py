@@ -5,6 +5,7 @@ The registry round trip itself is tests/integration/runtime/test_avro.py."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import struct
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ import pytest
 
 from ferry_runtime import avro_format, config, types
 from ferry_runtime.avro_format import ColumnInfo, avro_name, column_type
+from ferry_runtime.events import Change
 from ferry_runtime.registry import RegistryClient
 
 
@@ -120,3 +122,38 @@ def test_avro_needs_a_registry_in_the_config() -> None:
                 "sink": {"kafka": {"bootstrapServers": "k:9092", "format": "avro"}},
             }
         )
+
+
+class _Ids(RegistryClient):
+    """Hands out ids without a registry: only the bytes are under test here (the registry
+    itself is tests/integration/runtime/test_avro.py's)."""
+
+    def register(self, subject: str, schema: str) -> int:
+        return 7
+
+
+def test_snapshot_rows_encode_to_the_same_bytes_as_one_by_one() -> None:
+    parsed = _config({"url": "http://r:1"})
+    encoder = avro_format.AvroEncoder(parsed, _Ids("http://r:1"), lambda: None)
+    encoder._columns[("shop", "orders")] = {
+        "id": ColumnInfo(types.Column("id", "int"), "int(11)", 10, 0),
+        "total": ColumnInfo(types.Column("total", "decimal"), "decimal(10,2)", 10, 2),
+        "at": ColumnInfo(types.Column("at", "datetime", fsp=6), "datetime(6)", None, None),
+    }
+    template = Change(
+        "shop", "orders", "read", {}, primary_key=("id",), ts=1700000000,
+        position="binlog.000007:1234", server_id=9,
+    )  # fmt: skip
+    rows = [
+        {"id": 1, "total": "9.50", "at": "2024-02-29 10:00:00.000001"},
+        {"id": 2, "total": None, "at": None},
+    ]
+    batch = list(encoder.encode_reads("shop", "orders", template, rows, "shop.orders", "task"))
+    one_by_one = [
+        encoder.encode(
+            "shop", "orders", dataclasses.replace(template, data=row), "shop.orders", "task"
+        )
+        for row in rows
+    ]
+    assert batch == one_by_one
+    assert batch[0][1][:5] == b"\x00\x00\x00\x00\x07"

@@ -347,3 +347,22 @@ def test_ddl_transaction_and_dead_letter_records_stay_json_beside_avro_rows(
 def pipeline_json(pipeline: Pipeline, name: str) -> list[tuple[Any, Any]]:
     """The JSON records of topic ``<prefix>.<name>``."""
     return read_topic(pipeline.bootstrap, f"{pipeline.topic_prefix}.{name}")
+
+
+def test_a_verify_request_on_avro_says_it_cannot_compare_rather_than_report_drift(
+    pipeline: Pipeline, registry: Registry
+) -> None:
+    sql, db = pipeline.sql, pipeline.db
+    sql(f"CREATE TABLE {db}.t (id int PRIMARY KEY)")
+    sql(f"INSERT INTO {db}.t VALUES (1), (2)")
+    config = avro_config(pipeline, registry) | {"verifyRequest": {"nonce": "v1"}}
+    worker = pipeline.run(**config)
+
+    def done() -> Any:
+        found = worker.tracker.view()["verification"]
+        return found if found and found["nonce"] == "v1" and found["state"] != "Running" else None
+
+    found = pipeline.wait_until(done, 60, "the verification's outcome")
+    assert found["state"] == "Failed" and "format avro" in found["message"], found
+    assert not found.get("mismatchedRows")
+    assert worker.tracker.state == "Streaming"

@@ -114,3 +114,18 @@ def test_avro_without_a_registry_on_the_connector_is_an_invalid_spec(
     assert "spec.sink.kafka.format avro needs a schema registry" in message
     assert "spec.kafka.schemaRegistry" in message and "'kafka'" in message
     assert not ferry.revisions("orders")
+
+
+def test_a_missing_registry_secret_shows_on_the_connector(
+    ferry: Ferry, kafka_bootstrap: str, ferry_operator: OperatorProcess
+) -> None:
+    events = kafka_connector("kafka", kafka_bootstrap)
+    events["spec"]["kafka"]["schemaRegistry"] = {"url": "http://registry:8081", "secretRef": "nope"}
+    ferry.create("connectors", events)
+    wait_until(
+        lambda: ferry.condition("connectors", "kafka").get("reason") == "SecretNotFound",
+        60,
+        "SecretNotFound",
+    )
+    message = ferry.condition("connectors", "kafka")["message"]
+    assert "spec.kafka.schemaRegistry.secretRef: Secret 'nope' not found" in message

@@ -132,28 +132,70 @@ class _Ids(RegistryClient):
         return 7
 
 
-def test_snapshot_rows_encode_to_the_same_bytes_as_one_by_one() -> None:
-    parsed = _config({"url": "http://r:1"})
-    encoder = avro_format.AvroEncoder(parsed, _Ids("http://r:1"), lambda: None)
-    encoder._columns[("shop", "orders")] = {
-        "id": ColumnInfo(types.Column("id", "int"), "int(11)", 10, 0),
-        "total": ColumnInfo(types.Column("total", "decimal"), "decimal(10,2)", 10, 2),
-        "at": ColumnInfo(types.Column("at", "datetime", fsp=6), "datetime(6)", None, None),
-    }
-    template = Change(
-        "shop", "orders", "read", {}, primary_key=("id",), ts=1700000000,
-        position="binlog.000007:1234", server_id=9,
-    )  # fmt: skip
-    rows = [
-        {"id": 1, "total": "9.50", "at": "2024-02-29 10:00:00.000001"},
-        {"id": 2, "total": None, "at": None},
-    ]
-    batch = list(encoder.encode_reads("shop", "orders", template, rows, "shop.orders", "task"))
-    one_by_one = [
-        encoder.encode(
-            "shop", "orders", dataclasses.replace(template, data=row), "shop.orders", "task"
-        )
-        for row in rows
-    ]
-    assert batch == one_by_one
+COLUMNS = {
+    "id": ColumnInfo(types.Column("id", "int"), "int(11)", 10, 0),
+    "total": ColumnInfo(types.Column("total", "decimal"), "decimal(10,2)", 10, 2),
+    "at": ColumnInfo(types.Column("at", "datetime", fsp=6), "datetime(6)", None, None),
+}
+ROWS = [
+    {"id": 1, "total": "9.50", "at": "2024-02-29 10:00:00.000001"},
+    {"id": 2, "total": None, "at": None},
+]
+
+
+def _encoder() -> avro_format.AvroEncoder:
+    encoder = avro_format.AvroEncoder(
+        _config({"url": "http://r:1"}), _Ids("http://r:1"), lambda: None
+    )
+    encoder._columns[("shop", "orders")] = COLUMNS
+    return encoder
+
+
+def _reference(encoder: avro_format.AvroEncoder, change: Change, task: str) -> bytes:
+    """What fastavro writes for the whole Envelope datum: the bytes must be the same."""
+    shape = encoder._shape("shop", "orders", change, "shop.orders")
+    op = change.op
+    before = change.old if op == "update" else change.data if op == "delete" else None
+    file, _, pos = change.position.rpartition(":")
+    datum = {
+        "before": None if before is None else shape.row(before),
+        "after": None if op == "delete" else shape.row(change.data),
+        "source": {
+            "connector": "ferry", "name": task, "ts_ms": change.ts * 1000,
+            "snapshot": op == "read", "db": change.database, "table": change.table,
+            "server_id": change.server_id, "file": file, "pos": int(pos), "xid": change.xid,
+        },
+        "op": {"insert": "c", "update": "u", "delete": "d", "read": "r"}[op],
+        "ts_ms": change.ts * 1000,
+        "transaction": change.extra.get("transaction"),
+    }  # fmt: skip
+    out = io.BytesIO()
+    out.write(avro_format.wire(shape.value_id, b""))
+    fastavro.schemaless_writer(out, shape.value_schema, datum)
+    return out.getvalue()
+
+
+TEMPLATE = Change(
+    "shop", "orders", "read", {}, primary_key=("id",), ts=1700000000,
+    position="binlog.000007:1234", server_id=9,
+)  # fmt: skip
+
+
+def test_snapshot_rows_encode_to_the_bytes_fastavro_writes_for_the_envelope() -> None:
+    encoder = _encoder()
+    batch = list(encoder.encode_reads("shop", "orders", TEMPLATE, ROWS, "shop.orders", "task"))
+    changes = [dataclasses.replace(TEMPLATE, data=row) for row in ROWS]
+    assert [v for _, v in batch] == [_reference(encoder, c, "task") for c in changes]
+    assert batch == [encoder.encode("shop", "orders", c, "shop.orders", "task") for c in changes]
     assert batch[0][1][:5] == b"\x00\x00\x00\x00\x07"
+
+
+@pytest.mark.parametrize("op", ["insert", "update", "delete"])
+def test_changes_encode_to_the_bytes_fastavro_writes_for_the_envelope(op: str) -> None:
+    encoder = _encoder()
+    change = dataclasses.replace(
+        TEMPLATE, op=op, data=ROWS[0], old=ROWS[1] | {"id": 1}, xid=77,
+        extra={"transaction": {"id": "0-1-5", "total_order": 3, "data_collection_order": 2}},
+    )  # fmt: skip
+    _, value = encoder.encode("shop", "orders", change, "shop.orders", "task")
+    assert value == _reference(encoder, change, "task")

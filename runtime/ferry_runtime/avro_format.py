@@ -318,9 +318,9 @@ class AvroEncoder:
         task: str,
     ) -> Iterator[tuple[bytes, bytes]]:
         """:meth:`encode` of snapshot rows of one table read at one position: the same
-        bytes, made faster (~3x) by writing the envelope's shared parts once — ``before``
-        null, ``after`` the row's branch, then ``source``, ``op`` "r", ``ts_ms`` and a null
-        ``transaction``, the same for every row — and only the row with fastavro."""
+        bytes, with the Envelope's parts that every row shares made once — ``before`` null,
+        the ``after`` branch, then ``source``, ``op`` "r", ``ts_ms`` and a null
+        ``transaction`` — so that only the row itself goes through fastavro."""
         tail = _source_bytes(template, task) + _string("r") + _long(template.ts * 1000) + b"\x00"
         shape: _Shape | None = None
         columns: tuple[str, ...] = ()

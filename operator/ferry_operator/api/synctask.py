@@ -38,6 +38,7 @@ from ferry_operator.api.scheduling import (
 
 __all__ = [
     "Alerts",
+    "AvroSpec",
     "ErrorPolicy",
     "Heartbeat",
     "KafkaProducerSpec",
@@ -238,8 +239,29 @@ class KafkaTopicsSpec(Model):
     )
 
 
+class AvroSpec(Model):
+    """Settings of format avro."""
+
+    subject_strategy: Literal["topicName", "recordName"] | None = Field(
+        default=None,
+        description="The registry subjects of a table's schemas: topicName (default: "
+        "<topic>-key and <topic>-value) or recordName (the records' full names: "
+        "ferry.<database>.<table>.Key and ferry.<database>.<table>.Envelope).",
+    )
+
+
 class KafkaSinkSpec(Model):
     """How events are written to Kafka."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.avro) || (has(self.format) && self.format == 'avro')",
+                "sink.kafka.avro needs sink.kafka.format avro",
+                ".avro",
+            )
+        )
+    )
 
     topic: str | None = Field(
         default=None,
@@ -249,9 +271,12 @@ class KafkaSinkSpec(Model):
         "{database} and {table} (after mapping), nothing else. Default: ferry.{database}.{table}.",
         json_schema_extra=_topic_rules("sink.kafka.topic"),
     )
-    format: Literal["maxwell", "debezium"] | None = Field(
-        default=None, description="Event format; default: maxwell."
+    format: Literal["maxwell", "debezium", "avro"] | None = Field(
+        default=None,
+        description="Event format: maxwell (default) or debezium JSON, or avro (the Confluent "
+        "wire format, schemas in the sink Connector's kafka.schemaRegistry; see docs/avro.md).",
     )
+    avro: AvroSpec | None = Field(default=None, description="Settings of format avro.")
     partition_by: Literal["primaryKey", "table", "database"] | None = Field(
         default=None, description="Partition key; default: primaryKey."
     )

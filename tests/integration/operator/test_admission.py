@@ -155,8 +155,20 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
     (
         "bad-kafka-format",
         TASK,
-        _spec(spec__sink__kafka={"format": "avro"}),
+        _spec(spec__sink__kafka={"format": "protobuf"}),
         ["spec.sink.kafka.format"],
+    ),
+    (
+        "bad-avro-subject-strategy",
+        TASK,
+        _spec(spec__sink__kafka={"format": "avro", "avro": {"subjectStrategy": "topic"}}),
+        ["spec.sink.kafka.avro.subjectStrategy", "Unsupported value"],
+    ),
+    (
+        "avro-settings-without-avro-format",
+        TASK,
+        _spec(spec__sink__kafka={"avro": {"subjectStrategy": "recordName"}}),
+        ["spec.sink.kafka.avro", "needs sink.kafka.format avro"],
     ),
     (
         "dead-letter-without-topic",
@@ -446,6 +458,18 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         ["spec.mysql.host"],
     ),
     (
+        "connector-schema-registry-url-with-credentials",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__schemaRegistry={"url": "https://user:pw@registry:8081"}),
+        ["spec.kafka.schemaRegistry.url", "without user info"],
+    ),
+    (
+        "connector-schema-registry-not-a-url",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__schemaRegistry={"url": "registry:8081"}),
+        ["spec.kafka.schemaRegistry.url", "http:// or https://"],
+    ),
+    (
         "connector-secret-key-with-space",
         MYSQL_CONNECTOR,
         _spec(spec__mysql__passwordSecretRef={"name": "shop-db", "key": "pass word"}),
@@ -581,6 +605,21 @@ VALID = [
         ),
     ),
     ("kafka-connector", KAFKA_CONNECTOR, _spec()),
+    (
+        "kafka-connector-schema-registry",
+        KAFKA_CONNECTOR,
+        _spec(
+            spec__kafka__schemaRegistry={
+                "url": "https://registry.kafka:8080/apis/ccompat/v7",
+                "secretRef": "registry-user",
+            }
+        ),
+    ),
+    (
+        "avro-task",
+        TASK,
+        _spec(spec__sink__kafka={"format": "avro", "avro": {"subjectStrategy": "recordName"}}),
+    ),
     ("template", TEMPLATE, _spec()),
 ]
 
@@ -659,3 +698,16 @@ def test_the_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: N
     assert result.returncode == 0, result.stderr
     assert "synctask.ferry.dev/shop-orders created" in result.stdout
     assert "connector.ferry.dev/shop-db created" in result.stdout
+
+
+def test_the_avro_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: None) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "avro"
+    result = subprocess.run(
+        [testenv.kubectl, "apply", "-n", namespace, "--validate=strict", "-f", str(example)],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synctask.ferry.dev/shop-orders-avro created" in result.stdout
+    assert "connector.ferry.dev/events-avro created" in result.stdout

@@ -90,16 +90,7 @@ def test_scheduled_checks_fire_on_time_never_overlap_and_pause(
     )
     source = {"connectorRef": {"name": "db"}, "include": [f"{database}.notes"]}
     sink = {"connectorRef": {"name": "replica"}, "mysql": {"database": target}}
-    created = ferry.create(
-        "synctasks",
-        task(
-            "orders",
-            source=source,
-            sink=sink,
-            verifySchedule={"schedule": "* * * * *", "timeZone": "Asia/Kolkata", "chunkSize": 2},
-        ),
-    )
-    assert created["spec"].get("verifySchedule"), "the API server pruned spec.verifySchedule"
+    ferry.create("synctasks", task("orders", source=source, sink=sink))
     # A second task, never run: its nextVerification is 03:00 New York time.
     ferry.create(
         "synctasks",
@@ -119,9 +110,16 @@ def test_scheduled_checks_fire_on_time_never_overlap_and_pause(
     wait_until(lambda: len(sql(f"SELECT id FROM `{target}`.notes")) == 3, 60, "the snapshot")
     sql(f"UPDATE `{target}`.notes SET v = 'tampered' WHERE id = 2")  # behind Ferry's back
 
-    # The first tick: a check starts on time, as a config revision carrying its nonce.
+    # The schedule is added: it only sets the next tick (no check, no new revision yet).
+    every_minute = {"schedule": "* * * * *", "timeZone": "Asia/Kolkata", "chunkSize": 2}
+    patched = ferry.patch_spec("synctasks", "orders", {"verifySchedule": every_minute})
+    assert patched["spec"].get("verifySchedule"), "the API server pruned spec.verifySchedule"
     tick1 = _tick(ferry)
-    assert tick1.second == 0 and tick1 > _now() - timedelta(seconds=5)
+    assert tick1.second == 0 and tick1 > _now() - timedelta(seconds=2)
+    assert ferry.revisions("orders") == ["orders-r1"]
+    assert "scheduledVerification" not in _status(ferry)
+
+    # The first tick: a check starts on time, as a config revision carrying its nonce.
     started = wait_until(
         lambda: (_status(ferry).get("scheduledVerification") or {}).get("nonce"),
         (tick1 - _now()).total_seconds() + 30,

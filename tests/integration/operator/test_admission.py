@@ -418,6 +418,48 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         ["spec.timeZone", "spec.timeZone needs spec.schedule"],
     ),
     (
+        "verify-schedule-not-cron",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "0 3 * *"}),
+        ["spec.verifySchedule.schedule", "spec.verifySchedule.schedule must be a cron expression"],
+    ),
+    (
+        "verify-schedule-minute-out-of-range",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "60 3 * * *"}),
+        ["spec.verifySchedule.schedule", "minute (0-59)"],
+    ),
+    (
+        "verify-schedule-without-schedule",
+        TASK,
+        _spec(spec__verifySchedule={"timeZone": "UTC"}),
+        ["spec.verifySchedule.schedule", "Required value"],
+    ),
+    (
+        "verify-schedule-time-zone-not-a-zone-name",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "timeZone": "Europe Berlin"}),
+        ["spec.verifySchedule.timeZone", "spec.verifySchedule.timeZone must be an IANA"],
+    ),
+    (
+        "verify-schedule-repair-with-kafka-sink",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "repair": True}),
+        ["spec.verifySchedule", "spec.verifySchedule.repair needs a MySQL sink"],
+    ),
+    (
+        "verify-schedule-on-a-snapshot-task",
+        TASK,
+        _spec(spec__mode="snapshot", spec__verifySchedule={"schedule": "@daily"}),
+        ["spec.verifySchedule", "spec.verifySchedule needs a streaming task"],
+    ),
+    (
+        "verify-schedule-table-not-a-glob",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "tables": ["orders"]}),
+        ["spec.verifySchedule.tables[0]", "verifySchedule.tables entries must be a database"],
+    ),
+    (
         "notification-event-unknown",
         TASK,
         _spec(
@@ -556,6 +598,19 @@ VALID = [
                 "gtid": "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7,"
                 "4e11fa47-71ca-11e1-9e33-c80aa9429562:tag_a:1-3"
             }
+        ),
+    ),
+    (
+        "task-verify-schedule",
+        TASK,
+        _spec(
+            spec__verifySchedule={
+                "schedule": "30 3 * * MON-FRI",
+                "timeZone": "America/New_York",
+                "tables": ["shop.order_*"],
+                "chunkSize": 500,
+            },
+            spec__verifyRequest={"nonce": "v1"},
         ),
     ),
     ("task-name-63", TASK, _spec(metadata__name="o" * 63)),

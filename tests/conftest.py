@@ -58,6 +58,12 @@ class TestEnv:
         return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first: scripts/test runs the suite on several pytest-xdist workers,
+    which take tests in this order, so a long one started last would be the run's tail."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
+
+
 def service_missing(service: str, reason: str) -> None:
     """Skip locally, fail in CI: a CI run without its services must not look green."""
     message = f"{service} is not available: {reason}. Start it with tests/infra/up."

@@ -66,6 +66,7 @@ def _next_3am_new_york(after: datetime) -> datetime:
     return candidate.astimezone(UTC)
 
 
+@pytest.mark.long
 def test_scheduled_checks_fire_on_time_never_overlap_and_pause(
     ferry: Ferry,
     testenv: Any,

@@ -194,6 +194,7 @@ def _wait_chunk(pipeline: Pipeline, worker: Any, base: int) -> None:
     pipeline.wait_until(moved, 60, "a chunk")
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600)  # ~2-3 min (parallelism 1), 40-90 s (4) on the shared machine
 @pytest.mark.parametrize(
     ("parallelism", "rows", "kills", "min_changes"),

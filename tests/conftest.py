@@ -58,6 +58,12 @@ class TestEnv:
         return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first: scripts/test runs the suite on several pytest-xdist workers,
+    which take tests in this order, so a long one started last would be the run's tail."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
+
+
 def service_missing(service: str, reason: str) -> None:
     """Skip locally, fail in CI: a CI run without its services must not look green."""
     message = f"{service} is not available: {reason}. Start it with tests/infra/up."
@@ -202,6 +208,43 @@ def kafka_bootstrap(testenv: TestEnv) -> str:
     except Exception as error:
         service_missing("Kafka", f"{type(error).__name__}: {error}")
     return testenv.kafka_bootstrap
+
+
+@dataclass(frozen=True)
+class SchemaRegistryEnv:
+    """The test schema registry: its Confluent-compatible base URL and its basic auth user
+    (Apicurio requires it, tests/infra/registry.sh)."""
+
+    url: str
+    username: str
+    password: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        import base64
+
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture(scope="session")
+def schema_registry(testenv: TestEnv) -> SchemaRegistryEnv:
+    """The schema registry of format avro's tests (Apicurio, tests/infra/registry.sh)."""
+    import urllib.request
+
+    values = [testenv.get(key) for key in ("FERRY_SCHEMA_REGISTRY_URL", "FERRY_REGISTRY_USER")]
+    url, username = values
+    if not url or not username:
+        service_missing("the schema registry", "FERRY_SCHEMA_REGISTRY_URL is not in the env file")
+    password = testenv.get("FERRY_REGISTRY_PASSWORD") or ""
+    registry = SchemaRegistryEnv(str(url), str(username), password)
+    request = urllib.request.Request(f"{url}/subjects", headers=registry.headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except OSError as error:
+        service_missing("the schema registry", f"{type(error).__name__}: {error}")
+    return registry
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from ferry_runtime.source.positions import check_gtid_text, parse_gtids
 
 __all__ = [
     "FIXED_PRODUCER_SETTINGS",
+    "AvroSettings",
     "BinlogFilePosition",
     "ConfigError",
     "Duration",
@@ -48,6 +49,7 @@ __all__ = [
     "ReportingConfig",
     "ResetPosition",
     "RestartPolicy",
+    "SchemaRegistry",
     "SinkConfig",
     "SkipEvent",
     "SkipGtid",
@@ -312,6 +314,24 @@ class SchemaChangeRecords(Model):
     )
 
 
+class AvroSettings(Model):
+    """sink.kafka.avro: how format avro names its subjects."""
+
+    subject_strategy: Literal["topicName", "recordName"] = Field(
+        default="topicName",
+        description="topicName: <topic>-key and <topic>-value; recordName: the records' full "
+        "names (ferry.<db>.<table>.Key, ferry.<db>.<table>.Envelope).",
+    )
+
+
+class SchemaRegistry(Model):
+    """The Confluent-compatible schema registry of format avro (the Connector's)."""
+
+    url: str = Field(min_length=1, description="Base URL of the Confluent-compatible API.")
+    username_env: str | None = Field(default=None, description="Basic auth user, from env.")
+    password_env: str | None = Field(default=None, description="Basic auth password, from env.")
+
+
 # librdkafka settings the delivery guarantees rest on: the sink sets them, nobody else.
 FIXED_PRODUCER_SETTINGS = frozenset(
     {
@@ -338,7 +358,11 @@ class KafkaSink(Model):
         min_length=1,
         description="Topic name template; {database} and {table} are replaced.",
     )
-    format: Literal["maxwell", "debezium"] = "maxwell"
+    format: Literal["maxwell", "debezium", "avro"] = "maxwell"
+    avro: AvroSettings | None = Field(default=None, description="format avro: subjects.")
+    schema_registry: SchemaRegistry | None = Field(
+        default=None, description="format avro: where schemas are registered."
+    )
     partition_by: Literal["primaryKey", "table", "database"] = "primaryKey"
     offsets_topic: str = Field(
         default="ferry.offsets", description="Compacted topic holding each task's checkpoint."
@@ -383,6 +407,14 @@ class KafkaSink(Model):
                 f"producer: {', '.join(fixed)} cannot be set: Ferry sets acks=all and "
                 "idempotence (and a transactional.id with exactly-once) so that no record is "
                 "lost, duplicated or reordered"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _avro_needs_registry(self) -> KafkaSink:
+        if self.format == "avro" and self.schema_registry is None:
+            raise ValueError(
+                "format avro needs schemaRegistry (the Connector's kafka.schemaRegistry)"
             )
         return self
 
@@ -603,6 +635,9 @@ class WorkerConfig(Model):
             names.append(self.sink.mysql.password_env)
         if self.sink.kafka is not None and self.sink.kafka.sasl_password_env:
             names.append(self.sink.kafka.sasl_password_env)
+        registry = self.sink.kafka.schema_registry if self.sink.kafka is not None else None
+        if registry is not None and registry.password_env:
+            names.append(registry.password_env)
         return names
 
     def to_yaml(self) -> str:

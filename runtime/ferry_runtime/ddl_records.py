@@ -19,7 +19,9 @@ columns left out of ``def``/``old``; ``sql`` is the statement as the source ran 
   key ``{"databaseName"}``, value ``{"source", "ts_ms", "databaseName", "schemaName":
   null, "ddl", "tableChanges": [{"type": "CREATE|ALTER|DROP", "id": "\\"db\\".\\"t\\"",
   "table": {"defaultCharsetName", "primaryKeyColumnNames", "columns": [...]}}]}`` (a
-  TRUNCATE has no table change: ``tableChanges`` is empty).
+  TRUNCATE has no table change: ``tableChanges`` is empty). With ``format: avro`` the DDL
+  records are these Debezium JSON records too (the rows' schemas live in the registry; a
+  schema change event has no table schema of its own to register).
 
 Keys hold the database, and records are partitioned by it, so one database's DDL stays in
 order on one partition.
@@ -224,7 +226,7 @@ def records(config: WorkerConfig, change: SchemaChange) -> list[tuple[str, bytes
         return []
     topic = kafka.schema_changes.topic
     tables = [_mapped(config, t) for t in change.tables]
-    if kafka.format == "debezium":
+    if kafka.format in ("debezium", "avro"):  # avro: DDL records stay JSON (Debezium's)
         database = tables[0].table.database
         value = debezium(change, tables, config.task.id)
         key = formats._dumps({"databaseName": database})

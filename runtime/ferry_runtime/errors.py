@@ -4,12 +4,13 @@ Hierarchy::
 
     WorkerError                 reason (CamelCase, stable) + a message saying what to do
     ├── TransientError          retried with the restart policy's backoff
-    │     reasons: ConnectionLost, SinkUnavailable
+    │     reasons: ConnectionLost, SinkUnavailable, SchemaRegistryUnavailable
     ├── FatalError              the worker exits non-zero with the reason
     │     reasons: PositionUnavailable, InvalidPosition, InsufficientPrivileges,
     │              AuthenticationFailed, InvalidConfig, NotSupported, Fenced, SinkFailed,
     │              TLSVerificationFailed, TLSUnavailable, TooManyRestarts,
-    │              TopicCreationFailed
+    │              TopicCreationFailed, SchemaIncompatible, SchemaRegistryAuthFailed,
+    │              SchemaRegistryFailed, SchemaInvalid
     └── PoisonRow               one row cannot be converted; the error policy decides
 
 Messages never hold a password: they are built here from error codes and the safe parts

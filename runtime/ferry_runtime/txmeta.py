@@ -12,9 +12,9 @@ order and in the same Kafka transaction (exactly-once) as the rows and their che
 keyed by ``{"id": ...}``. ``id`` is the transaction's MariaDB GTID (``domain-server-seq``),
 else the binlog position after its commit (``file:pos``); ``ts_ms`` is its commit time.
 Counts are of the row records delivered (after include/exclude and mapping; rows that went
-to the error policy are not counted). With ``format: debezium`` each row record also carries
-``transaction: {id, total_order, data_collection_order}``. Snapshot rows belong to no source
-transaction and get none of this, as in Debezium.
+to the error policy are not counted). With ``format: debezium`` (or ``avro``) each row
+record also carries ``transaction: {id, total_order, data_collection_order}``. Snapshot
+rows belong to no source transaction and get none of this, as in Debezium.
 """
 
 from __future__ import annotations

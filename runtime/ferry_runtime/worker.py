@@ -28,6 +28,7 @@ from typing import Any
 import pymysql
 
 from ferry_runtime import (
+    avro_format,
     checkpoint,
     ddl_records,
     errors,
@@ -155,6 +156,7 @@ class Worker:
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         self._heartbeat: heartbeat.Writer | None = None  # spec.heartbeat, while a run streams
         self._verify = verification.Coordinator(config)  # spec.verifyRequest
+        self._avro: avro_format.AvroEncoder | None = None  # format avro, made on first use
         producer = config.sink.kafka.producer if config.sink.kafka else {}
         self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
@@ -392,6 +394,8 @@ class Worker:
                 self._heartbeat.stop()
                 self._heartbeat = None
             self._verify.stop()
+            if self._avro is not None:
+                self._avro.close()
             while self._feeds:
                 self._feeds.pop().close()
             self.tracker.set_queue_probe(None)
@@ -1155,6 +1159,8 @@ class Worker:
             if txn.schema_change is not None:
                 add(self._prepare(sink, run))
                 run = []
+                if self._avro is not None:  # the rows after it: their types read again
+                    self._avro.forget()
                 records.extend(
                     Record(topic, key, value, partition)
                     for topic, key, value, partition in ddl_records.records(
@@ -1263,10 +1269,15 @@ class Worker:
             if routed is None:
                 continue
             mapped, topic, partition = routed
-            if order is not None and kafka.format == "debezium":
+            if order is not None and kafka.format in ("debezium", "avro"):
                 mapped.extra["transaction"] = order.block(mapped.name)
             try:
-                key, value = formats.encode(mapped, kafka.format, self.task_id)
+                if kafka.format == "avro":
+                    key, value = self._avro_encoder().encode(
+                        change.database, change.table, mapped, topic, self.task_id
+                    )
+                else:
+                    key, value = formats.encode(mapped, kafka.format, self.task_id)
             except (TypeError, ValueError) as error:  # a value JSON cannot hold
                 records.extend(self._unencodable(change, error))
                 continue
@@ -1293,12 +1304,16 @@ class Worker:
             return [], {}
         mapped, mapped_rows, topic, partition = routed
         limit = self._max_bytes
+        if kafka.format == "avro":
+            encoded = self._avro_encoder().encode_reads(
+                template.database, template.table, mapped, mapped_rows, topic, self.task_id
+            )
+        else:
+            encoded = formats.encode_reads(mapped, mapped_rows, kafka.format, self.task_id)
         try:
             records = [
                 Record(topic, key, value, partition)
-                for key, value in formats.encode_reads(
-                    mapped, mapped_rows, kafka.format, self.task_id
-                )
+                for key, value in encoded
                 if len(key) + len(value) <= limit
             ]
         except (TypeError, ValueError):
@@ -1306,6 +1321,11 @@ class Worker:
         if len(records) < len(rows):
             return None
         return records, ({(template.name, "read"): len(records)} if records else {})
+
+    def _avro_encoder(self) -> avro_format.AvroEncoder:
+        if self._avro is None:
+            self._avro = avro_format.encoder_for(self.config)
+        return self._avro
 
     def _unencodable(self, change: Change, error: Exception) -> list[Record]:
         reason = f"a row of {change.name} cannot be encoded: {type(error).__name__}: {error}"

@@ -129,6 +129,7 @@ def test_an_unpullable_image_is_image_pull_backoff_within_a_minute(
     wait_until(lambda: ferry.events("ImagePullBackOff"), 30, "a Warning Event")
 
 
+@pytest.mark.long
 def test_an_image_without_the_worker_is_a_crash_loop_and_stalled_then_stopped(
     ferry: Ferry, connectors: None, operator: OperatorProcess
 ) -> None:

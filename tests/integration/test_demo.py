@@ -33,6 +33,7 @@ def demo_removed_afterwards(testenv: Any) -> Iterator[None]:
         subprocess.run(command, env=env, capture_output=True, timeout=180)
 
 
+@pytest.mark.long
 def test_demo_short_mode(
     kube_api: object, mysql_connect: object, kafka_bootstrap: str, demo_removed_afterwards: None
 ) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "MySQLServerInfo",
     "MySQLTLS",
     "OffsetsTopic",
+    "SchemaRegistry",
     "TLSFiles",
 ]
 
@@ -168,6 +169,33 @@ class OffsetsTopic(Model):
     )
 
 
+class SchemaRegistry(Model):
+    """The Confluent-compatible schema registry where tasks with sink.kafka.format avro
+    register their schemas (Confluent Schema Registry, Apicurio's /apis/ccompat/v7,
+    Karapace)."""
+
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Base URL of the registry's Confluent-compatible API "
+        "(http://registry:8081, https://apicurio:8080/apis/ccompat/v7). No credentials in "
+        "it: they come from secretRef.",
+        json_schema_extra=must_match(
+            r"^https?://[^\s/@?#]+(/[^\s@?#]*)?$",
+            "kafka.schemaRegistry.url must be an http:// or https:// URL without user info, "
+            "query or fragment (credentials go in kafka.schemaRegistry.secretRef)",
+        ),
+    )
+    secret_ref: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Name of a Secret with keys 'username' and 'password': HTTP basic auth "
+        "towards the registry. Unset: no authentication.",
+        json_schema_extra=must_match(DNS_SUBDOMAIN, f"schemaRegistry.secretRef {NAME_MESSAGE}"),
+    )
+
+
 class KafkaEndpoint(Model):
     """Where and how to reach a Kafka cluster."""
 
@@ -215,6 +243,11 @@ class KafkaEndpoint(Model):
         default=None,
         description="The checkpoint topic of the tasks writing here; default ferry.offsets, "
         "1 partition. An existing topic is used as it is.",
+    )
+    schema_registry: SchemaRegistry | None = Field(
+        default=None,
+        description="The schema registry of the tasks writing here with format avro; "
+        "required by them.",
     )
 
 

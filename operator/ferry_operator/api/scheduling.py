@@ -24,9 +24,12 @@ __all__ = [
     "Notification",
     "NotificationStatus",
     "RunStatus",
+    "ScheduledVerificationStatus",
     "Webhook",
+    "cron_message",
     "schedule_field",
     "time_zone_field",
+    "time_zone_message",
 ]
 
 
@@ -46,16 +49,25 @@ CRON_PATTERN = (
     rf"^(\s*{_values(_MINUTE)}\s+{_values(_HOUR)}\s+{_values(_DAY)}\s+{_values(_MONTH)}"
     rf"\s+{_values(_WEEKDAY)}\s*|{_MACRO})$"
 )
-CRON_MESSAGE = (
-    "spec.schedule must be a cron expression of 5 fields, minute (0-59) hour (0-23) "
-    "day-of-month (1-31) month (1-12 or JAN-DEC) day-of-week (0-7 or SUN-SAT), each *, a value "
-    "or a range with an optional /step, comma-separated (e.g. '0 2 * * *'), or one of @hourly, "
-    "@daily, @midnight, @weekly, @monthly, @yearly, @annually"
-)
+
+
+def cron_message(field: str) -> str:
+    """What admission says about a bad cron expression in ``field``."""
+    return (
+        f"{field} must be a cron expression of 5 fields, minute (0-59) hour (0-23) "
+        "day-of-month (1-31) month (1-12 or JAN-DEC) day-of-week (0-7 or SUN-SAT), each *, a "
+        "value or a range with an optional /step, comma-separated (e.g. '0 2 * * *'), or one of "
+        "@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually"
+    )
+
+
+def time_zone_message(field: str) -> str:
+    return f"{field} must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC"
+
+
+CRON_MESSAGE = cron_message("spec.schedule")
 TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
-TIME_ZONE_MESSAGE = (
-    "spec.timeZone must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC"
-)
+TIME_ZONE_MESSAGE = time_zone_message("spec.timeZone")
 NOTIFICATION_EVENTS = ("Failed", "Stalled", "Recovered", "Completed")
 
 
@@ -159,3 +171,38 @@ class NotificationStatus(Model):
     last_error: str | None = Field(
         default=None, description="The last failed attempt's error (kept after a retry worked)."
     )
+
+
+class ScheduledVerificationStatus(Model):
+    """What spec.verifySchedule did at its last tick (reconcile/verify_schedule.py)."""
+
+    last_tick: str | None = Field(
+        default=None,
+        description="The last tick of spec.verifySchedule that came (started or skipped).",
+        json_schema_extra={"format": "date-time"},
+    )
+    nonce: str | None = Field(
+        default=None,
+        description="The nonce of the last check the schedule started (scheduled-<tick, "
+        "UTC>); its result is status.verification once that nonce shows there.",
+    )
+    start_time: str | None = Field(
+        default=None,
+        description="When the operator started that check (the tick, or later after a "
+        "pause of the operator).",
+        json_schema_extra={"format": "date-time"},
+    )
+    request_nonce: str | None = Field(
+        default=None,
+        description="spec.verifyRequest's nonce when that check started: a verifyRequest "
+        "with another nonce is newer and runs in its place.",
+    )
+    skipped: bool | None = Field(
+        default=None,
+        description="true: the last tick started nothing because a check was still running "
+        "or waiting to run (checks never overlap).",
+    )
+    skipped_ticks: int | None = Field(
+        default=None, description="Ticks skipped since the schedule last started a check."
+    )
+    message: str | None = Field(default=None, description="Why the last tick was skipped.")

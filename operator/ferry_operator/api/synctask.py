@@ -28,16 +28,22 @@ from ferry_operator.api.base import (
     must_match,
 )
 from ferry_operator.api.scheduling import (
+    CRON_PATTERN,
+    TIME_ZONE_PATTERN,
     ActiveRun,
     Notification,
     NotificationStatus,
     RunStatus,
+    ScheduledVerificationStatus,
+    cron_message,
     schedule_field,
     time_zone_field,
+    time_zone_message,
 )
 
 __all__ = [
     "Alerts",
+    "AvroSpec",
     "ErrorPolicy",
     "Heartbeat",
     "KafkaProducerSpec",
@@ -62,6 +68,7 @@ __all__ = [
     "TaskFields",
     "VerificationStatus",
     "VerifyRequest",
+    "VerifySchedule",
     "WorkerPodStatus",
     "WorkerSpec",
 ]
@@ -238,8 +245,29 @@ class KafkaTopicsSpec(Model):
     )
 
 
+class AvroSpec(Model):
+    """Settings of format avro."""
+
+    subject_strategy: Literal["topicName", "recordName"] | None = Field(
+        default=None,
+        description="The registry subjects of a table's schemas: topicName (default: "
+        "<topic>-key and <topic>-value) or recordName (the records' full names: "
+        "ferry.<database>.<table>.Key and ferry.<database>.<table>.Envelope).",
+    )
+
+
 class KafkaSinkSpec(Model):
     """How events are written to Kafka."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            (
+                "!has(self.avro) || (has(self.format) && self.format == 'avro')",
+                "sink.kafka.avro needs sink.kafka.format avro",
+                ".avro",
+            )
+        )
+    )
 
     topic: str | None = Field(
         default=None,
@@ -249,9 +277,12 @@ class KafkaSinkSpec(Model):
         "{database} and {table} (after mapping), nothing else. Default: ferry.{database}.{table}.",
         json_schema_extra=_topic_rules("sink.kafka.topic"),
     )
-    format: Literal["maxwell", "debezium"] | None = Field(
-        default=None, description="Event format; default: maxwell."
+    format: Literal["maxwell", "debezium", "avro"] | None = Field(
+        default=None,
+        description="Event format: maxwell (default) or debezium JSON, or avro (the Confluent "
+        "wire format, schemas in the sink Connector's kafka.schemaRegistry; see docs/avro.md).",
     )
+    avro: AvroSpec | None = Field(default=None, description="Settings of format avro.")
     partition_by: Literal["primaryKey", "table", "database"] | None = Field(
         default=None, description="Partition key; default: primaryKey."
     )
@@ -684,6 +715,52 @@ class VerifyRequest(Model):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+class VerifySchedule(Model):
+    """Start a verification (as a spec.verifyRequest would) at each tick of a cron schedule
+    (docs/verification.md#periodic-checks-verifyschedule)."""
+
+    schedule: str = Field(
+        min_length=1,
+        max_length=100,
+        description="A cron expression (5 fields: minute hour day-of-month month day-of-week, "
+        "or @daily etc.), read in timeZone. Each tick starts a check with the nonce "
+        "scheduled-<tick, UTC> unless one is still running or waiting to run (then the tick "
+        "is skipped); spec.paused suspends the schedule.",
+        json_schema_extra=cel(
+            (matches(CRON_PATTERN), cron_message("spec.verifySchedule.schedule"))
+        ),
+    )
+    time_zone: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The IANA time zone the schedule is read in (e.g. Europe/Berlin); default UTC.",
+        json_schema_extra=cel(
+            (matches(TIME_ZONE_PATTERN), time_zone_message("spec.verifySchedule.timeZone"))
+        ),
+    )
+    tables: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="database.table globs of the selected tables to verify; default: all.",
+        json_schema_extra=_glob_items("verifySchedule.tables"),
+    )
+    repair: bool | None = Field(
+        default=None,
+        description="MySQL sink only: rewrite the mismatched rows from the source.",
+    )
+    chunk_size: int | None = Field(
+        default=None, ge=1, le=100_000, description="Rows per checksum chunk; default 1000."
+    )
+
+    def request(self, nonce: str) -> VerifyRequest:
+        """The verifyRequest one tick starts."""
+        return VerifyRequest(
+            tables=self.tables, repair=self.repair, chunk_size=self.chunk_size, nonce=nonce
+        )
+
+
 class TaskFields(Model):
     """The fields a SyncTask and a TaskTemplate share."""
 
@@ -790,6 +867,18 @@ class SyncTaskSpec(TaskFields):
                 ".verifyRequest",
             ),
             (
+                "!has(self.verifySchedule) || !has(self.verifySchedule.repair)"
+                " || !self.verifySchedule.repair || !has(self.sink) || !has(self.sink.kafka)",
+                "spec.verifySchedule.repair needs a MySQL sink (a Kafka topic keeps its history)",
+                ".verifySchedule",
+            ),
+            (
+                "!has(self.verifySchedule) || !has(self.mode) || self.mode != 'snapshot'",
+                "spec.verifySchedule needs a streaming task (mode snapshot+cdc or cdc): a "
+                "mode: snapshot worker ends after its copy",
+                ".verifySchedule",
+            ),
+            (
                 "!has(self.schedule) || has(self.templateRef)"
                 " || (has(self.mode) && self.mode == 'snapshot')",
                 "spec.schedule needs spec.mode: snapshot (each tick runs one snapshot)",
@@ -833,6 +922,12 @@ class SyncTaskSpec(TaskFields):
         default=None,
         description="Compare the source with the sink, once per nonce; status.verification "
         "and an Event record the result.",
+    )
+    verify_schedule: VerifySchedule | None = Field(
+        default=None,
+        description="Compare the source with the sink periodically: a verification (as "
+        "verifyRequest) at each tick of a cron schedule, never two at once; "
+        "status.nextVerification and status.scheduledVerification record the ticks.",
     )
 
 
@@ -1180,6 +1275,17 @@ class SyncTaskStatus(Model):
     )
     runs: list[RunStatus] | None = Field(
         default=None, max_length=10, description="The last 10 finished runs, newest first."
+    )
+    # Operator-owned: spec.verifySchedule (reconcile/verify_schedule.py).
+    next_verification: str | None = Field(
+        default=None,
+        description="The next tick of spec.verifySchedule (none while paused).",
+        json_schema_extra={"format": "date-time"},
+    )
+    scheduled_verification: ScheduledVerificationStatus | None = Field(
+        default=None,
+        description="What spec.verifySchedule did last: the last tick, the check it started, "
+        "or why it skipped that tick. The check's result is in status.verification.",
     )
     # Owned by the notifier (field manager ferry-notifier).
     notifications: list[NotificationStatus] | None = Field(

@@ -204,6 +204,7 @@ def status_panel(task: dict[str, Any], now: datetime) -> str:
         f"Heartbeat:    {status.get('heartbeatTime') or NONE} ({updated(status, now)})",
         *_skip_line(status.get("lastSkip")),
         *verification_lines(status.get("verification")),
+        *verify_schedule_lines(spec, status),
         "",
         "Conditions:",
     ]
@@ -255,6 +256,28 @@ def verification_lines(found: Any) -> list[str]:
     for skipped in found.get("skippedTables") or []:
         lines.append(f"  not compared: {skipped}")
     return lines
+
+
+def verify_schedule_lines(spec: dict[str, Any], status: dict[str, Any]) -> list[str]:
+    """``Verify next:`` (spec.verifySchedule, status.nextVerification and what the last tick
+    did), or nothing without a schedule."""
+    found = spec.get("verifySchedule")
+    if not isinstance(found, dict):
+        return []
+    zone = f" {found['timeZone']}" if found.get("timeZone") else ""
+    line = f"Verify next:  {status.get('nextVerification') or NONE}"
+    line += (
+        " (paused)" if spec.get("paused") else f" (verifySchedule {found.get('schedule')!r}{zone})"
+    )
+    last = status.get("scheduledVerification") or {}
+    if last.get("lastTick") and last.get("skipped"):
+        line += (
+            f"; tick {last['lastTick']} skipped ({last.get('skippedTicks') or 1} in a row): a "
+            "check was still running or waiting"
+        )
+    elif last.get("lastTick"):
+        line += f"; tick {last['lastTick']} started {last.get('nonce') or NONE}"
+    return [line]
 
 
 def _skip_line(skip: Any) -> list[str]:

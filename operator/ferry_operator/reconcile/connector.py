@@ -102,6 +102,13 @@ def _probe(secrets: _Secrets, spec: ConnectorSpec) -> probe.ProbeResult:
             "sasl.username": secrets.value(secret, "username", field),
             "sasl.password": secrets.value(secret, "password", field),
         }
+    registry = kafka.schema_registry
+    if registry is not None and registry.secret_ref is not None:
+        # Read so that a missing Secret or key shows here and a change rolls the workers
+        # (secretVersions); the workers send them as HTTP basic auth.
+        field = "spec.kafka.schemaRegistry.secretRef"
+        secrets.value(registry.secret_ref, "username", field)
+        secrets.value(registry.secret_ref, "password", field)
     material = None
     if kafka.security_protocol.endswith("SSL"):
         material = _tls(secrets, kafka.tls, "verify-identity", "spec.kafka.tls")

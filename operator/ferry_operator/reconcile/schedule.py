@@ -57,26 +57,32 @@ class Cron:
     zone: tzinfo
 
 
-def parse(schedule: str, time_zone: str | None) -> Cron:
+def parse(
+    schedule: str,
+    time_zone: str | None,
+    *,
+    field: str = "spec.schedule",
+    zone_field: str = "spec.timeZone",
+) -> Cron:
     """The schedule, checked again as the API server cannot (a zone name that does not exist,
-    a sixth field croniter would read as seconds)."""
+    a sixth field croniter would read as seconds); messages name ``field``/``zone_field``."""
     try:
         zone: tzinfo = ZoneInfo(time_zone) if time_zone else UTC
     except (ZoneInfoNotFoundError, ValueError):
         raise ScheduleError(
-            f"spec.timeZone: unknown time zone {time_zone!r}: use an IANA name such as "
+            f"{zone_field}: unknown time zone {time_zone!r}: use an IANA name such as "
             "Europe/Berlin or UTC"
         ) from None
     expression = " ".join(schedule.split())
     if not expression.startswith("@") and len(expression.split(" ")) != 5:
         raise ScheduleError(
-            f"spec.schedule: {schedule!r} is not a cron expression of 5 fields (minute hour "
+            f"{field}: {schedule!r} is not a cron expression of 5 fields (minute hour "
             "day-of-month month day-of-week)"
         )
     try:
         croniter(expression, datetime.now(zone))
     except (CroniterError, ValueError) as error:
-        message = f"spec.schedule: {schedule!r} is not a cron expression: {error}"
+        message = f"{field}: {schedule!r} is not a cron expression: {error}"
         raise ScheduleError(message) from None
     return Cron(expression, zone)
 

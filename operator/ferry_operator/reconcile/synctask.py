@@ -29,6 +29,7 @@ from ferry_operator.kube import Clients
 from ferry_operator.observability import RECONCILES
 from ferry_operator.reconcile import failures, health, notify, recovery, schedule
 from ferry_operator.reconcile import pods as pods_module
+from ferry_operator.reconcile import verify_schedule as verify_ticks
 from ferry_operator.reconcile.connector import BINLOG_READY
 from ferry_operator.reconcile.failures import Failure
 from ferry_operator.reconcile.health import OK_CONDITION, Problem, assess, parse_time
@@ -86,6 +87,8 @@ OWNED_STATUS = {
     "activeRun",
     "lastRun",
     "runs",
+    # periodic verification (reconcile/verify_schedule.py)
+    *verify_ticks.FIELDS,
 }
 Event = tuple[str, str, str]  # (type, reason, message)
 _LOCKS: dict[str, threading.Lock] = {}
@@ -330,7 +333,11 @@ def _generations(observed: Observed) -> dict[str, str]:
 
 
 def _cause(
-    observed: Observed, previous: dict[str, Any] | None, spec: SyncTaskSpec, digest: str
+    observed: Observed,
+    previous: dict[str, Any] | None,
+    spec: SyncTaskSpec,
+    digest: str,
+    config: WorkerConfig,
 ) -> str:
     """Why a new revision: from what differs from the previous one, not from what woke us.
     Names the changed fields (``performance.batchSize: 500 → 2000``); a config equal to an
@@ -344,6 +351,11 @@ def _cause(
     old_skip = (old_spec.get("skipEvent") or {}).get("nonce")
     if spec.skip_event and spec.skip_event.nonce != old_skip:
         return f"skipEvent (nonce {spec.skip_event.nonce})"
+    old_config = yaml.safe_load(previous.get("data", {}).get(objects.WORKER_CONFIG_KEY) or "{}")
+    rendered = config.verify_request.nonce if config.verify_request else None
+    scheduled = verify_ticks.cause(old_config or {}, rendered)
+    if scheduled is not None:
+        return scheduled
     old_verify = (old_spec.get("verifyRequest") or {}).get("nonce")
     if spec.verify_request and spec.verify_request.nonce != old_verify:
         return f"verifyRequest (nonce {spec.verify_request.nonce})"
@@ -396,6 +408,7 @@ def _finish(
         "activeRun",
         "lastRun",
         "runs",
+        *verify_ticks.FIELDS,
     )
     fields = {**{k: status.get(k) for k in kept}, **fields}
     if fields.get("lastStartTime"):
@@ -452,6 +465,7 @@ def _finish(
     tick = health.parse_time(fields.get("nextRun"))  # a scheduled run starts with no event
     if tick is not None and (wake_at is None or tick < wake_at):
         wake_at = tick
+    wake_at = verify_ticks.earliest(wake_at, fields)
     return Plan(
         plan_apply,
         delete,
@@ -496,7 +510,7 @@ def _revisions(
         kept = observed.revisions
     else:
         number = (_revision_number(latest) if latest else 0) + 1
-        cause = _cause(observed, latest, spec, digest)
+        cause = _cause(observed, latest, spec, digest, config)
         configmap = objects.revision_configmap(
             owner, number, config, stored_spec(spec), digest, cause, _generations(observed)
         )
@@ -551,14 +565,18 @@ def decide(ctx: Context, observed: Observed) -> Plan:
                 True,
             )
             return _finish(observed, spec, problem, {}, [], [], [], False, None)
+    ticks = _verify_ticks(observed, spec)
+    if isinstance(ticks, Problem):
+        return _finish(observed, spec, ticks, {}, [], [], [], False, None)
     waiting = _connector_problem(spec, observed)
     if waiting is not None:
         return _finish(observed, spec, waiting, {}, [], [], [], False, None)
     connectors = {
         name: Connector.model_validate(body) for name, body in observed.connectors.items()
     }
+    rendered = task.model_copy(update={"spec": verify_ticks.with_request(task.spec, ticks.request)})
     try:
-        config = render_worker_config(task, connectors, template)
+        config = render_worker_config(rendered, connectors, template)
     except errors.RenderError as error:
         problem = Problem(error.reason, str(error), True)
         return _finish(observed, spec, problem, {}, [], [], [], False, None)
@@ -585,7 +603,9 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     fields: dict[str, Any] = {
         "configRevision": revision,
         "scheduledResume": rfc3339(resume_at) if paused and resume_at else None,
+        **ticks.fields,
     }
+    events += ticks.events
     runs = None
     if spec.mode == "snapshot":
         runs = schedule.plan(
@@ -671,6 +691,25 @@ def decide(ctx: Context, observed: Observed) -> Plan:
     return _finish(
         observed, spec, None, fields, apply, delete, events, paused, resume_at, idle=idle
     )
+
+
+def _verify_ticks(observed: Observed, spec: SyncTaskSpec) -> verify_ticks.VerifyPlan | Problem:
+    """spec.verifySchedule's plan (the verifyRequest to render, status, Events), or why it
+    cannot work (InvalidSpec naming the field)."""
+    try:
+        cron = verify_ticks.parse(spec)
+    except schedule.ScheduleError as error:
+        return Problem("InvalidSpec", str(error), True)
+    if cron is not None and spec.mode == "snapshot":
+        return Problem(
+            "InvalidSpec",
+            "spec.verifySchedule needs a streaming task (mode snapshot+cdc or cdc): a mode: "
+            "snapshot worker ends after its copy",
+            True,
+        )
+    resume_at = parse_time(spec.resume_at)
+    paused = bool(spec.paused) and (resume_at is None or observed.now < resume_at)
+    return verify_ticks.plan(spec, cron, _status_base(observed), paused=paused, now=observed.now)
 
 
 def _skip_announcement(status: dict[str, Any]) -> tuple[str, str] | None:

@@ -23,6 +23,8 @@ from ferry_operator.render.merge import deep_merge
 from ferry_runtime.config import WorkerConfig
 
 __all__ = [
+    "SCHEMA_REGISTRY_PASSWORD",
+    "SCHEMA_REGISTRY_USERNAME",
     "SINK_PASSWORD",
     "SINK_SASL_PASSWORD",
     "SINK_SASL_USERNAME",
@@ -43,6 +45,8 @@ SOURCE_PASSWORD = "FERRY_SOURCE_PASSWORD"
 SINK_PASSWORD = "FERRY_SINK_PASSWORD"
 SINK_SASL_USERNAME = "FERRY_SINK_SASL_USERNAME"
 SINK_SASL_PASSWORD = "FERRY_SINK_SASL_PASSWORD"
+SCHEMA_REGISTRY_USERNAME = "FERRY_SCHEMA_REGISTRY_USERNAME"
+SCHEMA_REGISTRY_PASSWORD = "FERRY_SCHEMA_REGISTRY_PASSWORD"
 # Fields that steer the worker's lifecycle, not its config: left out of the stored spec.
 LIFECYCLE_FIELDS = ("paused", "resumeAt", "restartNonce")
 
@@ -134,6 +138,20 @@ def _server_id(key: str) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**31 - 2) + 2
 
 
+def _schema_registry(kafka: Any, connector: str | None) -> dict[str, Any]:
+    """The registry of format avro, from the sink Connector; credentials as env names."""
+    registry = kafka.schema_registry
+    if registry is None:
+        raise InvalidSpec(
+            f"spec.sink.kafka.format avro needs a schema registry: set spec.kafka.schemaRegistry "
+            f"(url, secretRef) on the sink Connector {connector!r}"
+        )
+    out: dict[str, Any] = {"url": registry.url}
+    if registry.secret_ref is not None:
+        out |= {"usernameEnv": SCHEMA_REGISTRY_USERNAME, "passwordEnv": SCHEMA_REGISTRY_PASSWORD}
+    return out
+
+
 def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector], tls_dir: str) -> dict[str, Any]:
     sink = spec.sink
     if sink is None or (sink.kafka is None) == (sink.mysql is None):
@@ -157,6 +175,8 @@ def _sink(spec: SyncTaskSpec, connectors: Mapping[str, Connector], tls_dir: str)
                 "saslUsernameEnv": SINK_SASL_USERNAME,
                 "saslPasswordEnv": SINK_SASL_PASSWORD,
             }
+        if sink.kafka.format == "avro":
+            out["schemaRegistry"] = _schema_registry(kafka, name)
         return {"kafka": out}
     mysql = _connector(connectors, name, "spec.sink", "mysql").mysql
     assert mysql is not None and sink.mysql is not None
@@ -284,6 +304,13 @@ def secret_env(spec: SyncTaskSpec, connectors: Mapping[str, Connector]) -> list[
             out += [
                 (SINK_SASL_USERNAME, secret, "username"),
                 (SINK_SASL_PASSWORD, secret, "password"),
+            ]
+        registry = found.spec.kafka.schema_registry if found and found.spec.kafka else None
+        avro = spec.sink.kafka is not None and spec.sink.kafka.format == "avro"
+        if avro and registry is not None and registry.secret_ref is not None:
+            out += [
+                (SCHEMA_REGISTRY_USERNAME, registry.secret_ref, "username"),
+                (SCHEMA_REGISTRY_PASSWORD, registry.secret_ref, "password"),
             ]
     return out
 

@@ -464,6 +464,11 @@ class _KafkaTarget(_Target):
     def prepare(self, plans: list[Plan]) -> None:
         """Read the tables' topics from the beginning to their end (read_committed)."""
         assert self.touched is not None
+        if self.kafka.format == "avro":  # JSON records only: say so rather than all drift
+            raise NotImplementedError(
+                "verifyRequest does not read format avro's records yet (the JSON formats "
+                "only); nothing was compared"
+            )
         self.low = self.touched.position or ("", 0)
         keys = {(p.target_database, p.target_table): p for p in plans}
         self.state = {name: {} for name in keys}

@@ -167,8 +167,20 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
     (
         "bad-kafka-format",
         TASK,
-        _spec(spec__sink__kafka={"format": "avro"}),
+        _spec(spec__sink__kafka={"format": "protobuf"}),
         ["spec.sink.kafka.format"],
+    ),
+    (
+        "bad-avro-subject-strategy",
+        TASK,
+        _spec(spec__sink__kafka={"format": "avro", "avro": {"subjectStrategy": "topic"}}),
+        ["spec.sink.kafka.avro.subjectStrategy", "Unsupported value"],
+    ),
+    (
+        "avro-settings-without-avro-format",
+        TASK,
+        _spec(spec__sink__kafka={"avro": {"subjectStrategy": "recordName"}}),
+        ["spec.sink.kafka.avro", "needs sink.kafka.format avro"],
     ),
     (
         "dead-letter-without-topic",
@@ -418,6 +430,48 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         ["spec.timeZone", "spec.timeZone needs spec.schedule"],
     ),
     (
+        "verify-schedule-not-cron",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "0 3 * *"}),
+        ["spec.verifySchedule.schedule", "spec.verifySchedule.schedule must be a cron expression"],
+    ),
+    (
+        "verify-schedule-minute-out-of-range",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "60 3 * * *"}),
+        ["spec.verifySchedule.schedule", "minute (0-59)"],
+    ),
+    (
+        "verify-schedule-without-schedule",
+        TASK,
+        _spec(spec__verifySchedule={"timeZone": "UTC"}),
+        ["spec.verifySchedule.schedule", "Required value"],
+    ),
+    (
+        "verify-schedule-time-zone-not-a-zone-name",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "timeZone": "Europe Berlin"}),
+        ["spec.verifySchedule.timeZone", "spec.verifySchedule.timeZone must be an IANA"],
+    ),
+    (
+        "verify-schedule-repair-with-kafka-sink",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "repair": True}),
+        ["spec.verifySchedule", "spec.verifySchedule.repair needs a MySQL sink"],
+    ),
+    (
+        "verify-schedule-on-a-snapshot-task",
+        TASK,
+        _spec(spec__mode="snapshot", spec__verifySchedule={"schedule": "@daily"}),
+        ["spec.verifySchedule", "spec.verifySchedule needs a streaming task"],
+    ),
+    (
+        "verify-schedule-table-not-a-glob",
+        TASK,
+        _spec(spec__verifySchedule={"schedule": "@daily", "tables": ["orders"]}),
+        ["spec.verifySchedule.tables[0]", "verifySchedule.tables entries must be a database"],
+    ),
+    (
         "notification-event-unknown",
         TASK,
         _spec(
@@ -456,6 +510,18 @@ INVALID: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], list[
         MYSQL_CONNECTOR,
         _spec(spec__mysql__host="mysql://db:3306"),
         ["spec.mysql.host"],
+    ),
+    (
+        "connector-schema-registry-url-with-credentials",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__schemaRegistry={"url": "https://user:pw@registry:8081"}),
+        ["spec.kafka.schemaRegistry.url", "without user info"],
+    ),
+    (
+        "connector-schema-registry-not-a-url",
+        KAFKA_CONNECTOR,
+        _spec(spec__kafka__schemaRegistry={"url": "registry:8081"}),
+        ["spec.kafka.schemaRegistry.url", "http:// or https://"],
     ),
     (
         "connector-secret-key-with-space",
@@ -547,6 +613,19 @@ VALID = [
             }
         ),
     ),
+    (
+        "task-verify-schedule",
+        TASK,
+        _spec(
+            spec__verifySchedule={
+                "schedule": "30 3 * * MON-FRI",
+                "timeZone": "America/New_York",
+                "tables": ["shop.order_*"],
+                "chunkSize": 500,
+            },
+            spec__verifyRequest={"nonce": "v1"},
+        ),
+    ),
     ("task-name-63", TASK, _spec(metadata__name="o" * 63)),
     (
         "task-restart-policy",
@@ -594,6 +673,21 @@ VALID = [
         ),
     ),
     ("kafka-connector", KAFKA_CONNECTOR, _spec()),
+    (
+        "kafka-connector-schema-registry",
+        KAFKA_CONNECTOR,
+        _spec(
+            spec__kafka__schemaRegistry={
+                "url": "https://registry.kafka:8080/apis/ccompat/v7",
+                "secretRef": "registry-user",
+            }
+        ),
+    ),
+    (
+        "avro-task",
+        TASK,
+        _spec(spec__sink__kafka={"format": "avro", "avro": {"subjectStrategy": "recordName"}}),
+    ),
     ("template", TEMPLATE, _spec()),
 ]
 
@@ -672,3 +766,16 @@ def test_the_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: N
     assert result.returncode == 0, result.stderr
     assert "synctask.ferry.dev/shop-orders created" in result.stdout
     assert "connector.ferry.dev/shop-db created" in result.stdout
+
+
+def test_the_avro_example_applies_cleanly(testenv: Any, namespace: str, ferry_crds: None) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "avro"
+    result = subprocess.run(
+        [testenv.kubectl, "apply", "-n", namespace, "--validate=strict", "-f", str(example)],
+        env={**os.environ, "KUBECONFIG": str(testenv.kubeconfig)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synctask.ferry.dev/shop-orders-avro created" in result.stdout
+    assert "connector.ferry.dev/events-avro created" in result.stdout

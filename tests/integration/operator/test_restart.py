@@ -12,6 +12,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 TASKS = 50
 
 
+@pytest.mark.long
 def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
     ferry: Ferry,
     connectors: None,

@@ -79,6 +79,7 @@ def _wait_past(moment: datetime, extra: float = 0.0) -> None:
         time.sleep(delay)
 
 
+@pytest.mark.long
 def test_runs_fire_on_time_never_overlap_and_paused_suspends(
     ferry: Ferry,
     testenv: Any,

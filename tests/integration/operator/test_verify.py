@@ -39,7 +39,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 SCHEMA = "/spec/versions/0/schema/openAPIV3Schema/properties"
-MINE = (("spec", "verifyRequest"), ("status", "verification"), ("status", "lastVerifyNonce"))
+MINE = (
+    ("spec", "verifyRequest"),
+    ("spec", "verifySchedule"),
+    ("status", "verification"),
+    ("status", "lastVerifyNonce"),
+    ("status", "nextVerification"),
+    ("status", "scheduledVerification"),
+)
 
 
 @pytest.fixture
@@ -240,6 +247,9 @@ def test_the_verify_example_applies(testenv: Any, ferry: Ferry, crd_fields: None
     assert "synctask.ferry.dev/shop-replica created" in result.stdout
     applied = ferry.get("synctasks", "shop-replica")
     assert applied["spec"]["verifyRequest"]["repair"] is True
+    assert "synctask.ferry.dev/shop-events-checked created" in result.stdout
+    nightly = ferry.get("synctasks", "shop-events-checked")["spec"]["verifySchedule"]
+    assert (nightly["schedule"], nightly["timeZone"]) == ("0 3 * * *", "Europe/Berlin")
 
 
 def test_repair_with_a_kafka_sink_is_refused_at_admission(ferry: Ferry, crd_fields: None) -> None:

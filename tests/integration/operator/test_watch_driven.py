@@ -87,6 +87,7 @@ def deployment_uid(ferry: Ferry, name: str) -> str | None:
         raise
 
 
+@pytest.mark.long
 def test_idle_costs_nothing_and_changes_are_acted_on_at_once(
     ferry: Ferry, connectors: None, event_operator: OperatorProcess, port: int
 ) -> None:

@@ -282,6 +282,7 @@ def _status(worker: Any) -> str | None:
     return None if document is None else str(document.get("state"))
 
 
+@pytest.mark.long
 def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
     sink: Sink,
     spawn_worker: Callable[..., Any],

@@ -22,6 +22,7 @@ def broker(kafka_bootstrap: str) -> Iterator[ScratchKafka]:
     server.remove()
 
 
+@pytest.mark.long
 def test_broker_restart_mid_stream_loses_and_repeats_nothing(
     broker: ScratchKafka,
     database: str,

@@ -31,6 +31,7 @@ NOT_REASONS = {
     "StartError",  # the kubelet's, read: a task shows it as CrashLoopBackOff
     "RunPlan",  # reconcile/schedule.py's class
     "ScheduleError",  # reconcile/schedule.py's exception (InvalidSpec on the task)
+    "VerifyPlan",  # reconcile/verify_schedule.py's class
 }
 
 

@@ -15,11 +15,11 @@ from ferry_operator.render import objects
 from ferry_operator.render.errors import InvalidSpec
 from ferry_operator.render.meta import Owner
 from ferry_operator.render.worker_config import (
-    config_hash,
     render_worker_config,
     secret_env,
     secret_volumes,
 )
+from ferry_runtime import live
 
 
 def _connector(name: str, kafka: dict[str, Any]) -> Connector:
@@ -87,8 +87,7 @@ def test_registry_credentials_reach_the_worker_as_env_from_the_secret() -> None:
     deploy = objects.deployment(
         owner,
         task.spec,
-        "orders-r1",
-        config_hash(config),
+        live.restart_hash(config),
         secret_env(task.spec, CONNECTORS),
         replicas=1,
         secret_volumes=secret_volumes(task.spec, CONNECTORS),

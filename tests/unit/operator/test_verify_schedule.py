@@ -226,7 +226,8 @@ def test_decide_a_tick_makes_a_revision_carrying_the_check() -> None:
 
     # the next reconcile renders the same config: no new revision
     again = _decide(_task(spec, copy.deepcopy(tick.status)), NOW + timedelta(seconds=5), [r1, r2])
-    assert not [obj for obj, _ in again.apply if obj["kind"] == "ConfigMap"]
+    made = [obj["metadata"]["name"] for obj, _ in again.apply if obj["kind"] == "ConfigMap"]
+    assert made == ["orders-worker-config"]  # the mounted one only, no new revision
 
 
 def test_decide_refuses_a_schedule_on_a_snapshot_task_and_a_bad_zone() -> None:

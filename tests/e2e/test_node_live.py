@@ -57,6 +57,7 @@ def _status(release: Release) -> dict[str, Any]:
     return status
 
 
+@pytest.mark.long
 def test_live_changes_keep_the_pod_and_a_sink_change_rolls_it(release: Release) -> None:
     node = release.node
     password = node.values["FERRY_MYSQL_PASSWORD"]

@@ -56,7 +56,10 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
         for cm in ferry.core.list_namespaced_config_map(ferry.ns).items
         if cm.metadata.name.startswith("t")
     )
-    assert configmaps == [f"t{n:02d}-r1" for n in range(TASKS)]
+    # One revision and one mounted <task>-worker-config each, nothing written twice.
+    assert configmaps == sorted(
+        f"t{n:02d}-{kind}" for n in range(TASKS) for kind in ("r1", "worker-config")
+    )
     deployments = sorted(
         d.metadata.name for d in ferry.apps.list_namespaced_deployment(ferry.ns).items
     )

@@ -187,7 +187,7 @@ def test_runs_fire_on_time_never_overlap_and_paused_suspends(
     assert status["phase"] == "Completed"
     assert health.parse_time(status["nextRun"]) > _now()
     wait_until(lambda: _deployment(ferry, "nightly")[0] == 0, 20, "scaled to 0 after the run")
-    assert ferry.events("RunCompleted")
+    wait_until(lambda: ferry.events("RunCompleted"), 20, "the RunCompleted event")
 
 
 def test_a_bad_schedule_or_time_zone_is_refused_naming_the_field(ferry: Ferry, custom: Any) -> None:

@@ -63,6 +63,7 @@ class TestEnv:
 SHOP_TESTS = ("tests/e2e/", "tests/integration/test_demo.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """scripts/test runs the suite on several pytest-xdist workers (``--dist loadgroup``):
     - the tests that use the `shop` database go to one worker, one after another;

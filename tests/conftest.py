@@ -58,20 +58,9 @@ class TestEnv:
         return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
 
 
-# Tests that seed the shared MariaDB's `shop` database (the examples' database, which their
-# manifests name): they must never run at the same time, so they share one xdist group.
-SHOP_TESTS = ("tests/e2e/", "tests/integration/test_demo.py")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """scripts/test runs the suite on several pytest-xdist workers (``--dist loadgroup``):
-    - the tests that use the `shop` database go to one worker, one after another;
-    - tests marked ``long`` come first, since the workers take tests in this order and a long
-      one started last would be the run's tail."""
-    for item in items:
-        if item.nodeid.startswith(SHOP_TESTS):
-            item.add_marker(pytest.mark.xdist_group("shop"))
+    """Tests marked ``long`` first: with FERRY_TEST_WORKERS (pytest-xdist) the workers take
+    tests in this order, and a long one started last would be the run's tail."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
 
 

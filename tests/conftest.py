@@ -58,9 +58,24 @@ class TestEnv:
         return self.get("FERRY_KAFKA_BOOTSTRAP") or "127.0.0.1:19092"
 
 
+# Tests that seed the shared MariaDB's `shop` database (the examples' database, which their
+# manifests name): they must never overlap, so they share one xdist group.
+SHOP_TESTS = (
+    "tests/e2e/test_node.py",
+    "tests/e2e/test_node_live.py",
+    "tests/integration/test_demo.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``long`` first: with FERRY_TEST_WORKERS (pytest-xdist) the workers take
-    tests in this order, and a long one started last would be the run's tail."""
+    """For scripts/test's pytest-xdist workers (``--dist loadgroup``):
+    - the tests that seed `shop` go to one worker, one after another;
+    - tests marked ``long`` come first: the workers take tests in this order, and a long one
+      started last would be the run's tail."""
+    for item in items:
+        if item.nodeid.startswith(SHOP_TESTS):
+            item.add_marker(pytest.mark.xdist_group("shop"))
     items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable
 
 

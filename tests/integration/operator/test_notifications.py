@@ -131,7 +131,7 @@ def test_failed_is_posted_retried_after_a_failure_and_recovered_follows(
     }
     ferry.create("synctasks", {**task("flaky"), "spec": spec})
 
-    wait_until(lambda: len(Receiver.received) >= 2, 60, "the failed POST and its retry")
+    wait_until(lambda: len(Receiver.received) >= 2, 120, "the failed POST and its retry")
     path, code, body = Receiver.received[0]
     assert path == f"/hooks/{TOKEN}" and code == 500
     assert Receiver.received[1][1] == 200 and Receiver.received[1][2] == body

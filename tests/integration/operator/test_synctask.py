@@ -345,7 +345,7 @@ def test_task_waits_for_connectors_with_a_condition_naming_them(
     ferry.create("synctasks", task("orders"))
     wait_until(
         lambda: ferry.condition("synctasks", "orders").get("reason") == "ConnectorNotFound",
-        30,
+        90,  # the operator's start and first reconcile, on a loaded machine
         "waits",
     )
     ready = ferry.condition("synctasks", "orders")

@@ -301,7 +301,7 @@ def test_sigkilled_workers_resume_with_no_row_lost_or_doubled(
         # docs/mysql-sink.md). Then kills while streaming, with every table changing.
         phases = ("Snapshotting", "Streaming") if run < 2 else ("Streaming",)
         state = wait_until(
-            lambda w=worker, p=phases: _status(w) in p and _status(w), 60, f"worker in {phases}"
+            lambda w=worker, p=phases: _status(w) in p and _status(w), 120, f"worker in {phases}"
         )
         if state == "Streaming":
             writer.everywhere.set()

@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -329,6 +330,21 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / TICK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's live threads by name (digits folded: "GC Thread#0" and
+    "GC Thread#1" are one line), the largest first."""
+    by_name: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = re.sub(r"\d+", "N", stat[stat.index("(") + 1 : stat.rindex(")")])
+        fields = stat.rsplit(")", 1)[1].split()
+        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return dict(sorted(by_name.items(), key=lambda item: -item[1]))
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -413,6 +429,7 @@ def measure(reader: Reader, plan: dict[str, Any], work: Path, timeout: float) ->
                     half, cpu_half, rows_half = time.monotonic(), cpu_seconds(process.pid), count
             done = time.monotonic()
             cpu_done, peak = cpu_seconds(process.pid), peak_rss_mib(process.pid)
+            threads = thread_cpu(process.pid)
             if isinstance(reader, Debezium):
                 reader.before_stop()
         finally:
@@ -444,6 +461,7 @@ def measure(reader: Reader, plan: dict[str, Any], work: Path, timeout: float) ->
             "cpu": cpu_done - cpu_half,
         },
         "peak_rss_mib": peak,
+        "threads": threads,
         "load_before": load_before,
         "load_after": load(),
         "last_record": last_value[:300].decode(errors="replace"),
@@ -469,6 +487,9 @@ def report(side: str, r: dict[str, Any]) -> None:
         f"{half['rows'] / max(half['cpu'], 0.01):,.0f} rows/CPU-s",
         flush=True,
     )
+    top = list(r["threads"].items())[:8]
+    print(f"{'':>9}  CPU-s by thread (from launch): "
+          + ", ".join(f"{name} {cpu:.2f}" for name, cpu in top), flush=True)  # fmt: skip
 
 
 def main() -> None:

@@ -39,11 +39,17 @@ samples the reader's process from /proc:
   rows/s    the range's rows over the time from the first record to the last;
   CPU-s     the reader process's user + system time (all threads, and its children), over
             the same stretch, and in total from launch to the last record;
-  peak RSS  VmHWM of the reader process.
+  peak RSS  VmHWM of the reader process;
+  the range's second half: rows/s and rows per CPU-second from the moment half the range
+            had arrived (the JVM's JIT compiler has done most of its work by then);
+  CPU by thread: the reader's CPU-s from launch by thread name (digits folded to N; the
+            kernel keeps 15 characters): the JIT, GC, binlog, producer threads apart.
 
 Rows per CPU-second is the figure that survives a busy machine (this one has 2 shared
 cores); the load average is printed before and after each reader. The consumer's own CPU
-(in this process) is not counted for either side.
+(in this process) is not counted for either side. Run the two orders (``--only
+debezium,ferry``) to see what the load's drift does. The JIT's cost is roughly fixed, so
+Debezium's figures improve with the range's length (``--changes 1000000``).
 """
 
 from __future__ import annotations

@@ -29,9 +29,11 @@ missing table or column → FatalError ``TargetSchemaMismatch`` saying what to c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import logging
 import os
+from collections import Counter
 from typing import Any
 
 import pymysql
@@ -42,7 +44,7 @@ from ferry_runtime.config import MySQLSink as MySQLSinkConfig
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink import evolve, sql
-from ferry_runtime.sink.base import DeadLetter, PoisonHandler
+from ferry_runtime.sink.base import Batch, Counts, DeadLetter, PoisonHandler, Reads, counted
 from ferry_runtime.source import schema
 
 __all__ = [
@@ -166,8 +168,6 @@ def classify(
 class MySQLSink:
     """Applies mapped changes to a MySQL/MariaDB with the checkpoint in the same transaction."""
 
-    wants_records = False  # sink.base.Sink: hand over mapped Changes
-
     def __init__(
         self,
         config: MySQLSinkConfig,
@@ -272,7 +272,27 @@ class MySQLSink:
 
     # ------------------------------------------------------------ delivery
 
-    def deliver(self, items: list[Change | DeadLetter], state: checkpoint.Checkpoint) -> None:
+    def deliver(self, batch: Batch, state: checkpoint.Checkpoint) -> Counts:
+        """Apply the batch's changes (then its dead letters) and store ``state`` in one
+        transaction. Every change counts as delivered, a refused one too (it went to the
+        error policy)."""
+        items: list[Change | DeadLetter] = []
+        letters: list[DeadLetter] = []
+        for part in batch:
+            if isinstance(part, Reads):
+                template = part.template
+                items.extend(dataclasses.replace(template, data=row) for row in part.rows)
+            else:
+                items.extend(part.changes)
+                letters.extend(part.dead_letters)
+        counts: Counter[tuple[str, str]] = Counter(
+            (item.source_name, item.op) for item in items if isinstance(item, Change)
+        )
+        items.extend(letters)
+        self._apply(items, counted(state, dict(counts)))
+        return dict(counts)
+
+    def _apply(self, items: list[Change | DeadLetter], state: checkpoint.Checkpoint) -> None:
         """Apply ``items`` and store ``state`` in one transaction."""
         with self._sql("delivering a batch") as cursor:
             try:

@@ -1,5 +1,5 @@
 """The MySQL sink's pure pieces: JSON → SQL values, the statements per change, the loop
-guard, and the worker's seam (mapped Changes for a sink that wants them)."""
+guard, and the worker's seam (the mapped changes every sink gets)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from ferry_operator.render import worker_config as render
 from ferry_runtime import config, errors, types
 from ferry_runtime.events import Change
 from ferry_runtime.sink import sql
+from ferry_runtime.sink.base import Segment
 from ferry_runtime.sink.kafka import KafkaSink
 from ferry_runtime.sink.mysql import MySQLSink, classify, loop_error
+from ferry_runtime.source.binlog import Transaction
 from ferry_runtime.status import StatusTracker
 from ferry_runtime.worker import Worker
 
@@ -262,7 +264,7 @@ def test_the_worker_builds_the_configured_sink_or_refuses_a_loop() -> None:
     assert raised.value.reason == "InvalidConfig"
 
 
-def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
+def test_the_sink_gets_the_changes_mapped_and_filtered() -> None:
     cfg = worker_config(
         sink=sink(database="copy"),
         mapping=[{"table": "shop.users", "target": "people", "columns": {"nm": "name"},
@@ -271,10 +273,11 @@ def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
     worker = Worker(cfg, StatusTracker())
     users = Change("shop", "users", "insert", {"id": 1, "nm": "Ann", "card": "4111"}, None, ("id",))
     other = Change("crm", "users", "insert", {"id": 2}, None, ("id",))
-    mysql_sink = worker._make_sink()
-    mapped, counts = worker._prepare(mysql_sink, [users, other])
-    assert [(c.table, c.data) for c in mapped] == [("people", {"id": 1, "name": "Ann"})]
-    assert counts == {("shop.users", "insert"): 1}
+    txn = Transaction([users, other], {"file": "binlog.000001", "pos": 9}, 0, 0.0)
+    (segment,) = worker._segments([txn])
+    assert isinstance(segment, Segment)
+    assert [(c.table, c.data) for c in segment.changes] == [("people", {"id": 1, "name": "Ann"})]
+    assert segment.changes[0].source_name == "shop.users"  # status counts it under this name
 
 
 def test_the_example_renders_to_a_mysql_sink_with_both_passwords_from_secrets() -> None:

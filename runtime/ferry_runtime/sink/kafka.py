@@ -269,18 +269,19 @@ class KafkaSink:
 
     def _produce(self, producer: Producer, records: list[Record]) -> None:
         """Hand ``records`` to librdkafka (topics checked once per batch: the hot path)."""
-        partitions = {topic: self.ensure_topic(topic) for topic in {r.topic for r in records}}
+        partitions = {topic: self.ensure_topic(topic) for topic in {r[0] for r in records}}
         callback = None if self.exactly_once else self._on_delivery  # EOS: the commit tells
         produce = producer.produce
-        for record in records:
-            part = record.partition_by
+        for topic, key, value, part in records:
             while True:
                 try:
-                    if part is None:
-                        produce(record.topic, record.value, record.key, on_delivery=callback)
+                    if part is not None:
+                        partition = zlib.crc32(part.encode()) % partitions[topic]
+                        produce(topic, value, key, partition, callback)
+                    elif callback is None:
+                        produce(topic, value, key)
                     else:
-                        partition = zlib.crc32(part.encode()) % partitions[record.topic]
-                        produce(record.topic, record.value, record.key, partition, callback)
+                        produce(topic, value, key, on_delivery=callback)
                     break
                 except BufferError:  # local queue full: let librdkafka send some
                     producer.poll(0.05)

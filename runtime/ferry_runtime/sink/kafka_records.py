@@ -131,6 +131,14 @@ class KafkaRecords:
     ) -> None:
         """Records of mapped ``changes``; ``order``: their transaction's, for txmeta."""
         fmt = self.format
+        if order is None and fmt != "avro" and changes:
+            try:
+                encoded = formats.encode_many(changes, fmt, self.task_id)
+            except (TypeError, ValueError):  # a value JSON cannot hold: one by one below
+                pass
+            else:
+                self._encoded(changes, encoded, records, counts)
+                return
         for change in changes:
             topic, partition = self._route(change)
             if order is not None and fmt in ("debezium", "avro"):
@@ -152,6 +160,33 @@ class KafkaRecords:
             counts[(change.source_name, change.op)] += 1
             if order is not None:
                 order.take(change.name)
+
+    def _encoded(
+        self,
+        changes: list[Change],
+        encoded: list[tuple[bytes, bytes]],
+        records: list[Record],
+        counts: Counter[tuple[str, str]],
+    ) -> None:
+        """Records of ``changes`` encoded together (the streaming hot path: per row, a
+        size check and a tuple; routes and counts per run of one table)."""
+        limit, make = self.max_bytes, tuple.__new__
+        append = records.append
+        tally: dict[tuple[str, str, str, str], int] = {}
+        database = table = None
+        topic, partition = "", None
+        for change, (key, value) in zip(changes, encoded, strict=True):
+            if change.table is not table or change.database is not database:
+                database, table = change.database, change.table
+                topic, partition = self._route(change)
+            if len(key) + len(value) > limit:  # Kafka would refuse it: poison
+                records.extend(self._too_large(change, len(key) + len(value)))
+                continue
+            append(make(Record, (topic, key, value, partition)))
+            found = (change.database, change.origin, change.table, change.op)
+            tally[found] = tally.get(found, 0) + 1
+        for (db, origin, name, op), count in tally.items():
+            counts[(f"{db}.{origin or name}", op)] += count
 
     def _reads(self, reads: Reads, records: list[Record], counts: Counter[tuple[str, str]]) -> None:
         """A snapshot chunk's records, encoded together; one by one when a row needs the

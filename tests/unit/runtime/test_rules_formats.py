@@ -180,3 +180,22 @@ def test_router_maps_a_chunk_of_rows_like_each_row() -> None:
 
 def _fields(change: Change) -> dict[str, Any]:
     return {name: getattr(change, name) for name in Change.__slots__}
+
+
+def test_encode_many_writes_the_same_records_as_encode_one_by_one() -> None:
+    rows = [
+        UPDATE,
+        Change("shop", "orders", "insert", {"id": 2, "total": "1.00"}, None, ("id",), 5, "b.1:9"),
+        Change("shop", "orders", "delete", {"id": 2, "total": "1.00"}, None, ("id",), 5, "b.1:9",
+               xid=3, commit=True),
+        Change("shop", "lines", "insert", {"o": 1, "n": 2, "q": 'x"é'}, None, ("o", "n"), 6, "b.1:99"),
+        Change("shop", "lines", "update", {"o": 1, "n": 2, "q": "y"}, {"o": 1, "n": 2, "q": "z"},
+               ("o", "n"), 6, "b.1:99"),
+        Change("shop", "log", "insert", {"msg": "keyless"}, None, (), 7, "b.2:4"),
+        Change("shop", "log", "update", {"msg": "a"}, None, (), 7, "b.2:4"),  # no old image
+        Change("shop", "orders", "read", {"id": 3}, None, ("id",), 8, "b.2:5", server_id=9,
+               extra={"transaction": {"id": "0-1-2", "total_order": 1}}),
+    ]  # fmt: skip
+    for fmt in ("maxwell", "debezium"):
+        expected = [formats.encode(change, fmt, "ns/t1") for change in rows]
+        assert formats.encode_many(rows, fmt, "ns/t1") == expected, fmt

@@ -1045,17 +1045,20 @@ class Worker:
             if isinstance(item, binlog.Failure):
                 raise item.error
             if isinstance(item, binlog.Transaction):
-                if not batch:
-                    deadline = time.monotonic() + delay
+                if not batch:  # due maxBatchDelay after its first transaction was read (a
+                    # transaction that waited in the queue while a batch was committed has
+                    # used up part of its delay already)
+                    deadline = (item.read_at or time.monotonic()) + delay
                 batch.append(item)
                 size += len(item.changes)
                 if item.changes:
                     self.tracker.set_caught_up(False)
             stopping = self._stop.is_set()
             reloading = self._reloading()
-            due = batch and (
-                size >= perf.batch_size or time.monotonic() >= deadline or stopping or reloading
-            )
+            # Past the deadline, what already waits in the queue joins the batch first (up
+            # to batchSize): a backlog still makes full batches.
+            late = time.monotonic() >= deadline and not isinstance(item, binlog.Transaction)
+            due = batch and (size >= perf.batch_size or late or stopping or reloading)
             if due:
                 state = self._deliver_batch(sink, state, batch)
                 batch, size = [], 0

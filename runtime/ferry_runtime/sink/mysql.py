@@ -72,6 +72,7 @@ _SCHEMA = {1054, 1146}
 _AUTH = {1045, 1698}
 _PRIVILEGES = {1044, 1142, 1143, 1227}
 _RETRY = {1205, 1213}  # lock wait timeout, deadlock
+DELETE_CHUNK = 1000  # keys per DELETE … IN (…)
 
 
 class _Refused(Exception):
@@ -337,9 +338,20 @@ class MySQLSink:
             ) from None
 
     def _apply_fast(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
-        """Every statement in order; runs of the same upsert go as one multi-row INSERT."""
+        """Every statement in order; runs of the same upsert go as one multi-row INSERT,
+        runs of deletes by key from one table as one ``DELETE … WHERE key IN (…)``."""
         run: list[tuple[Any, ...]] = []
         run_sql = ""
+        keys: list[tuple[Any, ...]] = []
+        keys_sql: str | None = None
+
+        def flush_keys() -> None:
+            assert keys_sql is not None
+            for start in range(0, len(keys), DELETE_CHUNK):
+                part = keys[start : start + DELETE_CHUNK]
+                args = [value for key in part for value in key]
+                cursor.execute(keys_sql + sql.in_list(len(part), len(part[0])), args)
+
         try:
             for item in items:
                 try:
@@ -347,14 +359,22 @@ class MySQLSink:
                 except sql.BadValue:
                     raise _Refused from None
                 for statement in statements:
+                    if keys and statement.keys != keys_sql:
+                        flush_keys()
+                        keys = []
                     if run and (statement.sql != run_sql or not statement.batchable):
                         cursor.executemany(run_sql, run)
                         run = []
-                    if statement.batchable:
+                    if statement.keys is not None:
+                        keys_sql = statement.keys
+                        keys.append(statement.args)
+                    elif statement.batchable:
                         run_sql = statement.sql
                         run.append(statement.args)
                     else:
                         cursor.execute(statement.sql, statement.args)
+            if keys:
+                flush_keys()
             if run:
                 cursor.executemany(run_sql, run)
         except pymysql.err.MySQLError as error:

@@ -44,7 +44,9 @@ __all__ = [
     "Statement",
     "Target",
     "delete_by_key",
+    "delete_keys",
     "delete_row",
+    "in_list",
     "insert",
     "plan",
     "quote",
@@ -86,6 +88,9 @@ class Statement:
     sql: str
     args: tuple[Any, ...]
     batchable: bool = False  # consecutive ones with the same sql may go as one executemany
+    # Consecutive ones with the same ``keys`` may go as one ``keys IN (…)`` statement: a
+    # DELETE by primary key, whose ``args`` are the key's values.
+    keys: str | None = None
 
 
 # ---------------------------------------------------------------- values
@@ -155,6 +160,21 @@ def delete_by_key(table: str, key: tuple[str, ...]) -> str:
     return f"DELETE FROM {table} WHERE {where}"
 
 
+@functools.lru_cache(maxsize=1024)
+def delete_keys(table: str, key: tuple[str, ...]) -> str:
+    """The start of :func:`delete_by_key` for many keys at once: ``… WHERE k IN `` (or
+    ``(k1, k2) IN ``), to be followed by the list of values (:func:`in_list`)."""
+    names = quote(key[0]) if len(key) == 1 else f"({', '.join(map(quote, key))})"
+    return f"DELETE FROM {table} WHERE {names} IN "
+
+
+@functools.lru_cache(maxsize=1024)
+def in_list(count: int, width: int) -> str:
+    """``(%s, %s)`` for ``count`` keys of ``width`` columns (``((%s, %s), (%s, %s))``)."""
+    one = "%s" if width == 1 else f"({', '.join(['%s'] * width)})"
+    return f"({', '.join([one] * count)})"
+
+
 def _match(target: Target, names: tuple[str, ...]) -> str:
     columns = target.by_name
     return " AND ".join(f"{quote(n)} <=> {_placeholder(columns[n])}" for n in names)
@@ -172,6 +192,11 @@ def update_row(target: Target, new: tuple[str, ...], old: tuple[str, ...]) -> st
 
 
 # ---------------------------------------------------------------- one change
+
+
+def _delete(target: Target, key: tuple[str, ...], values: tuple[Any, ...]) -> Statement:
+    table = target.name
+    return Statement(delete_by_key(table, key), values, keys=delete_keys(table, key))
 
 
 def plan(target: Target, change: Change) -> list[Statement]:
@@ -194,7 +219,7 @@ def plan(target: Target, change: Change) -> list[Statement]:
     if change.op == "delete":
         if not key:
             return [Statement(delete_row(target, names), _values(target, change.data, names))]
-        return [Statement(delete_by_key(target.name, key), _values(target, change.data, key))]
+        return [_delete(target, key, _values(target, change.data, key))]
     old = change.old or {}
     old_names = tuple(name for name in old if name not in target.generated)
     _check_columns(target, old_names)
@@ -204,7 +229,7 @@ def plan(target: Target, change: Change) -> list[Statement]:
         return [Statement(sql, values)]
     statements = []
     if any(old.get(name) != change.data.get(name) for name in key):
-        statements.append(Statement(delete_by_key(target.name, key), _values(target, old, key)))
+        statements.append(_delete(target, key, _values(target, old, key)))
     sql = upsert(target.name, names, key)
     statements.append(Statement(sql, _values(target, change.data, names), batchable=True))
     return statements

@@ -125,6 +125,18 @@ def test_a_delete_matches_the_primary_key() -> None:
     assert (statement.sql, statement.args) == (DELETE, (1, "eu"))
 
 
+def test_deletes_by_key_say_how_many_go_as_one_statement() -> None:
+    (statement,) = sql.plan(ORDERS, change("delete", ROW))
+    assert statement.keys == "DELETE FROM `shop`.`orders` WHERE (`id`, `region`) IN "
+    assert sql.in_list(2, 2) == "((%s, %s), (%s, %s))"
+    single = sql.Target("d", "t", (C("id", "int"),), ("id",))
+    (statement,) = sql.plan(single, Change("d", "t", "delete", {"id": 7}))
+    assert (statement.keys, statement.args) == ("DELETE FROM `d`.`t` WHERE `id` IN ", (7,))
+    assert sql.in_list(3, 1) == "(%s, %s, %s)"
+    (keyless,) = sql.plan(NOKEY, Change("shop", "log", "delete", {"seq": 1, "ratio": 1.0}))
+    assert keyless.keys is None  # matched on every value, LIMIT 1: one by one
+
+
 def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> None:
     row = {"seq": 1, "ratio": 1.1, "raw": "AP8="}
     (insert,) = sql.plan(NOKEY, Change("shop", "log", "insert", row))

@@ -33,17 +33,19 @@ def _map_row(row: dict[str, Any], mapping: TableMapping) -> dict[str, Any]:
     }
 
 
-def _mapped(change: Change, mapping: TableMapping) -> Change:
+def _mapped_key(key: tuple[str, ...], mapping: TableMapping) -> tuple[str, ...]:
+    return tuple(mapping.columns.get(name, name) for name in key if name not in mapping.drop)
+
+
+def _mapped(change: Change, mapping: TableMapping, key: tuple[str, ...] | None = None) -> Change:
+    """``key``: the mapped primary key when known (the Router's: one tuple per table, so
+    the formats see one table's rows share it)."""
     return dataclasses.replace(
         change,
         table=mapping.target or change.table,
         data=_map_row(change.data, mapping),
         old=None if change.old is None else _map_row(change.old, mapping),
-        primary_key=tuple(
-            mapping.columns.get(name, name)
-            for name in change.primary_key
-            if name not in mapping.drop
-        ),
+        primary_key=_mapped_key(change.primary_key, mapping) if key is None else key,
         origin=change.origin or change.table,
     )
 
@@ -81,13 +83,14 @@ class Router:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self._tables: dict[tuple[str, str], TableMapping | None] = {}
+        self._keys: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
 
     def map(self, change: Change) -> Change | None:
         """The mapped change, or None when its table is not selected."""
         decision = self._decision(change.database, change.table)
         if decision is _UNMAPPED:
             return change
-        return None if decision is None else _mapped(change, decision)
+        return None if decision is None else self._mapped(change, decision)
 
     def map_all(self, changes: list[Change]) -> list[Change]:
         """:meth:`map` over ``changes``, leaving out those not selected (binlog order)."""
@@ -101,7 +104,7 @@ class Router:
             if decision is _UNMAPPED:
                 append(change)
             elif decision is not None:
-                append(_mapped(change, decision))
+                append(self._mapped(change, decision))
         return out
 
     def map_rows(
@@ -114,7 +117,14 @@ class Router:
             return None
         if decision is _UNMAPPED:
             return template, rows
-        return _mapped(template, decision), [_map_row(row, decision) for row in rows]
+        return self._mapped(template, decision), [_map_row(row, decision) for row in rows]
+
+    def _mapped(self, change: Change, mapping: TableMapping) -> Change:
+        found = (change.database, change.table, change.primary_key)
+        key = self._keys.get(found)
+        if key is None:
+            key = self._keys[found] = _mapped_key(change.primary_key, mapping)
+        return _mapped(change, mapping, key)
 
     def _decision(self, database: str, table: str) -> TableMapping | None:
         """The table's mapping (:data:`_UNMAPPED` when it has none), None when the table is

@@ -30,9 +30,11 @@ import base64
 import binascii
 import functools
 import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from ferry_runtime import types
 from ferry_runtime.events import Change
@@ -82,9 +84,64 @@ class Target:
     def by_name(self) -> dict[str, types.Column]:
         return {column.name: column for column in self.columns}
 
+    @functools.cached_property
+    def shapes(self) -> dict[tuple[str, ...], _Shape]:
+        """The rows' column lists seen so far (:func:`_shape`)."""
+        return {}
+
+
+# Kinds whose JSON value to_sql changes (every other kind's value goes as it is, unless it
+# is a JSON object or array).
+_CONVERTED = frozenset({"binary", "decimal", "set", "json", "bit"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 @dataclass(frozen=True)
-class Statement:
+class _Shape:
+    """What a row with these columns needs on this target: the columns written (generated
+    ones left out, checked against the target), how to pick their values, and which of
+    them to_sql changes."""
+
+    names: tuple[str, ...]
+    columns: tuple[types.Column, ...]
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]]
+    converted: tuple[tuple[int, types.Column], ...]
+
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """:func:`to_sql` of the row's values in :attr:`names` order (the same values)."""
+        values = self.pick(row)
+        if not _PLAIN.issuperset(map(type, values)):  # an object, an array, bytes: each
+            return tuple(map(to_sql, self.columns, values))
+        if not self.converted:
+            return values
+        found = list(values)
+        for index, column in self.converted:
+            found[index] = to_sql(column, found[index])
+        return tuple(found)
+
+
+def _picker(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
+
+
+def _shape(target: Target, row: dict[str, Any]) -> _Shape:
+    """The target's :class:`_Shape` for ``row``'s columns (made once per column list);
+    raises SchemaMismatch for a column the target lacks."""
+    found = tuple(row)
+    shape = target.shapes.get(found)
+    if shape is None:
+        names = tuple(name for name in found if name not in target.generated)
+        _check_columns(target, names)
+        columns = tuple(target.by_name[name] for name in names)
+        converted = tuple((i, c) for i, c in enumerate(columns) if c.kind in _CONVERTED)
+        shape = target.shapes[found] = _Shape(names, columns, _picker(names), converted)
+    return shape
+
+
+class Statement(NamedTuple):  # a tuple: made once per row on the hot path
     sql: str
     args: tuple[Any, ...]
     batchable: bool = False  # consecutive ones with the same sql may go as one executemany
@@ -201,8 +258,8 @@ def _delete(target: Target, key: tuple[str, ...], values: tuple[Any, ...]) -> St
 
 def plan(target: Target, change: Change) -> list[Statement]:
     """The statements applying ``change`` (already mapped) to ``target``."""
-    names = tuple(name for name in change.data if name not in target.generated)
-    _check_columns(target, names)
+    shape = _shape(target, change.data)
+    names = shape.names
     key = target.primary_key
     absent = [name for name in key if name not in change.data]
     if absent:
@@ -212,10 +269,9 @@ def plan(target: Target, change: Change) -> list[Statement]:
         )
     if change.op in ("insert", "read") or (change.op == "update" and change.old is None):
         if not key:
-            sql = insert(target.name, names)
-            return [Statement(sql, _values(target, change.data, names), batchable=True)]
+            return [Statement(insert(target.name, names), shape.values(change.data), True)]
         sql = upsert(target.name, names, key)
-        return [Statement(sql, _values(target, change.data, names), batchable=True)]
+        return [Statement(sql, shape.values(change.data), True)]
     if change.op == "delete":
         if not key:
             return [Statement(delete_row(target, names), _values(target, change.data, names))]
@@ -231,5 +287,5 @@ def plan(target: Target, change: Change) -> list[Statement]:
     if any(old.get(name) != change.data.get(name) for name in key):
         statements.append(_delete(target, key, _values(target, old, key)))
     sql = upsert(target.name, names, key)
-    statements.append(Statement(sql, _values(target, change.data, names), batchable=True))
+    statements.append(Statement(sql, shape.values(change.data), True))
     return statements

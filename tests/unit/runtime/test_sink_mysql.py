@@ -125,6 +125,25 @@ def test_a_delete_matches_the_primary_key() -> None:
     assert (statement.sql, statement.args) == (DELETE, (1, "eu"))
 
 
+def test_a_row_s_values_are_to_sql_of_each_whatever_their_types() -> None:
+    columns = (
+        C("id", "int"), C("note", "text"), C("total", "decimal"), C("tags", "set"),
+        C("raw", "binary"), C("doc", "json"), C("flag", "bit"), C("ratio", "double"),
+    )  # fmt: skip
+    target = sql.Target("d", "t", columns, ("id",))
+    rows = [
+        {"id": 1, "note": "a", "total": "9.50", "tags": "x,y", "raw": "AP8=", "doc": "s",
+         "flag": 1, "ratio": 0.5},
+        {"id": 2, "note": {"obj": 1}, "total": None, "tags": ["x", "y"], "raw": None,
+         "doc": [1, 2], "flag": True, "ratio": None},
+        {"ratio": 1.5, "id": 3, "note": None},  # other columns, another order
+    ]  # fmt: skip
+    for row in rows:
+        (statement,) = sql.plan(target, Change("d", "t", "insert", row, None, ("id",)))
+        expected = tuple(sql.to_sql(target.by_name[name], value) for name, value in row.items())
+        assert statement.args == expected
+
+
 def test_deletes_by_key_say_how_many_go_as_one_statement() -> None:
     (statement,) = sql.plan(ORDERS, change("delete", ROW))
     assert statement.keys == "DELETE FROM `shop`.`orders` WHERE (`id`, `region`) IN "

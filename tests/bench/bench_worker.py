@@ -261,11 +261,11 @@ def phase_latency(plan: dict[str, Any]) -> dict[str, Any]:
                              "isolation.level": "read_committed", "fetch.wait.max.ms": 5,
                              "enable.auto.commit": False})  # fmt: skip
         consumer.assign([TopicPartition(topic, 0, 0)])
-        while not stop.is_set():
-            for message in consumer.consume(1000, 0.05):
-                if message.error() is None:
-                    now = time.time()
-                    arrived.append((json.loads(message.value())["data"]["sent"], now))
+        while not stop.is_set():  # poll, not consume(n, timeout): that waits out the timeout
+            message = consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                now = time.time()
+                arrived.append((json.loads(message.value())["data"]["sent"], now))
         consumer.close()
 
     os.environ["BENCH_PW"] = PASSWORD

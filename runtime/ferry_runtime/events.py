@@ -28,7 +28,18 @@ class Change:
     commit: bool = False  # the last row of its source transaction
     server_id: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # the source table's name when a mapping renamed it (rules.Router)
 
     @property
     def name(self) -> str:
         return f"{self.database}.{self.table}"
+
+    @property
+    def source_table(self) -> str:
+        """The table's name at the source (before any mapping)."""
+        return self.origin or self.table
+
+    @property
+    def source_name(self) -> str:
+        """database.table at the source: what status counts rows under."""
+        return f"{self.database}.{self.origin or self.table}"

@@ -8,9 +8,14 @@ past its event, see :mod:`ferry_runtime.skip`) and is the one place that decides
 skip or stop" for an error: transient errors restart the run from the last committed
 checkpoint after the restart policy's backoff; fatal errors end it with their reason
 (onPositionUnavailable: resnapshot turns a purged binlog into a new snapshot). The tracker
-is told about delivered data only after the sink acknowledged it. The sink is Kafka (given
-formatted records) or MySQL (given the mapped changes); both satisfy
-:class:`ferry_runtime.sink.base.Sink`.
+is told about delivered data only after the sink acknowledged it.
+
+The pipeline is source → rules → sink → checkpoint: each batch of binlog transactions (or a
+snapshot chunk) goes through the one :class:`ferry_runtime.rules.Router` (select, map) and
+reaches the sink as mapped rows (:mod:`ferry_runtime.sink.base`), with the checkpoint that
+covers it. The worker never looks at what kind of sink it has (Kafka encodes its records in
+:mod:`ferry_runtime.sink.kafka_records`, MySQL plans statements), but for
+sink.mysql.schemaChanges: evolve, whose DDL runs between two batches.
 """
 
 from __future__ import annotations
@@ -22,24 +27,19 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 import pymysql
 
 from ferry_runtime import (
-    avro_format,
     checkpoint,
-    ddl_records,
     errors,
-    formats,
     heartbeat,
     live,
     progresslog,
     rules,
     runs,
     skip,
-    txmeta,
 )
 from ferry_runtime.checkpoint import (
     Checkpoint,
@@ -51,8 +51,9 @@ from ferry_runtime.checkpoint import (
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink import evolve
-from ferry_runtime.sink.base import DeadLetter, Sink
-from ferry_runtime.sink.kafka import KafkaSink, Record
+from ferry_runtime.sink.base import Batch, DeadLetter, Reads, Segment, Sink, counted
+from ferry_runtime.sink.kafka import KafkaSink
+from ferry_runtime.sink.kafka_records import KafkaRecords
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
 from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
 from ferry_runtime.source.schema import TableSchema
@@ -156,9 +157,6 @@ class Worker:
         self._skip_said: set[str] = set()  # nonces whose state was logged by this process
         self._heartbeat: heartbeat.Writer | None = None  # spec.heartbeat, while a run streams
         self._verify = verification.Coordinator(config)  # spec.verifyRequest
-        self._avro: avro_format.AvroEncoder | None = None  # format avro, made on first use
-        producer = config.sink.kafka.producer if config.sink.kafka else {}
-        self._max_bytes = int(producer.get("message.max.bytes", 1_000_000)) - 512  # headers
 
     def stop(self) -> None:
         """Ask the worker to flush, commit its checkpoint and return (thread-safe)."""
@@ -348,7 +346,9 @@ class Worker:
             dead_letters = config.error_policy.mode == "deadLetter"
             return MySQLSink(config.sink.mysql, self.task_id, self._poison, dead_letters)
         assert config.sink.kafka is not None
-        return KafkaSink(config.sink.kafka, self.task_id, config.delivery == "exactly-once")
+        records = KafkaRecords(config, self._poison)
+        exactly_once = config.delivery == "exactly-once"
+        return KafkaSink(config.sink.kafka, self.task_id, exactly_once, records)
 
     def _run_once(self) -> bool:
         sink = self._make_sink()
@@ -394,8 +394,6 @@ class Worker:
                 self._heartbeat.stop()
                 self._heartbeat = None
             self._verify.stop()
-            if self._avro is not None:
-                self._avro.close()
             while self._feeds:
                 self._feeds.pop().close()
             self.tracker.set_queue_probe(None)
@@ -489,12 +487,12 @@ class Worker:
             target.nonce, found.position, found.gtid, found.tables, found.events, time.time()
         )
 
-    def _commit(self, state: Checkpoint, delivered: int = 0) -> Checkpoint:
-        """``state`` stamped, with the counters as they are once ``delivered`` more events
-        are acknowledged (they are committed with those events)."""
+    def _commit(self, state: Checkpoint) -> Checkpoint:
+        """``state`` stamped, with the counters as they are (the sink adds the rows it
+        delivers with it: :func:`ferry_runtime.sink.base.counted`)."""
         with self.tracker.reading():
             counters = checkpoint.Counters(
-                self.tracker.events + delivered,
+                self.tracker.events,
                 self.tracker.errors,
                 self.tracker.restarts,
                 self.tracker.resnapshots,
@@ -761,12 +759,9 @@ class Worker:
             table.database, table.table, "read", {}, None, table.primary_key, int(time.time()),
             checkpoint.format_position(position) or "", server_id=self.config.source.server_id,
         )  # fmt: skip
-        prepared = self._read_records(template, rows) if sink.wants_records else None
-        if prepared is None:
-            changes = [dataclasses.replace(template, data=row) for row in rows]
-            prepared = self._prepare(sink, changes)
-        records, counts = prepared
-        sink.deliver(records, self._commit(state, sum(counts.values())))
+        mapped = self._router.map_rows(template, rows)
+        batch: Batch = [] if mapped is None else [Reads(*mapped)]
+        counts = sink.deliver(batch, self._commit(state))
         self._healthy()
         self._resnapshot = False  # the new snapshot's checkpoint is committed
         self.tracker.record_snapshot_rows(table.name, len(rows))
@@ -1050,17 +1045,20 @@ class Worker:
             if isinstance(item, binlog.Failure):
                 raise item.error
             if isinstance(item, binlog.Transaction):
-                if not batch:
-                    deadline = time.monotonic() + delay
+                if not batch:  # due maxBatchDelay after its first transaction was read (a
+                    # transaction that waited in the queue while a batch was committed has
+                    # used up part of its delay already)
+                    deadline = (item.read_at or time.monotonic()) + delay
                 batch.append(item)
                 size += len(item.changes)
                 if item.changes:
                     self.tracker.set_caught_up(False)
             stopping = self._stop.is_set()
             reloading = self._reloading()
-            due = batch and (
-                size >= perf.batch_size or time.monotonic() >= deadline or stopping or reloading
-            )
+            # Past the deadline, what already waits in the queue joins the batch first (up
+            # to batchSize): a backlog still makes full batches.
+            late = time.monotonic() >= deadline and not isinstance(item, binlog.Transaction)
+            due = batch and (size >= perf.batch_size or late or stopping or reloading)
             if due:
                 state = self._deliver_batch(sink, state, batch)
                 batch, size = [], 0
@@ -1099,18 +1097,17 @@ class Worker:
         cut = self._evolve_cut(batch)
         if cut is not None:
             return self._deliver_evolving(sink, state, batch, cut)
-        records, counts = self._prepare_batch(sink, batch)
-        for txn in batch:
-            records.extend(self._dead_letters(txn) if sink.wants_records else self._letters(txn))
+        segments = self._segments(batch)
         skipped = self._skip_record(batch)
         state = dataclasses.replace(state, position=batch[-1].position)
         if skipped is not None:  # committed with the position past the skipped event
             state = dataclasses.replace(state, skip=skipped)
-        state = self._commit(state, sum(counts.values()))
+        state = self._commit(state)
         if self._verify.touched.active:
             for txn in batch:
                 self._verify.touched.record(txn.position, txn.changes)
-        sink.deliver(records, state)
+        counts = sink.deliver(segments, state)
+        state = counted(state, counts)
         self._verify.touched.committed(state.position)
         if skipped is not None:
             self._skip = None
@@ -1134,45 +1131,23 @@ class Worker:
 
     # ------------------------------------------------------------ schema changes
 
-    def _prepare_batch(
-        self, sink: Sink, batch: list[binlog.Transaction]
-    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
-        """_prepare over the batch; for Kafka with, in binlog order and in the one Kafka
-        transaction, the DDL records of sink.kafka.schemaChanges between the rows before and
-        after them, and the BEGIN/END records of sink.kafka.transactionTopic around each
-        source transaction's rows (txmeta)."""
-        kafka = self.config.sink.kafka
-        txn_topic = kafka.transaction_topic if kafka is not None else None
-        if not sink.wants_records or (
-            not txn_topic and all(txn.schema_change is None for txn in batch)
-        ):
-            return self._prepare(sink, [change for txn in batch for change in txn.changes])
-        records: list[Any] = []
-        counts: Counter[tuple[str, str]] = Counter()
-        run: list[Change] = []  # rows not yet made records (no BEGIN/END around them)
-
-        def add(found: tuple[list[Any], dict[tuple[str, str], int]]) -> None:
-            records.extend(found[0])
-            counts.update(found[1])
-
+    def _segments(self, batch: list[binlog.Transaction]) -> Batch:
+        """The batch as the sink takes it: per source transaction, its rows through the
+        Router (selected, mapped), the rows the reader set aside, its schema change."""
+        map_all = self._router.map_all
+        segments: Batch = []
         for txn in batch:
-            if txn.schema_change is not None:
-                add(self._prepare(sink, run))
-                run = []
-                if self._avro is not None:  # the rows after it: their types read again
-                    self._avro.forget()
-                records.extend(
-                    Record(topic, key, value, partition)
-                    for topic, key, value, partition in ddl_records.records(
-                        self.config, txn.schema_change
-                    )
+            letters = []
+            if txn.dead_letters:
+                where = checkpoint.format_position(txn.position) or ""
+                letters = [DeadLetter(table, where, message) for table, message in txn.dead_letters]
+            segments.append(
+                Segment(
+                    map_all(txn.changes), letters, txn.schema_change, txn.gtid, txn.position,
+                    txn.ts,
                 )
-            if txn_topic:
-                add(self._transaction_records(txn, txn_topic))
-            else:
-                run.extend(txn.changes)
-        add(self._prepare(sink, run))
-        return records, dict(counts)
+            )  # fmt: skip
+        return segments
 
     def _evolve_cut(self, batch: list[binlog.Transaction]) -> int | None:
         """sink.mysql.schemaChanges: evolve — where the batch's first DDL is (None: none)."""
@@ -1215,157 +1190,22 @@ class Worker:
                 self.tracker.verification_started(pending.nonce, self._verify.started)
             return state
         record = outcome.record
-        records: list[Any] = []
-        if pending.repair and outcome.drift and not sink.wants_records:
-            changes = verification.repairs(self.config, outcome.drift)
-            records, _ = self._mapped(changes)
-            record = dataclasses.replace(record, repaired=len(records))
+        batch: Batch = []
+        if pending.repair and outcome.drift:  # a MySQL sink (the config refuses others)
+            changes = self._router.map_all(verification.repairs(self.config, outcome.drift))
+            batch = [Segment(changes)]
+            record = dataclasses.replace(record, repaired=len(changes))
         state = self._commit(dataclasses.replace(state, verify=record))
-        sink.deliver(records, state)
+        counts = sink.deliver(batch, state)
+        state = counted(state, counts)
+        if counts:  # the repaired rows count as delivered, like any row the sink took
+            self.tracker.record_delivered(counts, dict(state.position or {}), None)
         self.tracker.record_verification(record)
         level = logging.WARNING if record.mismatched or record.error else logging.INFO
         log.log(level, "verifyRequest (nonce %s): %s", record.nonce, verification.describe(record))
         return state
 
-    # ------------------------------------------------------------ records and errors
-
-    def _prepare(
-        self, sink: Sink, changes: list[Change]
-    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
-        """What the sink takes: Kafka records, or the mapped changes themselves."""
-        return self._records(changes) if sink.wants_records else self._mapped(changes)
-
-    def _mapped(self, changes: list[Change]) -> tuple[list[Any], dict[tuple[str, str], int]]:
-        mapped: list[Any] = []
-        counts: Counter[tuple[str, str]] = Counter()
-        for change in changes:
-            routed = rules.apply(self.config, change)
-            if routed is not None:
-                mapped.append(routed)
-                counts[(change.name, change.op)] += 1
-        return mapped, dict(counts)
-
-    def _transaction_records(
-        self, txn: binlog.Transaction, topic: str
-    ) -> tuple[list[Any], dict[tuple[str, str], int]]:
-        """The transaction's records between its BEGIN and END records (txmeta)."""
-        order = txmeta.Order(txmeta.transaction_id(txn.gtid, txn.position))
-        body, counts = self._records(txn.changes, order)
-        if not order.total:  # no row delivered (dead letters only): no BEGIN/END, as Debezium
-            return body, counts
-        begin = Record(topic, *txmeta.begin(order, txn.ts))
-        return [begin, *body, Record(topic, *txmeta.end(order, txn.ts))], counts
-
-    def _records(
-        self, changes: list[Change], order: txmeta.Order | None = None
-    ) -> tuple[list[Record], dict[tuple[str, str], int]]:
-        """Kafka records of ``changes``; ``order``: their transaction's, for txmeta."""
-        kafka = self.config.sink.kafka
-        assert kafka is not None
-        records: list[Record] = []
-        counts: Counter[tuple[str, str]] = Counter()
-        for change in changes:
-            routed = self._router.route(change)
-            if routed is None:
-                continue
-            mapped, topic, partition = routed
-            if order is not None and kafka.format in ("debezium", "avro"):
-                mapped.extra["transaction"] = order.block(mapped.name)
-            try:
-                if kafka.format == "avro":
-                    key, value = self._avro_encoder().encode(
-                        change.database, change.table, mapped, topic, self.task_id
-                    )
-                else:
-                    key, value = formats.encode(mapped, kafka.format, self.task_id)
-            except (TypeError, ValueError) as error:  # a value JSON cannot hold
-                records.extend(self._unencodable(change, error))
-                continue
-            if len(key) + len(value) > self._max_bytes:  # Kafka would refuse it: poison
-                records.extend(self._too_large(change, len(key) + len(value)))
-                continue
-            records.append(Record(topic, key, value, partition))
-            counts[(change.name, change.op)] += 1
-            if order is not None:
-                order.take(mapped.name)
-        return records, dict(counts)
-
-    def _read_records(
-        self, template: Change, rows: list[dict[str, Any]]
-    ) -> tuple[list[Any], dict[tuple[str, str], int]] | None:
-        """Kafka records of a snapshot chunk's rows, encoded together (the snapshot's hot
-        path: :func:`formats.encode_reads`). None when a row needs the one-by-one path of
-        :meth:`_records` (a value JSON cannot hold, a record over the size limit), which
-        applies the error policy to that row alone."""
-        kafka = self.config.sink.kafka
-        assert kafka is not None
-        routed = self._router.route_rows(template, rows)
-        if routed is None:
-            return [], {}
-        mapped, mapped_rows, topic, partition = routed
-        limit = self._max_bytes
-        if kafka.format == "avro":
-            encoded = self._avro_encoder().encode_reads(
-                template.database, template.table, mapped, mapped_rows, topic, self.task_id
-            )
-        else:
-            encoded = formats.encode_reads(mapped, mapped_rows, kafka.format, self.task_id)
-        try:
-            records = [
-                Record(topic, key, value, partition)
-                for key, value in encoded
-                if len(key) + len(value) <= limit
-            ]
-        except (TypeError, ValueError):
-            return None
-        if len(records) < len(rows):
-            return None
-        return records, ({(template.name, "read"): len(records)} if records else {})
-
-    def _avro_encoder(self) -> avro_format.AvroEncoder:
-        if self._avro is None:
-            self._avro = avro_format.encoder_for(self.config)
-        return self._avro
-
-    def _unencodable(self, change: Change, error: Exception) -> list[Record]:
-        reason = f"a row of {change.name} cannot be encoded: {type(error).__name__}: {error}"
-        return self._poison_record(change, reason)
-
-    def _too_large(self, change: Change, size: int) -> list[Record]:
-        return self._poison_record(
-            change,
-            f"a record of {change.name} is {size} bytes, over the producer's "
-            f"message.max.bytes ({self._max_bytes})",
-        )
-
-    def _poison_record(self, change: Change, reason: str) -> list[Record]:
-        """Apply the error policy to one change; return its dead letter, if any."""
-        poison = errors.PoisonRow(reason, change.name, change.position, change.op == "read")
-        message = self._poison(poison)
-        topic = self.config.error_policy.dead_letter_topic
-        if message is None or not topic:
-            return []
-        letter = {"table": change.name, "position": change.position, "error": message}
-        return [Record(topic, change.name.encode(), formats._dumps(letter))]
-
-    def _letters(self, txn: binlog.Transaction) -> list[DeadLetter]:
-        """Dead letters for a sink that keeps its own (MySQL: a table)."""
-        position = checkpoint.format_position(txn.position) or ""
-        return [DeadLetter(table, position, message) for table, message in txn.dead_letters]
-
-    def _dead_letters(self, txn: binlog.Transaction) -> list[Record]:
-        topic = self.config.error_policy.dead_letter_topic
-        if not topic:
-            return []
-        position = checkpoint.format_position(txn.position) or ""
-        return [
-            Record(
-                topic,
-                table.encode(),
-                formats._dumps({"table": table, "position": position, "error": message}),
-            )
-            for table, message in txn.dead_letters
-        ]
+    # ------------------------------------------------------------ the error policy
 
     def _poison(self, error: errors.PoisonRow) -> str | None:
         """The error policy, called from the reader thread for a row it cannot convert.

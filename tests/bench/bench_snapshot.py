@@ -150,6 +150,8 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     from confluent_kafka import Producer
 
     from ferry_runtime.events import Change
+    from ferry_runtime.sink.base import Reads
+    from ferry_runtime.sink.kafka_records import KafkaRecords
     from ferry_runtime.source import chunks, mysql, schema
     from ferry_runtime.source import snapshot as snapshot_module
     from ferry_runtime.status import StatusTracker
@@ -157,7 +159,7 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
 
     cfg = common._worker_config({**plan, "start": None}, mode="snapshot+cdc")
     os.environ["BENCH_PW"] = common.PASSWORD
-    worker = Worker(cfg, StatusTracker())
+    encoder = KafkaRecords(cfg, Worker(cfg, StatusTracker())._poison)  # the worker's records
     snap = chunks.reader_connection(cfg.source)  # the snapshot's reader (mysqlclient)
     conn = mysql.connect(cfg.source, conv=_pymysql_text())  # PyMySQL: the reader before
     table = schema.load(conn, plan["database"], "t")
@@ -190,9 +192,7 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
         template = Change(
             table.database, table.table, "read", {}, None, table.primary_key, 0, "f:4"
         )
-        prepared = worker._read_records(template, converted)
-        assert prepared is not None
-        records = prepared[0]
+        records, _ = encoder.encode([Reads(template, converted)])
         spent["encode"] += time.thread_time() - clock
         clock = time.thread_time()
         for record in records:

@@ -9,6 +9,13 @@ time are per phase; rows per CPU-second is the figure that survives a busy machi
   (a') Ferry's row decoders alone (source/rows.py: every row's JSON values; the library
        still frames the stream and parses TableMap events), rows/s
   (b) the worker, binlog → Kafka acknowledged, exactly-once and at-least-once, rows/s
+  (b') the worker, binlog → MySQL (``mysql-sink``: the same range applied to a copy of the
+       table in a second database on the same server, checked row for row), rows/s
+  (e) ``latency``: rows written at a steady ``--rate`` (5,000 rows/s: 50-row transactions
+      every 10 ms) for ``--seconds`` while the worker streams them to Kafka (exactly-once,
+      maxBatchDelay ``--batch-delay``); each row carries its send time, and a read_committed
+      consumer takes the time each record arrives: p50/p99/max of arrival - send (the first
+      second left out as warm-up). ``rows``/``seconds`` there are the rows written.
   (c) ``mariadb-binlog -v --read-from-remote-server`` on the same range (native ceiling)
   (d) the worker's snapshot (mode: snapshot) against ``mariadb-dump`` of the same table
 Needs the services of tests/infra/up (reads ~/.local/state/ferry-testenv/env).
@@ -196,6 +203,107 @@ def phase_worker(plan: dict[str, Any], delivery: str) -> dict[str, Any]:
     return _run_worker(cfg, lambda t: _reached(t.position, plan["end"]))
 
 
+def phase_mysql_sink(plan: dict[str, Any]) -> dict[str, Any]:
+    """The bench range applied to a copy of the table in ``<database>_copy`` (same server)."""
+    target = f"{plan['database']}_copy"
+    conn = admin()
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE `{target}`")
+    cur.execute(f"CREATE TABLE `{target}`.t LIKE `{plan['database']}`.t")
+    os.environ["BENCH_ADMIN_PW"] = PASSWORD
+    sink = {"mysql": {"host": HOST, "port": PORT, "user": "ferry_admin",
+                      "passwordEnv": "BENCH_ADMIN_PW", "database": target}}  # fmt: skip
+    try:
+        cfg = _worker_config(plan, sink=sink)
+        result = _run_worker(cfg, lambda t: _reached(t.position, plan["end"]))
+        checksums = []
+        for database in (plan["database"], target):
+            cur.execute(f"CHECKSUM TABLE `{database}`.t")
+            checksums.append(cur.fetchone()[1])
+        assert checksums[0] == checksums[1], f"the copy differs: {checksums}"
+    finally:
+        cur.execute(f"DROP DATABASE IF EXISTS `{target}`")
+        conn.close()
+    return result
+
+
+def phase_latency(plan: dict[str, Any]) -> dict[str, Any]:
+    """Source commit → Kafka, at a steady rate: see the module's docstring (e)."""
+    import threading
+
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from ferry_runtime.status import StatusTracker
+    from ferry_runtime.worker import Worker
+
+    rate, seconds, per_txn = plan["rate"], plan["seconds"], 50
+    conn = admin()
+    cur = conn.cursor()
+    table = f"`{plan['database']}`.lat"
+    cur.execute(f"CREATE TABLE {table} (id int AUTO_INCREMENT PRIMARY KEY, sent double)")
+    cfg = _worker_config(
+        plan,
+        delivery="exactly-once",
+        include=[f"{plan['database']}.lat"],
+        startPosition=position(cur),
+        performance={"batchSize": 5000, "maxBatchDelay": plan["batch_delay"]},
+    )
+    assert cfg.sink.kafka is not None
+    topic = cfg.sink.kafka.topic.replace("{table}", "lat")
+    admin_client = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin_client.create_topics([NewTopic(topic, 1, 1)])[topic].result()
+    arrived: list[tuple[float, float]] = []  # (sent, arrived)
+    stop = threading.Event()
+
+    def consume() -> None:
+        consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"lat-{uuid.uuid4()}",
+                             "isolation.level": "read_committed", "fetch.wait.max.ms": 5,
+                             "enable.auto.commit": False})  # fmt: skip
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        while not stop.is_set():  # poll, not consume(n, timeout): that waits out the timeout
+            message = consumer.poll(0.05)
+            if message is not None and message.error() is None:
+                now = time.time()
+                arrived.append((json.loads(message.value())["data"]["sent"], now))
+        consumer.close()
+
+    os.environ["BENCH_PW"] = PASSWORD
+    tracker = StatusTracker()
+    worker = Worker(cfg, tracker)
+    threads = [threading.Thread(target=worker.run, daemon=True),
+               threading.Thread(target=consume, daemon=True)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    while tracker.state != "Streaming":
+        time.sleep(0.05)
+    insert = f"INSERT INTO {table} (sent) VALUES " + ", ".join(["(%s)"] * per_txn)
+    interval = per_txn / rate
+    began = time.monotonic()
+    written = 0
+    while (elapsed := time.monotonic() - began) < seconds:
+        cur.execute(insert, [time.time()] * per_txn)  # autocommit: one transaction
+        written += per_txn
+        time.sleep(max(0.0, began + written / rate - time.monotonic()))
+    deadline = time.monotonic() + 60
+    while len(arrived) < written and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    worker.stop()
+    for thread in threads:
+        thread.join(30)
+    conn.close()
+    warm = min(sent for sent, _ in arrived) + 1.0
+    delays = sorted(got - sent for sent, got in arrived if sent >= warm)
+    assert len(arrived) == written, f"{len(arrived)} of {written} rows arrived"
+
+    def pick(q: float) -> float:
+        return delays[min(len(delays) - 1, int(q * len(delays)))] * 1000
+
+    return {"rows": written, "seconds": elapsed, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "max_ms": delays[-1] * 1000, "interval_ms": interval * 1000}  # fmt: skip
+
+
 def phase_snapshot(plan: dict[str, Any]) -> dict[str, Any]:
     cfg = _worker_config(plan, mode="snapshot", startPosition=None)
     return _run_worker(cfg, lambda t: t.state == "Completed")
@@ -229,9 +337,11 @@ PHASES = {
     "decode-ferry": phase_decode_ferry,
     "exactly-once": lambda plan: phase_worker(plan, "exactly-once"),
     "at-least-once": lambda plan: phase_worker(plan, "at-least-once"),
+    "mysql-sink": phase_mysql_sink,
     "mariadb-binlog": phase_mariadb_binlog,
     "snapshot": phase_snapshot,
     "mariadb-dump": phase_mariadb_dump,
+    "latency": phase_latency,
 }
 
 
@@ -254,6 +364,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=340_000)
     parser.add_argument("--only", help="comma-separated phases to run (default: all)")
+    parser.add_argument("--rate", type=int, default=5000, help="latency: rows/s written")
+    parser.add_argument("--seconds", type=float, default=10.0, help="latency: how long")
+    parser.add_argument("--batch-delay", default="20ms", help="latency: maxBatchDelay")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--plan", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,7 +374,8 @@ def main() -> None:
         child(args.phase, json.loads(args.plan))
         return
     database = f"bench_{uuid.uuid4().hex[:8]}"
-    plan = {**prepare(database, args.changes), "database": database}
+    plan = {**prepare(database, args.changes), "database": database, "rate": args.rate,
+            "seconds": args.seconds, "batch_delay": args.batch_delay}  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     phases = args.only.split(",") if args.only else list(PHASES)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -281,6 +395,14 @@ def main() -> None:
                 f"{result['cpu_rate']:>9,.0f} rows/CPU-s; peak RSS {result['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
+            if "p99_ms" in result:
+                print(
+                    f"{'':>15}  source commit → Kafka (read_committed consumer): p50 "
+                    f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max "
+                    f"{result['max_ms']:.1f} ms at {args.rate} rows/s, maxBatchDelay "
+                    f"{args.batch_delay}",
+                    flush=True,
+                )
     finally:
         conn = admin()
         conn.cursor().execute(f"DROP DATABASE IF EXISTS `{database}`")
@@ -294,7 +416,7 @@ def main() -> None:
         if "decode" not in results:
             continue
         decode = results["decode"][basis]
-        for name in ("exactly-once", "at-least-once"):
+        for name in ("exactly-once", "at-least-once", "mysql-sink"):
             if name not in results:
                 continue
             rate = results[name][basis]

@@ -1,5 +1,8 @@
 """The Kafka sink: records and the checkpoint, delivered together.
 
+A batch of mapped rows becomes records in :mod:`ferry_runtime.sink.kafka_records` (formats,
+DDL and transaction records, size checks, dead letters); this module produces them.
+
 ``exactly-once``: one Kafka transaction holds a batch of records *and* the checkpoint record
 (compacted offsets topic, key = task id). ``transactional.id`` is derived from the task id,
 so ``init_transactions`` of a second worker with the same id fences the first and aborts its
@@ -12,7 +15,7 @@ The last checkpoint is read with ``isolation.level=read_committed``, after fenci
 from __future__ import annotations
 
 import zlib
-from typing import Any, NamedTuple
+from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -27,6 +30,8 @@ from confluent_kafka.cimpl import NewTopic
 
 from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import KafkaSink as KafkaSinkConfig
+from ferry_runtime.sink.base import Batch, Counts, counted
+from ferry_runtime.sink.kafka_records import KafkaRecords, Record
 
 __all__ = ["KafkaSink", "Record", "transactional_id"]
 
@@ -44,13 +49,6 @@ _REFUSED_TOPIC = frozenset(
 )
 
 
-class Record(NamedTuple):  # a tuple: built once per row on the hot path
-    topic: str
-    key: bytes
-    value: bytes
-    partition_by: str | None = None  # hash this instead of the key to pick the partition
-
-
 def transactional_id(task_id: str) -> str:
     return f"ferry-{task_id}"
 
@@ -58,10 +56,17 @@ def transactional_id(task_id: str) -> str:
 class KafkaSink:
     """Delivers batches with their checkpoint; every method raises errors.WorkerError."""
 
-    wants_records = True  # sink.base.Sink: the worker formats changes into Records
-
-    def __init__(self, config: KafkaSinkConfig, task_id: str, exactly_once: bool) -> None:
+    def __init__(
+        self,
+        config: KafkaSinkConfig,
+        task_id: str,
+        exactly_once: bool,
+        records: KafkaRecords | None = None,
+    ) -> None:
+        """``records``: how batches become records (None: a sink that delivers checkpoints
+        and :meth:`produce` calls only)."""
         self.config = config
+        self.records = records
         self.task_id = task_id
         self.exactly_once = exactly_once
         self._common: dict[str, Any] = {
@@ -115,6 +120,8 @@ class KafkaSink:
         return settings
 
     def close(self) -> None:
+        if self.records is not None:
+            self.records.close()
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
@@ -262,24 +269,36 @@ class KafkaSink:
 
     def _produce(self, producer: Producer, records: list[Record]) -> None:
         """Hand ``records`` to librdkafka (topics checked once per batch: the hot path)."""
-        partitions = {topic: self.ensure_topic(topic) for topic in {r.topic for r in records}}
+        partitions = {topic: self.ensure_topic(topic) for topic in {r[0] for r in records}}
         callback = None if self.exactly_once else self._on_delivery  # EOS: the commit tells
         produce = producer.produce
-        for record in records:
-            part = record.partition_by
+        for topic, key, value, part in records:
             while True:
                 try:
-                    if part is None:
-                        produce(record.topic, record.value, record.key, on_delivery=callback)
+                    if part is not None:
+                        partition = zlib.crc32(part.encode()) % partitions[topic]
+                        produce(topic, value, key, partition, callback)
+                    elif callback is None:
+                        produce(topic, value, key)
                     else:
-                        partition = zlib.crc32(part.encode()) % partitions[record.topic]
-                        produce(record.topic, record.value, record.key, partition, callback)
+                        produce(topic, value, key, on_delivery=callback)
                     break
                 except BufferError:  # local queue full: let librdkafka send some
                     producer.poll(0.05)
 
-    def deliver(self, records: list[Record], state: checkpoint.Checkpoint) -> None:
-        """Deliver ``records`` and then ``state``; return once Kafka acknowledged both."""
+    def deliver(self, batch: Batch, state: checkpoint.Checkpoint) -> Counts:
+        """Deliver the batch's records and then ``state``; return once Kafka acknowledged
+        both."""
+        if not batch:
+            self.produce([], state)
+            return {}
+        assert self.records is not None, "a KafkaSink without KafkaRecords takes no rows"
+        records, counts = self.records.encode(batch)
+        self.produce(records, counted(state, counts))
+        return counts
+
+    def produce(self, records: list[Record], state: checkpoint.Checkpoint) -> None:
+        """Produce ``records`` and then ``state``; return once Kafka acknowledged both."""
         producer = self._producer
         assert producer is not None, "open() first"
         self._failures = []

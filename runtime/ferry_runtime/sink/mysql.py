@@ -29,9 +29,11 @@ missing table or column → FatalError ``TargetSchemaMismatch`` saying what to c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import logging
 import os
+from collections import Counter
 from typing import Any
 
 import pymysql
@@ -42,7 +44,7 @@ from ferry_runtime.config import MySQLSink as MySQLSinkConfig
 from ferry_runtime.config import WorkerConfig
 from ferry_runtime.events import Change
 from ferry_runtime.sink import evolve, sql
-from ferry_runtime.sink.base import DeadLetter, PoisonHandler
+from ferry_runtime.sink.base import Batch, Counts, DeadLetter, PoisonHandler, Reads, counted
 from ferry_runtime.source import schema
 
 __all__ = [
@@ -70,6 +72,7 @@ _SCHEMA = {1054, 1146}
 _AUTH = {1045, 1698}
 _PRIVILEGES = {1044, 1142, 1143, 1227}
 _RETRY = {1205, 1213}  # lock wait timeout, deadlock
+DELETE_CHUNK = 1000  # keys per DELETE … IN (…)
 
 
 class _Refused(Exception):
@@ -165,8 +168,6 @@ def classify(
 
 class MySQLSink:
     """Applies mapped changes to a MySQL/MariaDB with the checkpoint in the same transaction."""
-
-    wants_records = False  # sink.base.Sink: hand over mapped Changes
 
     def __init__(
         self,
@@ -272,7 +273,27 @@ class MySQLSink:
 
     # ------------------------------------------------------------ delivery
 
-    def deliver(self, items: list[Change | DeadLetter], state: checkpoint.Checkpoint) -> None:
+    def deliver(self, batch: Batch, state: checkpoint.Checkpoint) -> Counts:
+        """Apply the batch's changes (then its dead letters) and store ``state`` in one
+        transaction. Every change counts as delivered, a refused one too (it went to the
+        error policy)."""
+        items: list[Change | DeadLetter] = []
+        letters: list[DeadLetter] = []
+        for part in batch:
+            if isinstance(part, Reads):
+                template = part.template
+                items.extend(dataclasses.replace(template, data=row) for row in part.rows)
+            else:
+                items.extend(part.changes)
+                letters.extend(part.dead_letters)
+        counts: Counter[tuple[str, str]] = Counter(
+            (item.source_name, item.op) for item in items if isinstance(item, Change)
+        )
+        items.extend(letters)
+        self._apply(items, counted(state, dict(counts)))
+        return dict(counts)
+
+    def _apply(self, items: list[Change | DeadLetter], state: checkpoint.Checkpoint) -> None:
         """Apply ``items`` and store ``state`` in one transaction."""
         with self._sql("delivering a batch") as cursor:
             try:
@@ -317,9 +338,20 @@ class MySQLSink:
             ) from None
 
     def _apply_fast(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
-        """Every statement in order; runs of the same upsert go as one multi-row INSERT."""
+        """Every statement in order; runs of the same upsert go as one multi-row INSERT,
+        runs of deletes by key from one table as one ``DELETE … WHERE key IN (…)``."""
         run: list[tuple[Any, ...]] = []
         run_sql = ""
+        keys: list[tuple[Any, ...]] = []
+        keys_sql: str | None = None
+
+        def flush_keys() -> None:
+            assert keys_sql is not None
+            for start in range(0, len(keys), DELETE_CHUNK):
+                part = keys[start : start + DELETE_CHUNK]
+                args = [value for key in part for value in key]
+                cursor.execute(keys_sql + sql.in_list(len(part), len(part[0])), args)
+
         try:
             for item in items:
                 try:
@@ -327,14 +359,22 @@ class MySQLSink:
                 except sql.BadValue:
                     raise _Refused from None
                 for statement in statements:
+                    if keys and statement.keys != keys_sql:
+                        flush_keys()
+                        keys = []
                     if run and (statement.sql != run_sql or not statement.batchable):
                         cursor.executemany(run_sql, run)
                         run = []
-                    if statement.batchable:
+                    if statement.keys is not None:
+                        keys_sql = statement.keys
+                        keys.append(statement.args)
+                    elif statement.batchable:
                         run_sql = statement.sql
                         run.append(statement.args)
                     else:
                         cursor.execute(statement.sql, statement.args)
+            if keys:
+                flush_keys()
             if run:
                 cursor.executemany(run_sql, run)
         except pymysql.err.MySQLError as error:

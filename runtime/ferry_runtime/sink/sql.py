@@ -30,9 +30,11 @@ import base64
 import binascii
 import functools
 import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from ferry_runtime import types
 from ferry_runtime.events import Change
@@ -44,7 +46,9 @@ __all__ = [
     "Statement",
     "Target",
     "delete_by_key",
+    "delete_keys",
     "delete_row",
+    "in_list",
     "insert",
     "plan",
     "quote",
@@ -80,12 +84,70 @@ class Target:
     def by_name(self) -> dict[str, types.Column]:
         return {column.name: column for column in self.columns}
 
+    @functools.cached_property
+    def shapes(self) -> dict[tuple[str, ...], _Shape]:
+        """The rows' column lists seen so far (:func:`_shape`)."""
+        return {}
+
+
+# Kinds whose JSON value to_sql changes (every other kind's value goes as it is, unless it
+# is a JSON object or array).
+_CONVERTED = frozenset({"binary", "decimal", "set", "json", "bit"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 
 @dataclass(frozen=True)
-class Statement:
+class _Shape:
+    """What a row with these columns needs on this target: the columns written (generated
+    ones left out, checked against the target), how to pick their values, and which of
+    them to_sql changes."""
+
+    names: tuple[str, ...]
+    columns: tuple[types.Column, ...]
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]]
+    converted: tuple[tuple[int, types.Column], ...]
+
+    def values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """:func:`to_sql` of the row's values in :attr:`names` order (the same values)."""
+        values = self.pick(row)
+        if not _PLAIN.issuperset(map(type, values)):  # an object, an array, bytes: each
+            return tuple(map(to_sql, self.columns, values))
+        if not self.converted:
+            return values
+        found = list(values)
+        for index, column in self.converted:
+            found[index] = to_sql(column, found[index])
+        return tuple(found)
+
+
+def _picker(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
+
+
+def _shape(target: Target, row: dict[str, Any]) -> _Shape:
+    """The target's :class:`_Shape` for ``row``'s columns (made once per column list);
+    raises SchemaMismatch for a column the target lacks."""
+    found = tuple(row)
+    shape = target.shapes.get(found)
+    if shape is None:
+        names = tuple(name for name in found if name not in target.generated)
+        _check_columns(target, names)
+        columns = tuple(target.by_name[name] for name in names)
+        converted = tuple((i, c) for i, c in enumerate(columns) if c.kind in _CONVERTED)
+        shape = target.shapes[found] = _Shape(names, columns, _picker(names), converted)
+    return shape
+
+
+class Statement(NamedTuple):  # a tuple: made once per row on the hot path
     sql: str
     args: tuple[Any, ...]
     batchable: bool = False  # consecutive ones with the same sql may go as one executemany
+    # Consecutive ones with the same ``keys`` may go as one ``keys IN (…)`` statement: a
+    # DELETE by primary key, whose ``args`` are the key's values.
+    keys: str | None = None
 
 
 # ---------------------------------------------------------------- values
@@ -155,6 +217,21 @@ def delete_by_key(table: str, key: tuple[str, ...]) -> str:
     return f"DELETE FROM {table} WHERE {where}"
 
 
+@functools.lru_cache(maxsize=1024)
+def delete_keys(table: str, key: tuple[str, ...]) -> str:
+    """The start of :func:`delete_by_key` for many keys at once: ``… WHERE k IN `` (or
+    ``(k1, k2) IN ``), to be followed by the list of values (:func:`in_list`)."""
+    names = quote(key[0]) if len(key) == 1 else f"({', '.join(map(quote, key))})"
+    return f"DELETE FROM {table} WHERE {names} IN "
+
+
+@functools.lru_cache(maxsize=1024)
+def in_list(count: int, width: int) -> str:
+    """``(%s, %s)`` for ``count`` keys of ``width`` columns (``((%s, %s), (%s, %s))``)."""
+    one = "%s" if width == 1 else f"({', '.join(['%s'] * width)})"
+    return f"({', '.join([one] * count)})"
+
+
 def _match(target: Target, names: tuple[str, ...]) -> str:
     columns = target.by_name
     return " AND ".join(f"{quote(n)} <=> {_placeholder(columns[n])}" for n in names)
@@ -174,10 +251,15 @@ def update_row(target: Target, new: tuple[str, ...], old: tuple[str, ...]) -> st
 # ---------------------------------------------------------------- one change
 
 
+def _delete(target: Target, key: tuple[str, ...], values: tuple[Any, ...]) -> Statement:
+    table = target.name
+    return Statement(delete_by_key(table, key), values, keys=delete_keys(table, key))
+
+
 def plan(target: Target, change: Change) -> list[Statement]:
     """The statements applying ``change`` (already mapped) to ``target``."""
-    names = tuple(name for name in change.data if name not in target.generated)
-    _check_columns(target, names)
+    shape = _shape(target, change.data)
+    names = shape.names
     key = target.primary_key
     absent = [name for name in key if name not in change.data]
     if absent:
@@ -187,14 +269,13 @@ def plan(target: Target, change: Change) -> list[Statement]:
         )
     if change.op in ("insert", "read") or (change.op == "update" and change.old is None):
         if not key:
-            sql = insert(target.name, names)
-            return [Statement(sql, _values(target, change.data, names), batchable=True)]
+            return [Statement(insert(target.name, names), shape.values(change.data), True)]
         sql = upsert(target.name, names, key)
-        return [Statement(sql, _values(target, change.data, names), batchable=True)]
+        return [Statement(sql, shape.values(change.data), True)]
     if change.op == "delete":
         if not key:
             return [Statement(delete_row(target, names), _values(target, change.data, names))]
-        return [Statement(delete_by_key(target.name, key), _values(target, change.data, key))]
+        return [_delete(target, key, _values(target, change.data, key))]
     old = change.old or {}
     old_names = tuple(name for name in old if name not in target.generated)
     _check_columns(target, old_names)
@@ -204,7 +285,7 @@ def plan(target: Target, change: Change) -> list[Statement]:
         return [Statement(sql, values)]
     statements = []
     if any(old.get(name) != change.data.get(name) for name in key):
-        statements.append(Statement(delete_by_key(target.name, key), _values(target, old, key)))
+        statements.append(_delete(target, key, _values(target, old, key)))
     sql = upsert(target.name, names, key)
-    statements.append(Statement(sql, _values(target, change.data, names), batchable=True))
+    statements.append(Statement(sql, shape.values(change.data), True))
     return statements

@@ -97,20 +97,28 @@ def test_table_without_primary_key_is_keyed_by_table() -> None:
     assert formats.maxwell(Change("d", "t", "read", {}))["type"] == "bootstrap-insert"
 
 
-def test_router_filters_maps_and_routes_like_the_functions() -> None:
+def test_router_filters_and_maps_like_apply() -> None:
     cfg = make_config(
         include=["shop.*"],
         mapping=[{"table": "shop.orders", "target": "sales", "drop": ["secret"]}],
         sink={"kafka": {"bootstrapServers": "k", "topic": "x.{table}", "partitionBy": "table"}},
     )
     router = rules.Router(cfg)
+    other = Change("other", "orders", "insert", {})
+    unmapped = Change("shop", "items", "insert", {"id": 1})
     for _ in range(2):  # the second time from the cache
-        routed = router.route(UPDATE)
-        assert routed is not None
-        mapped, topic, partition = routed
-        assert (mapped.table, topic, partition) == ("sales", "x.sales", "shop.sales")
+        mapped = router.map(UPDATE)
+        assert mapped is not None and mapped == rules.apply(cfg, UPDATE)
+        assert (mapped.table, mapped.name, mapped.source_name) == (
+            "sales", "shop.sales", "shop.orders"
+        )  # fmt: skip
         assert "secret" not in mapped.data
-        assert router.route(Change("other", "orders", "insert", {})) is None
+        assert (rules.topic(cfg, mapped), rules.partition_value(cfg, mapped)) == (
+            "x.sales", "shop.sales"
+        )  # fmt: skip
+        assert router.map(other) is None
+        assert router.map(unmapped) is unmapped  # a table without a mapping: as it is
+        assert router.map_all([other, UPDATE, unmapped]) == [mapped, unmapped]
 
 
 def test_fast_json_encoder_writes_the_same_json_as_the_standard_one() -> None:
@@ -150,24 +158,45 @@ def test_encode_reads_writes_the_same_records_as_encode_one_by_one() -> None:
             assert batch == one_by_one, (fmt, primary_key)
 
 
-def test_router_routes_a_chunk_of_rows_like_each_row() -> None:
+def test_router_maps_a_chunk_of_rows_like_each_row() -> None:
     cfg = make_config(
         mapping=[
             {"table": "shop.orders", "target": "o", "columns": {"total": "sum"}, "drop": ["note"]}
         ]
     )
     template = Change("shop", "orders", "read", {}, None, ("id",), 1, "b.000002:4")
-    routed = rules.Router(cfg).route_rows(template, READS)
+    routed = rules.Router(cfg).map_rows(template, READS)
     assert routed is not None
-    mapped, rows, topic, partition = routed
+    mapped, rows = routed
     for row, mapped_row in zip(READS, rows, strict=True):
-        one = rules.Router(cfg).route(Change(**{**_fields(template), "data": row}))
-        assert one == (Change(**{**_fields(mapped), "data": mapped_row}), topic, partition)
+        one = rules.Router(cfg).map(Change(**{**_fields(template), "data": row}))
+        assert one == Change(**{**_fields(mapped), "data": mapped_row})
     assert rows[0] == {"id": 1, "sum": "9.50", "at": "2026-12-02 10:00:00"}
-    unmapped = rules.Router(make_config()).route_rows(template, READS)
+    assert mapped.source_name == "shop.orders"
+    unmapped = rules.Router(make_config()).map_rows(template, READS)
     assert unmapped is not None and unmapped[1] is READS
-    assert rules.Router(make_config(include=["other.*"])).route_rows(template, READS) is None
+    assert rules.Router(make_config(include=["other.*"])).map_rows(template, READS) is None
 
 
 def _fields(change: Change) -> dict[str, Any]:
     return {name: getattr(change, name) for name in Change.__slots__}
+
+
+def test_encode_many_writes_the_same_records_as_encode_one_by_one() -> None:
+    rows = [
+        UPDATE,
+        Change("shop", "orders", "insert", {"id": 2, "total": "1.00"}, None, ("id",), 5, "b.1:9"),
+        Change("shop", "orders", "delete", {"id": 2, "total": "1.00"}, None, ("id",), 5, "b.1:9",
+               xid=3, commit=True),
+        Change("shop", "lines", "insert", {"o": 1, "n": 2, "q": 'x"é'}, None, ("o", "n"), 6,
+               "b.1:99"),
+        Change("shop", "lines", "update", {"o": 1, "n": 2, "q": "y"}, {"o": 1, "n": 2, "q": "z"},
+               ("o", "n"), 6, "b.1:99"),
+        Change("shop", "log", "insert", {"msg": "keyless"}, None, (), 7, "b.2:4"),
+        Change("shop", "log", "update", {"msg": "a"}, None, (), 7, "b.2:4"),  # no old image
+        Change("shop", "orders", "read", {"id": 3}, None, ("id",), 8, "b.2:5", server_id=9,
+               extra={"transaction": {"id": "0-1-2", "total_order": 1}}),
+    ]  # fmt: skip
+    for fmt in ("maxwell", "debezium"):
+        expected = [formats.encode(change, fmt, "ns/t1") for change in rows]
+        assert formats.encode_many(rows, fmt, "ns/t1") == expected, fmt

@@ -1,5 +1,5 @@
 """The MySQL sink's pure pieces: JSON → SQL values, the statements per change, the loop
-guard, and the worker's seam (mapped Changes for a sink that wants them)."""
+guard, and the worker's seam (the mapped changes every sink gets)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from ferry_operator.render import worker_config as render
 from ferry_runtime import config, errors, types
 from ferry_runtime.events import Change
 from ferry_runtime.sink import sql
+from ferry_runtime.sink.base import Segment
 from ferry_runtime.sink.kafka import KafkaSink
 from ferry_runtime.sink.mysql import MySQLSink, classify, loop_error
+from ferry_runtime.source.binlog import Transaction
 from ferry_runtime.status import StatusTracker
 from ferry_runtime.worker import Worker
 
@@ -121,6 +123,37 @@ def test_an_update_of_the_key_deletes_the_old_row_then_upserts_the_new() -> None
 def test_a_delete_matches_the_primary_key() -> None:
     (statement,) = sql.plan(ORDERS, change("delete", ROW))
     assert (statement.sql, statement.args) == (DELETE, (1, "eu"))
+
+
+def test_a_row_s_values_are_to_sql_of_each_whatever_their_types() -> None:
+    columns = (
+        C("id", "int"), C("note", "text"), C("total", "decimal"), C("tags", "set"),
+        C("raw", "binary"), C("doc", "json"), C("flag", "bit"), C("ratio", "double"),
+    )  # fmt: skip
+    target = sql.Target("d", "t", columns, ("id",))
+    rows = [
+        {"id": 1, "note": "a", "total": "9.50", "tags": "x,y", "raw": "AP8=", "doc": "s",
+         "flag": 1, "ratio": 0.5},
+        {"id": 2, "note": {"obj": 1}, "total": None, "tags": ["x", "y"], "raw": None,
+         "doc": [1, 2], "flag": True, "ratio": None},
+        {"ratio": 1.5, "id": 3, "note": None},  # other columns, another order
+    ]  # fmt: skip
+    for row in rows:
+        (statement,) = sql.plan(target, Change("d", "t", "insert", row, None, ("id",)))
+        expected = tuple(sql.to_sql(target.by_name[name], value) for name, value in row.items())
+        assert statement.args == expected
+
+
+def test_deletes_by_key_say_how_many_go_as_one_statement() -> None:
+    (statement,) = sql.plan(ORDERS, change("delete", ROW))
+    assert statement.keys == "DELETE FROM `shop`.`orders` WHERE (`id`, `region`) IN "
+    assert sql.in_list(2, 2) == "((%s, %s), (%s, %s))"
+    single = sql.Target("d", "t", (C("id", "int"),), ("id",))
+    (statement,) = sql.plan(single, Change("d", "t", "delete", {"id": 7}))
+    assert (statement.keys, statement.args) == ("DELETE FROM `d`.`t` WHERE `id` IN ", (7,))
+    assert sql.in_list(3, 1) == "(%s, %s, %s)"
+    (keyless,) = sql.plan(NOKEY, Change("shop", "log", "delete", {"seq": 1, "ratio": 1.0}))
+    assert keyless.keys is None  # matched on every value, LIMIT 1: one by one
 
 
 def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> None:
@@ -262,7 +295,7 @@ def test_the_worker_builds_the_configured_sink_or_refuses_a_loop() -> None:
     assert raised.value.reason == "InvalidConfig"
 
 
-def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
+def test_the_sink_gets_the_changes_mapped_and_filtered() -> None:
     cfg = worker_config(
         sink=sink(database="copy"),
         mapping=[{"table": "shop.users", "target": "people", "columns": {"nm": "name"},
@@ -271,10 +304,11 @@ def test_a_sink_that_wants_changes_gets_them_mapped_and_filtered() -> None:
     worker = Worker(cfg, StatusTracker())
     users = Change("shop", "users", "insert", {"id": 1, "nm": "Ann", "card": "4111"}, None, ("id",))
     other = Change("crm", "users", "insert", {"id": 2}, None, ("id",))
-    mysql_sink = worker._make_sink()
-    mapped, counts = worker._prepare(mysql_sink, [users, other])
-    assert [(c.table, c.data) for c in mapped] == [("people", {"id": 1, "name": "Ann"})]
-    assert counts == {("shop.users", "insert"): 1}
+    txn = Transaction([users, other], {"file": "binlog.000001", "pos": 9}, 0, 0.0)
+    (segment,) = worker._segments([txn])
+    assert isinstance(segment, Segment)
+    assert [(c.table, c.data) for c in segment.changes] == [("people", {"id": 1, "name": "Ann"})]
+    assert segment.changes[0].source_name == "shop.users"  # status counts it under this name
 
 
 def test_the_example_renders_to_a_mysql_sink_with_both_passwords_from_secrets() -> None:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from ferry_runtime import config, errors
+from ferry_runtime.sink.base import Segment
+from ferry_runtime.sink.kafka_records import KafkaRecords
 from ferry_runtime.source.binlog import Transaction
 from ferry_runtime.status import StatusTracker
 from ferry_runtime.worker import Worker
@@ -50,8 +52,9 @@ def test_dead_letter_goes_to_the_dead_letter_topic_in_the_same_batch() -> None:
     message = worker._poison(POISON)
     assert message is not None
     txn = Transaction([], {"file": "binlog.000001", "pos": 20}, 0, 0.0, [("db.t", message)])
-    (record,) = worker._dead_letters(txn)
-    assert record.topic == "ferry.dead"
+    records, counts = KafkaRecords(worker.config, worker._poison).encode(worker._segments([txn]))
+    (record,) = records
+    assert record.topic == "ferry.dead" and counts == {}
     assert json.loads(record.value) == {
         "table": "db.t", "position": "binlog.000001:20", "error": message,
     }  # fmt: skip
@@ -63,12 +66,13 @@ def test_a_record_too_large_for_kafka_follows_the_error_policy() -> None:
     big = Change("db", "t", "insert", {"id": 1, "blob": "x" * 2_000_000}, None, ("id",))
     small = Change("db", "t", "insert", {"id": 2}, None, ("id",))
     worker = make_worker(mode="deadLetter", deadLetterTopic="ferry.dead")
-    records, counts = worker._records([big, small])
+    records, counts = KafkaRecords(worker.config, worker._poison).encode([Segment([big, small])])
     assert [r.topic for r in records] == ["ferry.dead", "ferry.db.t"]
     assert counts == {("db.t", "insert"): 1}
     assert worker.tracker.errors_by_reason == {"PoisonRow": 1}
+    failing = make_worker(mode="fail")
     with pytest.raises(errors.FatalError):
-        make_worker(mode="fail")._records([big])
+        KafkaRecords(failing.config, failing._poison).encode([Segment([big])])
 
 
 def test_retries_say_the_attempt_and_when_the_worker_gives_up(

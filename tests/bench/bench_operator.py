@@ -2,7 +2,7 @@
 restart (prints figures; not a pass/fail test).
 
     python3 tests/bench/bench_operator.py [--tasks 50 200] [--seconds 30] [--resync SECONDS]
-                                          [--paused] [--restart] [--source DIR]
+                                          [--paused] [--restart] [--source DIR] [--keep]
 
 For each task count N: a fresh namespace with a Secret, two Ready Connectors (the real MariaDB
 and Kafka of tests/infra/up) and N SyncTasks; the operator (``python -m ferry_operator.main
@@ -21,7 +21,12 @@ The counting is done by this script inside the child (it wraps the official clie
 operator's own metrics, so the same instrument measures any version: ``--source DIR`` runs the
 operator from another checkout (e.g. ``git worktree add /tmp/before <commit>``) for a before
 figure. kopf's own watch streams and patches use its own client and are not counted.
-Needs the services of tests/infra/up (reads ~/.local/state/ferry-testenv/env).
+Needs the services of tests/infra/up: reads $FERRY_TESTENV_ENV (e.g. a private API server's
+env file, tests/infra/private-apiserver), else ~/.local/state/ferry-testenv/env.
+
+``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
+for the operator to finish every task's deletion (as long again as the creation for
+thousands of tasks): for a private API server that is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ def apply_crds(api: Any) -> None:
     time.sleep(2)
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
+def wait_until(predicate: Any, timeout: float, what: str, every: float = 1.0) -> None:
     from kubernetes import client
 
     deadline = time.monotonic() + timeout
@@ -117,7 +122,7 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         except client.ApiException as error:  # e.g. 429 while a CRD's storage re-initializes
             if error.status not in (429, 500, 503, 504):
                 raise
-        time.sleep(1)
+        time.sleep(every)
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
@@ -186,6 +191,7 @@ def all_started(api: Any, namespace: str, tasks: int) -> bool:
     items = listed["items"]
     revised = sum(1 for t in items if (t.get("status") or {}).get("configRevision"))
     deployments = len(apps.list_namespaced_deployment(namespace).items)
+    print(f"  {revised} revised, {deployments} Deployments", file=sys.stderr, flush=True)
     return revised == tasks and deployments == tasks
 
 
@@ -286,6 +292,7 @@ def measure(
     source: str | None,
     paused: bool = False,
     again: bool = False,
+    keep: bool = False,
 ) -> dict[str, Any]:
     from kubernetes import client
 
@@ -316,7 +323,12 @@ def measure(
     process = start_child(counts, log, child_env, namespace)
     restarted: dict[str, Any] | None = None
     try:
-        wait_until(lambda: all_started(api, namespace, tasks), 1800, f"{tasks} tasks started")
+        wait_until(
+            lambda: all_started(api, namespace, tasks),
+            3600,
+            f"{tasks} tasks started",
+            every=max(1.0, tasks / 500),  # listing thousands of tasks is not free
+        )
         ready_after = time.monotonic() - started
         # The cluster settles after the operator did: the Deployment and ReplicaSet controllers
         # and the scheduler update 1000s of objects at their own pace, and each change a task
@@ -332,9 +344,10 @@ def measure(
             restarted["load"] = os.getloadavg()[0]
             restarted["all_started"] = all_started(api, namespace, tasks)
     finally:
-        client.CoreV1Api(api).delete_namespace(namespace)
-        # The operator finishes the tasks' deletion (finalizers) before it is stopped.
-        wait_until(lambda: not tasks_left(), 1800, "the tasks deleted")
+        if not keep:
+            client.CoreV1Api(api).delete_namespace(namespace)
+            # The operator finishes the tasks' deletion (finalizers) before it is stopped.
+            wait_until(lambda: not tasks_left(), 1800, "the tasks deleted")
         process.terminate()
         process.wait(timeout=30)
     by_label = delta(after, before)
@@ -392,6 +405,7 @@ def main() -> int:
     parser.add_argument("--source", help="run the operator from this checkout instead")
     parser.add_argument("--paused", action="store_true", help="paused tasks: no worker pods")
     parser.add_argument("--restart", action="store_true", help="then measure a restart")
+    parser.add_argument("--keep", action="store_true", help="leave the namespace behind")
     args = parser.parse_args()
     from kubernetes import config
 
@@ -400,7 +414,15 @@ def main() -> int:
     apply_crds(api)
     for tasks in args.tasks:
         result = measure(
-            api, env, tasks, args.seconds, args.resync, args.source, args.paused, args.restart
+            api,
+            env,
+            tasks,
+            args.seconds,
+            args.resync,
+            args.source,
+            args.paused,
+            args.restart,
+            args.keep,
         )
         report(result)
     return 0

@@ -1,0 +1,133 @@
+"""The one table of the kinds of object the operator owns for a SyncTask, and of the worker
+pods it watches. Everything that differs by kind reads it: the watches and indexes
+(cache.py, handlers.py), the reads of a task's objects (reconcile/synctask/observe.py), the
+writes (applier.py) and which change of an object wakes its task (handlers.py). Adding a kind
+is a row here plus its renderer (render/objects.py) in the desired list of
+reconcile/synctask/decide.py.
+
+Pure data and pure functions: no client is made here; a row names the client attribute of
+kube.Clients and the suffix of its methods (``read_namespaced_<resource>``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BY_KIND",
+    "BY_PLURAL",
+    "KINDS",
+    "PER_TASK",
+    "POD_SELECTOR",
+    "WATCHED",
+    "Kind",
+]
+
+View = Callable[[Mapping[str, Any]], Any]
+
+
+def _deployment_view(body: Mapping[str, Any]) -> Any:
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    return [
+        spec.get("replicas"),
+        status.get("replicas"),
+        [
+            [c.get("type"), c.get("status"), c.get("reason")]
+            for c in status.get("conditions") or []
+            if c.get("type") in ("ReplicaFailure", "Progressing")
+        ],
+    ]
+
+
+def _present(_body: Mapping[str, Any]) -> Any:
+    return None  # being there is what counts
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One owned kind."""
+
+    kind: str  # "Deployment"
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    client: str  # the attribute of kube.Clients: core, apps or rbac
+    resource: str  # the client methods' suffix: read_/patch_/delete_namespaced_<resource>
+    # The cache's index of the one object per task named <task>-worker (cache.py); None for
+    # ConfigMaps, indexed by task (the revisions and the worker's ConfigMap).
+    index: str | None
+    # Fields someone may change behind the operator's back that must be put back at once
+    # (applier.needs_apply).
+    guarded: tuple[tuple[str, ...], ...] = ()
+    # The part of an object whose change wakes its task: not what the operator itself writes
+    # (a content hash, the pod template), so its own applies wake nothing.
+    view: View = _present
+
+    @property
+    def selector(self) -> tuple[str, str, str]:
+        """kopf's (group, version, plural)."""
+        return self.group, self.version, self.plural
+
+    def method(self, clients: Any, verb: str) -> Any:
+        """The client method ``verb`` (read, patch, delete) of this kind."""
+        return getattr(getattr(clients, self.client), f"{verb}_namespaced_{self.resource}")
+
+
+# In the order a task's objects are applied: its config before the Deployment that mounts it,
+# the RBAC before the worker that uses it.
+KINDS: tuple[Kind, ...] = (
+    Kind("ConfigMap", "", "v1", "configmaps", "core", "config_map", None),
+    Kind(
+        "ServiceAccount",
+        "",
+        "v1",
+        "serviceaccounts",
+        "core",
+        "service_account",
+        "ferry_serviceaccounts",
+    ),
+    Kind(
+        "Role",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "rbac",
+        "role",
+        "ferry_roles",
+        # the worker's RBAC must stay "its own task's status, nothing else"
+        guarded=(("rules",),),
+        view=lambda body: body.get("rules"),
+    ),
+    Kind(
+        "RoleBinding",
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rbac",
+        "role_binding",
+        "ferry_rolebindings",
+        guarded=(("subjects",), ("roleRef",)),
+        view=lambda body: [body.get("subjects"), body.get("roleRef")],
+    ),
+    Kind(
+        "Deployment",
+        "apps",
+        "v1",
+        "deployments",
+        "apps",
+        "deployment",
+        "ferry_deployments",
+        # two replicas of a binlog reader would deliver every event twice
+        guarded=(("spec", "replicas"),),
+        view=_deployment_view,
+    ),
+)
+BY_KIND = {kind.kind: kind for kind in KINDS}
+BY_PLURAL = {kind.plural: kind for kind in KINDS}
+# The kinds with one object per task, named <task>-worker.
+PER_TASK = tuple(kind for kind in KINDS if kind.index is not None)
+# What the operator watches of a task's objects, as kopf selectors: the owned kinds and the
+# worker pods (not owned directly, the ReplicaSet is: read for status.workerPod).
+POD_SELECTOR = ("", "v1", "pods")
+WATCHED = [*(kind.selector for kind in KINDS), POD_SELECTOR]

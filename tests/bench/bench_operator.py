@@ -88,7 +88,9 @@ def child(counts_file: str, operator_args: list[str]) -> int:
             time.sleep(0.5)
 
     threading.Thread(target=dump, daemon=True).start()
-    print(f"operator source: {Path(synctask.__file__).parents[1]}", flush=True)
+    import ferry_operator
+
+    print(f"operator source: {Path(ferry_operator.__file__).parent}", flush=True)
     from ferry_operator.main import main
 
     return main(operator_args)

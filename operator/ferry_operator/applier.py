@@ -76,7 +76,7 @@ class Applier:
         fields)."""
         self.writes += 1
         meta = body["metadata"]
-        patch = owned.BY_KIND[body["kind"]].method(self.clients, "patch")
+        patch = owned.BY_KIND[body["kind"]].patch(self.clients)
         patch(meta["name"], meta["namespace"], body, **_SSA)
 
     def scale_to_zero(self, ctx: Context, name: str, namespace: str) -> None:

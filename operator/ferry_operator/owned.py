@@ -5,8 +5,9 @@ writes (applier.py) and which change of an object wakes its task (handlers.py). 
 is a row here plus its renderer (render/objects.py) in the desired list of
 reconcile/synctask/decide.py.
 
-Pure data and pure functions: no client is made here; a row names the client attribute of
-kube.Clients and the suffix of its methods (``read_namespaced_<resource>``)."""
+Pure data and pure functions: no client is made here; a row names the methods of
+kube.Clients that read and apply its kind (written out, so that a search for a client call,
+e.g. the chart's RBAC test, finds them)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 View = Callable[[Mapping[str, Any]], Any]
+Method = Callable[[Any], Any]  # kube.Clients → one of its clients' bound methods
 
 
 def _deployment_view(body: Mapping[str, Any]) -> Any:
@@ -52,8 +54,8 @@ class Kind:
     group: str  # "" for the core group
     version: str
     plural: str
-    client: str  # the attribute of kube.Clients: core, apps or rbac
-    resource: str  # the client methods' suffix: read_/patch_/delete_namespaced_<resource>
+    read: Method  # read_namespaced_<kind>(name, namespace)
+    patch: Method  # patch_namespaced_<kind>(name, namespace, body, ...): server-side apply
     # The cache's index of the one object per task named <task>-worker (cache.py); None for
     # ConfigMaps, indexed by task (the revisions and the worker's ConfigMap).
     index: str | None
@@ -69,32 +71,36 @@ class Kind:
         """kopf's (group, version, plural)."""
         return self.group, self.version, self.plural
 
-    def method(self, clients: Any, verb: str) -> Any:
-        """The client method ``verb`` (read, patch, delete) of this kind."""
-        return getattr(getattr(clients, self.client), f"{verb}_namespaced_{self.resource}")
-
 
 # In the order a task's objects are applied: its config before the Deployment that mounts it,
 # the RBAC before the worker that uses it.
 KINDS: tuple[Kind, ...] = (
-    Kind("ConfigMap", "", "v1", "configmaps", "core", "config_map", None),
+    Kind(
+        "ConfigMap",
+        "",
+        "v1",
+        "configmaps",
+        read=lambda c: c.core.read_namespaced_config_map,
+        patch=lambda c: c.core.patch_namespaced_config_map,
+        index=None,
+    ),
     Kind(
         "ServiceAccount",
         "",
         "v1",
         "serviceaccounts",
-        "core",
-        "service_account",
-        "ferry_serviceaccounts",
+        read=lambda c: c.core.read_namespaced_service_account,
+        patch=lambda c: c.core.patch_namespaced_service_account,
+        index="ferry_serviceaccounts",
     ),
     Kind(
         "Role",
         "rbac.authorization.k8s.io",
         "v1",
         "roles",
-        "rbac",
-        "role",
-        "ferry_roles",
+        read=lambda c: c.rbac.read_namespaced_role,
+        patch=lambda c: c.rbac.patch_namespaced_role,
+        index="ferry_roles",
         # the worker's RBAC must stay "its own task's status, nothing else"
         guarded=(("rules",),),
         view=lambda body: body.get("rules"),
@@ -104,9 +110,9 @@ KINDS: tuple[Kind, ...] = (
         "rbac.authorization.k8s.io",
         "v1",
         "rolebindings",
-        "rbac",
-        "role_binding",
-        "ferry_rolebindings",
+        read=lambda c: c.rbac.read_namespaced_role_binding,
+        patch=lambda c: c.rbac.patch_namespaced_role_binding,
+        index="ferry_rolebindings",
         guarded=(("subjects",), ("roleRef",)),
         view=lambda body: [body.get("subjects"), body.get("roleRef")],
     ),
@@ -115,9 +121,9 @@ KINDS: tuple[Kind, ...] = (
         "apps",
         "v1",
         "deployments",
-        "apps",
-        "deployment",
-        "ferry_deployments",
+        read=lambda c: c.apps.read_namespaced_deployment,
+        patch=lambda c: c.apps.patch_namespaced_deployment,
+        index="ferry_deployments",
         # two replicas of a binlog reader would deliver every event twice
         guarded=(("spec", "replicas"),),
         view=_deployment_view,

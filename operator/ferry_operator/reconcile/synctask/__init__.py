@@ -152,7 +152,7 @@ def stop_worker(ctx: Context, clients: Clients, applier: Applier) -> bool:
 
     name = meta.worker_name(ctx.name)
     try:
-        deployment = owned.BY_KIND["Deployment"].method(clients, "read")(name, ctx.namespace)
+        deployment = owned.BY_KIND["Deployment"].read(clients)(name, ctx.namespace)
     except client.ApiException as error:
         if error.status == 404:
             return True

@@ -159,7 +159,7 @@ def _owned_fresh(ctx: Context, clients: Clients) -> tuple[list[dict[str, Any]], 
     worker = meta.worker_name(ctx.name)
     owned: Owned = {}
     for kind in owned_kinds.PER_TASK:
-        found = _read(kind.method(clients, "read"), worker, ctx.namespace)
+        found = _read(kind.read(clients), worker, ctx.namespace)
         owned[kind.kind] = (
             clients.api.sanitize_for_serialization(found) if found is not None else None
         )

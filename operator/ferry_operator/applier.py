@@ -58,7 +58,7 @@ class Applier:
         self.clients = clients
         self.writes = 0
         # (namespace, name) → resourceVersion of the last status this operator wrote, so that
-        # a reconcile can tell a watch event's copy that predates it (reconcile/synctask.py).
+        # a reconcile can tell a watch event's copy that predates it (reconcile/synctask/).
         self.status_versions: dict[tuple[str, str], int] = {}
 
     def apply(self, ctx: Context, desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:

@@ -9,7 +9,7 @@ keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
 confirm that nothing needs writing — a write is always decided again on fresh reads
-(reconcile/synctask.py), so a lagging copy can delay a repair but never cause a wrong write.
+(reconcile/synctask/), so a lagging copy can delay a repair but never cause a wrong write.
 """
 
 from __future__ import annotations

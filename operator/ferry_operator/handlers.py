@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache, notifier, owned, wakeups
+from ferry_operator import cache, kopf_toggles, notifier, owned, wakeups
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -45,6 +45,8 @@ DEPENDENTS = wakeups.Dependents()
 log = logging.getLogger(__name__)
 _CACHE: cache.Cache | None = None  # the indexes, captured from the first handler call
 _KOPF_CONTEXT: contextvars.Context | None = None
+# kopf's startup wait for the indexes, linear instead of quadratic in the watched objects.
+kopf_toggles.install()
 
 
 def _applier() -> Applier:
@@ -294,9 +296,12 @@ def _owned_view(plural: str, body: Any) -> Any:
     return owned.BY_PLURAL[plural].view(body)
 
 
-def _owned_event(type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
+async def _owned_event(
+    type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any
+) -> None:
     """An owned object (or a worker pod) changed: wake its task, unless only what the operator
-    itself writes changed."""
+    itself writes changed. Async: a digest and a kick need no thread of kopf's pool (a restart
+    lists thousands of these objects)."""
     kind = resource.plural
     if not _changed(kind, type, body, _owned_view(kind, body)):
         return

@@ -24,6 +24,8 @@ figure. kopf's own watch streams and patches use its own client and are not coun
 Needs the services of tests/infra/up: reads $FERRY_TESTENV_ENV (e.g. a private API server's
 env file, tests/infra/private-apiserver), else ~/.local/state/ferry-testenv/env.
 
+``--reuse NAMESPACE`` measures a restart on the tasks a ``--keep`` run left (``--tasks``: their
+number): the first operator's start is measured as the restart, then the idle window.
 ``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
 for the operator to finish every task's deletion (as long again as the creation for
 thousands of tasks): for a private API server that is dropped afterwards.
@@ -254,13 +256,14 @@ def quiet(counts: Path, seconds: float, timeout: float) -> None:
 def restart(
     process: Any, counts: Path, log: Path, env: dict[str, str], namespace: str, tasks: int
 ) -> tuple[Any, dict[str, Any]]:
-    """Stop the operator, start another; measure until it has reconciled every task."""
-    process.terminate()
-    try:
-        process.wait(timeout=120)
-    except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
-        process.kill()
-        process.wait()
+    """Stop the operator (if any), start another; measure until it has reconciled every task."""
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
+            process.kill()
+            process.wait()
     counts.unlink(missing_ok=True)
     started = time.monotonic()
     second = start_child(counts, log, env, namespace)
@@ -308,22 +311,25 @@ def measure(
     paused: bool = False,
     again: bool = False,
     keep: bool = False,
+    reuse: str | None = None,
 ) -> dict[str, Any]:
     from kubernetes import client
 
     def tasks_left() -> bool:
         """Tasks or Connectors left (the operator removes their finalizers)."""
-        return any(
-            client.CustomObjectsApi(api).list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural
-            )["items"]
+        custom = client.CustomObjectsApi(api)
+        listed: list[Any] = [
+            custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
             for plural in ("synctasks", "connectors")
-        )
+        ]
+        return any(found["items"] for found in listed)
 
-    namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
-    counts = Path(f"/tmp/{namespace}-counts.json")
-    log = Path(f"/tmp/{namespace}-operator.log")
-    setup(api, env, namespace, tasks, paused)
+    run = uuid.uuid4().hex[:6]
+    namespace = reuse or f"ferry-bench-{run}"
+    counts = Path(f"/tmp/{namespace}-{run}-counts.json")
+    log = Path(f"/tmp/{namespace}-{run}-operator.log")
+    if reuse is None:
+        setup(api, env, namespace, tasks, paused)
     child_env = {
         **os.environ,
         "KUBECONFIG": env["KUBECONFIG"],
@@ -335,8 +341,13 @@ def measure(
         root = Path(source).resolve()
         child_env["PYTHONPATH"] = f"{root / 'operator'}:{root / 'runtime'}"
     started = time.monotonic()
-    process = start_child(counts, log, child_env, namespace)
     restarted: dict[str, Any] | None = None
+    if reuse is not None:  # the tasks are there: the first start is a restart
+        process, restarted = restart(None, counts, log, child_env, namespace, tasks)
+        restarted["load"] = os.getloadavg()[0]
+        restarted["all_started"] = all_started(api, namespace, tasks)
+    else:
+        process = start_child(counts, log, child_env, namespace)
     try:
         wait_until(
             lambda: all_started(api, namespace, tasks),
@@ -421,6 +432,11 @@ def main() -> int:
     parser.add_argument("--paused", action="store_true", help="paused tasks: no worker pods")
     parser.add_argument("--restart", action="store_true", help="then measure a restart")
     parser.add_argument("--keep", action="store_true", help="leave the namespace behind")
+    parser.add_argument(
+        "--reuse",
+        metavar="NAMESPACE",
+        help="the tasks of a --keep run (--tasks: their number): measure a start as a restart",
+    )
     args = parser.parse_args()
     from kubernetes import config
 
@@ -438,6 +454,7 @@ def main() -> int:
             args.paused,
             args.restart,
             args.keep,
+            args.reuse,
         )
         report(result)
     return 0

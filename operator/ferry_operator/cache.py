@@ -190,11 +190,14 @@ async def ferry_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {(namespace, body["metadata"]["labels"][TASK_LABEL]): pod_view(body)}
 
 
-async def _one_per_task(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(body): trimmed(body)}
+def _one_per_task(kind: owned.Kind) -> Any:
+    async def index(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+        return {_key(body): owned.slim(kind, body)}
+
+    return index
 
 
 # The owned kinds with one object per task (<task>-worker), each its own index named in the
-# table (the keyword argument kopf passes to handlers).
+# table (the keyword argument kopf passes to handlers), holding what a reconcile reads of it.
 for _kind in owned.PER_TASK:
-    kopf.index(*_kind.selector, id=_kind.index, labels=_OURS)(_one_per_task)
+    kopf.index(*_kind.selector, id=_kind.index, labels=_OURS)(_one_per_task(_kind))

@@ -11,6 +11,7 @@ e.g. the chart's RBAC test, finds them)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "POD_SELECTOR",
     "WATCHED",
     "Kind",
+    "slim",
 ]
 
 View = Callable[[Mapping[str, Any]], Any]
@@ -65,6 +67,9 @@ class Kind:
     # The part of an object whose change wakes its task: not what the operator itself writes
     # (a content hash, the pod template), so its own applies wake nothing.
     view: View = _present
+    # What a reconcile reads of the object besides its metadata and guarded fields: all the
+    # cache keeps of it (slim), so thousands of tasks' copies stay small.
+    read_fields: tuple[tuple[str, ...], ...] = ()
 
     @property
     def selector(self) -> tuple[str, str, str]:
@@ -127,9 +132,36 @@ KINDS: tuple[Kind, ...] = (
         # two replicas of a binlog reader would deliver every event twice
         guarded=(("spec", "replicas"),),
         view=_deployment_view,
+        # the pod template's annotations (a new worker?), the rollout's trouble and replicas
+        read_fields=(("spec", "template", "metadata", "annotations"), ("status",)),
     ),
 )
 BY_KIND = {kind.kind: kind for kind in KINDS}
+
+
+def slim(kind: Kind, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reconcile reads of an object of ``kind`` (pure; a private copy): apiVersion,
+    kind, metadata without managedFields, the guarded fields and ``read_fields``. A copy the
+    cache keeps: a ConfigMap's data, a Deployment's pod spec are read only afresh."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    found: dict[str, Any] = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind") or kind.kind,
+        "metadata": copy.deepcopy(metadata),
+    }
+    for path in (*kind.guarded, *kind.read_fields):
+        value: Any = body
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        into = found
+        for key in path[:-1]:
+            into = into.setdefault(key, {})
+        into[path[-1]] = copy.deepcopy(value)
+    return found
+
+
 BY_PLURAL = {kind.plural: kind for kind in KINDS}
 # The kinds with one object per task, named <task>-worker.
 PER_TASK = tuple(kind for kind in KINDS if kind.index is not None)

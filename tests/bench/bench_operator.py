@@ -103,6 +103,24 @@ def child(counts_file: str, operator_args: list[str]) -> int:
             time.sleep(0.5)
 
     threading.Thread(target=dump, daemon=True).start()
+    if os.environ.get("FERRY_BENCH_TRACEMALLOC"):  # where the memory goes: top allocations
+        import tracemalloc
+
+        tracemalloc.start(12)
+
+        def allocations() -> None:
+            while True:
+                time.sleep(float(os.environ["FERRY_BENCH_TRACEMALLOC"]))
+                snapshot = tracemalloc.take_snapshot()
+                lines = [f"{tracemalloc.get_traced_memory()}"]
+                for group in ("lineno", "traceback"):
+                    for stat in snapshot.statistics(group)[: 25 if group == "lineno" else 8]:
+                        lines.append(f"{stat.size / 2**20:8.1f} MiB {stat.count:>8}")
+                        frames = stat.traceback.format()[-24:] if group == "traceback" else []
+                        lines += frames or [f"  {stat.traceback[0]}"]
+                Path(counts_file + ".memory").write_text("\n".join(lines))
+
+        threading.Thread(target=allocations, daemon=True).start()
     import ferry_operator
 
     print(f"operator source: {Path(ferry_operator.__file__).parent}", flush=True)

@@ -24,6 +24,9 @@ figure. kopf's own watch streams and patches use its own client and are not coun
 Needs the services of tests/infra/up: reads $FERRY_TESTENV_ENV (e.g. a private API server's
 env file, tests/infra/private-apiserver), else ~/.local/state/ferry-testenv/env.
 
+``--seed`` makes the tasks' objects without an operator (the operator's reconcile code in
+this process, 16 threads; kopf's finalizer and last-handled configuration written as kopf
+writes them): the operator's first start is then measured as a restart.
 ``--reuse NAMESPACE`` measures a restart on the tasks a ``--keep`` run left (``--tasks``: their
 number): the first operator's start is measured as the restart, then the idle window.
 ``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
@@ -44,7 +47,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # tests.support, run as a script
@@ -218,6 +221,55 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int, paused: boo
         list(pool.map(create, range(tasks)))
 
 
+def seed(env: dict[str, str], namespace: str, tasks: int, threads: int = 16) -> float:
+    """Bring the tasks of ``namespace`` to where a first operator would have left them, with
+    the operator's own code in this process and ``threads`` at once (for thousands of tasks:
+    an operator makes one task at a time per worker): each Connector probed
+    (reconcile/connector.py), then per task kopf's bookkeeping (its finalizer and the
+    last-handled configuration, from kopf's own AnnotationsDiffBaseStorage, so that the next
+    operator sees no change to handle) and one reconcile (reconcile/synctask/: fresh reads,
+    the objects, status). Returns the seconds it took."""
+    import kopf
+
+    os.environ["KUBECONFIG"] = env["KUBECONFIG"]
+    from ferry_operator.applier import Applier
+    from ferry_operator.context import Context
+    from ferry_operator.kube import clients
+    from ferry_operator.reconcile import connector, synctask
+
+    started = time.monotonic()
+    found = clients()
+    applier = Applier(found)
+    for name in ("db", "kafka"):
+        body = found.get_custom(namespace, "connectors", name)
+        assert body is not None, name
+        ctx = Context(namespace, name, body["metadata"]["uid"], "seed")
+        connector.reconcile(ctx, found, applier, body)
+    storage = kopf.AnnotationsDiffBaseStorage(prefix="ferry.dev", key="last-handled-configuration")
+
+    def one(i: int) -> None:
+        name = f"task-{i:04d}"
+        task = found.get_custom(namespace, "synctasks", name)
+        assert task is not None, name
+        body = kopf.Body(cast(Any, task))
+        patch = kopf.Patch()
+        storage.store(body=body, patch=patch, essence=storage.build(body=body))
+        metadata = {"finalizers": ["ferry.dev/finalizer"], **dict(patch)["metadata"]}
+        found.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "synctasks", name, {"metadata": metadata}
+        )
+        ctx = Context(namespace, name, task["metadata"]["uid"], "seed")
+        synctask.reconcile(ctx, found, applier, None, None)
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(one, range(tasks)):
+            done += 1
+            if done % 250 == 0:
+                print(f"  seeded {done}", file=sys.stderr, flush=True)
+    return time.monotonic() - started
+
+
 def all_started(api: Any, namespace: str, tasks: int) -> bool:
     from kubernetes import client
 
@@ -340,6 +392,7 @@ def measure(
     again: bool = False,
     keep: bool = False,
     reuse: str | None = None,
+    seeding: bool = False,
 ) -> dict[str, Any]:
     from kubernetes import client
 
@@ -358,6 +411,7 @@ def measure(
     log = Path(f"/tmp/{namespace}-{run}-operator.log")
     if reuse is None:
         setup(api, env, namespace, tasks, paused)
+    seeded = seed(env, namespace, tasks) if seeding else None
     child_env = {
         **os.environ,
         "KUBECONFIG": env["KUBECONFIG"],
@@ -370,7 +424,7 @@ def measure(
         child_env["PYTHONPATH"] = f"{root / 'operator'}:{root / 'runtime'}"
     started = time.monotonic()
     restarted: dict[str, Any] | None = None
-    if reuse is not None:  # the tasks are there: the first start is a restart
+    if reuse is not None or seeded is not None:  # the tasks are there: a start is a restart
         process, restarted = restart(None, counts, log, child_env, namespace, tasks)
         restarted["load"] = os.getloadavg()[0]
         restarted["all_started"] = all_started(api, namespace, tasks)
@@ -417,6 +471,7 @@ def measure(
         "rss": rss,
         "load": load,
         "restart": restarted,
+        "seeded": seeded,
         "source": log.read_text(errors="replace").splitlines()[0],
     }
 
@@ -435,6 +490,8 @@ def report(result: dict[str, Any]) -> None:
     )
     for (verb, resource), count in sorted(result["requests"].items(), key=lambda kv: -kv[1]):
         print(f"  {verb:>8} {resource:<22} {count:>7}  {count / resyncs:.2f} per resync")
+    if result.get("seeded") is not None:
+        print(f"seeded (the operator's code in 16 threads, no operator) in {result['seeded']:.0f}s")
     again = result.get("restart")
     if again:
         print(
@@ -461,6 +518,11 @@ def main() -> int:
     parser.add_argument("--restart", action="store_true", help="then measure a restart")
     parser.add_argument("--keep", action="store_true", help="leave the namespace behind")
     parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="make the tasks' objects with the operator's code in 16 threads, then measure a start",
+    )
+    parser.add_argument(
         "--reuse",
         metavar="NAMESPACE",
         help="the tasks of a --keep run (--tasks: their number): measure a start as a restart",
@@ -483,6 +545,7 @@ def main() -> int:
             args.restart,
             args.keep,
             args.reuse,
+            args.seed,
         )
         report(result)
     return 0

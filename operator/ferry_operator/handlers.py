@@ -72,8 +72,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
-    # The startup listings in pages: thousands of Deployments are tens of MB of JSON at once.
-    settings.watching.chunk_size = int(os.environ.get("FERRY_LIST_CHUNK", "500")) or None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.
     settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))

@@ -526,8 +526,9 @@ def report(result: dict[str, Any]) -> None:
     if again:
         print(
             f"restart: first reconcile after {again['first_after']:.0f}s, every task reconciled "
-            f"after {again['all_after']:.0f}s and quiet after {again['converged_after']:.0f}s "
-            f"(10 s without a reconcile, included); reconciles {again['reconciles']}; "
+            f"after {again['all_after']:.0f}s, the last reconcile at "
+            f"{again['converged_after']:.0f}s (then 10 s without one); "
+            f"reconciles {again['reconciles']}; "
             f"{sum(again['requests'].values())} API requests; peak RSS "
             f"{again['peak_rss']:.0f} MiB (now {again['rss']:.0f}); all tasks with revision and "
             f"Deployment: {again['all_started']}; load average {again['load']:.1f}"

@@ -1,6 +1,7 @@
-"""The one place that writes desired objects: server-side apply under the field manager
-``ferry-operator``. An object whose observed copy already carries the desired content's hash
-is not sent at all, so a steady state makes no API writes."""
+"""The one place that writes the operator's objects: server-side apply under the field manager
+``ferry-operator`` (the kinds of owned.py), status, the pruning of old revisions and the
+scale-down before a task's deletion. An object whose observed copy already carries the desired
+content's hash is not sent at all, so a steady state makes no API writes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+from ferry_operator import owned
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.context import Context
 from ferry_operator.kube import Clients
@@ -25,18 +27,10 @@ _SSA: dict[str, Any] = {
 }
 
 
-# Fields someone may change behind the operator's back that must be put back at once: two
-# replicas of a binlog reader would deliver every event twice; the worker's RBAC must stay
-# "its own task's status, nothing else".
-_GUARDED: dict[str, list[tuple[str, ...]]] = {
-    "Deployment": [("spec", "replicas")],
-    "Role": [("rules",)],
-    "RoleBinding": [("subjects",), ("roleRef",)],
-}
-
-
 def _drifted(desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
-    for path in _GUARDED.get(desired["kind"], []):
+    """Whether a guarded field of the kind (owned.Kind.guarded) differs from ``desired``."""
+    kind = owned.BY_KIND.get(desired["kind"])
+    for path in kind.guarded if kind is not None else ():
         want: Any = desired
         have: Any = observed or {}
         for key in path:
@@ -64,7 +58,7 @@ class Applier:
         self.clients = clients
         self.writes = 0
         # (namespace, name) → resourceVersion of the last status this operator wrote, so that
-        # a reconcile can tell a watch event's copy that predates it (reconcile/synctask.py).
+        # a reconcile can tell a watch event's copy that predates it (reconcile/synctask/).
         self.status_versions: dict[tuple[str, str], int] = {}
 
     def apply(self, ctx: Context, desired: dict[str, Any], observed: dict[str, Any] | None) -> bool:
@@ -77,21 +71,22 @@ class Applier:
         log.info("%s applied %s %s", ctx, desired["kind"], desired["metadata"]["name"])
         return True
 
-    def _patcher(self, kind: str) -> Any:
-        c = self.clients
-        return {
-            "ConfigMap": c.core.patch_namespaced_config_map,
-            "ServiceAccount": c.core.patch_namespaced_service_account,
-            "Deployment": c.apps.patch_namespaced_deployment,
-            "Role": c.rbac.patch_namespaced_role,
-            "RoleBinding": c.rbac.patch_namespaced_role_binding,
-        }[kind]
-
     def patch(self, body: dict[str, Any]) -> None:
-        """Server-side apply of a whole object (force: the operator owns these fields)."""
+        """Server-side apply of a whole object of an owned kind (force: the operator owns these
+        fields)."""
         self.writes += 1
         meta = body["metadata"]
-        self._patcher(body["kind"])(meta["name"], meta["namespace"], body, **_SSA)
+        patch = owned.BY_KIND[body["kind"]].patch(self.clients)
+        patch(meta["name"], meta["namespace"], body, **_SSA)
+
+    def scale_to_zero(self, ctx: Context, name: str, namespace: str) -> None:
+        """Scale Deployment ``name`` to 0 through its scale subresource (a task's deletion: the
+        worker checkpoints on SIGTERM before its objects are collected)."""
+        self.writes += 1
+        self.clients.apps.patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": 0}}
+        )
+        log.info("%s scaled Deployment %s to 0", ctx, name)
 
     def patch_status(self, plural: str, body: dict[str, Any]) -> None:
         """Server-side apply of the status subresource of a Ferry resource."""

@@ -9,7 +9,7 @@ keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
 confirm that nothing needs writing — a write is always decided again on fresh reads
-(reconcile/synctask.py), so a lagging copy can delay a repair but never cause a wrong write.
+(reconcile/synctask/), so a lagging copy can delay a repair but never cause a wrong write.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import kopf
 
+from ferry_operator import owned
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.render.meta import TASK_LABEL
 
@@ -41,21 +42,10 @@ __all__ = [
 
 Key = tuple[str, str]  # (namespace, name)
 Lookup = Mapping[Key, Iterable[dict[str, Any]]]  # a kopf.Index, or a plain dict in tests
-OWNED_INDEXES = {
-    "Deployment": "ferry_deployments",
-    "ServiceAccount": "ferry_serviceaccounts",
-    "Role": "ferry_roles",
-    "RoleBinding": "ferry_rolebindings",
-}
-# The watched kinds of owned objects, as kopf selectors (group, version, plural).
-OWNED_KINDS = [
-    ("", "v1", "configmaps"),
-    ("apps", "v1", "deployments"),
-    ("", "v1", "serviceaccounts"),
-    ("rbac.authorization.k8s.io", "v1", "roles"),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    ("", "v1", "pods"),  # not owned directly (the ReplicaSet is): read for status.workerPod
-]
+# kind → the index of its one object per task (owned.py, the table of owned kinds).
+OWNED_INDEXES = {kind.kind: kind.index for kind in owned.PER_TASK if kind.index}
+# The watched kinds of a task's objects, as kopf selectors (group, version, plural).
+OWNED_KINDS = owned.WATCHED
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
 _OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays exact
 
@@ -166,11 +156,6 @@ async def ferry_revisions(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]
     return {(namespace, task): trimmed(body, keep_data=False)}
 
 
-@kopf.index("apps", "v1", "deployments", labels=_OURS)
-async def ferry_deployments(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(body): trimmed(body)}
-
-
 def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """What status.workerPod reads of a pod: name, creation time, containers' image and
     resources, status (pure; a private copy)."""
@@ -205,16 +190,14 @@ async def ferry_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
     return {(namespace, body["metadata"]["labels"][TASK_LABEL]): pod_view(body)}
 
 
-@kopf.index("", "v1", "serviceaccounts", labels=_OURS)
-async def ferry_serviceaccounts(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(body): trimmed(body)}
+def _one_per_task(kind: owned.Kind) -> Any:
+    async def index(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
+        return {_key(body): owned.slim(kind, body)}
+
+    return index
 
 
-@kopf.index("rbac.authorization.k8s.io", "v1", "roles", labels=_OURS)
-async def ferry_roles(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(body): trimmed(body)}
-
-
-@kopf.index("rbac.authorization.k8s.io", "v1", "rolebindings", labels=_OURS)
-async def ferry_rolebindings(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    return {_key(body): trimmed(body)}
+# The owned kinds with one object per task (<task>-worker), each its own index named in the
+# table (the keyword argument kopf passes to handlers), holding what a reconcile reads of it.
+for _kind in owned.PER_TASK:
+    kopf.index(*_kind.selector, id=_kind.index, labels=_OURS)(_one_per_task(_kind))

@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache, notifier, wakeups
+from ferry_operator import cache, kopf_toggles, notifier, owned, wakeups
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -45,6 +45,8 @@ DEPENDENTS = wakeups.Dependents()
 log = logging.getLogger(__name__)
 _CACHE: cache.Cache | None = None  # the indexes, captured from the first handler call
 _KOPF_CONTEXT: contextvars.Context | None = None
+# kopf's startup wait for the indexes, linear instead of quadratic in the watched objects.
+kopf_toggles.install()
 
 
 def _applier() -> Applier:
@@ -288,30 +290,18 @@ def _changed(kind: str, type: str | None, body: Any, view: Any) -> bool:
     return type == "MODIFIED" and before is not None and before != digest
 
 
-def _owned_view(kind: str, body: Any) -> Any:
-    spec, status = body.get("spec") or {}, body.get("status") or {}
-    if kind == "pods":
+def _owned_view(plural: str, body: Any) -> Any:
+    if plural == "pods":
         return pods.change_view(body)
-    if kind == "deployments":
-        return [
-            spec.get("replicas"),
-            status.get("replicas"),
-            [
-                [c.get("type"), c.get("status"), c.get("reason")]
-                for c in status.get("conditions") or []
-                if c.get("type") in ("ReplicaFailure", "Progressing")
-            ],
-        ]
-    if kind == "roles":
-        return body.get("rules")
-    if kind == "rolebindings":
-        return [body.get("subjects"), body.get("roleRef")]
-    return None  # ConfigMaps, ServiceAccounts: being there is what counts
+    return owned.BY_PLURAL[plural].view(body)
 
 
-def _owned_event(type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any) -> None:
+async def _owned_event(
+    type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any
+) -> None:
     """An owned object (or a worker pod) changed: wake its task, unless only what the operator
-    itself writes changed."""
+    itself writes changed. Async: a digest and a kick need no thread of kopf's pool (a restart
+    lists thousands of these objects)."""
     kind = resource.plural
     if not _changed(kind, type, body, _owned_view(kind, body)):
         return
@@ -354,7 +344,7 @@ def synctask_resume_at(
 def synctask_deleted(body: kopf.Body, **_: Any) -> None:
     """Let the worker stop (SIGTERM → checkpoint) before the owned objects are collected."""
     ctx = _ctx(body, "delete")
-    if not synctask.stop_worker(ctx, clients()):
+    if not synctask.stop_worker(ctx, clients(), _applier()):
         raise kopf.TemporaryError("waiting for the worker to stop", delay=2)
     synctask.forget(ctx.uid)
     FAILURES.forget(ctx.uid)

@@ -2,7 +2,7 @@
 restart (prints figures; not a pass/fail test).
 
     python3 tests/bench/bench_operator.py [--tasks 50 200] [--seconds 30] [--resync SECONDS]
-                                          [--paused] [--restart] [--source DIR]
+                                          [--paused] [--restart] [--source DIR] [--keep]
 
 For each task count N: a fresh namespace with a Secret, two Ready Connectors (the real MariaDB
 and Kafka of tests/infra/up) and N SyncTasks; the operator (``python -m ferry_operator.main
@@ -21,7 +21,17 @@ The counting is done by this script inside the child (it wraps the official clie
 operator's own metrics, so the same instrument measures any version: ``--source DIR`` runs the
 operator from another checkout (e.g. ``git worktree add /tmp/before <commit>``) for a before
 figure. kopf's own watch streams and patches use its own client and are not counted.
-Needs the services of tests/infra/up (reads ~/.local/state/ferry-testenv/env).
+Needs the services of tests/infra/up: reads $FERRY_TESTENV_ENV (e.g. a private API server's
+env file, tests/infra/private-apiserver), else ~/.local/state/ferry-testenv/env.
+
+``--seed`` makes the tasks' objects without an operator (the operator's reconcile code in
+this process, 64 threads; kopf's finalizer and last-handled configuration written as kopf
+writes them): the operator's first start is then measured as a restart.
+``--reuse NAMESPACE`` measures a restart on the tasks a ``--keep`` run left (``--tasks``: their
+number): the first operator's start is measured as the restart, then the idle window.
+``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
+for the operator to finish every task's deletion (as long again as the creation for
+thousands of tasks): for a private API server that is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # tests.support, run as a script
@@ -61,9 +71,22 @@ def child(counts_file: str, operator_args: list[str]) -> int:
     call_api = client.ApiClient.call_api
     reconcile = synctask.reconcile
 
+    def shape(url: str) -> str:
+        """The request's path without the object's name (``…/synctasks/_``): a few keys for
+        thousands of tasks, so that writing the counts stays cheap."""
+        path, _, query = url.split("://", 1)[-1].split("/", 1)[-1].partition("?")
+        parts = path.split("/")
+        at = 2 if parts[0] == "api" else 3  # the resource, or "namespaces"
+        if len(parts) > at + 2 and parts[at] == "namespaces":
+            at += 2
+        if len(parts) > at + 1:
+            parts[at + 1] = "_"
+        return "/".join(parts) + (f"?{query}" if query else "")
+
     def counted_call_api(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        key = f"{method} {shape(url)}"
         with lock:
-            requests[f"{method} {url.split('://', 1)[-1].split('/', 1)[-1]}"] += 1
+            requests[key] += 1
         return call_api(self, method, url, *args, **kwargs)
 
     def counted_reconcile(ctx: Any, *args: Any, **kwargs: Any) -> Any:
@@ -83,7 +106,27 @@ def child(counts_file: str, operator_args: list[str]) -> int:
             time.sleep(0.5)
 
     threading.Thread(target=dump, daemon=True).start()
-    print(f"operator source: {Path(synctask.__file__).parents[1]}", flush=True)
+    if os.environ.get("FERRY_BENCH_TRACEMALLOC"):  # where the memory goes: top allocations
+        import tracemalloc
+
+        tracemalloc.start(12)
+
+        def allocations() -> None:
+            while True:
+                time.sleep(float(os.environ["FERRY_BENCH_TRACEMALLOC"]))
+                snapshot = tracemalloc.take_snapshot()
+                lines = [f"{tracemalloc.get_traced_memory()}"]
+                for group in ("lineno", "traceback"):
+                    for stat in snapshot.statistics(group)[: 25 if group == "lineno" else 8]:
+                        lines.append(f"{stat.size / 2**20:8.1f} MiB {stat.count:>8}")
+                        frames = stat.traceback.format()[-24:] if group == "traceback" else []
+                        lines += frames or [f"  {stat.traceback[0]}"]
+                Path(counts_file + ".memory").write_text("\n".join(lines))
+
+        threading.Thread(target=allocations, daemon=True).start()
+    import ferry_operator
+
+    print(f"operator source: {Path(ferry_operator.__file__).parent}", flush=True)
     from ferry_operator.main import main
 
     return main(operator_args)
@@ -106,7 +149,7 @@ def apply_crds(api: Any) -> None:
     time.sleep(2)
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
+def wait_until(predicate: Any, timeout: float, what: str, every: float = 1.0) -> None:
     from kubernetes import client
 
     deadline = time.monotonic() + timeout
@@ -117,7 +160,7 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         except client.ApiException as error:  # e.g. 429 while a CRD's storage re-initializes
             if error.status not in (429, 500, 503, 504):
                 raise
-        time.sleep(1)
+        time.sleep(every)
     raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
@@ -178,6 +221,72 @@ def setup(api: Any, env: dict[str, str], namespace: str, tasks: int, paused: boo
         list(pool.map(create, range(tasks)))
 
 
+def seed(env: dict[str, str], namespace: str, tasks: int, threads: int = 64) -> float:
+    """Bring the tasks of ``namespace`` to where a first operator would have left them, with
+    the operator's own code in this process and ``threads`` at once (for thousands of tasks:
+    an operator makes one task at a time per worker, ~15 requests each): each Connector
+    probed (reconcile/connector.py), then per task not done yet kopf's bookkeeping (its
+    finalizer and the last-handled configuration, from kopf's own AnnotationsDiffBaseStorage,
+    so that the next operator sees no change to handle) and the operator's first reconcile
+    of a new task (synctask.decide from nothing there yet, then act: the objects and status).
+    Returns the seconds it took."""
+    from datetime import UTC, datetime
+
+    import kopf
+    from kubernetes import client, config
+
+    from ferry_operator.applier import Applier
+    from ferry_operator.context import Context
+    from ferry_operator.kube import Clients
+    from ferry_operator.reconcile import connector, synctask
+
+    started = time.monotonic()
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=env["KUBECONFIG"], client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = threads * 2
+    api = client.ApiClient(configuration)
+    found = Clients(
+        api,
+        client.CoreV1Api(api),
+        client.AppsV1Api(api),
+        client.RbacAuthorizationV1Api(api),
+        client.CustomObjectsApi(api),
+    )
+    applier = Applier(found)
+    connectors = {}
+    for name in ("db", "kafka"):
+        body = found.get_custom(namespace, "connectors", name)
+        assert body is not None, name
+        ctx = Context(namespace, name, body["metadata"]["uid"], "seed")
+        connector.reconcile(ctx, found, applier, body)
+        connectors[name] = found.get_custom(namespace, "connectors", name) or {}
+    storage = kopf.AnnotationsDiffBaseStorage(prefix="ferry.dev", key="last-handled-configuration")
+    listed: Any = found.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "synctasks")
+    todo = [t for t in listed["items"] if not (t.get("status") or {}).get("configRevision")]
+    print(f"  seeding {len(todo)} of {tasks} tasks", file=sys.stderr, flush=True)
+
+    def one(task: dict[str, Any]) -> None:
+        name = task["metadata"]["name"]
+        body = kopf.Body(cast(Any, task))
+        patch = kopf.Patch()
+        storage.store(body=body, patch=patch, essence=storage.build(body=body))
+        metadata = {"finalizers": ["ferry.dev/finalizer"], **dict(patch)["metadata"]}
+        found.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "synctasks", name, {"metadata": metadata}
+        )
+        ctx = Context(namespace, name, task["metadata"]["uid"], "seed")
+        observed = synctask.Observed(task, None, connectors, [], {}, datetime.now(UTC))
+        synctask.act(ctx, applier, observed, synctask.decide(ctx, observed))
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(one, todo):
+            done += 1
+            if done % 250 == 0:
+                print(f"  seeded {done}", file=sys.stderr, flush=True)
+    return time.monotonic() - started
+
+
 def all_started(api: Any, namespace: str, tasks: int) -> bool:
     from kubernetes import client
 
@@ -186,6 +295,7 @@ def all_started(api: Any, namespace: str, tasks: int) -> bool:
     items = listed["items"]
     revised = sum(1 for t in items if (t.get("status") or {}).get("configRevision"))
     deployments = len(apps.list_namespaced_deployment(namespace).items)
+    print(f"  {revised} revised, {deployments} Deployments", file=sys.stderr, flush=True)
     return revised == tasks and deployments == tasks
 
 
@@ -233,13 +343,14 @@ def quiet(counts: Path, seconds: float, timeout: float) -> None:
 def restart(
     process: Any, counts: Path, log: Path, env: dict[str, str], namespace: str, tasks: int
 ) -> tuple[Any, dict[str, Any]]:
-    """Stop the operator, start another; measure until it has reconciled every task."""
-    process.terminate()
-    try:
-        process.wait(timeout=120)
-    except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
-        process.kill()
-        process.wait()
+    """Stop the operator (if any), start another; measure until it has reconciled every task."""
+    if process is not None:
+        process.terminate()
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # handlers still waiting on a slow API server
+            process.kill()
+            process.wait()
     counts.unlink(missing_ok=True)
     started = time.monotonic()
     second = start_child(counts, log, env, namespace)
@@ -253,21 +364,44 @@ def restart(
         found = read_counts(counts)["reconciles"]
         return bool(found.get("resume", 0) + found.get("create", 0) + found.get("update", 0))
 
-    wait_until(resumed, 600, "the first reconcile after the restart")
-    first_after = time.monotonic() - started
-    last, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < 10:  # until 10 s without a reconcile
-        peak = max(peak, rss_mib(second.pid, "VmHWM"))
-        done = sum(read_counts(counts)["reconciles"].values())
-        if done != last:
-            last, quiet_since = done, time.monotonic()
-        if time.monotonic() - started > 900:
-            raise SystemExit("no quiet after 900 s")
-        time.sleep(0.5)
+    try:
+        wait_until(resumed, 600, "the first reconcile after the restart")
+        first_after = time.monotonic() - started
+        print(f"  first reconcile after {first_after:.0f}s", file=sys.stderr, flush=True)
+        last, quiet_since, all_after = -1, time.monotonic(), None
+        # until every task is reconciled (the listing's "resume") and 10 s without a reconcile;
+        # wake-ups from other controllers' changes (e.g. just-made Deployments' status) may
+        # go on longer: then reported as not quiet after 300 s
+        while all_after is None or time.monotonic() - quiet_since < 10:
+            peak = max(peak, rss_mib(second.pid, "VmHWM"))
+            found = read_counts(counts)["reconciles"]
+            done = sum(found.values())
+            if done != last:
+                last, quiet_since = done, time.monotonic()
+            if all_after is None and found.get("resume", 0) >= tasks:
+                all_after = time.monotonic() - started
+                peak_then = max(peak, rss_mib(second.pid, "VmHWM"))
+                print(
+                    f"  every task reconciled after {all_after:.0f}s, peak RSS {peak_then:.0f} "
+                    f"MiB: {found}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if time.monotonic() - started > (300 if all_after is not None else 900):
+                if all_after is None:
+                    raise SystemExit(f"not every task reconciled after 900 s: {found}")
+                quiet_since = time.monotonic()  # not quiet: reported as such
+                break
+            time.sleep(0.5)
+    except BaseException:
+        second.kill()  # not left running after a failed measurement
+        second.wait()
+        raise
     converged = quiet_since - started
     data = read_counts(counts)
     return second, {
         "first_after": first_after,
+        "all_after": all_after,
         "converged_after": converged,
         "reconciles": data["reconciles"],
         "requests": dict(delta(data, {"requests": {}})),
@@ -286,22 +420,28 @@ def measure(
     source: str | None,
     paused: bool = False,
     again: bool = False,
+    keep: bool = False,
+    reuse: str | None = None,
+    seeding: bool = False,
 ) -> dict[str, Any]:
     from kubernetes import client
 
     def tasks_left() -> bool:
         """Tasks or Connectors left (the operator removes their finalizers)."""
-        return any(
-            client.CustomObjectsApi(api).list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural
-            )["items"]
+        custom = client.CustomObjectsApi(api)
+        listed: list[Any] = [
+            custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
             for plural in ("synctasks", "connectors")
-        )
+        ]
+        return any(found["items"] for found in listed)
 
-    namespace = f"ferry-bench-{uuid.uuid4().hex[:6]}"
-    counts = Path(f"/tmp/{namespace}-counts.json")
-    log = Path(f"/tmp/{namespace}-operator.log")
-    setup(api, env, namespace, tasks, paused)
+    run = uuid.uuid4().hex[:6]
+    namespace = reuse or f"ferry-bench-{run}"
+    counts = Path(f"/tmp/{namespace}-{run}-counts.json")
+    log = Path(f"/tmp/{namespace}-{run}-operator.log")
+    if reuse is None:
+        setup(api, env, namespace, tasks, paused)
+    seeded = seed(env, namespace, tasks) if seeding else None
     child_env = {
         **os.environ,
         "KUBECONFIG": env["KUBECONFIG"],
@@ -313,10 +453,20 @@ def measure(
         root = Path(source).resolve()
         child_env["PYTHONPATH"] = f"{root / 'operator'}:{root / 'runtime'}"
     started = time.monotonic()
-    process = start_child(counts, log, child_env, namespace)
     restarted: dict[str, Any] | None = None
+    if reuse is not None or seeded is not None:  # the tasks are there: a start is a restart
+        process, restarted = restart(None, counts, log, child_env, namespace, tasks)
+        restarted["load"] = os.getloadavg()[0]
+        restarted["all_started"] = all_started(api, namespace, tasks)
+    else:
+        process = start_child(counts, log, child_env, namespace)
     try:
-        wait_until(lambda: all_started(api, namespace, tasks), 1800, f"{tasks} tasks started")
+        wait_until(
+            lambda: all_started(api, namespace, tasks),
+            3600,
+            f"{tasks} tasks started",
+            every=max(1.0, tasks / 500),  # listing thousands of tasks is not free
+        )
         ready_after = time.monotonic() - started
         # The cluster settles after the operator did: the Deployment and ReplicaSet controllers
         # and the scheduler update 1000s of objects at their own pace, and each change a task
@@ -332,9 +482,10 @@ def measure(
             restarted["load"] = os.getloadavg()[0]
             restarted["all_started"] = all_started(api, namespace, tasks)
     finally:
-        client.CoreV1Api(api).delete_namespace(namespace)
-        # The operator finishes the tasks' deletion (finalizers) before it is stopped.
-        wait_until(lambda: not tasks_left(), 1800, "the tasks deleted")
+        if not keep:
+            client.CoreV1Api(api).delete_namespace(namespace)
+            # The operator finishes the tasks' deletion (finalizers) before it is stopped.
+            wait_until(lambda: not tasks_left(), 1800, "the tasks deleted")
         process.terminate()
         process.wait(timeout=30)
     by_label = delta(after, before)
@@ -350,6 +501,7 @@ def measure(
         "rss": rss,
         "load": load,
         "restart": restarted,
+        "seeded": seeded,
         "source": log.read_text(errors="replace").splitlines()[0],
     }
 
@@ -368,12 +520,15 @@ def report(result: dict[str, Any]) -> None:
     )
     for (verb, resource), count in sorted(result["requests"].items(), key=lambda kv: -kv[1]):
         print(f"  {verb:>8} {resource:<22} {count:>7}  {count / resyncs:.2f} per resync")
+    if result.get("seeded") is not None:
+        print(f"seeded (the operator's code in 64 threads, no operator) in {result['seeded']:.0f}s")
     again = result.get("restart")
     if again:
         print(
             f"restart: first reconcile after {again['first_after']:.0f}s, every task reconciled "
-            f"and quiet after {again['converged_after']:.0f}s (10 s without a reconcile, "
-            f"included); reconciles {again['reconciles']}; "
+            f"after {again['all_after']:.0f}s, the last reconcile at "
+            f"{again['converged_after']:.0f}s (then 10 s without one); "
+            f"reconciles {again['reconciles']}; "
             f"{sum(again['requests'].values())} API requests; peak RSS "
             f"{again['peak_rss']:.0f} MiB (now {again['rss']:.0f}); all tasks with revision and "
             f"Deployment: {again['all_started']}; load average {again['load']:.1f}"
@@ -392,6 +547,17 @@ def main() -> int:
     parser.add_argument("--source", help="run the operator from this checkout instead")
     parser.add_argument("--paused", action="store_true", help="paused tasks: no worker pods")
     parser.add_argument("--restart", action="store_true", help="then measure a restart")
+    parser.add_argument("--keep", action="store_true", help="leave the namespace behind")
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="make the tasks' objects with the operator's code in 64 threads, then measure a start",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="NAMESPACE",
+        help="the tasks of a --keep run (--tasks: their number): measure a start as a restart",
+    )
     args = parser.parse_args()
     from kubernetes import config
 
@@ -400,7 +566,17 @@ def main() -> int:
     apply_crds(api)
     for tasks in args.tasks:
         result = measure(
-            api, env, tasks, args.seconds, args.resync, args.source, args.paused, args.restart
+            api,
+            env,
+            tasks,
+            args.seconds,
+            args.resync,
+            args.source,
+            args.paused,
+            args.restart,
+            args.keep,
+            args.reuse,
+            args.seed,
         )
         report(result)
     return 0

@@ -25,6 +25,7 @@ __all__ = [
     "revision_configmap",
     "role",
     "role_binding",
+    "scaled",
     "service_account",
     "worker_configmap",
 ]
@@ -207,6 +208,11 @@ def deployment(
             },
         },
     }
+
+
+def scaled(deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """``deployment`` (from :func:`deployment`) with ``replicas`` instead (a copy)."""
+    return {**deployment, "spec": {**deployment["spec"], "replicas": replicas}}
 
 
 def service_account(owner: Owner) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = [
     REPO / "runtime" / "ferry_runtime" / "errors.py",
-    *sorted((REPO / "operator" / "ferry_operator" / "reconcile").glob("*.py")),
+    *sorted((REPO / "operator" / "ferry_operator" / "reconcile").rglob("*.py")),
 ]
 # CamelCase words in those files that are not reasons.
 NOT_REASONS = {

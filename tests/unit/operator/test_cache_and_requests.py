@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ferry_operator import cache
+from ferry_operator import owned as owned_kinds
 from ferry_operator.applier import APPLIED_HASH, content_hash, needs_apply
 from ferry_operator.context import Context
 from ferry_operator.kube import request_labels
@@ -189,6 +190,46 @@ def test_copies_of_what_was_applied_mean_nothing_to_write() -> None:
     plan = synctask.decide(CTX, _observed(revisions, owned))
     assert not synctask.writes_objects(plan)
     assert plan.status["configRevision"] == meta.revision_name("orders", 1)
+
+
+def _decided(observed: synctask.Observed) -> tuple[Any, ...]:
+    """A plan without the observed copies it carries beside each desired object."""
+    plan = synctask.decide(CTX, observed)
+    desired = [d for d, _ in plan.apply]
+    writes = synctask.writes_objects(plan)
+    return desired, plan.delete, plan.status, plan.events, plan.problem, plan.wake_at, writes
+
+
+def test_slim_copies_decide_as_the_full_objects_do() -> None:
+    """The cache keeps of an owned object only what a reconcile reads (owned.slim): the plan
+    from slim copies equals the plan from the objects as the API server returns them, also
+    with a rollout in trouble and a scaled Deployment."""
+    revisions, owned = _steady()
+    deployment = copy.deepcopy(owned["Deployment"])
+    assert deployment is not None
+    deployment["metadata"]["managedFields"] = [{"manager": "kube-controller-manager"}]
+    deployment["status"] = {
+        "replicas": 1,
+        "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                        "message": "quota exceeded"}],
+    }  # fmt: skip
+    for full in ({**owned, "Deployment": deployment}, owned):
+        slim = {
+            kind: owned_kinds.slim(owned_kinds.BY_KIND[kind], body) if body else None
+            for kind, body in full.items()
+        }
+        assert "template" not in (slim["Deployment"] or {})["spec"].get("template", {}).get(
+            "spec", {}
+        )
+        assert "managedFields" not in (slim["Deployment"] or {})["metadata"]
+        assert _decided(_observed(revisions, slim)) == _decided(_observed(revisions, full))
+    scaled = copy.deepcopy(deployment)
+    scaled["spec"]["replicas"] = 2
+    slim_scaled = owned_kinds.slim(owned_kinds.BY_KIND["Deployment"], scaled)
+    assert slim_scaled["spec"]["replicas"] == 2 and "containers" not in str(slim_scaled)
+    assert synctask.writes_objects(
+        synctask.decide(CTX, _observed(revisions, {**owned, "Deployment": slim_scaled}))
+    )
 
 
 def test_a_deleted_role_or_a_scaled_deployment_needs_a_write() -> None:

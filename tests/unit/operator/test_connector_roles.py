@@ -58,7 +58,7 @@ def _problem(source_binlog: str, sink_binlog: str) -> synctask.Problem | None:
         {},
         NOW,
     )
-    return synctask._connector_problem(spec, observed)
+    return synctask.connector_problem(spec, observed)
 
 
 def test_only_the_source_connector_needs_a_readable_binlog() -> None:

@@ -12,7 +12,7 @@ from ferry_operator.api.connector import Connector
 from ferry_operator.api.synctask import SyncTask
 from ferry_operator.plugin import lifecycle, mergepatch, positions
 from ferry_operator.plugin.errors import UsageError
-from ferry_operator.reconcile.synctask import _skip_announcement
+from ferry_operator.reconcile.synctask.announce import skip_announcement
 from ferry_operator.render.worker_config import render_worker_config
 from ferry_runtime import config as runtime_config
 
@@ -73,14 +73,14 @@ def test_a_new_skip_in_status_is_announced_once() -> None:
         "table": "shop.orders",
         "events": 1,
     }
-    assert _skip_announcement({}) is None
-    nonce, message = _skip_announcement({"lastSkip": last}) or ("", "")
+    assert skip_announcement({}) is None
+    nonce, message = skip_announcement({"lastSkip": last}) or ("", "")
     assert nonce == "n1"
     assert message == (
         "skipped 1 row event of shop.orders at binlog.000003:1500 (GTID 0-1-57) once "
         "(spec.skipEvent nonce n1)"
     )
-    assert _skip_announcement({"lastSkip": last, "lastSkipNonce": "n1"}) is None
+    assert skip_announcement({"lastSkip": last, "lastSkipNonce": "n1"}) is None
 
 
 @pytest.mark.parametrize(

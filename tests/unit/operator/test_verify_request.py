@@ -12,7 +12,7 @@ from ferry_operator import kubectl_plugin
 from ferry_operator.api.connector import Connector
 from ferry_operator.api.synctask import SyncTask
 from ferry_operator.plugin import formatting, lifecycle
-from ferry_operator.reconcile.synctask import _verify_announcement
+from ferry_operator.reconcile.synctask.announce import verify_announcement
 from ferry_operator.render.worker_config import InvalidSpec, render_worker_config
 
 CONNECTORS = {
@@ -62,22 +62,22 @@ def _found(**fields: Any) -> dict[str, Any]:
 
 
 def test_one_event_per_finished_verification() -> None:
-    assert _verify_announcement({}) is None
-    assert _verify_announcement({"verification": {"nonce": "v1", "state": "Running"}}) is None
-    nonce, (kind, reason, message) = _verify_announcement(_found(mismatchedRows=0)) or (
+    assert verify_announcement({}) is None
+    assert verify_announcement({"verification": {"nonce": "v1", "state": "Running"}}) is None
+    nonce, (kind, reason, message) = verify_announcement(_found(mismatchedRows=0)) or (
         "",
         ("",) * 3,
     )
     assert (nonce, kind, reason) == ("v1", "Normal", "Verified")
     assert "2 table(s) in 7 chunk(s)" in message and "0 mismatched" in message
     drift = _found(mismatchedRows=2, sampleKeys=[{"table": "shop.a", "key": "[7]"}], repairedRows=2)
-    _, (kind, reason, message) = _verify_announcement(drift) or ("", ("",) * 3)
+    _, (kind, reason, message) = verify_announcement(drift) or ("", ("",) * 3)
     assert (kind, reason) == ("Warning", "DriftFound")
     assert "2 mismatched" in message and "2 repaired" in message and "shop.a [7]" in message
     failed = {"verification": {"nonce": "v3", "state": "Failed", "message": "sink down"}}
-    _, (kind, reason, message) = _verify_announcement(failed) or ("", ("",) * 3)
+    _, (kind, reason, message) = verify_announcement(failed) or ("", ("",) * 3)
     assert (kind, reason) == ("Warning", "VerificationFailed") and "sink down" in message
-    assert _verify_announcement({**_found(), "lastVerifyNonce": "v1"}) is None
+    assert verify_announcement({**_found(), "lastVerifyNonce": "v1"}) is None
 
 
 def test_verify_patches_the_whole_request_and_the_same_nonce_is_a_no_op() -> None:

@@ -33,7 +33,6 @@ import dataclasses
 import fnmatch
 import logging
 import os
-import threading
 from collections import Counter
 from typing import Any
 
@@ -74,7 +73,6 @@ _AUTH = {1045, 1698}
 _PRIVILEGES = {1044, 1142, 1143, 1227}
 _RETRY = {1205, 1213}  # lock wait timeout, deadlock
 DELETE_CHUNK = 1000  # keys per DELETE … IN (…)
-RUN_CHUNK = 1000  # rows per multi-row INSERT: the next one is built while the target runs it
 
 
 class _Refused(Exception):
@@ -340,40 +338,22 @@ class MySQLSink:
             ) from None
 
     def _apply_fast(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
-        """Every statement in order; runs of the same upsert go as multi-row INSERTs, runs of
-        deletes by key from one table as ``DELETE … WHERE key IN (…)``, their values written
-        into the text (:func:`sql.multi_row`, :func:`sql.key_list`).
-
-        Those go out from a second thread, one at a time: while the target executes one,
-        this thread plans and writes the next (PyMySQL waits for the reply without the GIL).
-        Nothing else uses the connection until the statement sent last has finished; other
-        statements (one row each) go from this thread, after it."""
-        for item in items:  # every target table is read before anything goes out
-            if isinstance(item, Change):
-                self._target(cursor, item)
-        pending: _InFlight | None = None
+        """Every statement in order; runs of the same upsert go as one multi-row INSERT,
+        runs of deletes by key from one table as one ``DELETE … WHERE key IN (…)``, their
+        values written into the text (:func:`sql.multi_row`, :func:`sql.key_list`)."""
         run: list[tuple[Any, ...]] = []
         run_sql = ""
         keys: list[tuple[Any, ...]] = []
-        keys_sql = ""
-
-        def wait() -> None:  # raises the error of the statement in flight
-            nonlocal pending
-            if pending is not None:
-                done, pending = pending, None
-                done.wait()
-
-        def send(statement: bytes | str) -> None:
-            nonlocal pending
-            wait()
-            pending = _InFlight(cursor, statement)
+        keys_sql: str | None = None
 
         def flush_run() -> None:
             for statement in sql.multi_row(run_sql, run):
-                send(statement)
+                cursor.execute(statement)
 
         def flush_keys() -> None:
-            send(keys_sql + sql.key_list(keys))
+            assert keys_sql is not None
+            for start in range(0, len(keys), DELETE_CHUNK):
+                cursor.execute(keys_sql + sql.key_list(keys[start : start + DELETE_CHUNK]))
 
         try:
             for item in items:
@@ -382,12 +362,10 @@ class MySQLSink:
                 except sql.BadValue:
                     raise _Refused from None
                 for statement in statements:
-                    if keys and (statement.keys != keys_sql or len(keys) >= DELETE_CHUNK):
+                    if keys and statement.keys != keys_sql:
                         flush_keys()
                         keys = []
-                    if run and (
-                        statement.sql != run_sql or not statement.batchable or len(run) >= RUN_CHUNK
-                    ):
+                    if run and (statement.sql != run_sql or not statement.batchable):
                         flush_run()
                         run = []
                     if statement.keys is not None:
@@ -397,20 +375,15 @@ class MySQLSink:
                         run_sql = statement.sql
                         run.append(statement.args)
                     else:
-                        wait()
                         cursor.execute(statement.sql, statement.args)
             if keys:
                 flush_keys()
             if run:
                 flush_run()
-            wait()
         except pymysql.err.MySQLError as error:
             if _code(error) in _REFUSED:
                 raise _Refused from None
             raise
-        finally:
-            if pending is not None:  # failed: the statement in flight ends first
-                pending.join()
 
     def _apply_one_by_one(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
         """Each change under a savepoint; a refused one goes to the error policy alone."""
@@ -571,33 +544,6 @@ class MySQLSink:
             # The connection may be gone: then the server rolled back.
             with contextlib.suppress(pymysql.err.Error, OSError):
                 self._conn.rollback()
-
-
-class _InFlight:
-    """One statement running on the sink's connection in its own thread."""
-
-    def __init__(self, cursor: Any, statement: bytes | str) -> None:
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(cursor, statement), name="ferry-sink-statement",
-            daemon=True,  # never holds the process open
-        )  # fmt: skip
-        self._thread.start()
-
-    def _run(self, cursor: Any, statement: bytes | str) -> None:
-        try:
-            cursor.execute(statement)
-        except BaseException as error:  # raised by wait(), in the sink's thread
-            self.error = error
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def wait(self) -> None:
-        """Until the statement has finished; raises its error."""
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 class _Guard:

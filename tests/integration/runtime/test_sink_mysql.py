@@ -408,16 +408,13 @@ def test_a_row_the_target_refuses_follows_the_error_policy(
 def test_a_row_refused_late_in_a_large_batch_leaves_every_other_row_applied_once(
     sink: Sink,
 ) -> None:
-    """Runs go out in statements of mysql.RUN_CHUNK rows while the next is built: a refused
-    row in the third one rolls back what went before and the batch is replayed row by row
-    (the target has no key: a row applied twice would be there twice)."""
-    from ferry_runtime.sink import mysql
-
+    """A run of rows goes as one multi-row INSERT: a refused row near its end rolls back the
+    rest and the batch is replayed row by row (the target has no key: a row applied twice
+    would be there twice)."""
     sql, source, target = sink.sql, sink.source, sink.target
     sql(f"CREATE TABLE `{source}`.notes (id int PRIMARY KEY, body varchar(100))")
     sql(f"CREATE TABLE `{target}`.notes (id int NOT NULL, body varchar(5))")
-    count = mysql.RUN_CHUNK * 2 + 500
-    bad = mysql.RUN_CHUNK * 2 + 100
+    count, bad = 2500, 2100
     rows = [(n, "far too long" if n == bad else f"r{n % 1000}") for n in range(1, count + 1)]
     config = sink.config(errorPolicy={"mode": "deadLetter", "deadLetterTopic": "unused"})
     worker = sink.run(config)

@@ -188,6 +188,11 @@ def test_a_run_of_upserts_goes_as_multi_row_statements_within_the_size_limit(
     assert all(len(part) <= len(one) - 1 for part in parts)
     monkeypatch.setattr(sql, "MAX_STATEMENT", 10)  # a row longer than the limit goes alone
     assert len(list(sql.multi_row(UPSERT, rows))) == 3
+    plain = sql.insert("`d`.`log`", ("seq", "msg"))  # a table without a key: no tail
+    assert list(sql.multi_row(plain, [(1, "a"), (2, None)])) == [
+        b"INSERT INTO `d`.`log` (`seq`, `msg`) VALUES (1,'a')",
+        b"INSERT INTO `d`.`log` (`seq`, `msg`) VALUES (2,NULL)",
+    ]
 
 
 def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> None:

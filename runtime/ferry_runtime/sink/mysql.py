@@ -339,18 +339,21 @@ class MySQLSink:
 
     def _apply_fast(self, cursor: Any, items: list[Change | DeadLetter]) -> None:
         """Every statement in order; runs of the same upsert go as one multi-row INSERT,
-        runs of deletes by key from one table as one ``DELETE … WHERE key IN (…)``."""
+        runs of deletes by key from one table as one ``DELETE … WHERE key IN (…)``, their
+        values written into the text (:func:`sql.multi_row`, :func:`sql.key_list`)."""
         run: list[tuple[Any, ...]] = []
         run_sql = ""
         keys: list[tuple[Any, ...]] = []
         keys_sql: str | None = None
 
+        def flush_run() -> None:
+            for statement in sql.multi_row(run_sql, run):
+                cursor.execute(statement)
+
         def flush_keys() -> None:
             assert keys_sql is not None
             for start in range(0, len(keys), DELETE_CHUNK):
-                part = keys[start : start + DELETE_CHUNK]
-                args = [value for key in part for value in key]
-                cursor.execute(keys_sql + sql.in_list(len(part), len(part[0])), args)
+                cursor.execute(keys_sql + sql.key_list(keys[start : start + DELETE_CHUNK]))
 
         try:
             for item in items:
@@ -363,7 +366,7 @@ class MySQLSink:
                         flush_keys()
                         keys = []
                     if run and (statement.sql != run_sql or not statement.batchable):
-                        cursor.executemany(run_sql, run)
+                        flush_run()
                         run = []
                     if statement.keys is not None:
                         keys_sql = statement.keys
@@ -376,7 +379,7 @@ class MySQLSink:
             if keys:
                 flush_keys()
             if run:
-                cursor.executemany(run_sql, run)
+                flush_run()
         except pymysql.err.MySQLError as error:
             if _code(error) in _REFUSED:
                 raise _Refused from None

@@ -147,13 +147,52 @@ def test_a_row_s_values_are_to_sql_of_each_whatever_their_types() -> None:
 def test_deletes_by_key_say_how_many_go_as_one_statement() -> None:
     (statement,) = sql.plan(ORDERS, change("delete", ROW))
     assert statement.keys == "DELETE FROM `shop`.`orders` WHERE (`id`, `region`) IN "
-    assert sql.in_list(2, 2) == "((%s, %s), (%s, %s))"
+    assert sql.key_list([(1, "eu"), (2, "o'k")]) == "((1,'eu'),(2,'o\\'k'))"
     single = sql.Target("d", "t", (C("id", "int"),), ("id",))
     (statement,) = sql.plan(single, Change("d", "t", "delete", {"id": 7}))
     assert (statement.keys, statement.args) == ("DELETE FROM `d`.`t` WHERE `id` IN ", (7,))
-    assert sql.in_list(3, 1) == "(%s, %s, %s)"
+    assert sql.key_list([(7,), (8,), (None,)]) == "(7,8,NULL)"
     (keyless,) = sql.plan(NOKEY, Change("shop", "log", "delete", {"seq": 1, "ratio": 1.0}))
     assert keyless.keys is None  # matched on every value, LIMIT 1: one by one
+
+
+def test_values_are_written_as_pymysql_escapes_them() -> None:
+    import datetime
+
+    from pymysql import converters
+
+    class Name(str):
+        pass
+
+    values = [
+        0, -7, 2**63, None, True, False, 1.1, 1e300, -0.0, Decimal("-12.50"), Decimal("1E+3"),
+        b"\x00\xff'\\", "", "it's", 'a\x00b\nc\rd\x1ae"f\\g', "é 😀 \u2028", Name("x'y"),
+        datetime.date(2026, 12, 3),
+    ]  # fmt: skip
+    for value in values:
+        assert sql.literal(value) == converters.escape_item(value, "utf8mb4"), value
+    with pytest.raises(Exception, match="inf"):
+        sql.literal(float("inf"))
+
+
+def test_a_run_of_upserts_goes_as_multi_row_statements_within_the_size_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [(n, f"r{n}", Decimal(n), "a") for n in range(1, 4)]
+    (one,) = sql.multi_row(UPSERT, rows)
+    head, tail = UPSERT.split(" VALUES (%s, %s, %s, %s)")
+    assert one.decode() == f"{head} VALUES (1,'r1',1,'a'),(2,'r2',2,'a'),(3,'r3',3,'a'){tail}"
+    monkeypatch.setattr(sql, "MAX_STATEMENT", len(one) - 1)
+    parts = list(sql.multi_row(UPSERT, rows))
+    assert [part.count(b"'r") for part in parts] == [2, 1]
+    assert all(len(part) <= len(one) - 1 for part in parts)
+    monkeypatch.setattr(sql, "MAX_STATEMENT", 10)  # a row longer than the limit goes alone
+    assert len(list(sql.multi_row(UPSERT, rows))) == 3
+    plain = sql.insert("`d`.`log`", ("seq", "msg"))  # a table without a key: no tail
+    assert list(sql.multi_row(plain, [(1, "a"), (2, None)])) == [
+        b"INSERT INTO `d`.`log` (`seq`, `msg`) VALUES (1,'a')",
+        b"INSERT INTO `d`.`log` (`seq`, `msg`) VALUES (2,NULL)",
+    ]
 
 
 def test_a_table_without_a_key_inserts_plainly_and_matches_every_old_value() -> None:

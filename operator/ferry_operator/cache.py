@@ -14,7 +14,6 @@ confirm that nothing needs writing — a write is always decided again on fresh 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,7 @@ _OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays
 def trimmed(body: Mapping[str, Any], keep_data: bool = True) -> dict[str, Any]:
     """A private copy without managedFields (large, never read); revision ConfigMaps also
     without their data (only read when a new revision is made, which reads afresh)."""
-    found = copy.deepcopy(dict(body))
+    found: dict[str, Any] = owned.compact(dict(body))
     found.get("metadata", {}).pop("managedFields", None)
     if not keep_data:
         found.pop("data", None)
@@ -161,7 +160,7 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     resources, status (pure; a private copy)."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    return copy.deepcopy(
+    return owned.compact(  # type: ignore[no-any-return]
         {
             "metadata": {
                 "name": meta.get("name"),

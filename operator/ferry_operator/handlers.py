@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache, kopf_toggles, notifier, owned, wakeups
+from ferry_operator import cache, kopf_streams, kopf_toggles, notifier, owned, wakeups
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -47,6 +47,10 @@ _CACHE: cache.Cache | None = None  # the indexes, captured from the first handle
 _KOPF_CONTEXT: contextvars.Context | None = None
 # kopf's startup wait for the indexes, linear instead of quadratic in the watched objects.
 kopf_toggles.install()
+# kopf keeps of each watched object what the operator reads, not the whole object.
+kopf_streams.install()
+# The owned objects' and pods' handlers read no index: they need not wait for all of them.
+kopf_toggles.install_no_wait(set(cache.OWNED_KINDS))
 
 
 def _applier() -> Applier:
@@ -72,6 +76,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
+    # An object's kopf worker (a task, a queue, the object) exits this long after its last
+    # event: at startup thousands of owned objects are each handled once (kopf_toggles.py).
+    settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
+    # kopf's startup listings in pages: a page's objects are parsed whole before they are
+    # slimmed (kopf_streams.py), so a page, not all the objects of a kind, is the peak.
+    chunk = int(os.environ.get("FERRY_LIST_CHUNK", "200"))
+    settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.
     settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))

@@ -49,8 +49,12 @@ _KOPF_CONTEXT: contextvars.Context | None = None
 kopf_toggles.install()
 # kopf keeps of each watched object what the operator reads, not the whole object.
 kopf_streams.install()
-# The owned objects' and pods' handlers read no index: they need not wait for all of them.
-kopf_toggles.install_no_wait(set(cache.OWNED_KINDS))
+# The owned objects' and pods' handlers read no index: FERRY_KOPF_NO_WAIT=1 lets them run
+# without waiting for every object — a lower startup peak (5,000 tasks: 615 instead of 920 MiB)
+# for a slower start (243 instead of 155 s: their handling comes before the tasks'), so off
+# by default (docs/benchmarks.md).
+if os.environ.get("FERRY_KOPF_NO_WAIT", "0") == "1":
+    kopf_toggles.install_no_wait(set(cache.OWNED_KINDS))
 
 
 def _applier() -> Applier:
@@ -79,9 +83,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # An object's kopf worker (a task, a queue, the object) exits this long after its last
     # event: at startup thousands of owned objects are each handled once (kopf_toggles.py).
     settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
-    # kopf's startup listings in pages: a page's objects are parsed whole before they are
-    # slimmed (kopf_streams.py), so a page, not all the objects of a kind, is the peak.
-    chunk = int(os.environ.get("FERRY_LIST_CHUNK", "200"))
+    # kopf's startup listings in pages (0: at once, the default): a page's objects are parsed
+    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks the pages of 200
+    # waited behind the objects' handling, the start took 6 minutes instead of 1.5 and kopf
+    # listed the tasks twice (docs/benchmarks.md).
+    chunk = int(os.environ.get("FERRY_LIST_CHUNK", "0"))
     settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.

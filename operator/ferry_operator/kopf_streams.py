@@ -5,7 +5,8 @@ holds the object until every index is filled (kopf_toggles.py): with thousands o
 whole fleet is in memory at once, each object in full — a Deployment with its pod spec and
 managedFields, a ConfigMap with its data — though the operator reads a few fields of them.
 Python keeps the heap it grew for that peak (docs/benchmarks.md: 5,000 tasks, ~1 GiB RSS
-after a restart, still so when idle).
+after a restart, still so when idle; with this module 920 MiB: kopf's own per-object worker
+is most of the peak, see kopf_toggles.install_no_wait).
 
 Here each watch event's object is replaced, before kopf sees it, by what the operator reads:
 

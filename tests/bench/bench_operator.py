@@ -29,6 +29,10 @@ this process, 64 threads; kopf's finalizer and last-handled configuration writte
 writes them): the operator's first start is then measured as a restart.
 ``--reuse NAMESPACE`` measures a restart on the tasks a ``--keep`` run left (``--tasks``: their
 number): the first operator's start is measured as the restart, then the idle window.
+``FERRY_BENCH_HEAP=1`` prints the operator's heap after the idle window (RSS, glibc's heap,
+pymalloc's arenas, live objects by type and the bytes reachable from kopf's indexes, kopf's
+per-object memories, asyncio tasks and the operator's module state); ``=start`` also at the
+first reconcile after the restart (it slows the start).
 ``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
 for the operator to finish every task's deletion (as long again as the creation for
 thousands of tasks): for a private API server that is dropped afterwards.

@@ -3,10 +3,11 @@ no reads: Connectors and TaskTemplates (a task's inputs), the objects the operat
 (revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment) and the worker pods the
 Deployment makes (only those carrying Ferry's task label, filtered by the API server). kopf
 keeps them current from its watches (``@kopf.index``: filled before any handler of a task,
-Connector or TaskTemplate runs at startup — the owned objects' change views read none and
-do not wait, kopf_toggles.install_no_wait —, an entry dropped when its object is deleted)
-and passes them to every handler as keyword arguments; :func:`from_kwargs` wraps them for
-the reconcilers. The objects arrive slimmed (kopf_streams.py).
+Connector or TaskTemplate runs at startup — the owned objects' change views read none and,
+with FERRY_KOPF_NO_WAIT=1, do not wait, kopf_toggles.install_no_wait —, an entry dropped
+when its object is deleted) and passes them to every handler as keyword arguments;
+:func:`from_kwargs` wraps them for the reconcilers. The objects arrive slimmed
+(kopf_streams.py).
 
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only

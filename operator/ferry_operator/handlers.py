@@ -81,12 +81,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
     # An object's kopf worker (a task, a queue, the object) exits this long after its last
-    # event: at startup thousands of owned objects are each handled once (kopf_toggles.py).
+    # event: at startup thousands of owned objects are each handled once.
     settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
     # kopf's startup listings in pages (0: at once, the default): a page's objects are parsed
-    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks the pages of 200
-    # waited behind the objects' handling, the start took 6 minutes instead of 1.5 and kopf
-    # listed the tasks twice (docs/benchmarks.md).
+    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks (with
+    # FERRY_KOPF_NO_WAIT=1) the pages of 200 waited behind the objects' handling, the start
+    # took 7.5 minutes instead of 4 and kopf listed the tasks twice (docs/benchmarks.md).
     chunk = int(os.environ.get("FERRY_LIST_CHUNK", "0"))
     settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the

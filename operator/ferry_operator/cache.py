@@ -2,9 +2,12 @@
 no reads: Connectors and TaskTemplates (a task's inputs), the objects the operator owns
 (revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment) and the worker pods the
 Deployment makes (only those carrying Ferry's task label, filtered by the API server). kopf
-keeps them current from its watches (``@kopf.index``: filled before any handler runs at
-startup, an entry dropped when its object is deleted) and passes them to every handler as
-keyword arguments; :func:`from_kwargs` wraps them for the reconcilers.
+keeps them current from its watches (``@kopf.index``: filled before any handler of a task,
+Connector or TaskTemplate runs at startup — the owned objects' change views read none and,
+with FERRY_KOPF_NO_WAIT=1, do not wait, kopf_toggles.install_no_wait —, an entry dropped
+when its object is deleted) and passes them to every handler as keyword arguments;
+:func:`from_kwargs` wraps them for the reconcilers. The objects arrive slimmed
+(kopf_streams.py).
 
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
@@ -14,7 +17,6 @@ confirm that nothing needs writing — a write is always decided again on fresh 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +55,7 @@ _OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays
 def trimmed(body: Mapping[str, Any], keep_data: bool = True) -> dict[str, Any]:
     """A private copy without managedFields (large, never read); revision ConfigMaps also
     without their data (only read when a new revision is made, which reads afresh)."""
-    found = copy.deepcopy(dict(body))
+    found: dict[str, Any] = owned.compact(dict(body))
     found.get("metadata", {}).pop("managedFields", None)
     if not keep_data:
         found.pop("data", None)
@@ -161,7 +163,7 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     resources, status (pure; a private copy)."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    return copy.deepcopy(
+    return owned.compact(  # type: ignore[no-any-return]
         {
             "metadata": {
                 "name": meta.get("name"),

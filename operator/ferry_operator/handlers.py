@@ -22,7 +22,7 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache, kopf_toggles, notifier, owned, wakeups
+from ferry_operator import cache, kopf_streams, kopf_toggles, notifier, owned, wakeups
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
@@ -47,6 +47,14 @@ _CACHE: cache.Cache | None = None  # the indexes, captured from the first handle
 _KOPF_CONTEXT: contextvars.Context | None = None
 # kopf's startup wait for the indexes, linear instead of quadratic in the watched objects.
 kopf_toggles.install()
+# kopf keeps of each watched object what the operator reads, not the whole object.
+kopf_streams.install()
+# The owned objects' and pods' handlers read no index: FERRY_KOPF_NO_WAIT=1 lets them run
+# without waiting for every object — a lower startup peak (5,000 tasks: 615 instead of 920 MiB)
+# for a slower start (243 instead of 155 s: their handling comes before the tasks'), so off
+# by default (docs/benchmarks.md).
+if os.environ.get("FERRY_KOPF_NO_WAIT", "0") == "1":
+    kopf_toggles.install_no_wait(set(cache.OWNED_KINDS))
 
 
 def _applier() -> Applier:
@@ -72,6 +80,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
+    # An object's kopf worker (a task, a queue, the object) exits this long after its last
+    # event: at startup thousands of owned objects are each handled once.
+    settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
+    # kopf's startup listings in pages (0: at once, the default): a page's objects are parsed
+    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks (with
+    # FERRY_KOPF_NO_WAIT=1) the pages of 200 waited behind the objects' handling, the start
+    # took 7.5 minutes instead of 4 and kopf listed the tasks twice (docs/benchmarks.md).
+    chunk = int(os.environ.get("FERRY_LIST_CHUNK", "0"))
+    settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.
     settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))

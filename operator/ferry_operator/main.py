@@ -13,9 +13,13 @@ from collections.abc import Sequence
 import kopf
 from kopf._core.engines.peering import Identity  # kopf's NewType; not exported by kopf
 
-from ferry_operator import logs, observability
+from ferry_operator import heap, logs, observability
 
 __all__ = ["add_arguments", "log_format_from", "main", "namespaces_from", "run"]
+
+
+# How often the heap freed after a burst is handed back to the system (heap.py; 0: never).
+TRIM_SECONDS = float(os.environ.get("FERRY_TRIM_SECONDS", "30"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +87,7 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
     async def operate() -> None:
         heartbeat = observability.LoopHeartbeat()
         ticker = asyncio.create_task(heartbeat.run())
+        trimmer = asyncio.create_task(heap.trim_every(TRIM_SECONDS))
         watcher = (
             asyncio.create_task(logs.watch(log_config_path, log_config))
             if log_config_path
@@ -102,6 +107,7 @@ def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "tex
             )
         finally:
             ticker.cancel()
+            trimmer.cancel()
             if watcher is not None:
                 watcher.cancel()
 

@@ -11,7 +11,7 @@ e.g. the chart's RBAC test, finds them)."""
 
 from __future__ import annotations
 
-import copy
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,9 @@ __all__ = [
     "POD_SELECTOR",
     "WATCHED",
     "Kind",
+    "compact",
     "slim",
+    "slim_pod",
 ]
 
 View = Callable[[Mapping[str, Any]], Any]
@@ -139,15 +141,31 @@ KINDS: tuple[Kind, ...] = (
 BY_KIND = {kind.kind: kind for kind in KINDS}
 
 
+_SHORT = 64  # strings up to this long are shared (sys.intern): keys, labels, kinds, names
+
+
+def compact(value: Any) -> Any:
+    """A deep copy of parsed JSON whose keys and short strings are shared with every other
+    copy (pure): thousands of tasks' copies repeat the same keys, labels and names, which
+    each watch event's JSON brings as new strings."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= _SHORT and type(value) is str else value
+    if isinstance(value, Mapping):
+        return {compact(k): compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [compact(v) for v in value]
+    return value  # numbers, booleans, None: immutable
+
+
 def slim(kind: Kind, body: Mapping[str, Any]) -> dict[str, Any]:
     """What a reconcile reads of an object of ``kind`` (pure; a private copy): apiVersion,
     kind, metadata without managedFields, the guarded fields and ``read_fields``. A copy the
     cache keeps: a ConfigMap's data, a Deployment's pod spec are read only afresh."""
     metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     found: dict[str, Any] = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind") or kind.kind,
-        "metadata": copy.deepcopy(metadata),
+        "apiVersion": compact(body.get("apiVersion")),
+        "kind": compact(body.get("kind") or kind.kind),
+        "metadata": compact(metadata),
     }
     for path in (*kind.guarded, *kind.read_fields):
         value: Any = body
@@ -158,8 +176,31 @@ def slim(kind: Kind, body: Mapping[str, Any]) -> dict[str, Any]:
         into = found
         for key in path[:-1]:
             into = into.setdefault(key, {})
-        into[path[-1]] = copy.deepcopy(value)
+        into[path[-1]] = compact(value)
     return found
+
+
+def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator reads of a worker pod (pure; a private copy): apiVersion, kind,
+    metadata without managedFields, the node, the containers' name, image and resources, and
+    status (status.workerPod, the change view: reconcile/pods.py, cache.pod_view)."""
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    spec = body.get("spec") or {}
+    found = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind") or "Pod",
+        "metadata": metadata,
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": [
+                {key: c[key] for key in ("name", "image", "resources") if key in c}
+                for c in spec.get("containers") or []
+            ],
+        },
+        "status": body.get("status") or {},
+    }
+    result: dict[str, Any] = compact(found)
+    return result
 
 
 BY_PLURAL = {kind.plural: kind for kind in KINDS}

@@ -29,6 +29,10 @@ this process, 64 threads; kopf's finalizer and last-handled configuration writte
 writes them): the operator's first start is then measured as a restart.
 ``--reuse NAMESPACE`` measures a restart on the tasks a ``--keep`` run left (``--tasks``: their
 number): the first operator's start is measured as the restart, then the idle window.
+``FERRY_BENCH_HEAP=1`` prints the operator's heap after the idle window (RSS, glibc's heap,
+pymalloc's arenas, live objects by type and the bytes reachable from kopf's indexes, kopf's
+per-object memories, asyncio tasks and the operator's module state); ``=start`` also at the
+first reconcile after the restart (it slows the start).
 ``--keep`` leaves the namespace (tasks and objects) behind instead of deleting it and waiting
 for the operator to finish every task's deletion (as long again as the creation for
 thousands of tasks): for a private API server that is dropped afterwards.
@@ -124,12 +128,159 @@ def child(counts_file: str, operator_args: list[str]) -> int:
                 Path(counts_file + ".memory").write_text("\n".join(lines))
 
         threading.Thread(target=allocations, daemon=True).start()
+    if os.environ.get("FERRY_BENCH_HEAP"):  # who holds the memory, when the parent asks
+        heap_file = Path(counts_file + ".heap")
+
+        def heap_on_request() -> None:
+            request = Path(counts_file + ".heap-request")
+            while True:
+                time.sleep(1)
+                if request.exists():
+                    request.unlink()
+                    text = heap_report()
+                    Path(f"{heap_file}.tmp").write_text(text)
+                    os.replace(f"{heap_file}.tmp", heap_file)
+
+        threading.Thread(target=heap_on_request, daemon=True).start()
     import ferry_operator
 
     print(f"operator source: {Path(ferry_operator.__file__).parent}", flush=True)
     from ferry_operator.main import main
 
     return main(operator_args)
+
+
+def _mallinfo() -> str:
+    """glibc's heap: bytes in use, free but kept, and mmapped (Python's larger objects)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost",
+            )
+        ]  # fmt: skip
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return "glibc malloc: unknown"
+    mib = 2**20
+    return (
+        f"glibc malloc: heap {info.arena / mib:.1f} MiB (in use {info.uordblks / mib:.1f}, "
+        f"free {info.fordblks / mib:.1f}), mmapped {info.hblkhd / mib:.1f} MiB"
+    )
+
+
+def _pymalloc() -> str:
+    """pymalloc's arenas (sys._debugmallocstats, C stderr captured): its summary lines."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        lines = out.read().decode(errors="replace").splitlines()
+    wanted = ("# arenas", "# bytes in", "Total", "bytes in allocated", "bytes in available")
+    return "\n".join(f"  {line}" for line in lines if line.strip().startswith(wanted))
+
+
+def deep_size(root: Any, seen: set[int], skip: set[int]) -> tuple[int, int]:
+    """Bytes and objects reachable from ``root`` not in ``seen`` (then added to it); modules'
+    and classes' dicts, types, modules and functions are not followed (shared by all)."""
+    import gc
+    import types
+
+    opaque = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+              types.CodeType, threading.Thread)  # fmt: skip
+    size = count = 0
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or id(obj) in skip or isinstance(obj, opaque):
+            continue
+        seen.add(id(obj))
+        size += sys.getsizeof(obj, 0)
+        count += 1
+        stack.extend(gc.get_referents(obj))
+    return size, count
+
+
+def heap_report() -> str:
+    """Who holds the operator's memory: RSS, the allocators' totals, live objects by type and
+    by holder (kopf's per-object memories, its indexes, its workers' tasks; the operator's
+    module state)."""
+    import asyncio
+    import gc
+    from collections import defaultdict
+
+    started = time.monotonic()
+    pid = os.getpid()
+    lines = [
+        f"RSS {rss_mib(pid, 'VmRSS'):.0f} MiB, peak {rss_mib(pid, 'VmHWM'):.0f} MiB",
+        _mallinfo(),
+        "pymalloc:",
+        _pymalloc(),
+    ]
+    gc.collect()
+    objects = gc.get_objects()
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for obj in objects:
+        entry = by_type[type(obj).__qualname__]
+        entry[0] += 1
+        entry[1] += sys.getsizeof(obj, 0)
+    lines.append(f"gc-tracked objects: {len(objects)}; by type (count, shallow MiB):")
+    for name, (count, size) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:20]:
+        lines.append(f"  {name:<40} {count:>9} {size / 2**20:8.1f}")
+    skip = {id(vars(m)) for m in list(sys.modules.values()) if m is not None}
+    skip |= {id(o.__dict__) for o in objects if isinstance(o, type)}
+    skip |= {id(objects)}
+    roots: dict[str, list[Any]] = defaultdict(list)
+    for obj in objects:
+        kind = type(obj)
+        where = f"{kind.__module__}.{kind.__qualname__}"
+        if where == "kopf._core.reactor.inventory.ResourceMemories":
+            roots["kopf memories: live_fresh_body"] += [
+                m.daemons_memory.live_fresh_body for m in obj._items.values()
+            ]
+            roots["kopf memories: the rest"].append(obj)
+        elif where == "kopf._core.engines.indexing.OperatorIndexers":
+            for handler_id, indexer in obj.items():
+                roots[f"kopf index {handler_id}"].append(indexer)
+        elif isinstance(obj, asyncio.Task):
+            roots["asyncio tasks (kopf's workers, watchers, daemons)"].append(obj)
+    from ferry_operator import handlers
+    from ferry_operator.reconcile import synctask
+
+    for name in ("_VIEWS", "WAKEUPS", "DEPENDENTS", "FAILURES", "APPLIER", "_CACHE"):
+        roots[f"ferry handlers.{name}"].append(getattr(handlers, name))
+    roots["ferry synctask._LOCKS"].append(synctask._LOCKS)
+    seen: set[int] = set()
+    lines.append("reachable from (first holder counts; MiB, objects):")
+    # the indexes first: kopf's timers (in its memories) hold them too, through their kwargs
+    order = sorted(roots, key=lambda k: (not k.startswith("kopf index"), k.startswith("asyncio")))
+    total = 0
+    for name in order:
+        size = count = 0
+        for root in roots[name]:
+            found = deep_size(root, seen, skip)
+            size, count = size + found[0], count + found[1]
+        total += size
+        lines.append(f"  {name:<50} {size / 2**20:8.1f} {count:>9} ({len(roots[name])} roots)")
+    rest_size = sum(sys.getsizeof(o, 0) for o in objects if id(o) not in seen)
+    lines.append(f"  {'(gc-tracked, none of the above: shallow)':<50} {rest_size / 2**20:8.1f}")
+    took = time.monotonic() - started
+    lines.append(f"  total above {total / 2**20:.1f} MiB; report took {took:.0f}s")
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- the parent: set up, measure
@@ -312,6 +463,15 @@ def read_counts(path: Path) -> dict[str, Any]:
     return data
 
 
+def heap_of(counts: Path) -> str:
+    """The child's heap report (FERRY_BENCH_HEAP), asked for now."""
+    heap = Path(str(counts) + ".heap")
+    heap.unlink(missing_ok=True)
+    Path(str(counts) + ".heap-request").touch()
+    wait_until(heap.exists, 900, "the heap report", every=2)
+    return heap.read_text()
+
+
 def start_child(counts: Path, log: Path, env: dict[str, str], namespace: str) -> Any:
     command = [sys.executable, __file__, "--child", str(counts), "--", "--namespace", namespace]
     with log.open("ab") as out:
@@ -368,6 +528,8 @@ def restart(
         wait_until(resumed, 600, "the first reconcile after the restart")
         first_after = time.monotonic() - started
         print(f"  first reconcile after {first_after:.0f}s", file=sys.stderr, flush=True)
+        if os.environ.get("FERRY_BENCH_HEAP") == "start":  # the startup's holders (slows it)
+            print(f"heap at the first reconcile:\n{heap_of(counts)}", file=sys.stderr, flush=True)
         last, quiet_since, all_after = -1, time.monotonic(), None
         # until every task is reconciled (the listing's "resume") and 10 s without a reconcile;
         # wake-ups from other controllers' changes (e.g. just-made Deployments' status) may
@@ -477,6 +639,8 @@ def measure(
         time.sleep(seconds)
         after = read_counts(counts)
         rss = rss_mib(process.pid, "VmRSS"), rss_mib(process.pid, "VmHWM")
+        if os.environ.get("FERRY_BENCH_HEAP"):
+            print(f"heap after the idle window:\n{heap_of(counts)}", file=sys.stderr, flush=True)
         if again:
             process, restarted = restart(process, counts, log, child_env, namespace, tasks)
             restarted["load"] = os.getloadavg()[0]

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.unit.operator.builders import as_applied, connectors, sync_task
 
 from ferry_operator import cache
 from ferry_operator import owned as owned_kinds
-from ferry_operator.applier import APPLIED_HASH, content_hash, needs_apply
+from ferry_operator.applier import needs_apply
 from ferry_operator.context import Context
 from ferry_operator.kube import request_labels
 from ferry_operator.reconcile import synctask
@@ -106,71 +107,20 @@ def test_trimmed_copies_drop_managed_fields_and_optionally_data() -> None:
 # ---------------------------------------------------------------- the steady-state check
 
 CTX = Context("shop", "orders", "uid-1", "resync")
-READY = {
-    "conditions": [
-        {"type": "Ready", "status": "True", "message": "ok"},
-        {"type": "BinlogReady", "status": "True", "message": "ok"},
-    ]
-}
-
-
-def _connectors() -> dict[str, dict[str, Any]]:
-    mysql = {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "Connector",
-        "metadata": {"name": "db", "namespace": "shop"},
-        "spec": {
-            "type": "mysql",
-            "mysql": {
-                "host": "db.example",
-                "port": 3306,
-                "user": "ferry",
-                "passwordSecretRef": {"name": "db", "key": "password"},
-            },
-        },
-        "status": READY,
-    }
-    kafka = {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "Connector",
-        "metadata": {"name": "kafka", "namespace": "shop"},
-        "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka.example:9092"}},
-        "status": READY,
-    }
-    return {"db": mysql, "kafka": kafka}
-
-
-def _task() -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "SyncTask",
-        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
-        "spec": {
-            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
-            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
-        },
-    }
 
 
 def _observed(
     revisions: list[dict[str, Any]], owned: dict[str, dict[str, Any] | None]
 ) -> synctask.Observed:
     return synctask.Observed(
-        _task(), None, _connectors(), revisions, owned, datetime(2026, 1, 1, tzinfo=UTC)
+        sync_task(), None, connectors(), revisions, owned, datetime(2026, 1, 1, tzinfo=UTC)
     )
-
-
-def _as_applied(desired: dict[str, Any]) -> dict[str, Any]:
-    """What the API server holds after the applier wrote ``desired``."""
-    found = copy.deepcopy(desired)
-    found["metadata"].setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
-    return found
 
 
 def _steady() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]:
     first = synctask.decide(CTX, _observed([], {}))
     assert synctask.writes_objects(first)  # nothing exists yet
-    applied = [_as_applied(desired) for desired, _ in first.apply]
+    applied = [as_applied(desired) for desired, _ in first.apply]
     revisions = [obj for obj in applied if meta.REVISION in obj["metadata"]["labels"]]
     owned: dict[str, dict[str, Any] | None] = {
         obj["kind"]: obj for obj in applied if obj not in revisions
@@ -257,10 +207,10 @@ def test_a_pod_that_restarted_long_ago_and_runs_again_is_not_stopped() -> None:
     worker reports that it runs: 3 old restarts under maxRetries 2 stop the worker only while
     it has not run resetAfter since."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    task = _task()
+    task = sync_task()
     task["spec"]["restartPolicy"] = {"maxRetries": 2, "resetAfter": "5m"}
-    first = synctask.decide(CTX, synctask.Observed(task, None, _connectors(), [], {}, now))
-    applied = [_as_applied(desired) for desired, _ in first.apply]
+    first = synctask.decide(CTX, synctask.Observed(task, None, connectors(), [], {}, now))
+    applied = [as_applied(desired) for desired, _ in first.apply]
     revisions = [obj for obj in applied if obj["kind"] == "ConfigMap"]
     owned: dict[str, dict[str, Any] | None] = {
         obj["kind"]: obj for obj in applied if obj["kind"] != "ConfigMap"
@@ -279,7 +229,7 @@ def test_a_pod_that_restarted_long_ago_and_runs_again_is_not_stopped() -> None:
         pod = {"metadata": {"name": "w", "creationTimestamp": "2025-12-31T23:00:00Z"},
                "spec": {"nodeName": "n"},
                "status": {"phase": "Running", "containerStatuses": [container]}}  # fmt: skip
-        observed = synctask.Observed(task, None, _connectors(), revisions, owned, now, [pod])
+        observed = synctask.Observed(task, None, connectors(), revisions, owned, now, [pod])
         return synctask.decide(CTX, observed)
 
     recent = plan("2025-12-31T23:57:00Z")  # up for 3 minutes

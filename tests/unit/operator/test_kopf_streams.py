@@ -5,16 +5,15 @@ whole object."""
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
+from tests.unit.operator.builders import as_applied, connectors, sync_task
 
 from ferry_operator import cache, kopf_streams, owned
-from ferry_operator.applier import APPLIED_HASH, content_hash
 from ferry_operator.context import Context
 from ferry_operator.reconcile import pods, synctask
 
@@ -23,37 +22,14 @@ MANAGED = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
 
 def _served(desired: dict[str, Any]) -> dict[str, Any]:
     """An object as the API server returns it after the applier wrote ``desired``."""
-    found = copy.deepcopy(desired)
-    metadata = found["metadata"]
-    metadata.setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
-    metadata.update(uid="uid-x", resourceVersion="42", managedFields=MANAGED)
+    found = as_applied(desired)
+    found["metadata"].update(uid="uid-x", resourceVersion="42", managedFields=MANAGED)
     return found
 
 
 def _task_objects() -> list[dict[str, Any]]:
-    task = {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "SyncTask",
-        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
-        "spec": {
-            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
-            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
-        },
-    }
-    ready = {"conditions": [{"type": t, "status": "True"} for t in ("Ready", "BinlogReady")]}
-    connectors = {
-        "db": {"apiVersion": "ferry.dev/v1alpha1", "kind": "Connector",
-               "metadata": {"name": "db", "namespace": "shop"},
-               "spec": {"type": "mysql", "mysql": {
-                   "host": "db", "port": 3306, "user": "u",
-                   "passwordSecretRef": {"name": "db", "key": "password"}}},
-               "status": ready},
-        "kafka": {"apiVersion": "ferry.dev/v1alpha1", "kind": "Connector",
-                  "metadata": {"name": "kafka", "namespace": "shop"},
-                  "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka:9092"}},
-                  "status": ready},
-    }  # fmt: skip
-    observed = synctask.Observed(task, None, connectors, [], {}, datetime(2026, 1, 1, tzinfo=UTC))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    observed = synctask.Observed(sync_task(), None, connectors(), [], {}, now)
     plan = synctask.decide(Context("shop", "orders", "uid-1", "create"), observed)
     return [_served(desired) for desired, _ in plan.apply]
 

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.operator.builders import connectors
 
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.context import Context
 from ferry_operator.reconcile import schedule, synctask
-
-from .test_cache_and_requests import _connectors
 
 CTX = Context("shop", "orders", "uid-1", "resync")
 T0 = datetime(2026, 12, 2, 1, 59, 30, tzinfo=UTC)
@@ -192,7 +191,7 @@ def _task(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[st
 def _decide(
     task: dict[str, Any], now: datetime, owned: dict[str, Any] | None = None
 ) -> synctask.Plan:
-    observed = synctask.Observed(task, None, _connectors(), [], owned or {}, now)
+    observed = synctask.Observed(task, None, connectors(), [], owned or {}, now)
     return synctask.decide(CTX, observed)
 
 

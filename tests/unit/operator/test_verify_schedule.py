@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.unit.operator.builders import connectors
 
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.context import Context
@@ -19,8 +20,6 @@ from ferry_operator.plugin import formatting
 from ferry_operator.reconcile import schedule, synctask
 from ferry_operator.reconcile import verify_schedule as ticks
 from ferry_operator.render import objects
-
-from .test_cache_and_requests import _connectors
 
 CTX = Context("shop", "orders", "uid-1", "resync")
 T0 = datetime(2026, 12, 2, 1, 59, 30, tzinfo=UTC)
@@ -194,7 +193,7 @@ def _task(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[st
 def _decide(
     task: dict[str, Any], now: datetime, revisions: list[dict[str, Any]] | None = None
 ) -> synctask.Plan:
-    observed = synctask.Observed(task, None, _connectors(), revisions or [], {}, now)
+    observed = synctask.Observed(task, None, connectors(), revisions or [], {}, now)
     return synctask.decide(CTX, observed)
 
 

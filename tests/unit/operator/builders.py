@@ -1,0 +1,63 @@
+"""Objects the operator's unit tests share: one ready task with its two Connectors, and an
+object as the API server holds it after the applier wrote it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ferry_operator.applier import APPLIED_HASH, content_hash
+
+__all__ = ["READY", "as_applied", "connectors", "sync_task"]
+
+READY = {
+    "conditions": [
+        {"type": "Ready", "status": "True", "message": "ok"},
+        {"type": "BinlogReady", "status": "True", "message": "ok"},
+    ]
+}
+
+
+def connectors() -> dict[str, dict[str, Any]]:
+    mysql = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "db", "namespace": "shop"},
+        "spec": {
+            "type": "mysql",
+            "mysql": {
+                "host": "db.example",
+                "port": 3306,
+                "user": "ferry",
+                "passwordSecretRef": {"name": "db", "key": "password"},
+            },
+        },
+        "status": READY,
+    }
+    kafka = {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "kafka", "namespace": "shop"},
+        "spec": {"type": "kafka", "kafka": {"bootstrapServers": "kafka.example:9092"}},
+        "status": READY,
+    }
+    return {"db": mysql, "kafka": kafka}
+
+
+def sync_task() -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "SyncTask",
+        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
+        "spec": {
+            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
+            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+        },
+    }
+
+
+def as_applied(desired: dict[str, Any]) -> dict[str, Any]:
+    """What the API server holds after the applier wrote ``desired``."""
+    found = copy.deepcopy(desired)
+    found["metadata"].setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
+    return found

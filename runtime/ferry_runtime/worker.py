@@ -91,6 +91,18 @@ SELECTION_RECHECK_SECONDS = 30.0
 PIPELINE = "pipeline"
 
 
+@dataclasses.dataclass
+class _Pending:
+    """What a snapshot delivery gathered: the sink's parts (binlog segments and chunks, in
+    order), the binlog transactions among them, and per chunk (table, its rows, the
+    table's total when it was the table's last chunk)."""
+
+    started: float  # monotonic: the delivery's latency counts from here
+    parts: Batch = dataclasses.field(default_factory=list)
+    transactions: list[binlog.Transaction] = dataclasses.field(default_factory=list)
+    chunks: list[tuple[TableSchema, int, int | None]] = dataclasses.field(default_factory=list)
+
+
 class _Feed:
     """The binlog reader's queue, with room to hold back one item for the next reader."""
 
@@ -749,28 +761,42 @@ class Worker:
         position: dict[str, Any],
     ) -> None:
         """Deliver snapshot rows read at ``position`` with ``state`` (which covers them)."""
+        self._still_running()
+        started = time.monotonic()
+        reads = self._reads(table, rows, position)
+        counts = sink.deliver([] if reads is None else [reads], self._commit(state))
+        self._healthy()
+        self._resnapshot = False  # the new snapshot's checkpoint is committed
+        self._rows_delivered(table, len(rows))
+        self.tracker.record_delivered(counts, dict(state.position or position), None)
+        self.tracker.observe_batch_latency(time.monotonic() - started)
+
+    def _still_running(self) -> None:
+        """Before a snapshot delivery: stop, or reload, here (the chunks before are
+        committed: a reload resumes from there)."""
         if self._stop.is_set():
             raise _Stopped
-        if self._reloading():  # the chunks before are committed: resume from there
+        if self._reloading():
             raise _Reload
         self.tracker.heartbeat(PIPELINE)
-        started = time.monotonic()
+
+    def _reads(
+        self, table: TableSchema, rows: list[dict[str, Any]], position: dict[str, Any]
+    ) -> Reads | None:
+        """Snapshot rows read at ``position`` as the sink takes them (None: not selected)."""
         template = Change(
             table.database, table.table, "read", {}, None, table.primary_key, int(time.time()),
             checkpoint.format_position(position) or "", server_id=self.config.source.server_id,
         )  # fmt: skip
         mapped = self._router.map_rows(template, rows)
-        batch: Batch = [] if mapped is None else [Reads(*mapped)]
-        counts = sink.deliver(batch, self._commit(state))
-        self._healthy()
-        self._resnapshot = False  # the new snapshot's checkpoint is committed
-        self.tracker.record_snapshot_rows(table.name, len(rows))
+        return None if mapped is None else Reads(*mapped)
+
+    def _rows_delivered(self, table: TableSchema, rows: int) -> None:
+        self.tracker.record_snapshot_rows(table.name, rows)
         with self.tracker.reading():
             shown = self.tracker.tables.get(table.name)
-            done, total = (shown.rows_done, shown.rows_total) if shown else (len(rows), 0)
-        self._snapshot_log.progress(table.name, len(rows), done, total)
-        self.tracker.record_delivered(counts, dict(state.position or position), None)
-        self.tracker.observe_batch_latency(time.monotonic() - started)
+            done, total = (shown.rows_done, shown.rows_total) if shown else (rows, 0)
+        self._snapshot_log.progress(table.name, rows, done, total)
 
     # ------------------------------------------------------------ snapshot: chunk watermarks
 
@@ -869,45 +895,97 @@ class Worker:
                 chunk = reader.take(0.5)
                 if chunk is None:
                     continue
-                if chunk.table.name != reading:  # a table's first chunk: shown as running
-                    reading = chunk.table.name
-                    self._start_table(chunk.table, coverage.progress.tables[reading])
-                state, feed = self._deliver_chunk(sink, chunk, state, feed, coverage)
+                group = [chunk]  # and the chunks read meanwhile: delivered together
+                while (ready := reader.take(0)) is not None:
+                    group.append(ready)
+                for chunk in group:
+                    if chunk.table.name != reading:  # a table's first chunk: shown as running
+                        reading = chunk.table.name
+                        self._start_table(chunk.table, coverage.progress.tables[reading])
+                state, feed = self._deliver_chunks(sink, group, state, feed, coverage)
         finally:
             reader.close()
         return state, feed
 
-    def _deliver_chunk(
+    def _deliver_chunks(
         self,
         sink: Sink,
-        chunk: chunks.KeyedChunk,
+        group: list[chunks.KeyedChunk],
         state: Checkpoint,
         feed: _Feed | None,
         coverage: watermark.Coverage,
     ) -> tuple[Checkpoint, _Feed]:
-        """Stream the binlog up to the chunk's P, then deliver the chunk at P."""
-        table, at = chunk.table, chunk.position
-        if feed is None:  # the first chunk of a new snapshot: the stream starts here
-            feed = self._open_feed(at)
-            state = dataclasses.replace(state, position=at)
-        state = self._drain(sink, state, feed, coverage, at)
-        done = coverage.progress.tables[table.name]
-        last = chunk.upto is None
-        after = chunk.upto
-        if last:  # the table's end: its last key, if any
-            after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
-        # The chunk is its key range's state at P: from P on, those keys' changes pass.
-        progress = coverage.progress.with_table(
-            table.name,
-            TableState(last, after, done.rows + len(chunk.rows), done.restate, done.where),
-        )
-        coverage.progress = progress
-        state = dataclasses.replace(state, position=at, snapshot=progress)
-        self._deliver_rows(sink, table, chunk.rows, state, at)
-        if last:
-            self.tracker.finish_table(table.name)
-            self._snapshot_log.table_done(table.name, progress.tables[table.name].rows)
-        return state, feed
+        """For each chunk of ``group`` (in plan order): stream the binlog up to the chunk's
+        P, then the chunk at P. All of it goes in one delivery (one Kafka transaction: the
+        chunks read ahead share one commit), but for binlog that needs a delivery of its
+        own (a full batch, DDL to evolve, a skipped event): what came before is delivered
+        first."""
+        self._still_running()
+        pending = _Pending(time.monotonic())
+        for chunk in group:
+            table, at = chunk.table, chunk.position
+            if feed is None:  # the first chunk of a new snapshot: the stream starts here
+                feed = self._open_feed(at)
+                state = dataclasses.replace(state, position=at)
+            reached = False
+            while not reached:
+                batch, reached = self._collect(feed, coverage, at)
+                if batch and (not reached or self._own_delivery(batch)):
+                    state = self._deliver_pending(sink, state, pending)
+                    pending = _Pending(time.monotonic())
+                    state = self._deliver_batch(sink, state, batch)
+                elif batch:
+                    pending.parts.extend(self._segments(batch))
+                    pending.transactions.extend(batch)
+                    state = dataclasses.replace(state, position=batch[-1].position)
+            done = coverage.progress.tables[table.name]
+            last = chunk.upto is None
+            after = chunk.upto
+            if last:  # the table's end: its last key, if any
+                after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
+            # The chunk is its key range's state at P: from P on, those keys' changes pass.
+            rows = done.rows + len(chunk.rows)
+            progress = coverage.progress.with_table(
+                table.name, TableState(last, after, rows, done.restate, done.where)
+            )
+            coverage.progress = progress
+            state = dataclasses.replace(state, position=at, snapshot=progress)
+            reads = self._reads(table, chunk.rows, at)
+            if reads is not None:
+                pending.parts.append(reads)
+            pending.chunks.append((table, len(chunk.rows), rows if last else None))
+        assert feed is not None  # group holds a chunk
+        return self._deliver_pending(sink, state, pending), feed
+
+    def _own_delivery(self, batch: list[binlog.Transaction]) -> bool:
+        """Whether binlog transactions must be delivered on their own (DDL the MySQL sink
+        evolves its tables for, a skipped event committed with them)."""
+        return self._evolve_cut(batch) is not None or self._skip_record(batch) is not None
+
+    def _deliver_pending(self, sink: Sink, state: Checkpoint, pending: _Pending) -> Checkpoint:
+        """Deliver what :meth:`_deliver_chunks` gathered with ``state``, which covers it."""
+        if not pending.chunks and not pending.transactions:
+            return state
+        state = self._commit(state)
+        if self._verify.touched.active:
+            for txn in pending.transactions:
+                self._verify.touched.record(txn.position, txn.changes)
+        counts = sink.deliver(pending.parts, state)
+        self._verify.touched.committed(state.position)
+        self._healthy()
+        self._resnapshot = False  # the new snapshot's checkpoint is committed
+        beats = [txn.heartbeat for txn in pending.transactions if txn.heartbeat is not None]
+        if beats:  # spec.heartbeat: delivered and checkpointed
+            self.tracker.source_heartbeat_delivered(max(beats))
+        for table, rows, finished in pending.chunks:
+            self._rows_delivered(table, rows)
+            if finished is not None:
+                self.tracker.finish_table(table.name)
+                self._snapshot_log.table_done(table.name, finished)
+        newest = max((t.ts for t in pending.transactions), default=None)
+        self.tracker.record_delivered(counts, dict(state.position or {}), newest)
+        self.tracker.observe_batch_latency(max(0.0, time.monotonic() - pending.started))
+        return state
 
     def _read_keyless(
         self,
@@ -974,6 +1052,19 @@ class Worker:
     ) -> Checkpoint:
         """Deliver the binlog up to ``target`` (a transaction boundary), each change only if
         the snapshot covers its key; the first transaction past it waits in the feed."""
+        while True:
+            batch, reached = self._collect(feed, coverage, target)
+            if batch:
+                state = self._deliver_batch(sink, state, batch)
+            if reached:
+                return state
+
+    def _collect(
+        self, feed: _Feed, coverage: watermark.Coverage, target: dict[str, Any]
+    ) -> tuple[list[binlog.Transaction], bool]:
+        """The binlog's next transactions up to ``target``, their changes filtered by
+        ``coverage``, up to performance.batchSize changes; and whether ``target`` was
+        reached (the first transaction past it waits in the feed)."""
         goal = (target["file"], target["pos"])
         batch: list[binlog.Transaction] = []
         size = 0
@@ -994,13 +1085,10 @@ class Worker:
                 batch.append(item)
                 size += len(item.changes)
                 if size >= self.config.performance.batch_size:
-                    state = self._deliver_batch(sink, state, batch)
-                    batch, size = [], 0
+                    return batch, False
             elif item is None and self._stop.is_set():
                 raise _Stopped
-        if batch:
-            state = self._deliver_batch(sink, state, batch)
-        return state
+        return batch, True
 
     # ------------------------------------------------------------ streaming
 

@@ -70,7 +70,9 @@ class KafkaRecords:
         letters: list[DeadLetter] = []
         run: list[Change] = []  # rows of transactions without BEGIN/END, not encoded yet
         for part in batch:
-            if isinstance(part, Reads):
+            if isinstance(part, Reads):  # after the rows before it (a snapshot delivery
+                self._rows(run, None, records, counts)  # holds the binlog up to each chunk)
+                run = []
                 self._reads(part, records, counts)
                 continue
             letters.extend(part.dead_letters)

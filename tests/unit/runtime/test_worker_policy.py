@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ferry_runtime import config, errors
-from ferry_runtime.sink.base import Segment
+from ferry_runtime.sink.base import Reads, Segment
 from ferry_runtime.sink.kafka_records import KafkaRecords
 from ferry_runtime.source.binlog import Transaction
 from ferry_runtime.status import StatusTracker
@@ -73,6 +73,26 @@ def test_a_record_too_large_for_kafka_follows_the_error_policy() -> None:
     failing = make_worker(mode="fail")
     with pytest.raises(errors.FatalError):
         KafkaRecords(failing.config, failing._poison).encode([Segment([big])])
+
+
+def test_a_batch_of_binlog_changes_and_snapshot_chunks_keeps_its_order() -> None:
+    """A snapshot delivery holds the binlog up to each chunk's position, then the chunk:
+    the records keep that order (a chunk restates a key after the changes it contains)."""
+    from ferry_runtime.events import Change
+
+    def change(seq: int) -> Change:
+        return Change("db", "t", "update", {"id": 1, "seq": seq}, {"id": 1}, ("id",))
+
+    read = Change("db", "t", "read", {}, None, ("id",))
+    batch = [
+        Segment([change(1)]), Reads(read, [{"id": 1, "seq": 1}]),
+        Segment([change(2)]), Reads(read, [{"id": 1, "seq": 2}]),
+    ]  # fmt: skip
+    worker = make_worker()
+    records, counts = KafkaRecords(worker.config, worker._poison).encode(batch)
+    seen = [(json.loads(r.value)["type"], json.loads(r.value)["data"]["seq"]) for r in records]
+    assert seen == [("update", 1), ("bootstrap-insert", 1), ("update", 2), ("bootstrap-insert", 2)]
+    assert counts == {("db.t", "update"): 2, ("db.t", "read"): 2}
 
 
 def test_retries_say_the_attempt_and_when_the_worker_gives_up(

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Change", "Op"]
+import orjson
+
+__all__ = ["Change", "Op", "RenderedRows", "Rows"]
 
 Op = Literal["insert", "update", "delete", "read"]  # read = a snapshot row
 
@@ -43,3 +45,29 @@ class Change:
     def source_name(self) -> str:
         """database.table at the source: what status counts rows under."""
         return f"{self.database}.{self.origin or self.table}"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRows:
+    """Snapshot rows the source server rendered as JSON (``source.snapshot.row_json``):
+    each row is its primary key's values (already their JSON values), then the row's JSON
+    object as bytes, with the mapped column names. The same JSON values as the rows the
+    reader would make of the columns, without building a dict per row."""
+
+    rows: list[tuple[Any, ...]]
+    keys: int  # how many leading values of a row are its key's
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def key(self, index: int) -> list[Any]:
+        """The key of row ``index`` (its JSON values)."""
+        return list(self.rows[index][: self.keys])
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as JSON values by name, for whatever needs them one by one."""
+        return [orjson.loads(row[-1]) for row in self.rows]
+
+
+# A snapshot chunk's rows: JSON values by column name, or the server's rendering.
+Rows = list[dict[str, Any]] | RenderedRows

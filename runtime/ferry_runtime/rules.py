@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from ferry_runtime.config import TableMapping, WorkerConfig
-from ferry_runtime.events import Change
+from ferry_runtime.events import Change, RenderedRows, Rows
 
 __all__ = ["Router", "apply", "partition_value", "topic"]
 
@@ -107,17 +107,24 @@ class Router:
                 append(self._mapped(change, decision))
         return out
 
-    def map_rows(
-        self, template: Change, rows: list[dict[str, Any]]
-    ) -> tuple[Change, list[dict[str, Any]]] | None:
+    def map_rows(self, template: Change, rows: Rows) -> tuple[Change, Rows] | None:
         """:meth:`map` for many rows of one table that share everything but their data (a
-        snapshot chunk): (mapped template, mapped rows), or None when not selected."""
+        snapshot chunk): (mapped template, mapped rows), or None when not selected. Rows the
+        server rendered were mapped by it (:meth:`mapping`)."""
         decision = self._decision(template.database, template.table)
         if decision is None:
             return None
         if decision is _UNMAPPED:
             return template, rows
-        return self._mapped(template, decision), [_map_row(row, decision) for row in rows]
+        mapped = rows if isinstance(rows, RenderedRows) else [_map_row(r, decision) for r in rows]
+        return self._mapped(template, decision), mapped
+
+    def mapping(self, database: str, table: str) -> tuple[dict[str, str], list[str]]:
+        """The table's column renames and dropped columns (none when it has no mapping)."""
+        decision = self._decision(database, table)
+        if decision is None or decision is _UNMAPPED:
+            return {}, []
+        return decision.columns, decision.drop
 
     def _mapped(self, change: Change, mapping: TableMapping) -> Change:
         found = (change.database, change.table, change.primary_key)

@@ -49,13 +49,13 @@ from ferry_runtime.checkpoint import (
     TableState,
 )
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
-from ferry_runtime.events import Change
+from ferry_runtime.events import Change, RenderedRows, Rows
 from ferry_runtime.sink import evolve
 from ferry_runtime.sink.base import Batch, DeadLetter, Reads, Segment, Sink, counted
 from ferry_runtime.sink.kafka import KafkaSink
 from ferry_runtime.sink.kafka_records import KafkaRecords
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
-from ferry_runtime.source import binlog, chunks, keys, mysql, schema, watermark
+from ferry_runtime.source import binlog, chunks, keys, mysql, schema, snapshot, watermark
 from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
 from ferry_runtime.status import StatusTracker
@@ -89,6 +89,13 @@ SELECTION_RECHECK_SECONDS = 30.0
 # The heartbeat /healthz watches: the snapshot and delivery loops beat under this one name,
 # so a finished phase never looks stuck.
 PIPELINE = "pipeline"
+
+
+def _last_key(rows: Rows, table: TableSchema) -> list[Any]:
+    """The key of a chunk's last row (JSON values)."""
+    if isinstance(rows, RenderedRows):
+        return rows.key(-1)
+    return [rows[-1][name] for name in table.primary_key]
 
 
 @dataclasses.dataclass
@@ -780,9 +787,7 @@ class Worker:
             raise _Reload
         self.tracker.heartbeat(PIPELINE)
 
-    def _reads(
-        self, table: TableSchema, rows: list[dict[str, Any]], position: dict[str, Any]
-    ) -> Reads | None:
+    def _reads(self, table: TableSchema, rows: Rows, position: dict[str, Any]) -> Reads | None:
         """Snapshot rows read at ``position`` as the sink takes them (None: not selected)."""
         template = Change(
             table.database, table.table, "read", {}, None, table.primary_key, int(time.time()),
@@ -881,7 +886,7 @@ class Worker:
             (lambda: chunks.ReaderProcess(source))
             if processes
             else (lambda: chunks.reader_connection(source)),
-            [(t, coverage.progress.tables[t.name].after) for t in todo],
+            [(self._rendered(t, sink), coverage.progress.tables[t.name].after) for t in todo],
             self._chunk_size,
             self.config.performance.snapshot_parallelism,
         )
@@ -906,6 +911,15 @@ class Worker:
         finally:
             reader.close()
         return state, feed
+
+    def _rendered(self, table: TableSchema, sink: Sink) -> TableSchema:
+        """The table as the chunk readers read it: rendered as JSON by the server when the
+        sink takes that and the server can (:func:`snapshot.row_json`), else column by
+        column."""
+        if not sink.json_rows:
+            return table
+        expression = snapshot.row_json(table, *self._router.mapping(table.database, table.table))
+        return table if expression is None else dataclasses.replace(table, row_json=expression)
 
     def _deliver_chunks(
         self,
@@ -942,7 +956,7 @@ class Worker:
             last = chunk.upto is None
             after = chunk.upto
             if last:  # the table's end: its last key, if any
-                after = [chunk.rows[-1][k] for k in table.primary_key] if chunk.rows else done.after
+                after = _last_key(chunk.rows, table) if chunk.rows else done.after
             # The chunk is its key range's state at P: from P on, those keys' changes pass.
             rows = done.rows + len(chunk.rows)
             progress = coverage.progress.with_table(

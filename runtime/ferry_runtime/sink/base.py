@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry_runtime import errors
 from ferry_runtime.checkpoint import Checkpoint
-from ferry_runtime.events import Change
+from ferry_runtime.events import Change, RenderedRows
 
 if TYPE_CHECKING:
     from ferry_runtime.ddl_records import SchemaChange
@@ -60,7 +60,11 @@ class Reads:
     the change every row shares but its data (op ``read``)."""
 
     template: Change
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]] | RenderedRows  # RenderedRows only for a sink with json_rows
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as JSON values by name, however they came."""
+        return self.rows.dicts() if isinstance(self.rows, RenderedRows) else self.rows
 
 
 Batch = list[Segment | Reads]
@@ -82,7 +86,11 @@ def counted(state: Checkpoint, counts: Counts) -> Checkpoint:
 
 
 class Sink(Protocol):
-    """One task's destination; the checkpoint commits atomically with the data it covers."""
+    """One task's destination; the checkpoint commits atomically with the data it covers.
+    ``json_rows``: the sink takes snapshot chunks as the source server's JSON rendering
+    (:class:`~ferry_runtime.events.RenderedRows`, the snapshot's fast path) when it can."""
+
+    json_rows: bool
 
     def open(self) -> None:
         """Connect, and fence any older worker of the same task."""

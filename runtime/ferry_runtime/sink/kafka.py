@@ -67,6 +67,8 @@ class KafkaSink:
         and :meth:`produce` calls only)."""
         self.config = config
         self.records = records
+        # Snapshot rows as the server's JSON: Maxwell and Debezium take them as they are.
+        self.json_rows = records is not None and records.format in ("maxwell", "debezium")
         self.task_id = task_id
         self.exactly_once = exactly_once
         self._common: dict[str, Any] = {

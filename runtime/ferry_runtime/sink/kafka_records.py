@@ -200,8 +200,9 @@ class KafkaRecords:
         limit = self.max_bytes
         if self.format == "avro":
             encoded = self._avro_encoder().encode_reads(
-                template.database, template.source_table, template, rows, topic, self.task_id
-            )
+                template.database, template.source_table, template, reads.dicts(), topic,
+                self.task_id,
+            )  # fmt: skip
         else:
             encoded = formats.encode_reads(template, rows, self.format, self.task_id)
         try:
@@ -216,7 +217,7 @@ class KafkaRecords:
             records.extend(found)
             counts[(template.source_name, "read")] += len(found)
             return
-        changes = [dataclasses.replace(template, data=row) for row in rows]
+        changes = [dataclasses.replace(template, data=row) for row in reads.dicts()]
         self._rows(changes, None, records, counts)
 
     def _avro_encoder(self) -> avro_format.AvroEncoder:

@@ -169,6 +169,8 @@ def classify(
 class MySQLSink:
     """Applies mapped changes to a MySQL/MariaDB with the checkpoint in the same transaction."""
 
+    json_rows = False  # rows become statement values: dicts
+
     def __init__(
         self,
         config: MySQLSinkConfig,
@@ -282,7 +284,7 @@ class MySQLSink:
         for part in batch:
             if isinstance(part, Reads):
                 template = part.template
-                items.extend(dataclasses.replace(template, data=row) for row in part.rows)
+                items.extend(dataclasses.replace(template, data=row) for row in part.dicts())
             else:
                 items.extend(part.changes)
                 letters.extend(part.dead_letters)

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from ferry_runtime import errors
 from ferry_runtime.config import SourceConfig
+from ferry_runtime.events import Rows
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema
 from ferry_runtime.source.snapshot import Snapshot
@@ -53,7 +54,7 @@ class Reader(Protocol):
 
     def chunk_rows(
         self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
-    ) -> list[dict[str, Any]]: ...
+    ) -> Rows: ...
 
     def close(self) -> None: ...
 
@@ -88,8 +89,8 @@ class ReaderProcess:
 
     def chunk_rows(
         self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
-    ) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self._call("chunk_rows", table, after, upto)
+    ) -> Rows:
+        rows: Rows = self._call("chunk_rows", table, after, upto)
         return rows
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -146,7 +147,7 @@ class KeyedChunk:
     table: TableSchema
     after: list[Any] | None  # None: from the table's first key
     upto: list[Any] | None  # None: to the table's end (its last chunk)
-    rows: list[dict[str, Any]]
+    rows: Rows
     position: dict[str, Any]
 
 

@@ -43,6 +43,9 @@ class TableSchema:
     key_index: str | None = None  # "PRIMARY", the unique index used in its place, or None
     # snapshotRequest.where: an SQL condition every snapshot read of the table adds (None: all)
     row_filter: str | None = None
+    # The SQL expression of a row's JSON, when the snapshot has the server render it (the
+    # worker sets it: snapshot.row_json); None: rows are read column by column.
+    row_json: str | None = None
 
     @property
     def name(self) -> str:

@@ -15,22 +15,29 @@ Rows are read by primary key with keyset pagination (``WHERE (pk) > (last) ORDER
 n``), so a crashed snapshot resumes after the last chunk delivered. A table without a primary
 key is read in one ordered pass; after a crash it resumes by skipping the rows already
 delivered, which is exact only if the table did not change in between (documented).
+
+For a sink that takes JSON (Kafka, Maxwell or Debezium format) the chunks of a keyed table
+whose columns are all numbers, text or temporal values are rendered by the server
+(:func:`row_json`): each row comes back as its key and its JSON object, the same JSON values
+the reader would make of the columns, with no per-row Python work (the snapshot's hot path).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import MySQLdb.cursors
+import orjson
 
 from ferry_runtime import errors, types
+from ferry_runtime.events import RenderedRows, Rows
 from ferry_runtime.source import mysql
 from ferry_runtime.source.schema import TableSchema, quote
 
-__all__ = ["Chunk", "Snapshot"]
+__all__ = ["Chunk", "Snapshot", "row_json"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,53 @@ def _select(column: types.Column) -> str:
     if column.kind == "float":
         return f"CAST({quote(column.name)} AS DOUBLE)"
     return quote(column.name)
+
+
+# The kinds whose JSON value the server can write: the text it sends for them is their JSON
+# value already (types.read_passthrough). Not FLOAT: its JSON is the shortest decimal of the
+# float32 (types.float32), which the server does not print.
+_RENDERED = frozenset(
+    ("int", "year", "decimal", "date", "time", "datetime", "timestamp", "text", "enum", "double")
+)
+
+
+def _literal(text: str) -> str:
+    """A string as an SQL literal whatever the sql_mode (hex: no quote or backslash rule)."""
+    return "X'" + text.encode().hex() + "'"
+
+
+def _json_value(column: types.Column) -> str:
+    """SQL for the JSON text of the column's value, as Ferry writes it (null for NULL)."""
+    name = quote(column.name)
+    if column.kind in ("int", "year"):
+        value = f"CONCAT({name})"
+    elif column.kind in ("text", "enum"):
+        value = f"JSON_QUOTE(CONVERT({name} USING utf8mb4))"
+    elif column.kind == "double":
+        # The server's shortest text; "100" would read back as an integer: "100.0".
+        text = f"CONCAT({name})"
+        value = f"IF(LOCATE('.', {text}) + LOCATE('e', {text}), {text}, CONCAT({text}, '.0'))"
+    else:  # DECIMAL and temporal values: the server's text, as a JSON string
+        value = f"CONCAT('\"', {name}, '\"')"
+    return f"IFNULL({value}, 'null')"
+
+
+def row_json(table: TableSchema, names: Mapping[str, str], drop: Collection[str]) -> str | None:
+    """The SQL expression of a row's JSON object with the columns renamed (``names``) and
+    ``drop`` left out, for :meth:`Snapshot.chunk_rows`; None when the server cannot render
+    it (a kept column of another kind, a dropped key column, no key, no column)."""
+    kept = [c for c in table.columns if c.name not in drop]
+    by_name = {c.name: c for c in table.columns}
+    key = [by_name[name] for name in table.primary_key]
+    if not kept or not key or any(c.name in drop for c in key):
+        return None
+    if any(c.kind not in _RENDERED for c in kept):
+        return None
+    parts: list[str] = []
+    for index, column in enumerate(kept):
+        label = orjson.dumps(names.get(column.name, column.name)).decode()
+        parts += [_literal(("{" if index == 0 else ",") + label + ":"), _json_value(column)]
+    return "CONCAT(" + ", ".join(parts) + ", " + _literal("}") + ")"
 
 
 def _sql_value(column: types.Column, value: Any) -> Any:
@@ -120,7 +174,7 @@ class Snapshot:
 
     def read_chunk(
         self, table: TableSchema, after: list[Any] | None, size: int, read_lock: bool = False
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[Rows, dict[str, Any]]:
         """The next ``size`` rows of a keyed table after ``after``, read in a consistent
         transaction of their own, and that transaction's binlog position: the rows are the
         table's state at exactly that position."""
@@ -160,14 +214,23 @@ class Snapshot:
 
     def chunk_rows(
         self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
-    ) -> list[dict[str, Any]]:
+    ) -> Rows:
         """The rows of the key range (after, upto] in the transaction :meth:`open_chunk`
-        opened (None: unbounded), in key order; ends the transaction."""
+        opened (None: unbounded), in key order; ends the transaction. Rendered by the server
+        when the table has a ``row_json``."""
         try:
-            names = ", ".join(_select(c) for c in table.columns)
             source = f"{quote(table.database)}.{quote(table.table)}"
             key_sql = ", ".join(quote(name) for name in table.primary_key)
             where, args = self._range(table, after, upto)
+            if table.row_json is not None:
+                raw = self._execute(
+                    f"SELECT {key_sql}, {table.row_json} FROM {source} {where}ORDER BY {key_sql}",
+                    args or None,
+                )
+                # NULL: a row longer than max_allowed_packet; read as columns, same snapshot
+                if all(row[-1] is not None for row in raw):
+                    return RenderedRows(raw, len(table.primary_key))
+            names = ", ".join(_select(c) for c in table.columns)
             raw = self._execute(
                 f"SELECT {names} FROM {source} {where}ORDER BY {key_sql}", args or None
             )

@@ -1,0 +1,137 @@
+"""Snapshot rows the server renders as JSON (``snapshot.row_json``, the Kafka snapshot's fast
+path) are the same JSON values, of the same JSON types, as the reader's column-by-column
+read and as the binlog's: on the real MariaDB, with the edge values of every kind it
+renders, NULLs, a mapping (renamed and dropped columns), and a table it must not render."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from tests.integration.runtime.conftest import Pipeline
+
+from ferry_runtime.config import SourceConfig
+from ferry_runtime.events import RenderedRows
+from ferry_runtime.source import chunks, schema
+from ferry_runtime.source.snapshot import row_json
+
+pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
+
+COLUMNS = """
+  ti tinyint, biu bigint unsigned, y year, de decimal(30,10), dbl double, dbl2 double,
+  d date, t0 time, t6 time(6), dt0 datetime, dt3 datetime(3), dt6 datetime(6),
+  ts0 timestamp null, ts6 timestamp(6) null, ch char(10), vc varchar(100),
+  l1 varchar(20) CHARACTER SET latin1, tx text, en enum('small','big one')
+"""
+TEXT = 'quote " backslash \\ tab \t newline \n bell \x07 del \x7f u2028 \u2028 😀 中文'
+VALUES = [
+    (-128, 18446744073709551615, 2155, "-12345678901234567890.0123456789", 100.0, 1.1,
+     "2024-02-29", "-838:59:59", "-00:00:00.000001", "1000-01-01 00:00:00",
+     "2024-02-29 23:59:59.999", "9999-12-31 23:59:59.999999", "1970-01-01 00:00:01",
+     "2038-01-19 03:14:07.999999", "abc", TEXT, "héllo", "x" * 3000, "big one"),
+    (127, 0, 1901, "0.0000000001", 1e21, -3.40282e38, "1000-01-01", "838:59:59",
+     "12:34:56.789012", "2000-01-01 12:00:00", "2000-01-01 12:00:00.100",
+     "2000-01-01 12:00:00.000001", "2024-06-01 10:00:00", "2024-06-01 10:00:00.500000",
+     "", "", "", "", "small"),
+    *[
+        (0, 1, 2000, "1.5", value, 100.0, "2000-01-01", "00:00:00", "00:00:00", None, None,
+         None, None, None, "x", "y", "z", "", None)
+        for value in (1e-7, 0.1, 5e-324, 1.7976931348623157e308, 3.141592653589793,
+                      123456789012345678.0, -2.5, 1e15, 1e16, 0.0)
+    ],
+    (None,) * 19,
+]  # fmt: skip
+
+
+def _seed(pipeline: Pipeline, table: str, first_id: int) -> None:
+    marks = ", ".join(["%s"] * 20)
+    for index, row in enumerate(VALUES):
+        pipeline.sql(f"INSERT INTO {table} VALUES ({marks})", (first_id + index, *row))
+
+
+def _typed(value: Any) -> Any:
+    """A JSON value with its type: 100 and 100.0 differ for a typed consumer."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    return (type(value).__name__, value)
+
+
+def test_rendered_rows_equal_the_column_by_column_read(
+    pipeline: Pipeline, make_config: Any
+) -> None:
+    pipeline.sql("SET SESSION time_zone = '+00:00'")
+    pipeline.sql(f"CREATE TABLE {pipeline.db}.r (id int PRIMARY KEY, {COLUMNS})")
+    _seed(pipeline, f"{pipeline.db}.r", 1)
+    source = SourceConfig.model_validate(make_config()["source"])  # the test's password env
+    snap = chunks.reader_connection(source)
+    try:
+        snap.begin()
+        table = schema.load(snap.conn, pipeline.database, "r")
+        assert table is not None
+        expression = row_json(table, {"vc": "renamed"}, ["tx"])
+        assert expression is not None
+        rendered_table = dataclasses.replace(table, row_json=expression)
+        rendered = snap.chunk_rows(rendered_table, None, None)
+        snap.begin()
+        plain = snap.chunk_rows(table, None, None)
+    finally:
+        snap.close()
+    assert isinstance(rendered, RenderedRows) and isinstance(plain, list)
+    assert len(rendered) == len(plain) == len(VALUES)
+    expected = [
+        {("renamed" if k == "vc" else k): v for k, v in row.items() if k != "tx"} for row in plain
+    ]
+    differences = [
+        (row["id"], name, got, want)
+        for row, found in zip(expected, rendered.dicts(), strict=True)
+        for name, want in _typed(row).items()
+        if (got := _typed(found).get(name)) != want
+    ]
+    assert differences == []
+    assert [rendered.key(i) for i in range(len(rendered))] == [[row["id"]] for row in plain]
+
+
+def test_a_table_the_server_cannot_render_is_read_column_by_column() -> None:
+    from ferry_runtime import types
+
+    columns = (types.Column("id", "int"), types.Column("b", "binary"), types.Column("f", "float"))
+    table = schema.TableSchema("db", "t", columns, ("id",), frozenset(), 0)
+    assert row_json(table, {}, []) is None  # base64 is Python's
+    assert row_json(table, {}, ["b"]) is None  # FLOAT's shortest float32 decimal too
+    assert row_json(table, {}, ["b", "f"]) is not None  # only the rendered kinds are left
+    assert row_json(table, {}, ["id"]) is None  # the key dropped
+    keyless = schema.TableSchema("db", "t", columns[:1], (), frozenset(), 0)
+    assert row_json(keyless, {}, []) is None
+
+
+def test_snapshot_and_binlog_give_the_same_typed_values(pipeline: Pipeline) -> None:
+    """End to end through the worker into Kafka: the snapshot's rendered rows (mapped) and
+    the same rows inserted later through the binlog."""
+    db = pipeline.db
+    pipeline.sql("SET SESSION time_zone = '+00:00'")
+    pipeline.sql(f"CREATE TABLE {db}.r (id int PRIMARY KEY, {COLUMNS})")
+    _seed(pipeline, f"{db}.r", 1)
+    mapping = [{"table": f"{pipeline.database}.r", "columns": {"vc": "renamed"}, "drop": ["tx"]}]
+    worker = pipeline.run(mapping=mapping)
+    pipeline.wait_streaming(worker)
+    _seed(pipeline, f"{db}.r", 101)
+    count = 2 * len(VALUES)
+    records = pipeline.wait_until(
+        lambda: (r := pipeline.records("r")) and len(r) >= count and r, 60, f"{count} records"
+    )
+    by_path: dict[str, dict[int, Any]] = {}
+    for _, value in records:
+        data = dict(value["data"])
+        row = data.pop("id") % 100
+        by_path.setdefault(value["type"], {})[row] = _typed(data)
+    snapshot, binlog = by_path["bootstrap-insert"], by_path["insert"]
+    assert len(snapshot) == len(binlog) == len(VALUES)
+    differences = [
+        (row, name, value, binlog[row].get(name))
+        for row, values in snapshot.items()
+        for name, value in values.items()
+        if binlog[row].get(name) != value
+    ]
+    assert differences == []
+    assert "renamed" in snapshot[1] and "tx" not in snapshot[1]

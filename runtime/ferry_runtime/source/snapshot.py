@@ -75,9 +75,13 @@ def _json_value(column: types.Column) -> str:
     elif column.kind in ("text", "enum"):
         value = f"JSON_QUOTE(CONVERT({name} USING utf8mb4))"
     elif column.kind == "double":
-        # The server's shortest text; "100" would read back as an integer: "100.0".
-        text = f"CONCAT({name})"
-        value = f"IF(LOCATE('.', {text}) + LOCATE('e', {text}), {text}, CONCAT({text}, '.0'))"
+        # The server's shortest text, but "100" would read back as an integer: "100.0". The
+        # server writes a whole number below 1e15 without a point or exponent (1e15 as
+        # "1e15"). Tested on numbers, not on the text: converting a double is the dear part.
+        value = (
+            f"IF({name} = ROUND({name}) AND ABS({name}) < 1e15, "
+            f"CONCAT({name}, '.0'), CONCAT({name}))"
+        )
     else:  # DECIMAL and temporal values: the server's text, as a JSON string
         value = f"CONCAT('\"', {name}, '\"')"
     return f"IFNULL({value}, 'null')"

@@ -18,6 +18,8 @@ the reader threads are not profiled). Needs tests/infra/up's services.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -149,7 +151,7 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     one interpreter can do."""
     from confluent_kafka import Producer
 
-    from ferry_runtime.events import Change
+    from ferry_runtime.events import Change, RenderedRows
     from ferry_runtime.sink.base import Reads
     from ferry_runtime.sink.kafka_records import KafkaRecords
     from ferry_runtime.source import chunks, mysql, schema
@@ -167,6 +169,11 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "linger.ms": 50})
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
     spent = dict.fromkeys(("select+parse", "convert", "encode", "produce"), 0.0)
+    # The path the worker takes for this table: rendered by the server (snapshot.row_json).
+    expression = snapshot_module.row_json(table, {}, [])
+    assert expression is not None, "the bench table's columns are all rendered kinds"
+    rendered_table = dataclasses.replace(table, row_json=expression)
+    rendered = dict.fromkeys(("select rendered", "encode rendered"), 0.0)
     before = 0.0  # the same rows read and converted by PyMySQL (how snapshots read before)
     after: list[Any] | None = None
     rows = 0
@@ -195,6 +202,14 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
         records, _ = encoder.encode([Reads(template, converted)])
         spent["encode"] += time.thread_time() - clock
         clock = time.thread_time()
+        snap.open_chunk(table, after, plan["chunk"])
+        by_server = snap.chunk_rows(rendered_table, after, upto)
+        rendered["select rendered"] += time.thread_time() - clock
+        assert isinstance(by_server, RenderedRows) and by_server.dicts() == converted
+        clock = time.thread_time()
+        encoder.encode([Reads(template, by_server)])
+        rendered["encode rendered"] += time.thread_time() - clock
+        clock = time.thread_time()
         for record in records:
             while True:
                 try:
@@ -216,6 +231,7 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "seconds": sum(spent.values()),
         "micros_per_row": micros,
+        "rendered_micros_per_row": {k: v / rows * 1e6 for k, v in rendered.items()},
         "before_micros_per_row": before / rows * 1e6,
     }
 
@@ -231,7 +247,23 @@ def phase_dump(plan: dict[str, Any]) -> dict[str, Any]:
     return {"rows": plan["table_rows"], "seconds": time.monotonic() - began}
 
 
+def _services_cpu() -> dict[str, float]:
+    """CPU seconds used so far by this machine's MariaDB and Kafka broker (the test
+    environment's, found by name; none when they run elsewhere): on a shared 2-core machine
+    the rows per CPU-second of the whole path, not only the worker's, bound the rate."""
+    found: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for name, pattern in (("mariadbd", "mariadbd --no-defaults"), ("kafka", "java .*kafka")):
+        out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+        for pid in out.split()[:1]:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                found[name] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
 def child(name: str, plan: dict[str, Any], profile: bool) -> None:
+    services = _services_cpu()
     cpu = common._cpu_seconds()
     if name == "mariadb-dump":
         result = phase_dump(plan)
@@ -242,6 +274,8 @@ def child(name: str, plan: dict[str, Any], profile: bool) -> None:
         readers = "processes" if spec.endswith("p") else "threads"
         result = phase_snapshot(plan, int(spec.rstrip("p")), readers, profile)
     result["cpu_seconds"] = common._cpu_seconds() - cpu
+    after = _services_cpu()
+    result["services_cpu"] = {k: after[k] - v for k, v in services.items() if k in after}
     print(json.dumps(result))
 
 
@@ -288,6 +322,13 @@ def main() -> None:
             )
             if "steady_rate" in result:
                 line += f", {result['steady_rate']:,.0f} rows/s after the first chunk"
+            if result.get("services_cpu") and "steady_rate" in result:
+                spent = result["cpu_seconds"] + sum(result["services_cpu"].values())
+                line += (
+                    "; with "
+                    + " and ".join(f"{k} {v:.2f}" for k, v in result["services_cpu"].items())
+                    + f" CPU-s: {spent / result['rows'] * 1e6:.1f} µs a row in all"
+                )
             if "python_thread_cpu" in result:
                 line += (
                     f" (during the run: Python threads {result['python_thread_cpu']:.2f} CPU-s ="
@@ -301,6 +342,13 @@ def main() -> None:
                     f"{name:>15}: CPU µs per row on one thread: {parts}; sum {total:.1f} "
                     f"(= {1e6 / total:,.0f} rows per CPU-second); select+parse+convert with "
                     f"PyMySQL (the reader before): {result['before_micros_per_row']:.1f}"
+                )
+                server = result["rendered_micros_per_row"]
+                line += (
+                    "; rendered by the server (the worker's path): "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in server.items())
+                    + f", produce {result['micros_per_row']['produce']:.1f}; sum "
+                    + f"{sum(server.values()) + result['micros_per_row']['produce']:.1f}"
                 )
             print(line, flush=True)
     finally:

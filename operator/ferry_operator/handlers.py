@@ -1,7 +1,9 @@
 """kopf registrations: each handler builds a Context, calls one reconciler and turns its
 outcome into kopf's language (TemporaryError to wait, PermanentError for a bad spec) and
-Kubernetes Events. No logic lives here. The watch-fed indexes are registered in cache.py;
-kopf passes them to every handler in ``kwargs``.
+Kubernetes Events. No logic lives here. The watch-fed indexes of Connectors and TaskTemplates
+are registered in cache.py (kopf passes them to every handler in ``kwargs``); the owned
+objects and worker pods are in :data:`STORE`, filled by the operator's own watches
+(owned_store.py, started at kopf's startup), which a SyncTask's reconcile waits for.
 
 A SyncTask is reconciled when a watch event says something changed — its own (spec, or the
 status its worker writes), its worker's Deployment or pods, another owned object, a Connector
@@ -99,12 +101,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
     # An object's kopf worker (a task, a queue, the object) exits this long after its last
-    # event: at startup thousands of owned objects are each handled once.
+    # event: at startup thousands of objects are each handled once.
     settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
-    # kopf's startup listings in pages (0: at once, the default): a page's objects are parsed
-    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks (with
-    # FERRY_KOPF_NO_WAIT=1) the pages of 200 waited behind the objects' handling, the start
-    # took 7.5 minutes instead of 4 and kopf listed the tasks twice (docs/benchmarks.md).
+    # kopf's startup listings (SyncTasks, Connectors, TaskTemplates, Secrets) in pages (0: at
+    # once, the default). Off: when kopf still watched the owned kinds, pages of 200 waited
+    # behind the objects' handling at 5,000 tasks, the start took 7.5 minutes and kopf listed
+    # the tasks twice (docs/benchmarks.md). The owned objects' own watches list in pages.
     chunk = int(os.environ.get("FERRY_LIST_CHUNK", "0"))
     settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the

@@ -3,7 +3,9 @@ server: the store fills from a listing and follows the watch (creations, deletio
 without the task label left out); a watch whose version is too old (410 Gone) lists again
 and drops what the new listing lacks; and, with the operator running, an owned object
 deleted by hand wakes its task and is recreated, and a restarted operator resumes its tasks
-only once the store is filled (no read or write of an owned object to decide they are fine)."""
+from the store (no read or write of an owned object to decide they are fine). That a task
+waits for the store to be filled is tested in tests/unit/operator/test_owned_store.py (here
+the store fills before kopf's first SyncTask event anyway)."""
 
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ def test_the_store_fills_from_a_listing_then_follows_the_watch(
     store = owned_store.Store(on_change=_recorder(seen))
 
     async def run() -> None:
-        settings, _vault = await _login(kubeconfig)
+        settings, vault = await _login(kubeconfig)
         tasks = owned_store.start(store, settings, [ns])
         try:
             await _until(store.filled, 60, "the store filled")
@@ -118,6 +120,7 @@ def test_the_store_fills_from_a_listing_then_follows_the_watch(
             assert ("serviceaccounts", "DELETED", "t1-worker", "t1") in seen
         finally:
             await owned_store.stop(tasks)
+            await vault.close()
 
     asyncio.run(run())
 
@@ -133,7 +136,7 @@ def test_a_watch_too_old_for_the_api_server_lists_again(ferry: Ferry, kubeconfig
     store = owned_store.Store(on_change=_recorder(seen))
 
     async def run() -> None:
-        settings, _vault = await _login(kubeconfig)
+        settings, vault = await _login(kubeconfig)
         tasks = owned_store.start(store, settings, [ns])
         await _until(store.filled, 60, "the store filled")
         await owned_store.stop(tasks)
@@ -153,6 +156,7 @@ def test_a_watch_too_old_for_the_api_server_lists_again(ferry: Ferry, kubeconfig
             )
         finally:
             await owned_store.stop([watcher])
+            await vault.close()
         assert ("configmaps", "DELETED", "t2-r1", "t2") in seen
         assert ("configmaps", None, "t2-r3", "t2") in seen
 

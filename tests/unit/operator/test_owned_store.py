@@ -128,3 +128,25 @@ def test_scopes_watch_the_namespaces_given_or_all() -> None:
     assert owned_store.scopes([]) == [None]
     assert owned_store.scopes(["a", "b", "a"]) == ["a", "b"]
     assert owned_store.scopes(["a", "team-*"]) == [None]  # a kopf pattern: every namespace
+
+
+def test_a_task_is_not_decided_before_the_store_is_filled(monkeypatch: Any) -> None:
+    """The SyncTasks' readiness: until every owned kind is listed, a task's reconcile waits
+    (here FERRY_STORE_WAIT_SECONDS, shortened) and is then left to a wake-up with its
+    trigger, deciding nothing (it would find its owned objects missing and read them)."""
+    from ferry_operator import handlers
+
+    store = owned_store.Store()
+    store.expect("deployments", "shop")  # a kind not listed yet
+    monkeypatch.setattr(handlers, "STORE", store)
+    monkeypatch.setattr(handlers, "STORE_WAIT_SECONDS", 0.05)
+    body = sync_task()
+    ctx = Context("shop", "orders", "uid-1", "resume")
+    key = ("shop", "orders")
+    try:
+        handlers._reconcile_in(ctx, body, cache.Cache({}, {}, {}, {}), False, body)
+        due = handlers.WAKEUPS.due(key)
+        assert due is not None and due[1] == "resume"
+        assert handlers.FAILURES.succeeded("uid-1") is None  # no reconcile, no failure
+    finally:
+        handlers.WAKEUPS.forget(key)

@@ -176,12 +176,13 @@ class Store:
 
     def _put(self, plural: str, name: Key, task: str | None, body: dict[str, Any]) -> None:
         keys = self._keys[plural]
-        before = keys.pop(name, None)
-        if before is not None:
+        before = keys.get(name)
+        key = None if task is None else (name[0], task if _KEYED_BY_TASK[plural] else name[1])
+        if before is not None and before != key:  # (same key: replaced in place, never absent)
             self._indexes[plural].drop(before, name[1])
-        if task is None:  # no task label: not Ferry's (the API server filters these)
+            del keys[name]
+        if key is None:  # no task label: not Ferry's (the API server filters these)
             return
-        key = (name[0], task if _KEYED_BY_TASK[plural] else name[1])
         keys[name] = key
         self._indexes[plural].put(key, name[1], body)
 

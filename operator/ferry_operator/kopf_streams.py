@@ -3,9 +3,9 @@
 kopf hands every listed or watched object to a worker of its own, and at startup that worker
 holds the object until every index is filled (kopf_toggles.py): with thousands of objects
 they are all in memory at once, each in full, though the operator reads a few fields of
-them. The owned objects and worker pods (most of them: ~7 per task) are not kopf's any more
-(owned_store.py); of what kopf still watches, each watch event's object is replaced, before
-kopf sees it, by what the operator reads:
+them. The owned objects and worker pods (most of them: 6 per task, and its pod) are not
+kopf's any more (owned_store.py); of what kopf still watches, each watch event's object is
+replaced, before kopf sees it, by what the operator reads:
 
 - Secrets: their metadata and type (a Secret event only names the Connectors to re-probe;
   the probe reads the Secret afresh);

@@ -195,10 +195,14 @@ class Store:
 # ---------------------------------------------------------------- the watches
 
 
+# What is watched (owned.py's table: the owned kinds and the worker pods), by plural.
+_WATCHED = {plural: (group, version) for group, version, plural in owned.WATCHED}
+
+
 def _resource(plural: str) -> Any:
     import kopf
 
-    group, version, _ = owned.BY_PLURAL[plural].selector if plural != "pods" else owned.POD_SELECTOR
+    group, version = _WATCHED[plural]
     return kopf.Resource(group, version, plural, namespaced=True)
 
 
@@ -211,7 +215,7 @@ def _settings(settings: Any) -> Any:
     own.watching.chunk_size = CHUNK
     own.watching.initial_streaming = False
     own.watching.label_selectors = arrays.SelectorMapping()
-    for plural in _SLIM:
+    for plural in _WATCHED:
         own.watching.label_selectors[_resource(plural).group, plural] = TASK_LABEL
     own.watching.field_selectors = arrays.SelectorMapping()
     return own
@@ -304,7 +308,7 @@ def start(
     """One watch task per watched kind and namespace (None: every namespace), in the running
     loop; the store counts as filled once each has listed."""
     tasks: list[asyncio.Task[None]] = []
-    for plural in _SLIM:
+    for plural in _WATCHED:
         for namespace in namespaces:
             store.expect(plural, namespace)
             tasks.append(

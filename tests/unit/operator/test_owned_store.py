@@ -124,6 +124,10 @@ def test_an_object_that_loses_its_task_label_leaves_the_store_and_readiness_wait
     assert store.filled()
 
 
+def test_what_is_watched_is_owned_pys_table() -> None:
+    assert set(owned_store._WATCHED) == set(owned_store._SLIM) == {p for *_, p in owned.WATCHED}
+
+
 def test_scopes_watch_the_namespaces_given_or_all() -> None:
     assert owned_store.scopes([]) == [None]
     assert owned_store.scopes(["a", "b", "a"]) == ["a", "b"]

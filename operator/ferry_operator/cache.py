@@ -1,13 +1,12 @@
 """Watch-fed copies of what a SyncTask's resync reads, so a steady state costs the API server
-no reads: Connectors and TaskTemplates (a task's inputs), the objects the operator owns
-(revision ConfigMaps, ServiceAccount, Role, RoleBinding, Deployment) and the worker pods the
-Deployment makes (only those carrying Ferry's task label, filtered by the API server). kopf
-keeps them current from its watches (``@kopf.index``: filled before any handler of a task,
-Connector or TaskTemplate runs at startup — the owned objects' change views read none and,
-with FERRY_KOPF_NO_WAIT=1, do not wait, kopf_toggles.install_no_wait —, an entry dropped
-when its object is deleted) and passes them to every handler as keyword arguments;
-:func:`from_kwargs` wraps them for the reconcilers. The objects arrive slimmed
-(kopf_streams.py).
+no reads: Connectors and TaskTemplates (a task's inputs), kept by kopf from its watches
+(``@kopf.index``: filled before any handler of a task, Connector or TaskTemplate runs at
+startup, an entry dropped when its object is deleted, passed to every handler as keyword
+arguments); and the objects the operator owns (revision ConfigMaps, ServiceAccount, Role,
+RoleBinding, Deployment) and the worker pods the Deployment makes, kept by the operator's own
+watches (owned_store.py: only those carrying Ferry's task label, filtered by the API server;
+the SyncTask handlers wait until it is filled). :func:`from_kwargs` wraps both for the
+reconcilers. kopf's objects arrive slimmed (kopf_streams.py).
 
 A copy lags the API server by at most a watch event, so readers use it only where lag is
 harmless: an input not found yet is "not found, retry in a few seconds"; owned objects only
@@ -19,13 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 
 from ferry_operator import owned
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.render.meta import TASK_LABEL
+
+if TYPE_CHECKING:
+    from ferry_operator import owned_store
 
 __all__ = [
     "OWNED_INDEXES",
@@ -49,7 +51,6 @@ OWNED_INDEXES = {kind.kind: kind.index for kind in owned.PER_TASK if kind.index}
 # The watched kinds of a task's objects, as kopf selectors (group, version, plural).
 OWNED_KINDS = owned.WATCHED
 SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"
-_OURS = {TASK_LABEL: kopf.PRESENT}  # also filtered client-side: the index stays exact
 
 
 def trimmed(body: Mapping[str, Any], keep_data: bool = True) -> dict[str, Any]:
@@ -95,14 +96,14 @@ def _one(lookup: Lookup, key: Key) -> dict[str, Any] | None:
     return values[-1] if values else None
 
 
-def from_kwargs(kwargs: Mapping[str, Any]) -> Cache:
-    """The Cache over the indexes kopf passed to a handler."""
+def from_kwargs(kwargs: Mapping[str, Any], store: owned_store.Store) -> Cache:
+    """The Cache over the indexes kopf passed to a handler and the owned objects' store."""
     return Cache(
         connectors=kwargs["ferry_connectors"],
         templates=kwargs["ferry_templates"],
-        revisions=kwargs["ferry_revisions"],
-        owned={kind: kwargs[index] for kind, index in OWNED_INDEXES.items()},
-        pods=kwargs["ferry_pods"],
+        revisions=store.lookup("configmaps"),
+        owned={kind.kind: store.lookup(kind.plural) for kind in owned.PER_TASK},
+        pods=store.lookup("pods"),
     )
 
 
@@ -151,13 +152,6 @@ async def ferry_templates(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]
     return {_key(body): trimmed(body)}
 
 
-@kopf.index("", "v1", "configmaps", labels=_OURS)
-async def ferry_revisions(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    namespace, _name = _key(body)
-    task = body["metadata"]["labels"][TASK_LABEL]
-    return {(namespace, task): trimmed(body, keep_data=False)}
-
-
 def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
     """What status.workerPod reads of a pod: name, creation time, containers' image and
     resources, status (pure; a private copy)."""
@@ -184,22 +178,3 @@ def pod_view(body: Mapping[str, Any]) -> dict[str, Any]:
             "status": dict(body.get("status") or {}),
         }
     )
-
-
-@kopf.index("", "v1", "pods", labels=_OURS)
-async def ferry_pods(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-    namespace, _name = _key(body)
-    return {(namespace, body["metadata"]["labels"][TASK_LABEL]): pod_view(body)}
-
-
-def _one_per_task(kind: owned.Kind) -> Any:
-    async def index(body: kopf.Body, **_: Any) -> dict[Key, dict[str, Any]]:
-        return {_key(body): owned.slim(kind, body)}
-
-    return index
-
-
-# The owned kinds with one object per task (<task>-worker), each its own index named in the
-# table (the keyword argument kopf passes to handlers), holding what a reconcile reads of it.
-for _kind in owned.PER_TASK:
-    kopf.index(*_kind.selector, id=_kind.index, labels=_OURS)(_one_per_task(_kind))

@@ -1,7 +1,9 @@
 """kopf registrations: each handler builds a Context, calls one reconciler and turns its
 outcome into kopf's language (TemporaryError to wait, PermanentError for a bad spec) and
-Kubernetes Events. No logic lives here. The watch-fed indexes are registered in cache.py;
-kopf passes them to every handler in ``kwargs``.
+Kubernetes Events. No logic lives here. The watch-fed indexes of Connectors and TaskTemplates
+are registered in cache.py (kopf passes them to every handler in ``kwargs``); the owned
+objects and worker pods are in :data:`STORE`, filled by the operator's own watches
+(owned_store.py, started at kopf's startup), which a SyncTask's reconcile waits for.
 
 A SyncTask is reconciled when a watch event says something changed — its own (spec, or the
 status its worker writes), its worker's Deployment or pods, another owned object, a Connector
@@ -10,7 +12,9 @@ safety-net resync every ``FERRY_RESYNC_SECONDS`` ± 20 %). An idle fleet costs n
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import fnmatch
 import hashlib
 import json
 import logging
@@ -22,15 +26,31 @@ from typing import Any
 
 import kopf
 
-from ferry_operator import cache, kopf_streams, kopf_toggles, notifier, owned, wakeups
+from ferry_operator import (
+    cache,
+    kopf_streams,
+    kopf_toggles,
+    notifier,
+    owned,
+    owned_store,
+    wakeups,
+)
 from ferry_operator.api import GROUP, VERSION
 from ferry_operator.applier import Applier
 from ferry_operator.context import Context
 from ferry_operator.kube import clients
 from ferry_operator.reconcile import connector, failures, pods, synctask, tasktemplate
-from ferry_operator.reconcile.health import parse_time
 
-__all__ = ["APPLIER", "DEPENDENTS", "FAILURES", "PROBE_SECONDS", "RESYNC_SECONDS", "WAKEUPS"]
+__all__ = [
+    "APPLIER",
+    "DEPENDENTS",
+    "FAILURES",
+    "NAMESPACES",
+    "PROBE_SECONDS",
+    "RESYNC_SECONDS",
+    "STORE",
+    "WAKEUPS",
+]
 
 # The safety net: every task is read afresh this often (± 20 %) even when no event came.
 RESYNC_SECONDS = float(os.environ.get("FERRY_RESYNC_SECONDS", "300"))
@@ -49,12 +69,12 @@ _KOPF_CONTEXT: contextvars.Context | None = None
 kopf_toggles.install()
 # kopf keeps of each watched object what the operator reads, not the whole object.
 kopf_streams.install()
-# The owned objects' and pods' handlers read no index: FERRY_KOPF_NO_WAIT=1 lets them run
-# without waiting for every object — a lower startup peak (5,000 tasks: 615 instead of 920 MiB)
-# for a slower start (243 instead of 155 s: their handling comes before the tasks'), so off
-# by default (docs/benchmarks.md).
-if os.environ.get("FERRY_KOPF_NO_WAIT", "0") == "1":
-    kopf_toggles.install_no_wait(set(cache.OWNED_KINDS))
+# How long a SyncTask handler waits for the owned objects' store to be filled before it leaves
+# the task to a wake-up (which waits again).
+STORE_WAIT_SECONDS = float(os.environ.get("FERRY_STORE_WAIT_SECONDS", "60"))
+# The namespaces the operator serves ([]: all), set by main.run: the owned objects' watches.
+NAMESPACES: list[str] = []
+_WATCHES: list[asyncio.Task[None]] = []
 
 
 def _applier() -> Applier:
@@ -81,23 +101,33 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = int(os.environ.get("FERRY_MAX_WORKERS", "8"))
     settings.watching.server_timeout = 300
     # An object's kopf worker (a task, a queue, the object) exits this long after its last
-    # event: at startup thousands of owned objects are each handled once.
+    # event: at startup thousands of objects are each handled once.
     settings.queueing.idle_timeout = float(os.environ.get("FERRY_KOPF_IDLE_SECONDS", "1"))
-    # kopf's startup listings in pages (0: at once, the default): a page's objects are parsed
-    # whole before they are slimmed (kopf_streams.py). Off: at 5,000 tasks (with
-    # FERRY_KOPF_NO_WAIT=1) the pages of 200 waited behind the objects' handling, the start
-    # took 7.5 minutes instead of 4 and kopf listed the tasks twice (docs/benchmarks.md).
+    # kopf's startup listings (SyncTasks, Connectors, TaskTemplates, Secrets) in pages (0: at
+    # once, the default). Off: when kopf still watched the owned kinds, pages of 200 waited
+    # behind the objects' handling at 5,000 tasks, the start took 7.5 minutes and kopf listed
+    # the tasks twice (docs/benchmarks.md). The owned objects' own watches list in pages.
     chunk = int(os.environ.get("FERRY_LIST_CHUNK", "0"))
     settings.watching.chunk_size = chunk if chunk > 0 else None
     # How long a replica that stopped renewing its peering entry (e.g. killed) keeps the
     # standby replicas paused: the failover time.
     settings.peering.lifetime = int(os.environ.get("FERRY_PEERING_LIFETIME", "60"))
-    # The API server filters the watches of the owned kinds (only Ferry's objects reach the
-    # cache) and of Secrets (Helm releases and service-account tokens never hold a
-    # Connector's password: their changes need no re-probe).
-    for kind in cache.OWNED_KINDS:
-        settings.watching.label_selectors[kind] = cache.TASK_LABEL
+    # The API server filters the watch of Secrets (Helm releases and service-account tokens
+    # never hold a Connector's password: their changes need no re-probe).
     settings.watching.field_selectors["", "v1", "secrets"] = cache.SECRET_FIELD_SELECTOR
+
+
+@kopf.on.startup()
+async def watch_owned(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """The owned objects and worker pods: the operator's own watches fill STORE (started
+    here, inside kopf's context: they use its client and credentials)."""
+    _WATCHES.extend(owned_store.start(STORE, settings, owned_store.scopes(NAMESPACES)))
+
+
+@kopf.on.cleanup()
+async def stop_watching_owned(**_: Any) -> None:
+    await owned_store.stop(_WATCHES)
+    _WATCHES.clear()
 
 
 # ---------------------------------------------------------------- SyncTask
@@ -119,7 +149,7 @@ def _cache(kwargs: dict[str, Any]) -> cache.Cache:
     """The indexes kopf passed; also kept (with kopf's context: kopf.event needs it) for the
     wake-ups, which run outside any handler."""
     global _CACHE, _KOPF_CONTEXT
-    found = cache.from_kwargs(kwargs)
+    found = cache.from_kwargs(kwargs, STORE)
     _CACHE = found
     if _KOPF_CONTEXT is None:
         _KOPF_CONTEXT = contextvars.copy_context()
@@ -162,6 +192,9 @@ def _reconcile_in(
     would log a traceback on every retry)."""
     trigger = ctx.trigger
     if trigger == "resync" and not FAILURES.due(ctx.uid, time.monotonic()):
+        return
+    if not STORE.wait_filled(STORE_WAIT_SECONDS):  # decide from every owned object, or later
+        WAKEUPS.at(_key(ctx), time.monotonic() + WAIT_SECONDS, trigger)
         return
     try:
         plan = synctask.reconcile(ctx, clients(), _applier(), found, task)
@@ -313,48 +346,20 @@ def _owned_view(plural: str, body: Any) -> Any:
     return owned.BY_PLURAL[plural].view(body)
 
 
-async def _owned_event(
-    type: str | None, body: kopf.Body, resource: kopf.Resource, **_: Any
-) -> None:
-    """An owned object (or a worker pod) changed: wake its task, unless only what the operator
-    itself writes changed. Async: a digest and a kick need no thread of kopf's pool (a restart
-    lists thousands of these objects)."""
-    kind = resource.plural
-    if not _changed(kind, type, body, _owned_view(kind, body)):
+def _owned_changed(plural: str, type: str | None, body: Any, task: str | None) -> None:
+    """An owned object (or a worker pod) changed (owned_store.py, in the event loop): wake its
+    task, unless only what the operator itself writes changed. Before any handler ran (a
+    standby replica, or the startup listing) there is nothing to wake: the tasks' resumes
+    read the store."""
+    if not _changed(plural, type, body, _owned_view(plural, body)):
         return
-    task = (body["metadata"].get("labels") or {}).get(cache.TASK_LABEL)
-    if task:
-        _kick(body["metadata"]["namespace"], [str(task)], f"{kind}")
+    namespace = body["metadata"]["namespace"]
+    served = not NAMESPACES or any(fnmatch.fnmatchcase(namespace, ns) for ns in NAMESPACES)
+    if task and served and _KOPF_CONTEXT is not None:
+        _kick(namespace, [task], plural)
 
 
-for _group, _version, _plural in cache.OWNED_KINDS:
-    kopf.on.event(_group, _version, _plural, labels={cache.TASK_LABEL: kopf.PRESENT})(_owned_event)
-
-
-def _resume_scheduled(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("paused") and spec.get("resumeAt"))
-
-
-# cancellation_backoff: when resumeAt or paused changes, kopf first asks the daemon to stop
-# (stopped.wait returns at once) instead of cancelling it (a WARNING for an ordinary resume).
-@kopf.daemon(
-    GROUP,
-    VERSION,
-    "synctasks",
-    when=_resume_scheduled,
-    cancellation_backoff=5,
-    cancellation_timeout=5,
-)
-def synctask_resume_at(
-    stopped: kopf.DaemonStopped, body: kopf.Body, spec: kopf.Spec, **kwargs: Any
-) -> None:
-    """Sleep until spec.resumeAt, then reconcile: the task runs again, spec untouched."""
-    resume_at = parse_time(spec["resumeAt"])
-    assert resume_at is not None
-    delay = (resume_at - datetime.now(UTC)).total_seconds()
-    if delay > 0 and stopped.wait(delay):
-        return
-    _reconcile_task(body, "resumeAt", kwargs, raise_problem=False)
+STORE = owned_store.Store(on_change=_owned_changed)
 
 
 @kopf.on.delete(GROUP, VERSION, "synctasks")

@@ -1,18 +1,12 @@
-"""The watched objects, slimmed as they arrive: what kopf and the handlers keep of them.
+"""The objects kopf watches, slimmed as they arrive: what kopf and the handlers keep of them.
 
 kopf hands every listed or watched object to a worker of its own, and at startup that worker
-holds the object until every index is filled (kopf_toggles.py): with thousands of tasks the
-whole fleet is in memory at once, each object in full — a Deployment with its pod spec and
-managedFields, a ConfigMap with its data — though the operator reads a few fields of them.
-Python keeps the heap it grew for that peak (docs/benchmarks.md: 5,000 tasks, ~1 GiB RSS
-after a restart, still so when idle; with this module 920 MiB: kopf's own per-object worker
-is most of the peak, see kopf_toggles.install_no_wait).
+holds the object until every index is filled (kopf_toggles.py): with thousands of objects
+they are all in memory at once, each in full, though the operator reads a few fields of
+them. The owned objects and worker pods (most of them: 6 per task, and its pod) are not
+kopf's any more (owned_store.py); of what kopf still watches, each watch event's object is
+replaced, before kopf sees it, by what the operator reads:
 
-Here each watch event's object is replaced, before kopf sees it, by what the operator reads:
-
-- the owned kinds (owned.py): :func:`owned.slim`, what the cache keeps anyway — metadata,
-  the guarded fields and the fields a reconcile or a change view reads;
-- the worker pods: :func:`owned.slim_pod` (what status.workerPod and the change view read);
 - Secrets: their metadata and type (a Secret event only names the Connectors to re-probe;
   the probe reads the Secret afresh);
 - everything else (SyncTasks, Connectors, TaskTemplates, kopf's peering objects): the whole
@@ -33,8 +27,6 @@ import inspect
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
-
-from ferry_operator import owned
 
 __all__ = ["SECRETS", "install", "slimmer", "without_managed_fields"]
 
@@ -65,11 +57,7 @@ def _secret(body: Mapping[str, Any]) -> dict[str, Any]:
     return without_managed_fields(kept)
 
 
-_SLIMMERS: dict[tuple[str, str, str], Slim] = {
-    **{kind.selector: functools.partial(owned.slim, kind) for kind in owned.KINDS},
-    owned.POD_SELECTOR: owned.slim_pod,
-    SECRETS: _secret,
-}
+_SLIMMERS: dict[tuple[str, str, str], Slim] = {SECRETS: _secret}
 
 
 def slimmer(group: str, version: str, plural: str) -> Slim:

@@ -23,17 +23,15 @@ import importlib
 import logging
 from typing import Any
 
-__all__ = ["SharedWaitToggleSet", "install", "install_no_wait"]
+__all__ = ["SharedWaitToggleSet", "install"]
 
 log = logging.getLogger(__name__)
 
 aiotoggles: Any
-processing: Any
 try:
     aiotoggles = importlib.import_module("kopf._cogs.aiokits.aiotoggles")
-    processing = importlib.import_module("kopf._core.reactor.processing")
-except ImportError:  # pragma: no cover - a kopf without these modules: leave it alone
-    aiotoggles = processing = None
+except ImportError:  # pragma: no cover - a kopf without this module: leave it alone
+    aiotoggles = None
 
 
 _Base: Any = aiotoggles.ToggleSet if aiotoggles is not None else object
@@ -86,55 +84,4 @@ def install() -> bool:
         log.warning("kopf's ToggleSet changed: its startup wait is left as it is")
         return False
     aiotoggles.ToggleSet = SharedWaitToggleSet
-    return True
-
-
-class _NoWait:
-    """kopf's "operator indexed" toggle set as seen by an object whose handlers read no index:
-    its own toggle is dropped once it is indexed (the operator's readiness still counts it),
-    its handlers run without waiting for every other object."""
-
-    def __init__(self, toggles: Any) -> None:
-        self._toggles = toggles
-
-    async def drop_toggle(self, toggle: Any, /) -> None:
-        await self._toggles.drop_toggle(toggle)
-
-    async def wait_for(self, state: bool, /) -> None:
-        return None
-
-    def is_on(self) -> bool:
-        return bool(self._toggles.is_on())
-
-
-def install_no_wait(resources: set[tuple[str, str, str]]) -> bool:
-    """Let the objects of ``resources`` (group, version, plural) be handled as soon as they
-    are indexed, not when every watched object is: their worker then exits after kopf's
-    idle timeout instead of holding the object until the startup listing is over (the
-    startup's memory peak: all watched objects at once). Only for kinds whose handlers read
-    no index (the owned kinds' change views, handlers.py). Their handling then comes before
-    the tasks' resumes: at 5,000 tasks the peak fell by a third and the start took 60 %
-    longer, so handlers.py installs it only with FERRY_KOPF_NO_WAIT=1 (docs/benchmarks.md).
-    True if installed."""
-    if processing is None:
-        return False
-    current = processing.process_resource_event
-    if getattr(current, "__ferry_no_wait__", None) is not None:
-        current.__ferry_no_wait__.update(resources)
-        return True
-    if not asyncio.iscoroutinefunction(current):
-        log.warning("kopf's process_resource_event changed: every object waits at startup")
-        return False
-    chosen = set(resources)
-
-    async def process_resource_event(
-        *, resource: Any, operator_indexed: Any = None, **kwargs: Any
-    ) -> Any:
-        selector = (resource.group, resource.version, resource.plural)
-        if operator_indexed is not None and selector in chosen:
-            operator_indexed = _NoWait(operator_indexed)
-        return await current(resource=resource, operator_indexed=operator_indexed, **kwargs)
-
-    process_resource_event.__ferry_no_wait__ = chosen  # type: ignore[attr-defined]
-    processing.process_resource_event = process_resource_event
     return True

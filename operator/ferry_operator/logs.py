@@ -49,7 +49,6 @@ FORMATS: tuple[LogFormat, ...] = ("text", "json")
 _ROUTINE_PREFIXES = (
     "Timer '",
     "Handler 'synctask_event'",
-    "Handler '_owned_event'",
     "Handler 'connector_event'",
     "Handler 'secret_event'",
     "Handler 'template_event'",

@@ -63,7 +63,9 @@ def log_format_from(args: argparse.Namespace) -> logs.LogFormat:
 
 def run(namespaces: Sequence[str], verbose: bool = False, log_format: str = "text") -> int:
     """Run kopf with Ferry's handlers until interrupted."""
-    from ferry_operator import handlers  # noqa: F401  (registers the handlers)
+    from ferry_operator import handlers  # registers the handlers
+
+    handlers.NAMESPACES[:] = namespaces  # the owned objects' watches (owned_store.py)
 
     level = os.environ.get("FERRY_LOG_LEVEL", "INFO").upper()
     logs.configure(verbose, level, "json" if log_format == "json" else "text")

@@ -1,6 +1,6 @@
 """The one table of the kinds of object the operator owns for a SyncTask, and of the worker
-pods it watches. Everything that differs by kind reads it: the watches and indexes
-(cache.py, handlers.py), the reads of a task's objects (reconcile/synctask/observe.py), the
+pods it watches. Everything that differs by kind reads it: the watches and the store
+(owned_store.py, cache.py), the reads of a task's objects (reconcile/synctask/observe.py), the
 writes (applier.py) and which change of an object wakes its task (handlers.py). Adding a kind
 is a row here plus its renderer (render/objects.py) in the desired list of
 reconcile/synctask/decide.py.
@@ -26,7 +26,6 @@ __all__ = [
     "Kind",
     "compact",
     "slim",
-    "slim_pod",
 ]
 
 View = Callable[[Mapping[str, Any]], Any]
@@ -60,8 +59,9 @@ class Kind:
     plural: str
     read: Method  # read_namespaced_<kind>(name, namespace)
     patch: Method  # patch_namespaced_<kind>(name, namespace, body, ...): server-side apply
-    # The cache's index of the one object per task named <task>-worker (cache.py); None for
-    # ConfigMaps, indexed by task (the revisions and the worker's ConfigMap).
+    # The name of the store's lookup of the one object per task named <task>-worker, by
+    # (namespace, name) (owned_store.py, cache.py); None for ConfigMaps, looked up by task
+    # (the revisions and the worker's ConfigMap).
     index: str | None
     # Fields someone may change behind the operator's back that must be put back at once
     # (applier.needs_apply).
@@ -75,7 +75,7 @@ class Kind:
 
     @property
     def selector(self) -> tuple[str, str, str]:
-        """kopf's (group, version, plural)."""
+        """(group, version, plural), as kopf names a resource."""
         return self.group, self.version, self.plural
 
 
@@ -178,29 +178,6 @@ def slim(kind: Kind, body: Mapping[str, Any]) -> dict[str, Any]:
             into = into.setdefault(key, {})
         into[path[-1]] = compact(value)
     return found
-
-
-def slim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the operator reads of a worker pod (pure; a private copy): apiVersion, kind,
-    metadata without managedFields, the node, the containers' name, image and resources, and
-    status (status.workerPod, the change view: reconcile/pods.py, cache.pod_view)."""
-    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    spec = body.get("spec") or {}
-    found = {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind") or "Pod",
-        "metadata": metadata,
-        "spec": {
-            "nodeName": spec.get("nodeName"),
-            "containers": [
-                {key: c[key] for key in ("name", "image", "resources") if key in c}
-                for c in spec.get("containers") or []
-            ],
-        },
-        "status": body.get("status") or {},
-    }
-    result: dict[str, Any] = compact(found)
-    return result
 
 
 BY_PLURAL = {kind.plural: kind for kind in KINDS}

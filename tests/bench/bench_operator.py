@@ -261,8 +261,9 @@ def heap_report() -> str:
     from ferry_operator import handlers
     from ferry_operator.reconcile import synctask
 
-    for name in ("_VIEWS", "WAKEUPS", "DEPENDENTS", "FAILURES", "APPLIER", "_CACHE"):
-        roots[f"ferry handlers.{name}"].append(getattr(handlers, name))
+    for name in ("_VIEWS", "WAKEUPS", "DEPENDENTS", "FAILURES", "APPLIER", "_CACHE", "STORE"):
+        if hasattr(handlers, name):  # STORE: the owned objects' store (owned_store.py)
+            roots[f"ferry handlers.{name}"].append(getattr(handlers, name))
     roots["ferry synctask._LOCKS"].append(synctask._LOCKS)
     seen: set[int] = set()
     lines.append("reachable from (first holder counts; MiB, objects):")

@@ -129,8 +129,8 @@ CLIENT_VERB = {
 def operator_calls() -> set[tuple[str, str, str]]:
     """What the operator's code asks of the API server: its typed client calls and the
     kinds its applier server-side-applies (the kubectl plugin runs as the user: left out)."""
-    # The owned kinds' event handlers are registered in a loop over owned.WATCHED (kopf lists
-    # and watches each): no decorator for the source scan below to find.
+    # The owned kinds and pods are listed and watched by owned_store.py, a loop over their
+    # table (owned.WATCHED): no decorator for the source scan below to find.
     needs = {
         (group, plural, verb) for group, _, plural in owned.WATCHED for verb in ("list", "watch")
     }

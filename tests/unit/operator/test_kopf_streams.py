@@ -1,6 +1,5 @@
-"""kopf_streams: each watched object is slimmed to what the operator reads before kopf holds
-it; what the handlers, the cache and the change views read of it is the same as of the
-whole object."""
+"""kopf_streams: each object kopf watches is slimmed to what the operator reads before kopf
+holds it. (The owned objects and worker pods are not kopf's: test_owned_store.py.)"""
 
 from __future__ import annotations
 
@@ -13,9 +12,9 @@ from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
 from tests.unit.operator.builders import as_applied, connectors, sync_task
 
-from ferry_operator import cache, kopf_streams, owned
+from ferry_operator import kopf_streams
 from ferry_operator.context import Context
-from ferry_operator.reconcile import pods, synctask
+from ferry_operator.reconcile import synctask
 
 MANAGED = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
 
@@ -32,60 +31,6 @@ def _task_objects() -> list[dict[str, Any]]:
     observed = synctask.Observed(sync_task(), None, connectors(), [], {}, now)
     plan = synctask.decide(Context("shop", "orders", "uid-1", "create"), observed)
     return [_served(desired) for desired, _ in plan.apply]
-
-
-def test_owned_objects_keep_what_the_cache_and_the_change_views_read() -> None:
-    served = _task_objects()
-    assert {body["kind"] for body in served} == {kind.kind for kind in owned.KINDS}
-    for body in served:
-        if body["kind"] == "Deployment":
-            body["status"] = {
-                "replicas": 1,
-                "conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "Quota"}],
-            }
-        kind = owned.BY_KIND[body["kind"]]
-        slim = kopf_streams.slimmer(*kind.selector)(body)
-        assert owned.slim(kind, slim) == owned.slim(kind, body)  # what the cache keeps
-        assert kind.view(slim) == kind.view(body)  # what wakes the task
-        assert slim["metadata"]["uid"] == "uid-x" and slim["metadata"]["resourceVersion"] == "42"
-        assert "managedFields" not in slim["metadata"]
-        assert slim["metadata"]["labels"] == body["metadata"]["labels"]
-        assert slim["metadata"]["annotations"] == body["metadata"]["annotations"]
-        if body["kind"] in ("ConfigMap", "Deployment"):  # the data, the pod spec: not kept
-            assert len(str(slim)) < len(str(body)) / 2
-            assert "data" not in slim and "containers" not in str(slim)
-
-
-def test_worker_pods_keep_what_status_and_the_change_view_read() -> None:
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "orders-worker-abc", "namespace": "shop", "uid": "uid-p",
-                     "labels": {cache.TASK_LABEL: "orders"}, "managedFields": MANAGED,
-                     "creationTimestamp": "2026-01-01T00:00:00Z",
-                     "deletionTimestamp": "2026-01-01T00:05:00Z"},
-        "spec": {
-            "nodeName": "node-1",
-            "volumes": [{"name": "config", "configMap": {"name": "orders-worker-config"}}],
-            "containers": [{"name": "worker", "image": "ferry:dev", "env": [{"name": "A"}],
-                            "resources": {"limits": {"memory": "64Mi"}}}],
-        },
-        "status": {
-            "phase": "Running",
-            "conditions": [{"type": "PodScheduled", "status": "True"}],
-            "containerStatuses": [{"name": "worker", "restartCount": 2, "ready": True,
-                                   "state": {"running": {"startedAt": "2026-01-01T00:01:00Z"}},
-                                   "lastState": {"terminated": {"exitCode": 1}}}],
-        },
-    }  # fmt: skip
-    slim = kopf_streams.slimmer(*owned.POD_SELECTOR)(pod)
-    assert cache.pod_view(slim) == cache.pod_view(pod)
-    assert pods.change_view(slim) == pods.change_view(pod)
-    assert slim["metadata"]["labels"] == pod["metadata"]["labels"]
-    assert "managedFields" not in slim["metadata"]
-    assert "volumes" not in slim["spec"] and "env" not in str(slim)
-    slim["status"]["phase"] = "Failed"
-    assert pod["status"]["phase"] == "Running"  # a private copy
 
 
 def test_secrets_keep_their_metadata_and_others_all_but_managed_fields() -> None:
@@ -120,13 +65,11 @@ def test_the_wrapped_watch_slims_object_events_only() -> None:
         wrapped = kopf_streams._wrap(original)
         return [event async for event in wrapped(resource=resource, namespace=None)]
 
-    configmaps = asyncio.run(collect(Resource("", "v1", "configmaps")))
-    assert configmaps == [
-        {"type": None, "object": {"apiVersion": None, "kind": "ConfigMap",
-                                  "metadata": {"name": "a"}}},
+    secrets = asyncio.run(collect(Resource("", "v1", "secrets")))
+    assert secrets == [
+        {"type": None, "object": {"metadata": {"name": "a"}}},
         watching.Bookmark.LISTED,
-        {"type": "MODIFIED", "object": {"apiVersion": None, "kind": "ConfigMap",
-                                        "metadata": {"name": "a"}}},
+        {"type": "MODIFIED", "object": {"metadata": {"name": "a"}}},
         {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}},
         {"type": "ERROR", "object": {"code": 410}},
     ]  # fmt: skip

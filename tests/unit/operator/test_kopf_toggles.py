@@ -116,36 +116,3 @@ def test_install_makes_kopf_build_the_shared_set() -> None:
         assert kopf_toggles.install()  # twice: still installed
     finally:
         aiotoggles.ToggleSet = before
-
-
-def test_objects_that_need_no_index_are_handled_at_once_and_still_counted() -> None:
-    """install_no_wait: an owned object's handlers do not wait for every index, but the
-    operator is ready only once that object's own toggle is dropped (it was indexed)."""
-
-    async def scenario() -> None:
-        toggles = SharedWaitToggleSet(all)
-        blocker = await toggles.make_toggle(name="another kind still listing")
-        own = await toggles.make_toggle(name="this object")
-        seen = kopf_toggles._NoWait(toggles)
-        await asyncio.wait_for(seen.wait_for(True), 1)  # at once, though the set is off
-        await seen.drop_toggle(own)  # the object indexed: dropped in the real set
-        assert own not in set(toggles) and not seen.is_on()
-        await toggles.drop_toggle(blocker)
-        assert seen.is_on()
-        await asyncio.wait_for(toggles.wait_for(True), 1)
-
-    asyncio.run(scenario())
-
-
-def test_install_no_wait_wraps_kopfs_processor_for_the_kinds_given() -> None:
-    processing = kopf_toggles.processing
-    before = processing.process_resource_event
-    try:
-        assert kopf_toggles.install_no_wait({("apps", "v1", "deployments")})
-        wrapped = processing.process_resource_event
-        assert wrapped is not before
-        assert kopf_toggles.install_no_wait({("", "v1", "pods")})  # again: the set grows
-        assert processing.process_resource_event is wrapped
-        assert wrapped.__ferry_no_wait__ >= {("apps", "v1", "deployments"), ("", "v1", "pods")}
-    finally:
-        processing.process_resource_event = before

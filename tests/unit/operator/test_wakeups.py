@@ -124,3 +124,21 @@ def test_the_image_pull_flip_is_no_change_but_a_crash_loop_is() -> None:
     crash = pods.change_view(pod("CrashLoopBackOff", "back-off 10s", restarts=1))
     assert crash != backing_off
     assert pods.change_view(pod("CrashLoopBackOff", "back-off 20s", restarts=2)) != crash
+
+
+def test_a_task_paused_until_resume_at_is_woken_then_and_runs() -> None:
+    """spec.resumeAt is a wake-up of the schedule (no kopf daemon): the paused task's next look
+    is at that moment, and the reconcile then finds it running."""
+    from tests.unit.operator.builders import connectors, sync_task
+
+    from ferry_operator.context import Context
+    from ferry_operator.reconcile import synctask
+
+    task = sync_task()
+    resume = NOW + timedelta(hours=2)
+    task["spec"].update(paused=True, resumeAt=stamp(resume))
+    ctx = Context("shop", "orders", "uid-1", "create")
+    paused = synctask.decide(ctx, synctask.Observed(task, None, connectors(), [], {}, NOW))
+    assert paused.status["phase"] == "Paused" and paused.wake_at == resume
+    later = synctask.Observed(task, None, connectors(), [], {}, resume)
+    assert synctask.decide(ctx, later).status["phase"] != "Paused"

@@ -189,6 +189,9 @@ def conclude(observed: Observed, outcome: Outcome) -> Plan:
     if tick is not None and (wake_at is None or tick < wake_at):
         wake_at = tick
     wake_at = verify_ticks.earliest(wake_at, fields)
+    resume_at = outcome.resume_at if outcome.paused else None
+    if resume_at is not None and (wake_at is None or resume_at < wake_at):
+        wake_at = resume_at  # spec.resumeAt: the task runs again then
     return Plan(
         outcome.apply,
         outcome.delete,

@@ -4,11 +4,14 @@ object as the API server holds it after the applier wrote it."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 from ferry_operator.applier import APPLIED_HASH, content_hash
 
-__all__ = ["READY", "as_applied", "connectors", "sync_task"]
+__all__ = ["MANAGED", "READY", "as_applied", "connectors", "served", "sync_task", "task_objects"]
+
+MANAGED = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
 
 READY = {
     "conditions": [
@@ -61,3 +64,21 @@ def as_applied(desired: dict[str, Any]) -> dict[str, Any]:
     found = copy.deepcopy(desired)
     found["metadata"].setdefault("annotations", {})[APPLIED_HASH] = content_hash(desired)
     return found
+
+
+def served(desired: dict[str, Any]) -> dict[str, Any]:
+    """An object as the API server returns it after the applier wrote ``desired``."""
+    found = as_applied(desired)
+    found["metadata"].update(uid="uid-x", resourceVersion="42", managedFields=MANAGED)
+    return found
+
+
+def task_objects() -> list[dict[str, Any]]:
+    """The objects a new ready task's first reconcile makes, as the API server serves them."""
+    from ferry_operator.context import Context
+    from ferry_operator.reconcile import synctask
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    observed = synctask.Observed(sync_task(), None, connectors(), [], {}, now)
+    plan = synctask.decide(Context("shop", "orders", "uid-1", "create"), observed)
+    return [served(desired) for desired, _ in plan.apply]

@@ -5,32 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from kopf._cogs.clients import watching
 from kopf._cogs.structs.references import Resource
-from tests.unit.operator.builders import as_applied, connectors, sync_task
+from tests.unit.operator.builders import MANAGED
 
 from ferry_operator import kopf_streams
-from ferry_operator.context import Context
-from ferry_operator.reconcile import synctask
-
-MANAGED = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
-
-
-def _served(desired: dict[str, Any]) -> dict[str, Any]:
-    """An object as the API server returns it after the applier wrote ``desired``."""
-    found = as_applied(desired)
-    found["metadata"].update(uid="uid-x", resourceVersion="42", managedFields=MANAGED)
-    return found
-
-
-def _task_objects() -> list[dict[str, Any]]:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    observed = synctask.Observed(sync_task(), None, connectors(), [], {}, now)
-    plan = synctask.decide(Context("shop", "orders", "uid-1", "create"), observed)
-    return [_served(desired) for desired, _ in plan.apply]
 
 
 def test_secrets_keep_their_metadata_and_others_all_but_managed_fields() -> None:

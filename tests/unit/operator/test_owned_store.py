@@ -5,30 +5,13 @@ run against the API server: tests/integration/operator/test_owned_store.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from tests.unit.operator.builders import as_applied, connectors, sync_task
+from tests.unit.operator.builders import MANAGED, sync_task, task_objects
 
 from ferry_operator import cache, owned, owned_store
 from ferry_operator.context import Context
-from ferry_operator.reconcile import pods, synctask
-
-MANAGED = [{"manager": "kube-controller-manager", "fieldsV1": {"f:status": {}}}]
-
-
-def _served(desired: dict[str, Any]) -> dict[str, Any]:
-    """An object as the API server returns it after the applier wrote ``desired``."""
-    found = as_applied(desired)
-    found["metadata"].update(uid="uid-x", resourceVersion="42", managedFields=MANAGED)
-    return found
-
-
-def _task_objects() -> list[dict[str, Any]]:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    observed = synctask.Observed(sync_task(), None, connectors(), [], {}, now)
-    plan = synctask.decide(Context("shop", "orders", "uid-1", "create"), observed)
-    return [_served(desired) for desired, _ in plan.apply]
+from ferry_operator.reconcile import pods
 
 
 def _pod(name: str = "orders-worker-abc") -> dict[str, Any]:
@@ -57,7 +40,7 @@ def test_owned_objects_are_kept_slim_and_looked_up_as_the_reconciles_read_them()
     store = owned_store.Store(
         lambda p, t, b, task: seen.append((p, t, b["metadata"]["name"], task))
     )
-    served = _task_objects()
+    served = task_objects()
     assert {body["kind"] for body in served} == {kind.kind for kind in owned.KINDS}
     for body in served:
         kind = owned.BY_KIND[body["kind"]]

@@ -121,7 +121,8 @@ class Node:
 def installed_chart(node: Node, suffix: str, namespace: str) -> Iterator[str]:
     """``helm install`` of the chart with the node's images (``pullPolicy=Never``: only the
     imported image can start), watching ``namespace``; yields the operator's namespace. On the
-    way out: the tasks first (the operator removes its finalizer), then the chart."""
+    way out: Ferry's objects first (the operator removes its finalizers: left on, they would
+    keep the namespace Terminating), then the chart."""
     system = f"e2e-ferry-{suffix}"
     try:
         node.helm(
@@ -137,8 +138,8 @@ def installed_chart(node: Node, suffix: str, namespace: str) -> Iterator[str]:
         yield system
     finally:
         kubectl = node.values["FERRY_KUBECTL"]
-        run(kubectl, "delete", "synctasks", "--all", "-n", namespace, "--wait",
-            "--timeout=120s", env=node.env, check=False)  # fmt: skip
+        run(kubectl, "delete", "synctasks,tasktemplates,connectors", "--all", "-n", namespace,
+            "--wait", "--timeout=120s", env=node.env, check=False)  # fmt: skip
         run(node.values["FERRY_HELM"], "uninstall", f"ferry-{suffix}", "-n", system, "--wait",
             "--timeout", "120s", env=node.env, check=False)  # fmt: skip
         run(kubectl, "delete", "namespace", system, "--wait=false", env=node.env, check=False)

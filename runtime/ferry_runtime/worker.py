@@ -51,7 +51,7 @@ from ferry_runtime.checkpoint import (
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
 from ferry_runtime.events import Change, RenderedRows, Rows
 from ferry_runtime.sink import evolve
-from ferry_runtime.sink.base import Batch, DeadLetter, Reads, Segment, Sink, counted
+from ferry_runtime.sink.base import Batch, Counts, DeadLetter, Reads, Segment, Sink, counted
 from ferry_runtime.sink.kafka import KafkaSink
 from ferry_runtime.sink.kafka_records import KafkaRecords
 from ferry_runtime.sink.mysql import MySQLSink, loop_error
@@ -769,14 +769,11 @@ class Worker:
     ) -> None:
         """Deliver snapshot rows read at ``position`` with ``state`` (which covers them)."""
         self._still_running()
-        started = time.monotonic()
+        pending = _Pending(time.monotonic(), chunks=[(table, len(rows), None)])
         reads = self._reads(table, rows, position)
-        counts = sink.deliver([] if reads is None else [reads], self._commit(state))
-        self._healthy()
-        self._resnapshot = False  # the new snapshot's checkpoint is committed
-        self._rows_delivered(table, len(rows))
-        self.tracker.record_delivered(counts, dict(state.position or position), None)
-        self.tracker.observe_batch_latency(time.monotonic() - started)
+        if reads is not None:
+            pending.parts.append(reads)
+        self._deliver_pending(sink, state, pending)
 
     def _still_running(self) -> None:
         """Before a snapshot delivery: stop, or reload, here (the chunks before are
@@ -986,19 +983,14 @@ class Worker:
                 self._verify.touched.record(txn.position, txn.changes)
         counts = sink.deliver(pending.parts, state)
         self._verify.touched.committed(state.position)
-        self._healthy()
         self._resnapshot = False  # the new snapshot's checkpoint is committed
-        beats = [txn.heartbeat for txn in pending.transactions if txn.heartbeat is not None]
-        if beats:  # spec.heartbeat: delivered and checkpointed
-            self.tracker.source_heartbeat_delivered(max(beats))
         for table, rows, finished in pending.chunks:
             self._rows_delivered(table, rows)
             if finished is not None:
                 self.tracker.finish_table(table.name)
                 self._snapshot_log.table_done(table.name, finished)
-        newest = max((t.ts for t in pending.transactions), default=None)
-        self.tracker.record_delivered(counts, dict(state.position or {}), newest)
-        self.tracker.observe_batch_latency(max(0.0, time.monotonic() - pending.started))
+        assert state.position is not None
+        self._acknowledged(counts, state.position, pending.transactions, pending.started)
         return state
 
     def _read_keyless(
@@ -1219,17 +1211,27 @@ class Worker:
                 skipped.nonce, skipped.events, ", ".join(skipped.tables) or "no table",
                 skipped.position, f" (GTID {skipped.gtid})" if skipped.gtid else "",
             )  # fmt: skip
-        beats = [txn.heartbeat for txn in batch if txn.heartbeat is not None]
+        self._acknowledged(counts, batch[-1].position, batch, min(t.read_at for t in batch))
+        return state
+
+    def _acknowledged(
+        self,
+        counts: Counts,
+        position: dict[str, Any],
+        transactions: list[binlog.Transaction],
+        started: float,
+    ) -> None:
+        """The sink acknowledged a delivery up to ``position`` (begun at ``started``,
+        monotonic) holding ``transactions`` of the binlog: health, lag, throughput."""
+        beats = [txn.heartbeat for txn in transactions if txn.heartbeat is not None]
         if beats:  # spec.heartbeat: delivered and checkpointed
             self.tracker.source_heartbeat_delivered(max(beats))
         self._healthy()
         # Lag is how far behind the binlog we are: transactions of tables we skip count too
         # (a busy server never sends the idle heartbeat that sets caught-up).
-        newest = max((t.ts for t in batch), default=None)
-        self.tracker.record_delivered(counts, dict(batch[-1].position), newest)
-        started = min(t.read_at for t in batch)
+        newest = max((t.ts for t in transactions), default=None)
+        self.tracker.record_delivered(counts, dict(position), newest)
         self.tracker.observe_batch_latency(max(0.0, time.monotonic() - started))
-        return state
 
     # ------------------------------------------------------------ schema changes
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry_runtime import errors
 from ferry_runtime.checkpoint import Checkpoint
-from ferry_runtime.events import Change, RenderedRows
+from ferry_runtime.events import Change, RenderedRows, Rows
 
 if TYPE_CHECKING:
     from ferry_runtime.ddl_records import SchemaChange
@@ -60,7 +60,7 @@ class Reads:
     the change every row shares but its data (op ``read``)."""
 
     template: Change
-    rows: list[dict[str, Any]] | RenderedRows  # RenderedRows only for a sink with json_rows
+    rows: Rows  # RenderedRows only for a sink with json_rows
 
     def dicts(self) -> list[dict[str, Any]]:
         """The rows as JSON values by name, however they came."""

@@ -164,6 +164,50 @@ def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
     return Ferry(kube_api, namespace)
 
 
+@pytest.fixture
+def port() -> int:
+    """A free port for the operator's HTTP endpoint (metrics, health)."""
+    from tests.integration.scratch import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+def event_operator(
+    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, port: int, ferry: Ferry
+) -> Iterator[OperatorProcess]:
+    """The operator with no safety-net resync and no Connector re-probe within a test (both
+    600 s): what it does is driven by watch events and its startup. On the way out it
+    deletes the tasks and Connectors while it still runs (it removes its finalizers)."""
+    quiet = "600"
+    process = OperatorProcess(
+        testenv,
+        namespace,
+        tmp_path / "operator.log",
+        env={"FERRY_RESYNC_SECONDS": quiet, "FERRY_PROBE_SECONDS": quiet,
+             "FERRY_HTTP_PORT": str(port)},
+    )  # fmt: skip
+    process.start()
+    yield process
+    for plural in ("synctasks", "connectors"):
+        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+            "items"
+        ]:
+            ferry.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, ferry.ns, plural, item["metadata"]["name"]
+            )
+        wait_until(
+            lambda plural=plural: (
+                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+                    "items"
+                ]
+            ),
+            60,
+            f"the {plural} deleted",
+        )
+    process.stop()
+
+
 def mysql_connector(
     name: str, testenv: Any, user: str | None = None, secret: str = "db"
 ) -> dict[str, Any]:

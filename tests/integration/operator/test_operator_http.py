@@ -4,7 +4,6 @@ probes and scrapes)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -14,15 +13,9 @@ from typing import Any
 
 import pytest
 from tests.integration.operator.conftest import Ferry, task, wait_until
+from tests.integration.scratch import free_port
 
 pytestmark = [pytest.mark.kube]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str) -> tuple[int, str]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import kopf
@@ -23,14 +22,12 @@ from kopf._cogs.clients import auth
 from kopf._cogs.structs import credentials
 from kubernetes import client
 from tests.integration.operator.conftest import (
-    GROUP,
-    VERSION,
     Ferry,
     OperatorProcess,
     task,
     wait_until,
 )
-from tests.integration.operator.test_steady_state import at_revision, free_port, scrape, total
+from tests.integration.operator.test_steady_state import at_revision, scrape, total
 
 from ferry_operator import owned_store
 from ferry_operator.render.meta import TASK_LABEL
@@ -168,47 +165,6 @@ def test_a_watch_too_old_for_the_api_server_lists_again(ferry: Ferry, kubeconfig
 PAUSED = {"paused": True}
 
 
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def quiet_operator(
-    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, port: int, ferry: Ferry
-) -> Iterator[OperatorProcess]:
-    """The operator with no safety-net resync and no re-probe within the test: what it does
-    here is driven by watch events and its startup."""
-    process = OperatorProcess(
-        testenv,
-        namespace,
-        tmp_path / "operator.log",
-        env={
-            "FERRY_RESYNC_SECONDS": "600",
-            "FERRY_PROBE_SECONDS": "600",
-            "FERRY_HTTP_PORT": str(port),
-        },
-    )
-    process.start()
-    yield process
-    for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks")[
-        "items"
-    ]:
-        ferry.custom.delete_namespaced_custom_object(
-            GROUP, VERSION, ferry.ns, "synctasks", item["metadata"]["name"]
-        )
-    wait_until(
-        lambda: (
-            not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, "synctasks")[
-                "items"
-            ]
-        ),
-        60,
-        "the tasks deleted",
-    )
-    process.stop()
-
-
 def _role_uid(ferry: Ferry, name: str) -> str | None:
     try:
         return str(ferry.rbac.read_namespaced_role(f"{name}-worker", ferry.ns).metadata.uid)
@@ -231,7 +187,7 @@ def _owned_requests(port: int) -> float:
 @pytest.mark.mysql
 @pytest.mark.kafka
 def test_an_owned_object_deleted_by_hand_comes_back_and_a_restart_resumes_from_the_store(
-    ferry: Ferry, connectors: None, quiet_operator: OperatorProcess, port: int
+    ferry: Ferry, connectors: None, event_operator: OperatorProcess, port: int
 ) -> None:
     ferry.create("synctasks", task("a", **PAUSED))
     ferry.create("synctasks", task("b", **PAUSED))
@@ -247,9 +203,9 @@ def test_an_owned_object_deleted_by_hand_comes_back_and_a_restart_resumes_from_t
     # --- a restart: every task resumed from the store, filled first (nothing read or written
     # of an owned object; an empty store would have each read afresh)
     time.sleep(3)  # the last writes' watch events
-    quiet_operator.stop()
-    quiet_operator.start()
-    wait_until(lambda: "owned objects in memory" in quiet_operator.log(), 60, "the store filled")
+    event_operator.stop()
+    event_operator.start()
+    wait_until(lambda: "owned objects in memory" in event_operator.log(), 60, "the store filled")
 
     def resumed() -> bool:
         try:
@@ -260,4 +216,4 @@ def test_an_owned_object_deleted_by_hand_comes_back_and_a_restart_resumes_from_t
 
     wait_until(resumed, 90, "both tasks resumed")
     time.sleep(2)
-    assert _owned_requests(port) == 0, quiet_operator.log()[-3000:]
+    assert _owned_requests(port) == 0, event_operator.log()[-3000:]

@@ -4,7 +4,6 @@ real API server — and still repairs drift and follows Connector changes."""
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from functools import partial
@@ -22,13 +21,6 @@ pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 TASKS = 4
 WINDOW_SECONDS = 8.0
 MAX_REQUESTS_PER_RESYNC = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -50,11 +42,6 @@ def total(
         for (sample, labels), value in samples.items()
         if sample == name and all(dict(labels).get(k) == v for k, v in want.items())
     )
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
 
 
 @pytest.fixture

@@ -6,70 +6,24 @@ reporting are each acted on within seconds (the last one at its heartbeat deadli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from tests.integration.operator.conftest import (
-    GROUP,
-    VERSION,
     Ferry,
     OperatorProcess,
     task,
     wait_until,
 )
 from tests.integration.operator.test_health import report
-from tests.integration.operator.test_steady_state import at_revision, free_port, scrape, total
+from tests.integration.operator.test_steady_state import at_revision, scrape, total
 
 pytestmark = [pytest.mark.kube, pytest.mark.mysql, pytest.mark.kafka]
 
-RESYNC = "600"  # far beyond every wait below: what happens here is driven by events
 NOWHERE = {"worker": {"nodeSelector": {"ferry.dev/test": "nowhere"}}}  # a pod that stays Pending
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def event_operator(
-    testenv: Any, namespace: str, ferry_crds: None, tmp_path: Path, port: int, ferry: Ferry
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(
-        testenv,
-        namespace,
-        tmp_path / "operator.log",
-        env={
-            "FERRY_RESYNC_SECONDS": RESYNC,
-            "FERRY_PROBE_SECONDS": RESYNC,
-            "FERRY_HTTP_PORT": str(port),
-        },
-    )
-    process.start()
-    yield process
-    # The operator removes its finalizers: delete what it serves before it stops.
-    for plural in ("synctasks", "connectors"):
-        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-            "items"
-        ]:
-            ferry.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ferry.ns, plural, item["metadata"]["name"]
-            )
-        wait_until(
-            lambda plural=plural: (
-                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-                    "items"
-                ]
-            ),
-            60,
-            f"the {plural} deleted",
-        )
-    process.stop()
 
 
 def condition(ferry: Ferry, name: str, kind: str) -> dict[str, Any]:

@@ -47,16 +47,24 @@ def connectors() -> dict[str, dict[str, Any]]:
     return {"db": mysql, "kafka": kafka}
 
 
-def sync_task() -> dict[str, Any]:
-    return {
+def sync_task(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The task "orders" on the two Connectors; ``spec``: fields added to its spec;
+    ``status``: its status (none when None)."""
+    body: dict[str, Any] = {
         "apiVersion": "ferry.dev/v1alpha1",
         "kind": "SyncTask",
         "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
         "spec": {
             "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
             "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
+            **(spec or {}),
         },
     }
+    if status is not None:
+        body["status"] = status
+    return body
 
 
 def as_applied(desired: dict[str, Any]) -> dict[str, Any]:

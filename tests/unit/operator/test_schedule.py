@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.unit.operator.builders import connectors
+from tests.unit.operator.builders import connectors, sync_task
 
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.context import Context
@@ -174,18 +174,7 @@ def test_a_report_of_the_previous_worker_does_not_end_the_run() -> None:
 
 
 def _task(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "SyncTask",
-        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
-        "spec": {
-            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
-            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
-            "mode": "snapshot",
-            **spec,
-        },
-        "status": status or {},
-    }
+    return sync_task({"mode": "snapshot", **spec}, status or {})
 
 
 def _decide(

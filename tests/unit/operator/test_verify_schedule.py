@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.unit.operator.builders import connectors
+from tests.unit.operator.builders import connectors, sync_task
 
 from ferry_operator.api.synctask import SyncTaskSpec
 from ferry_operator.context import Context
@@ -177,17 +177,7 @@ def test_cause_names_the_scheduled_nonce() -> None:
 
 
 def _task(spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "ferry.dev/v1alpha1",
-        "kind": "SyncTask",
-        "metadata": {"name": "orders", "namespace": "shop", "uid": "uid-1", "generation": 1},
-        "spec": {
-            "source": {"connectorRef": {"name": "db"}, "include": ["shop.*"]},
-            "sink": {"connectorRef": {"name": "kafka"}, "kafka": {}},
-            **spec,
-        },
-        "status": status or {},
-    }
+    return sync_task(spec, status or {})
 
 
 def _decide(

@@ -41,7 +41,7 @@ import io
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -316,16 +316,18 @@ class AvroEncoder:
         rows: Sequence[dict[str, Any]],
         topic: str,
         task: str,
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """:meth:`encode` of snapshot rows of one table read at one position: the same
-        bytes, with the Envelope's parts that every row shares made once — ``before`` null,
-        the ``after`` branch, then ``source``, ``op`` "r", ``ts_ms`` and a null
-        ``transaction`` — so that only the row itself goes through fastavro."""
+    ) -> tuple[list[bytes], list[bytes]]:
+        """:meth:`encode` of snapshot rows of one table read at one position: their keys
+        and values, the same bytes, with the Envelope's parts that every row shares made
+        once — ``before`` null, the ``after`` branch, then ``source``, ``op`` "r", ``ts_ms``
+        and a null ``transaction`` — so that only the row itself goes through fastavro."""
         tail = _source_bytes(template, task) + _string("r") + _long(template.ts * 1000) + b"\x00"
         shape: _Shape | None = None
         columns: tuple[str, ...] = ()
         head = b""
         write = fastavro.schemaless_writer
+        keys: list[bytes] = []
+        values: list[bytes] = []
         for row in rows:
             if shape is None or tuple(row) != columns:
                 columns = tuple(row)
@@ -335,7 +337,9 @@ class AvroEncoder:
             out.write(head)
             write(out, shape.row_schema, shape.row(row))
             out.write(tail)
-            yield self._key(shape, row, template), out.getvalue()
+            keys.append(self._key(shape, row, template))
+            values.append(out.getvalue())
+        return keys, values
 
     def _key(self, shape: _Shape, data: dict[str, Any], change: Change) -> bytes:
         if shape.key_fields:

@@ -49,24 +49,28 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class RenderedRows:
-    """Snapshot rows the source server rendered as JSON (``source.snapshot.row_json``):
-    each row is its primary key's values (already their JSON values), then the row's JSON
-    object as bytes, with the mapped column names. The same JSON values as the rows the
-    reader would make of the columns, without building a dict per row."""
+    """Snapshot rows the source server rendered as JSON (``source.snapshot.row_json``): each
+    row's key as JSON text (the value of a one-column key, a JSON array of a longer key's
+    values: the bytes ``orjson.dumps`` gives) and its JSON object with the mapped column
+    names. The same JSON values as the rows the reader would make of the columns, without
+    building a dict per row. In key order only when the chunk's end was not known (the
+    table's last chunk: its last key is the table's)."""
 
-    rows: list[tuple[Any, ...]]
-    keys: int  # how many leading values of a row are its key's
+    keys: list[bytes]
+    data: list[bytes]
+    width: int  # how many columns the key has
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.data)
 
     def key(self, index: int) -> list[Any]:
         """The key of row ``index`` (its JSON values)."""
-        return list(self.rows[index][: self.keys])
+        value = orjson.loads(self.keys[index])
+        return [value] if self.width == 1 else list(value)
 
     def dicts(self) -> list[dict[str, Any]]:
         """The rows as JSON values by name, for whatever needs them one by one."""
-        return [orjson.loads(row[-1]) for row in self.rows]
+        return [orjson.loads(row) for row in self.data]
 
 
 # A snapshot chunk's rows: JSON values by column name, or the server's rendering.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from itertools import repeat
 from typing import NamedTuple
 
 from ferry_runtime import avro_format, ddl_records, errors, formats, rules, txmeta
@@ -198,24 +199,24 @@ class KafkaRecords:
             return
         topic, partition = self._route(template)
         limit = self.max_bytes
-        if self.format == "avro":
-            encoded = self._avro_encoder().encode_reads(
-                template.database, template.source_table, template, reads.dicts(), topic,
-                self.task_id,
-            )  # fmt: skip
-        else:
-            encoded = formats.encode_reads(template, rows, self.format, self.task_id)
         try:
-            found = [
-                Record(topic, key, value, partition)
-                for key, value in encoded
-                if len(key) + len(value) <= limit
-            ]
-        except (TypeError, ValueError):
-            found = []
-        if len(found) == len(rows):
-            records.extend(found)
-            counts[(template.source_name, "read")] += len(found)
+            if self.format == "avro":
+                keys, values = self._avro_encoder().encode_reads(
+                    template.database, template.source_table, template, reads.dicts(), topic,
+                    self.task_id,
+                )  # fmt: skip
+            else:
+                keys, values = formats.encode_reads(template, rows, self.format, self.task_id)
+        except (TypeError, ValueError):  # a value JSON cannot hold: the error policy, row by row
+            keys = values = []
+        # The longest key and value together bound every record (one pass each, in C).
+        fits = bool(values) and max(map(len, keys)) + max(map(len, values)) <= limit
+        if fits or (
+            values and all(len(k) + len(v) <= limit for k, v in zip(keys, values, strict=True))
+        ):
+            rows_of = zip(repeat(topic), keys, values, repeat(partition), strict=False)
+            records.extend(map(tuple.__new__, repeat(Record), rows_of))  # Record(): 2x slower
+            counts[(template.source_name, "read")] += len(values)
             return
         changes = [dataclasses.replace(template, data=row) for row in reads.dicts()]
         self._rows(changes, None, records, counts)

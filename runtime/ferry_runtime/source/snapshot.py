@@ -105,6 +105,19 @@ def row_json(table: TableSchema, names: Mapping[str, str], drop: Collection[str]
     return "CONCAT(" + ", ".join(parts) + ", " + _literal("}") + ")"
 
 
+def _key_text(table: TableSchema) -> str | None:
+    """SQL for the JSON text of the row's key when the server writes the same bytes as
+    ``orjson.dumps`` (integers: the key's bytes pick its Kafka partition), else None."""
+    by_name = {c.name: c for c in table.columns}
+    keys = [by_name[name] for name in table.primary_key]
+    if not keys or any(c.kind not in ("int", "year") for c in keys):
+        return None
+    if len(keys) == 1:
+        return f"CONCAT({quote(keys[0].name)})"
+    values = ", ',', ".join(quote(c.name) for c in keys)
+    return f"CONCAT('[', {values}, ']')"
+
+
 def _sql_value(column: types.Column, value: Any) -> Any:
     """A JSON key value back to what a WHERE clause compares correctly."""
     if column.kind == "binary" and isinstance(value, str):
@@ -150,6 +163,9 @@ class Snapshot:
         if not self._session:  # once per connection: a chunk-sized read opens many
             self._execute("SET SESSION time_zone = '+00:00'")
             self._execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # A rendered chunk comes as two GROUP_CONCATs in one row (_rendered): each may
+            # take half a packet; a longer one is cut with a warning and read row by row.
+            self._execute("SET SESSION group_concat_max_len = @@max_allowed_packet DIV 2")
             self._session = True
         if not read_lock:
             self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -220,20 +236,16 @@ class Snapshot:
         self, table: TableSchema, after: list[Any] | None, upto: list[Any] | None
     ) -> Rows:
         """The rows of the key range (after, upto] in the transaction :meth:`open_chunk`
-        opened (None: unbounded), in key order; ends the transaction. Rendered by the server
-        when the table has a ``row_json``."""
+        opened (None: unbounded), in key order unless rendered whole (:meth:`_rendered`);
+        ends the transaction. Rendered by the server when the table has a ``row_json``."""
         try:
             source = f"{quote(table.database)}.{quote(table.table)}"
             key_sql = ", ".join(quote(name) for name in table.primary_key)
             where, args = self._range(table, after, upto)
             if table.row_json is not None:
-                raw = self._execute(
-                    f"SELECT {key_sql}, {table.row_json} FROM {source} {where}ORDER BY {key_sql}",
-                    args or None,
-                )
-                # NULL: a row longer than max_allowed_packet; read as columns, same snapshot
-                if all(row[-1] is not None for row in raw):
-                    return RenderedRows(raw, len(table.primary_key))
+                rendered = self._rendered(table, f"FROM {source} {where}", args, upto is None)
+                if rendered is not None:
+                    return rendered
             names = ", ".join(_select(c) for c in table.columns)
             raw = self._execute(
                 f"SELECT {names} FROM {source} {where}ORDER BY {key_sql}", args or None
@@ -241,6 +253,43 @@ class Snapshot:
         finally:
             self.end()
         return _convert(table, raw)
+
+    def _rendered(
+        self, table: TableSchema, rows_sql: str, args: list[Any], last: bool
+    ) -> RenderedRows | None:
+        """The server's rendering of the rows ``rows_sql`` selects; None when a row is too
+        long for it (the caller reads columns, in the same transaction). A chunk with a known
+        end and an integer key comes as one text per column list (``GROUP_CONCAT``, in scan
+        order): no row-by-row protocol on either side, ~0.5 µs less a row. JSON text holds
+        no raw newline, so the rows split at them; an integer's text is the key's JSON."""
+        assert table.row_json is not None
+        width = len(table.primary_key)
+        key_text = _key_text(table)
+        if not last and key_text is not None:
+            found = self._execute(
+                f"SELECT COUNT(*), CAST(GROUP_CONCAT({key_text} SEPARATOR X'0a') AS BINARY), "
+                f"GROUP_CONCAT({table.row_json} SEPARATOR X'0a') {rows_sql}",
+                args or None,
+            )
+            count, keys, data = found[0]
+            if count == 0:
+                return RenderedRows([], [], width)
+            # Cut at group_concat_max_len (a warning) or over max_allowed_packet (NULL).
+            if keys is not None and data is not None and not self.conn.warning_count():
+                rendered = RenderedRows(keys.split(b"\n"), data.split(b"\n"), width)
+                if len(rendered.keys) == len(rendered) == count:
+                    return rendered
+        key_sql = ", ".join(quote(name) for name in table.primary_key)
+        raw = self._execute(
+            f"SELECT {key_sql}, {table.row_json} {rows_sql}ORDER BY {key_sql}", args or None
+        )
+        if any(row[-1] is None for row in raw):  # a row over max_allowed_packet
+            return None
+        if width == 1:
+            keys_json = [orjson.dumps(row[0]) for row in raw]
+        else:
+            keys_json = [orjson.dumps(list(row[:width])) for row in raw]
+        return RenderedRows(keys_json, [row[-1] for row in raw], width)
 
     @staticmethod
     def _range(

@@ -93,6 +93,52 @@ def test_rendered_rows_equal_the_column_by_column_read(
     assert [rendered.key(i) for i in range(len(rendered))] == [[row["id"]] for row in plain]
 
 
+def _selects(snap: Any) -> int:
+    return int(dict(snap._execute("SHOW SESSION STATUS LIKE 'Com_select'"))["Com_select"])
+
+
+@pytest.mark.parametrize("key", ["id", "grp, id"])
+def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
+    pipeline: Pipeline, make_config: Any, key: str
+) -> None:
+    """A chunk whose end is known is rendered by one GROUP_CONCAT query (text with raw
+    newlines and tabs in it, escaped by the JSON, does not split a row): the same key and
+    row bytes as the row-by-row read; cut by group_concat_max_len, it is read row by row."""
+    pipeline.sql("SET SESSION time_zone = '+00:00'")
+    pipeline.sql(f"CREATE TABLE {pipeline.db}.w (id int, grp int, {COLUMNS}, PRIMARY KEY ({key}))")
+    marks = ", ".join(["%s"] * 21)
+    for index, row in enumerate(VALUES * 3, start=1):
+        pipeline.sql(f"INSERT INTO {pipeline.db}.w VALUES ({marks})", (index, index % 3, *row))
+    source = SourceConfig.model_validate(make_config()["source"])
+    snap = chunks.reader_connection(source)
+    try:
+        snap.begin()
+        table = schema.load(snap.conn, pipeline.database, "w")
+        assert table is not None
+        expression = row_json(table, {}, [])
+        assert expression is not None
+        rendered_table = dataclasses.replace(table, row_json=expression)
+        ordered = snap.chunk_rows(rendered_table, None, None)  # the last chunk: row by row
+        upto = ordered.key(-1) if isinstance(ordered, RenderedRows) else None
+        found: list[tuple[int, Any]] = []
+        for cut in (False, True):
+            snap.begin()
+            if cut:
+                snap._execute("SET SESSION group_concat_max_len = 1000")
+            before = _selects(snap)
+            rows = snap.chunk_rows(rendered_table, None, upto)
+            found.append((_selects(snap) - before, rows))
+    finally:
+        snap.close()
+    assert isinstance(ordered, RenderedRows) and len(ordered) == len(VALUES) * 3
+    assert [queries for queries, _ in found] == [1, 2]  # one GROUP_CONCAT; then row by row
+    for _, rows in found:
+        assert isinstance(rows, RenderedRows)
+        assert sorted(zip(rows.keys, rows.data, strict=True)) == sorted(
+            zip(ordered.keys, ordered.data, strict=True)
+        )
+
+
 def test_a_table_the_server_cannot_render_is_read_column_by_column() -> None:
     from ferry_runtime import types
 

@@ -183,7 +183,12 @@ TEMPLATE = Change(
 
 def test_snapshot_rows_encode_to_the_bytes_fastavro_writes_for_the_envelope() -> None:
     encoder = _encoder()
-    batch = list(encoder.encode_reads("shop", "orders", TEMPLATE, ROWS, "shop.orders", "task"))
+    batch = list(
+        zip(
+            *encoder.encode_reads("shop", "orders", TEMPLATE, ROWS, "shop.orders", "task"),
+            strict=True,
+        )
+    )
     changes = [dataclasses.replace(TEMPLATE, data=row) for row in ROWS]
     assert [v for _, v in batch] == [_reference(encoder, c, "task") for c in changes]
     assert batch == [encoder.encode("shop", "orders", c, "shop.orders", "task") for c in changes]

@@ -49,7 +49,7 @@ from ferry_runtime.checkpoint import (
     TableState,
 )
 from ferry_runtime.config import SnapshotRequest, WorkerConfig
-from ferry_runtime.events import Change, RenderedRows, Rows
+from ferry_runtime.events import Change, Rows
 from ferry_runtime.sink import evolve
 from ferry_runtime.sink.base import Batch, Counts, DeadLetter, Reads, Segment, Sink, counted
 from ferry_runtime.sink.kafka import KafkaSink
@@ -89,13 +89,6 @@ SELECTION_RECHECK_SECONDS = 30.0
 # The heartbeat /healthz watches: the snapshot and delivery loops beat under this one name,
 # so a finished phase never looks stuck.
 PIPELINE = "pipeline"
-
-
-def _last_key(rows: Rows, table: TableSchema) -> list[Any]:
-    """The key of a chunk's last row (JSON values)."""
-    if isinstance(rows, RenderedRows):
-        return rows.key(-1)
-    return [rows[-1][name] for name in table.primary_key]
 
 
 @dataclasses.dataclass
@@ -713,6 +706,7 @@ class Worker:
             snap = Snapshot(conn)
             position = snap.begin()
             progress, tables = self._plan(conn, state)
+            tables = [self._rendered(table, sink) for table in tables]
             self._snapshot_log.start(sorted(n for n, t in progress.tables.items() if not t.done))
             state = dataclasses.replace(state, position=position)
             for table in tables:
@@ -763,7 +757,7 @@ class Worker:
         self,
         sink: Sink,
         table: TableSchema,
-        rows: list[dict[str, Any]],
+        rows: Rows,
         state: Checkpoint,
         position: dict[str, Any],
     ) -> None:
@@ -953,7 +947,7 @@ class Worker:
             last = chunk.upto is None
             after = chunk.upto
             if last:  # the table's end: its last key, if any
-                after = _last_key(chunk.rows, table) if chunk.rows else done.after
+                after = snapshot.last_key(chunk.rows, table) if chunk.rows else done.after
             # The chunk is its key range's state at P: from P on, those keys' changes pass.
             rows = done.rows + len(chunk.rows)
             progress = coverage.progress.with_table(

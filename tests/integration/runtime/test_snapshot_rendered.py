@@ -139,6 +139,36 @@ def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
         )
 
 
+def test_pages_of_one_transaction_are_rendered_in_key_order(
+    pipeline: Pipeline, make_config: Any
+) -> None:
+    """``mode: snapshot`` reads pages after the last key in one transaction: rendered by the
+    server, in key order, the same rows as the column-by-column pages."""
+    pipeline.sql("SET SESSION time_zone = '+00:00'")
+    pipeline.sql(f"CREATE TABLE {pipeline.db}.p (id int PRIMARY KEY, {COLUMNS})")
+    for first in range(1, 100, len(VALUES)):
+        _seed(pipeline, f"{pipeline.db}.p", first)
+    source = SourceConfig.model_validate(make_config()["source"])
+    snap = chunks.reader_connection(source)
+    try:
+        snap.begin()
+        table = schema.load(snap.conn, pipeline.database, "p")
+        assert table is not None
+        expression = row_json(table, {}, [])
+        assert expression is not None
+        rendered_table = dataclasses.replace(table, row_json=expression)
+        rendered = list(snap.chunks(rendered_table, None, 0, 7))
+        plain = list(snap.chunks(table, None, 0, 7))
+        snap.end()
+    finally:
+        snap.close()
+    pages = [chunk.rows for chunk in rendered if isinstance(chunk.rows, RenderedRows)]
+    assert len(pages) == len(rendered) == len(plain) > 1
+    assert [(c.after, c.scanned) for c in rendered] == [(c.after, c.scanned) for c in plain]
+    found = [row for page in pages for row in page.dicts()]
+    assert found == [row for chunk in plain for row in chunk.rows]
+
+
 def test_a_table_the_server_cannot_render_is_read_column_by_column() -> None:
     from ferry_runtime import types
 

@@ -118,6 +118,9 @@ def phase_snapshot(
     worker.stop()
     thread.join(30)
     result: dict[str, Any] = {"rows": tracker.events, "seconds": elapsed}
+    # From the worker's start to its first delivered chunk (sink, fencing, checkpoint, plan,
+    # the first chunk read and committed).
+    result["first_chunk"] = first[0] - began
     # After the first chunk: without the start (sink, transactions, readers, first read).
     result["steady_rate"] = (tracker.events - first[1]) / max(1e-9, began + elapsed - first[0])
     # CPU of this process during the run (threads that ended too), less librdkafka's
@@ -321,7 +324,10 @@ def main() -> None:
                 f"{result['rate']:>9,.0f} rows/s; {result['cpu_seconds']:6.2f} CPU-s"
             )
             if "steady_rate" in result:
-                line += f", {result['steady_rate']:,.0f} rows/s after the first chunk"
+                line += (
+                    f", {result['steady_rate']:,.0f} rows/s after the first chunk (delivered "
+                    f"{result['first_chunk']:.2f}s after the start)"
+                )
             if result.get("services_cpu") and "steady_rate" in result:
                 spent = result["cpu_seconds"] + sum(result["services_cpu"].values())
                 line += (

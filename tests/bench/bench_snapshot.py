@@ -7,8 +7,10 @@ Seeds one table (the 10 columns of bench_worker.py's table) in a fresh database,
 its own process and in the same run: the worker in ``snapshot+cdc`` mode into Kafka
 (exactly-once, Maxwell) from its start until the snapshot is delivered, once per
 parallelism (``4p``: four readers in child processes, ``snapshotReaders: processes``), and
-``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s, CPU-seconds,
-and the CPU time of the phase's Python threads against librdkafka's (their sum over the
+``mariadb-dump --single-transaction`` of the same table. Per phase: rows/s (over the run,
+and after the first chunk was delivered, with the time from the worker's start to that
+chunk: the sink opened and fenced, the checkpoint read, the first chunk read and committed),
+CPU-seconds, and the CPU time of the phase's Python threads against librdkafka's (their sum over the
 wall time shows how much of the run one interpreter lock allowed); ``--stages`` adds each
 stage's CPU per row on one thread (read and parse, convert, encode, produce), and
 ``--profile`` the functions that took the most time in the delivering thread (cProfile;

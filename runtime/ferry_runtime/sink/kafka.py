@@ -271,9 +271,9 @@ class KafkaSink:
 
     @staticmethod
     def _led(admin: AdminClient, topic: str) -> Any:
-        """The metadata of a topic just created, once each partition has a leader (for up to
-        LEADER_WAIT seconds): produced to or read before, its partitions are looked up again
-        after a backoff of 100 ms or more."""
+        """The metadata of a topic just created, once the admin client knows a leader for
+        each partition (for up to LEADER_WAIT seconds): its ListOffsets (the checkpoint
+        read's end) fails with "no leaders found" before."""
         deadline = time.monotonic() + LEADER_WAIT
         while True:
             metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
@@ -327,8 +327,10 @@ class KafkaSink:
         try:
             if consumer is None:
                 consumer = Consumer(self._checkpoint_settings())
-            metadata = consumer.list_topics(topic, timeout=TIMEOUT)
-            ends = self._high_watermarks(topic, list(metadata.topics[topic].partitions))
+            # The partitions as open() found or made them (a consumer's metadata of a topic
+            # with an error lists none, and no partition would read as no checkpoint).
+            partitions = list(range(self.ensure_topic(topic, compacted=True)))
+            ends = self._high_watermarks(topic, partitions)
             pending = {partition for partition, end in ends.items() if end > 0}
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
             found: checkpoint.Checkpoint | None = None

@@ -366,6 +366,9 @@ class Worker:
         sink = self._make_sink()
         ctl = mysql.connect(self.config.source)
         try:
+            # Fence, then read: open() returns once older workers of this task are fenced and
+            # their open transactions ended (Kafka: init_transactions), so no checkpoint can
+            # be committed after the one read here; only connections are made before it.
             sink.open()
             state = sink.read_checkpoint() or Checkpoint()
             state = runs.begin(state, self.config.mode, os.environ.get(runs.RUN_ENV))

@@ -9,23 +9,35 @@ so ``init_transactions`` of a second worker with the same id fences the first an
 open transaction. ``at-least-once``: idempotent producer, no transaction; the checkpoint is
 produced only after every record of the batch was acknowledged.
 
-The last checkpoint is read with ``isolation.level=read_committed``, after fencing.
+The last checkpoint is read with ``isolation.level=read_committed``, after fencing, up to the
+offsets topic's high watermark (see :meth:`KafkaSink.read_checkpoint`).
+
+Start-up (:meth:`KafkaSink.open`, then :meth:`KafkaSink.read_checkpoint`): the admin client,
+the producer and the checkpoint's consumer are created together and connect meanwhile; the
+offsets topic is made sure of; ``init_transactions`` fences; only then is the checkpoint read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import zlib
 from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    IsolationLevel,
     KafkaError,
     KafkaException,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    OffsetSpec,
+)
 from confluent_kafka.cimpl import NewTopic
 
 from ferry_runtime import checkpoint, errors, tls
@@ -36,6 +48,24 @@ from ferry_runtime.sink.kafka_records import KafkaRecords, Record
 __all__ = ["KafkaSink", "Record", "transactional_id"]
 
 TIMEOUT = 30.0
+# How long the broker holds the checkpoint consumer's fetch when nothing is left to read (the
+# default, 500 ms, was spent at every start: the end of the offsets topic is told by an empty
+# fetch). Only the last fetch of each partition waits.
+CHECKPOINT_FETCH_WAIT_MS = 10
+# Metadata requests made until a broker the cluster named answers (see KafkaSink._fence).
+CONNECT_TRIES = 3
+# The checkpoint consumer's first request, made while the producer starts (KafkaSink._connect).
+CONNECT_TIMEOUT = 5.0
+# How long a topic just created may go without a leader before the worker goes on anyway.
+LEADER_WAIT = 5.0
+_NO_LEADER = frozenset(
+    {
+        KafkaError._NOENT,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 # Topic creation refusals that no retry can change: the settings or the grants are wrong.
 _REFUSED_TOPIC = frozenset(
     {
@@ -77,17 +107,27 @@ class KafkaSink:
         }
         self._at = f"Kafka at {config.bootstrap_servers}"  # errors name the address tried
         self._partitions: dict[str, int] = {}
+        self._admin: AdminClient | None = None  # one for the sink's life (ensure_topic)
         self._producer: Producer | None = None
+        self._consumer: Consumer | None = None  # created by open(), used by read_checkpoint()
+        self._connecting: threading.Thread | None = None  # the consumer's first request
         self._failures: list[KafkaError] = []
         self._refused: list[KafkaError] = []  # SASL or TLS refusals seen by any client
 
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
-        """Create the producer; with exactly-once, fence older workers of this task."""
+        """Create the clients and the offsets topic if missing; with exactly-once, fence older
+        workers of this task (:meth:`_fence`). The checkpoint is read after this returns.
+
+        The admin client, the producer and the checkpoint's consumer are created at once: a
+        new librdkafka client's first request waits until it is connected to a broker the
+        cluster named (it drops its bootstrap connection, and connects again no sooner than
+        reconnect.backoff.ms / 2 later), and these waits overlap. Nothing is read or produced
+        before the fence: the consumer only connects."""
         settings = self.producer_settings()
         try:
-            self.ensure_topic(self.config.offsets_topic, compacted=True)
+            self._admin_client()
             try:
                 self._producer = Producer({**settings, "error_cb": self._on_client_error})
             except KafkaException as error:
@@ -98,11 +138,46 @@ class KafkaSink:
                     f"the Kafka producer refused its settings: {error.args[0].str()}. Check "
                     "spec.sink.kafka.producer.",
                 ) from None
+            self._consumer = Consumer(self._checkpoint_settings())
+            self._connecting = threading.Thread(
+                target=self._connect, args=(self._consumer,), name="checkpoint-connect"
+            )
+            self._connecting.start()
+            self.ensure_topic(self.config.offsets_topic, compacted=True)
             if self.exactly_once:
-                self._producer.init_transactions(TIMEOUT)
+                self._fence(self._producer)
         except KafkaException as error:
             where = f"opening the producer ({self._at})"
             raise self._refusal(where) or errors.from_kafka(error, where) from None
+
+    def _connect(self, consumer: Consumer) -> None:
+        """The checkpoint consumer's first request (metadata only; it reads nothing), on its
+        own thread: the consumer connects while the producer starts and fences. Errors are
+        left to :meth:`read_checkpoint`, which asks again."""
+        with contextlib.suppress(KafkaException):
+            consumer.list_topics(self.config.offsets_topic, timeout=CONNECT_TIMEOUT)
+
+    def _connected(self) -> None:
+        """Wait for :meth:`_connect` (the consumer is used by one thread at a time)."""
+        if self._connecting is not None:
+            self._connecting.join()
+            self._connecting = None
+
+    def _fence(self, producer: Producer) -> None:
+        """``init_transactions``: older producers of this transactional.id are fenced, and
+        their open transaction is ended (aborted; committed if its commit had begun) before
+        it returns, so the checkpoint read after it sees that outcome.
+
+        First a metadata request (of the offsets topic, which exists by now) until a broker the
+        cluster named answers, not the bootstrap connection: the transaction coordinator is
+        looked up on a connected broker, and when librdkafka has just dropped its bootstrap
+        connection and not yet connected to the broker it learned of, the next lookup comes
+        500 ms later (a third of the starts spent that)."""
+        topic = self.config.offsets_topic
+        for _ in range(CONNECT_TRIES):
+            if producer.list_topics(topic, timeout=TIMEOUT).orig_broker_id >= 0:
+                break
+        producer.init_transactions(TIMEOUT)
 
     def producer_settings(self) -> dict[str, Any]:
         """librdkafka settings: Ferry's defaults, the configured ones (spec.sink.kafka.producer),
@@ -124,9 +199,14 @@ class KafkaSink:
     def close(self) -> None:
         if self.records is not None:
             self.records.close()
+        self._connected()
+        if self._consumer is not None:  # open() failed before the checkpoint was read
+            self._consumer.close()
+            self._consumer = None
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
+        self._admin = None
 
     # ------------------------------------------------------------ topics
 
@@ -149,19 +229,32 @@ class KafkaSink:
             topic, num_partitions=partitions, replication_factor=replicas, config=config
         )
 
+    def _admin_client(self) -> AdminClient:
+        """The sink's admin client. It never lets the broker create a topic it is asked about
+        (auto.create.topics.enable would make it with the broker's defaults: not compacted,
+        the broker's partitions)."""
+        if self._admin is None:
+            settings: dict[str, Any] = {
+                **self._common,
+                "allow.auto.create.topics": False,
+                "error_cb": self._on_client_error,
+            }
+            self._admin = AdminClient(settings)
+        return self._admin
+
     def ensure_topic(self, topic: str, compacted: bool = False) -> int:
         """Create ``topic`` when missing (:meth:`new_topic`); return its partition count. An
         existing topic is used as it is."""
         if topic in self._partitions:
             return self._partitions[topic]
-        settings: dict[str, Any] = {**self._common, "error_cb": self._on_client_error}
-        admin = AdminClient(settings)
+        admin = self._admin_client()
         try:
-            metadata = admin.list_topics(topic=None, timeout=TIMEOUT)
+            metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
         except KafkaException:
             admin.poll(0)  # serve the error callbacks: a refusal is told apart from an outage
             raise
-        if topic not in metadata.topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:  # missing, or not ours to describe
             new = self.new_topic(topic, compacted)
             for future in admin.create_topics([new], request_timeout=TIMEOUT).values():
                 try:
@@ -172,9 +265,25 @@ class KafkaSink:
                         raise self._topic_refused(new, compacted, error.args[0]) from None
                     if code != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise
-            metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
+            metadata = self._led(admin, topic)
         self._partitions[topic] = len(metadata.topics[topic].partitions) or 1
         return self._partitions[topic]
+
+    @staticmethod
+    def _led(admin: AdminClient, topic: str) -> Any:
+        """The metadata of a topic just created, once the admin client knows a leader for
+        each partition (for up to LEADER_WAIT seconds): its ListOffsets (the checkpoint
+        read's end) fails with "no leaders found" before."""
+        deadline = time.monotonic() + LEADER_WAIT
+        while True:
+            metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
+            found = metadata.topics.get(topic)
+            led = found is not None and found.error is None and bool(found.partitions)
+            if led and found is not None:
+                led = all(p.leader >= 0 for p in found.partitions.values())
+            if led or time.monotonic() >= deadline:
+                return metadata
+            time.sleep(0.01)
 
     def _topic_refused(
         self, new: NewTopic, compacted: bool, error: KafkaError
@@ -193,36 +302,57 @@ class KafkaSink:
 
     # ------------------------------------------------------------ checkpoint
 
+    def _checkpoint_settings(self) -> dict[str, Any]:
+        return {
+            **self._common,
+            "group.id": f"ferry-checkpoint-{self.task_id}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": CHECKPOINT_FETCH_WAIT_MS,
+        }
+
     def read_checkpoint(self) -> checkpoint.Checkpoint | None:
-        """The last committed checkpoint of this task (read_committed), or None."""
+        """The last committed checkpoint of this task (read_committed), or None. Called after
+        :meth:`open`: with exactly-once, every transaction of an older worker is ended.
+
+        The offsets topic is read up to its high watermark as it is now, not only to where a
+        read_committed consumer sees an end (the last stable offset, the start of the oldest
+        open transaction): the offsets topic is shared by the Connector's tasks, and while
+        another task's transaction is open, this task's checkpoints committed after it lie
+        beyond that offset. The read waits until those transactions end."""
         topic = self.config.offsets_topic
-        consumer = Consumer(
-            {
-                **self._common,
-                "group.id": f"ferry-checkpoint-{self.task_id}",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
+        self._connected()
+        consumer, self._consumer = self._consumer, None
         try:
-            metadata = consumer.list_topics(topic, timeout=TIMEOUT)
-            partitions = list(metadata.topics[topic].partitions)
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-            pending = set(partitions)
+            if consumer is None:
+                consumer = Consumer(self._checkpoint_settings())
+            # The partitions as open() found or made them (a consumer's metadata of a topic
+            # with an error lists none, and no partition would read as no checkpoint).
+            partitions = list(range(self.ensure_topic(topic, compacted=True)))
+            ends = self._high_watermarks(topic, partitions)
+            pending = {partition for partition, end in ends.items() if end > 0}
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
             found: checkpoint.Checkpoint | None = None
             key = self.task_id.encode()
+            stable: dict[int, int] = {}  # where read_committed stopped short of the end
             while pending:
                 message = consumer.poll(TIMEOUT)
                 if message is None:
                     raise errors.TransientError(
                         "SinkUnavailable",
-                        f"timed out reading the checkpoint from {topic} ({self._at})",
+                        f"timed out reading the checkpoint from {topic} ({self._at})"
+                        + self._waiting(topic, stable, ends),
                     )
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition())
+                        partition, offset = message.partition(), message.offset()
+                        assert partition is not None and offset is not None  # an EOF has both
+                        if offset >= ends[partition]:
+                            pending.discard(partition)
+                        else:
+                            stable[partition] = offset
                         continue
                     raise KafkaException(error)
                 if message.key() == key:
@@ -234,7 +364,35 @@ class KafkaSink:
                 error, f"reading the checkpoint from {topic} ({self._at})"
             ) from None
         finally:
-            consumer.close()
+            if consumer is not None:
+                consumer.close()
+
+    @staticmethod
+    def _waiting(topic: str, stable: dict[int, int], ends: dict[int, int]) -> str:
+        if not stable:
+            return ""
+        where = ", ".join(f"{topic}[{p}] at {at} of {ends[p]}" for p, at in sorted(stable.items()))
+        return (
+            f": a transaction another producer opened in the offsets topic is still open "
+            f"({where}); its records and this task's checkpoints after them are read once "
+            "it ends (transaction.timeout.ms at the latest)"
+        )
+
+    def _high_watermarks(self, topic: str, partitions: list[int]) -> dict[int, int]:
+        """Each partition's end, open transactions' records included."""
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        query = {TopicPartition(topic, p): latest for p in partitions}
+        deadline = time.monotonic() + LEADER_WAIT
+        while True:
+            futures = self._admin_client().list_offsets(
+                query, isolation_level=IsolationLevel.READ_UNCOMMITTED, request_timeout=TIMEOUT
+            )
+            try:
+                return {tp.partition: future.result().offset for tp, future in futures.items()}
+            except KafkaException as error:  # a topic just created: its leader is not known
+                if error.args[0].code() not in _NO_LEADER or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
 
     # ------------------------------------------------------------ delivery
 

@@ -281,6 +281,7 @@ def child(name: str, plan: dict[str, Any], profile: bool) -> None:
     result["cpu_seconds"] = common._cpu_seconds() - cpu
     after = _services_cpu()
     result["services_cpu"] = {k: after[k] - v for k, v in services.items() if k in after}
+    common.drop_topics()
     print(json.dumps(result))
 
 

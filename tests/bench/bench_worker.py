@@ -156,10 +156,29 @@ def phase_decode_ferry(plan: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "seconds": elapsed}
 
 
+# The tasks this phase's process configured: their topics are deleted after the phase.
+_TASKS: list[str] = []
+
+
+def drop_topics() -> None:
+    """Delete the Kafka topics of the tasks this phase ran: a 1M-row snapshot leaves ~400 MB,
+    and a broker holding tens of GB of old bench topics measured slower and less steadily."""
+    if not _TASKS:
+        return
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    names = set(_TASKS)
+    topics = [t for t in admin.list_topics(timeout=30).topics if t.split(".")[0] in names]
+    for future in admin.delete_topics(topics, request_timeout=60).values() if topics else ():
+        future.result()
+
+
 def _worker_config(plan: dict[str, Any], **overrides: Any) -> Any:
     from ferry_runtime import config
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
+    _TASKS.append(name)
     data: dict[str, Any] = {
         "task": {"name": name, "namespace": "bench"},
         "source": {"host": HOST, "port": PORT, "user": "ferry", "passwordEnv": "BENCH_PW",
@@ -357,6 +376,7 @@ def child(name: str, plan: dict[str, Any]) -> None:
     result = PHASES[name](plan)
     result["cpu_seconds"] = _cpu_seconds() - cpu
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    drop_topics()
     print(json.dumps(result))
 
 

@@ -54,6 +54,16 @@ def _committed_worker(bootstrap: str, offsets: str, task: str, data: str, pos: i
     sink.close()
 
 
+def _zombie(bootstrap: str, offsets: str, task: str, data: str) -> Producer:
+    """A task whose worker committed a checkpoint at 100, and a zombie of it whose open
+    transaction holds a row and the checkpoint after it (at 200)."""
+    _committed_worker(bootstrap, offsets, task, data, 100)
+    zombie = _producer(bootstrap, task)
+    cp = checkpoint.encode(_at(200), task)
+    _open_transaction(zombie, [(data, b"k", b'{"zombie": 1}'), (offsets, task.encode(), cp)])
+    return zombie
+
+
 def _checkpoints(bootstrap: str, offsets: str, task: str) -> list[Any]:
     """The positions of ``task``'s committed checkpoints, in order."""
     records = read_topic(bootstrap, offsets)
@@ -64,11 +74,7 @@ def test_an_older_workers_open_transaction_is_aborted_before_the_checkpoint_is_r
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     offsets, data, task = f"{topic_prefix}.offsets", f"{topic_prefix}.data", f"{topic_prefix}-t"
-    _committed_worker(kafka_bootstrap, offsets, task, data, 100)
-    # A zombie of the task: its transaction holds rows and the checkpoint after them.
-    zombie = _producer(kafka_bootstrap, task)
-    cp = checkpoint.encode(_at(200), task)
-    _open_transaction(zombie, [(data, b"k", b'{"zombie": 1}'), (offsets, task.encode(), cp)])
+    zombie = _zombie(kafka_bootstrap, offsets, task, data)
 
     sink = _sink(kafka_bootstrap, offsets, task)
     began = time.monotonic()
@@ -105,10 +111,7 @@ def test_an_older_workers_commit_just_before_the_fence_is_the_checkpoint_read(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     offsets, data, task = f"{topic_prefix}.offsets", f"{topic_prefix}.data", f"{topic_prefix}-t"
-    _committed_worker(kafka_bootstrap, offsets, task, data, 100)
-    zombie = _producer(kafka_bootstrap, task)
-    cp = checkpoint.encode(_at(200), task)
-    _open_transaction(zombie, [(data, b"k", b'{"zombie": 1}'), (offsets, task.encode(), cp)])
+    zombie = _zombie(kafka_bootstrap, offsets, task, data)
 
     config = KafkaSinkConfig(bootstrap_servers=kafka_bootstrap, offsets_topic=offsets)
     sink = _ZombieCommitsFirst(config, task, zombie)

@@ -5,7 +5,9 @@ renders, NULLs, a mapping (renamed and dropped columns), and a table it must not
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +16,8 @@ from tests.integration.runtime.conftest import Pipeline
 from ferry_runtime.config import SourceConfig
 from ferry_runtime.events import RenderedRows
 from ferry_runtime.source import chunks, schema
-from ferry_runtime.source.snapshot import row_json
+from ferry_runtime.source.schema import TableSchema
+from ferry_runtime.source.snapshot import Snapshot, row_json
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -58,26 +61,35 @@ def _typed(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+@contextlib.contextmanager
+def _reader(
+    pipeline: Pipeline, make_config: Any, name: str, names: dict[str, str], drop: list[str]
+) -> Iterator[tuple[Snapshot, TableSchema, TableSchema]]:
+    """A snapshot reader in a consistent transaction, the table ``name``, and the table as
+    the server renders it (mapped by ``names`` and ``drop``)."""
+    source = SourceConfig.model_validate(make_config()["source"])  # the test's password env
+    snap = chunks.reader_connection(source)
+    try:
+        snap.begin()
+        table = schema.load(snap.conn, pipeline.database, name)
+        assert table is not None
+        expression = row_json(table, names, drop)
+        assert expression is not None
+        yield snap, table, dataclasses.replace(table, row_json=expression)
+    finally:
+        snap.close()
+
+
 def test_rendered_rows_equal_the_column_by_column_read(
     pipeline: Pipeline, make_config: Any
 ) -> None:
     pipeline.sql("SET SESSION time_zone = '+00:00'")
     pipeline.sql(f"CREATE TABLE {pipeline.db}.r (id int PRIMARY KEY, {COLUMNS})")
     _seed(pipeline, f"{pipeline.db}.r", 1)
-    source = SourceConfig.model_validate(make_config()["source"])  # the test's password env
-    snap = chunks.reader_connection(source)
-    try:
-        snap.begin()
-        table = schema.load(snap.conn, pipeline.database, "r")
-        assert table is not None
-        expression = row_json(table, {"vc": "renamed"}, ["tx"])
-        assert expression is not None
-        rendered_table = dataclasses.replace(table, row_json=expression)
-        rendered = snap.chunk_rows(rendered_table, None, None)
+    with _reader(pipeline, make_config, "r", {"vc": "renamed"}, ["tx"]) as (snap, table, shown):
+        rendered = snap.chunk_rows(shown, None, None)
         snap.begin()
         plain = snap.chunk_rows(table, None, None)
-    finally:
-        snap.close()
     assert isinstance(rendered, RenderedRows) and isinstance(plain, list)
     assert len(rendered) == len(plain) == len(VALUES)
     expected = [
@@ -109,15 +121,7 @@ def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
     marks = ", ".join(["%s"] * 21)
     for index, row in enumerate(VALUES * 3, start=1):
         pipeline.sql(f"INSERT INTO {pipeline.db}.w VALUES ({marks})", (index, index % 3, *row))
-    source = SourceConfig.model_validate(make_config()["source"])
-    snap = chunks.reader_connection(source)
-    try:
-        snap.begin()
-        table = schema.load(snap.conn, pipeline.database, "w")
-        assert table is not None
-        expression = row_json(table, {}, [])
-        assert expression is not None
-        rendered_table = dataclasses.replace(table, row_json=expression)
+    with _reader(pipeline, make_config, "w", {}, []) as (snap, _, rendered_table):
         ordered = snap.chunk_rows(rendered_table, None, None)  # the last chunk: row by row
         upto = ordered.key(-1) if isinstance(ordered, RenderedRows) else None
         found: list[tuple[int, Any]] = []
@@ -128,8 +132,6 @@ def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
             before = _selects(snap)
             rows = snap.chunk_rows(rendered_table, None, upto)
             found.append((_selects(snap) - before, rows))
-    finally:
-        snap.close()
     assert isinstance(ordered, RenderedRows) and len(ordered) == len(VALUES) * 3
     assert [queries for queries, _ in found] == [1, 2]  # one GROUP_CONCAT; then row by row
     for _, rows in found:
@@ -148,20 +150,10 @@ def test_pages_of_one_transaction_are_rendered_in_key_order(
     pipeline.sql(f"CREATE TABLE {pipeline.db}.p (id int PRIMARY KEY, {COLUMNS})")
     for first in range(1, 100, len(VALUES)):
         _seed(pipeline, f"{pipeline.db}.p", first)
-    source = SourceConfig.model_validate(make_config()["source"])
-    snap = chunks.reader_connection(source)
-    try:
-        snap.begin()
-        table = schema.load(snap.conn, pipeline.database, "p")
-        assert table is not None
-        expression = row_json(table, {}, [])
-        assert expression is not None
-        rendered_table = dataclasses.replace(table, row_json=expression)
+    with _reader(pipeline, make_config, "p", {}, []) as (snap, table, rendered_table):
         rendered = list(snap.chunks(rendered_table, None, 0, 7))
         plain = list(snap.chunks(table, None, 0, 7))
         snap.end()
-    finally:
-        snap.close()
     pages = [chunk.rows for chunk in rendered if isinstance(chunk.rows, RenderedRows)]
     assert len(pages) == len(rendered) == len(plain) > 1
     assert [(c.after, c.scanned) for c in rendered] == [(c.after, c.scanned) for c in plain]

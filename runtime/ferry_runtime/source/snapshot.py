@@ -275,15 +275,18 @@ class Snapshot:
         key_text = _key_text(table)
         if not ordered and key_text is not None:
             found = self._execute(
-                f"SELECT COUNT(*), CAST(GROUP_CONCAT({key_text} SEPARATOR X'0a') AS BINARY), "
+                "SELECT COUNT(*), @@group_concat_max_len, "
+                f"CAST(GROUP_CONCAT({key_text} SEPARATOR X'0a') AS BINARY), "
                 f"GROUP_CONCAT({table.row_json} SEPARATOR X'0a') {rows_sql}",
                 args or None,
             )
-            count, keys, data = found[0]
+            count, cap, keys, data = found[0]
             if count == 0:
                 return RenderedRows([], [], width)
-            # Cut at group_concat_max_len (a warning) or over max_allowed_packet (NULL).
-            if keys is not None and data is not None and not self.conn.warning_count():
+            # Cut at group_concat_max_len (a warning, and as long as the limit: a cut inside
+            # the last row keeps the count of rows) or over max_allowed_packet (NULL).
+            whole = keys is not None and data is not None and max(len(keys), len(data)) < cap
+            if whole and not self.conn.warning_count():
                 rendered = RenderedRows(keys.split(b"\n"), data.split(b"\n"), width)
                 if len(rendered.keys) == len(rendered) == count:
                     return rendered

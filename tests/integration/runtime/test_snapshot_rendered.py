@@ -124,16 +124,19 @@ def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
     with _reader(pipeline, make_config, "w", {}, []) as (snap, _, rendered_table):
         ordered = snap.chunk_rows(rendered_table, None, None)  # the last chunk: row by row
         upto = ordered.key(-1) if isinstance(ordered, RenderedRows) else None
+        assert isinstance(ordered, RenderedRows)
+        length = sum(map(len, ordered.data)) + len(ordered) - 1  # the rows and newlines
         found: list[tuple[int, Any]] = []
-        for cut in (False, True):
+        # Cut after a few rows, then inside the last row (as many rows: only the cut tells).
+        for cut in (None, 1000, length - 1):
             snap.begin()
-            if cut:
-                snap._execute("SET SESSION group_concat_max_len = 1000")
+            if cut is not None:
+                snap._execute(f"SET SESSION group_concat_max_len = {cut}")
             before = _selects(snap)
             rows = snap.chunk_rows(rendered_table, None, upto)
             found.append((_selects(snap) - before, rows))
     assert isinstance(ordered, RenderedRows) and len(ordered) == len(VALUES) * 3
-    assert [queries for queries, _ in found] == [1, 2]  # one GROUP_CONCAT; then row by row
+    assert [queries for queries, _ in found] == [1, 2, 2]  # one GROUP_CONCAT; row by row
     for _, rows in found:
         assert isinstance(rows, RenderedRows)
         assert sorted(zip(rows.keys, rows.data, strict=True)) == sorted(

@@ -164,6 +164,26 @@ def ferry(kube_api: Any, namespace: str, ferry_crds: None) -> Ferry:
     return Ferry(kube_api, namespace)
 
 
+def delete_ferry_objects(ferry: Ferry) -> None:
+    """Delete the namespace's SyncTasks and Connectors and wait until they are gone (with
+    the operator running: it removes its finalizers)."""
+    for plural in ("synctasks", "connectors"):
+        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+            "items"
+        ]:
+            name = item["metadata"]["name"]
+            ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural, name)
+        wait_until(
+            lambda plural=plural: (
+                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
+                    "items"
+                ]
+            ),
+            60,
+            f"{plural} gone",
+        )
+
+
 @pytest.fixture
 def port() -> int:
     """A free port for the operator's HTTP endpoint (metrics, health)."""
@@ -189,22 +209,7 @@ def event_operator(
     )  # fmt: skip
     process.start()
     yield process
-    for plural in ("synctasks", "connectors"):
-        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-            "items"
-        ]:
-            ferry.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, ferry.ns, plural, item["metadata"]["name"]
-            )
-        wait_until(
-            lambda plural=plural: (
-                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-                    "items"
-                ]
-            ),
-            60,
-            f"the {plural} deleted",
-        )
+    delete_ferry_objects(ferry)
     process.stop()
 
 

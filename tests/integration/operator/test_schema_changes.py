@@ -21,6 +21,7 @@ from tests.integration.operator.conftest import (
     Ferry,
     Kubelet,
     OperatorProcess,
+    delete_ferry_objects,
     mysql_connector,
     task,
     wait_until,
@@ -39,26 +40,6 @@ def target(mysql_connect: Callable[..., Any]) -> Iterator[str]:
     yield name
     with mysql_connect(admin=True) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-
-
-def _delete_all(ferry: Ferry) -> None:
-    """Tasks and Connectors go while the operator still runs (its finalizers)."""
-    for plural in ("synctasks", "connectors"):
-        for item in ferry.custom.list_namespaced_custom_object(
-            "ferry.dev", "v1alpha1", ferry.ns, plural
-        )["items"]:
-            ferry.custom.delete_namespaced_custom_object(
-                "ferry.dev", "v1alpha1", ferry.ns, plural, item["metadata"]["name"]
-            )
-        wait_until(
-            lambda p=plural: (
-                not ferry.custom.list_namespaced_custom_object(
-                    "ferry.dev", "v1alpha1", ferry.ns, p
-                )["items"]
-            ),
-            60,
-            f"{plural} deleted",
-        )
 
 
 def test_evolve_reaches_the_worker_and_follows_an_added_column(
@@ -125,7 +106,7 @@ def test_evolve_reaches_the_worker_and_follows_an_added_column(
         assert status().get("phase") == "Running"
     finally:
         kubelet.stop()
-        _delete_all(ferry)
+        delete_ferry_objects(ferry)
 
 
 def _apply(testenv: Any, namespace: str, path: Path) -> subprocess.CompletedProcess[str]:

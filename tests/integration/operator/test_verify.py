@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 import yaml
 from tests.integration.operator.conftest import (
-    GROUP,
-    VERSION,
     Ferry,
     Kubelet,
     OperatorProcess,
+    delete_ferry_objects,
     mysql_connector,
     task,
     wait_until,
@@ -203,25 +202,7 @@ def test_verify_finds_drift_reports_it_and_repairs_it(
     wait_until(lambda: ferry.events("Verified"), 30, "the Verified Event")
     assert len(ferry.events("DriftFound")) == 2  # v1 and v2, once each
     kubelet.stop()
-    _delete_all(ferry)  # while the operator runs: its finalizers let them go
-
-
-def _delete_all(ferry: Ferry) -> None:
-    for plural in ("synctasks", "connectors"):
-        for item in ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-            "items"
-        ]:
-            name = item["metadata"]["name"]
-            ferry.custom.delete_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural, name)
-        wait_until(
-            lambda plural=plural: (
-                not ferry.custom.list_namespaced_custom_object(GROUP, VERSION, ferry.ns, plural)[
-                    "items"
-                ]
-            ),
-            60,
-            f"{plural} gone",
-        )
+    delete_ferry_objects(ferry)  # while the operator runs: its finalizers let them go
 
 
 def _metrics(kubelet: Kubelet) -> str:

@@ -19,8 +19,16 @@ import pytest
 from ferry_operator.reconcile import health
 
 from . import crdguard
-from .conftest import Ferry, Kubelet, OperatorProcess, mysql_connector, task, wait_until
-from .test_verify import _delete_all, target  # noqa: F401 (a fixture)
+from .conftest import (
+    Ferry,
+    Kubelet,
+    OperatorProcess,
+    delete_ferry_objects,
+    mysql_connector,
+    task,
+    wait_until,
+)
+from .test_verify import target  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.kube, pytest.mark.mysql]
 
@@ -186,4 +194,4 @@ def test_scheduled_checks_fire_on_time_never_overlap_and_pause(
     assert resumed > _now() - timedelta(seconds=2)
     assert resumed - _now() <= timedelta(seconds=61)
     kubelet.stop()
-    _delete_all(ferry)  # while the operator runs: its finalizers let them go
+    delete_ferry_objects(ferry)  # while the operator runs: its finalizers let them go

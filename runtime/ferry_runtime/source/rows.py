@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ferry_runtime import types
+from ferry_runtime.source import _rowimage
 
 __all__ = [
     "RowImage",
@@ -63,6 +64,7 @@ _ROWS_EVENTS = frozenset({23, 24, 25, 30, 31, 32})
 # the library's charset names → how we decode (MySQL's latin1 is cp1252 except that the five
 # bytes cp1252 leaves undefined are the same-numbered control characters, as in ISO 8859-1)
 _TEXT_CODECS = {"utf8": "'utf-8'", "cp1252": "'cp1252', 'ferry-latin1'"}
+_DECODE_ARGS = {"utf8": ("utf-8",), "cp1252": ("cp1252", "ferry-latin1")}
 
 
 def _latin1_gaps(error: UnicodeError) -> tuple[str, int]:
@@ -77,6 +79,12 @@ _UINT_BY_SIZE = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 
 RowImage = dict[str, Any]
+
+# The C decoder's column kinds (_rowimage.c's enum) and a column's recipe for it:
+# (kind, size) or (kind, size, a, b, extra), see _rowimage.c.
+_INT, _UINT, _DOUBLE, _FLOAT, _YEAR, _DECIMAL, _DATE, _DATETIME, _TIMESTAMP = range(9)
+_CALL, _ENUM, _SET, _BIT, _UTF8, _LATIN1, _TEXT_CALL = range(9, 16)
+Native = tuple[Any, ...]
 # decode(body, pos) → (values by column name, position after the image)
 ImageDecoder = Callable[[bytes, int], tuple[RowImage, int]]
 
@@ -282,6 +290,7 @@ class _Col:
         fixed: Callable[[_Source, str], str] | None = None,
         size: int = 0,
         variable: Callable[[_Source, str, int], list[str]] | None = None,
+        native: Native | None = None,
     ) -> None:
         self.name = name
         self.fmt = fmt  # one struct format character (little-endian)
@@ -289,6 +298,7 @@ class _Col:
         self.fixed = fixed  # (src, offset expression) → value expression, `size` bytes
         self.size = size
         self.variable = variable  # (src, target, indent) → lines reading and advancing p
+        self.native = native  # the same column for the C decoder (_rowimage.Plan)
 
 
 def _text_reader(length_size: int, convert: Callable[[str], str]) -> Callable[..., list[str]]:
@@ -313,50 +323,67 @@ def _column(column: Any, kind: types.Column, src: _Source) -> _Col | None:
     unsigned = bool(getattr(column, "unsigned", False))
     if code in _INT_FORMATS:
         fmt = _INT_FORMATS[code]
-        return _Col(name, fmt=fmt.upper() if unsigned else fmt)
+        size = struct.calcsize(fmt)
+        return _Col(
+            name, fmt=fmt.upper() if unsigned else fmt, native=(_UINT if unsigned else _INT, size)
+        )
     if code == INT24:
         signed = "False" if unsigned else "True"
         return _Col(
             name, size=3, fixed=lambda s, o: f"int.from_bytes(d[{o}:{o} + 3], 'little', "
-            f"signed={signed})"
+            f"signed={signed})", native=(_UINT if unsigned else _INT, 3)
         )  # fmt: skip
     if code == FLOAT:
-        return _Col(name, fmt="f", post=src.const("F", types.float32) + "({})")
+        post = src.const("F", types.float32) + "({})"
+        return _Col(name, fmt="f", post=post, native=(_FLOAT, 4, 0, 0, types.float32))
     if code == DOUBLE:
-        return _Col(name, fmt="d")
+        return _Col(name, fmt="d", native=(_DOUBLE, 8))
     if code == YEAR:
-        return _Col(name, fmt="B", post="({0} + 1900 if {0} else 0)")
+        return _Col(name, fmt="B", post="({0} + 1900 if {0} else 0)", native=(_YEAR, 1))
     if code == NEWDECIMAL:
-        reader, size = decimal_reader(int(column.precision), int(column.decimals))
+        precision, scale = int(column.precision), int(column.decimals)
+        reader, size = decimal_reader(precision, scale)
         fn = src.const("D", reader)
-        return _Col(name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])")
+        return _Col(
+            name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])",
+            native=(_DECIMAL, size, precision, scale)
+        )  # fmt: skip
     if code == BIT:
         size = int(column.bytes)
         return _Col(
-            name, size=size, fixed=lambda s, o: f"int.from_bytes(d[{o}:{o} + {size}], 'big')"
-        )
+            name, size=size, fixed=lambda s, o: f"int.from_bytes(d[{o}:{o} + {size}], 'big')",
+            native=(_BIT, size)
+        )  # fmt: skip
     if code in (DATE, TIME2, DATETIME2, TIMESTAMP2):
-        reader, size = temporal_reader(code, int(getattr(column, "fsp", 0) or 0))
+        fsp = int(getattr(column, "fsp", 0) or 0)
+        reader, size = temporal_reader(code, fsp)
         fn = src.const("T", reader)
-        return _Col(name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])")
+        native_kind = {DATE: _DATE, DATETIME2: _DATETIME, TIMESTAMP2: _TIMESTAMP}.get(code, _CALL)
+        return _Col(
+            name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])",
+            native=(native_kind, size, fsp, 0, reader)
+        )  # fmt: skip
     if code == ENUM:
-        values = src.const("E", tuple(column.enum_values or ()))
+        values = tuple(column.enum_values or ())
         size = int(column.size)
-        if size not in (1, 2) or not column.enum_values:
+        if size not in (1, 2) or not values:
             return None
-        return _Col(name, fmt=_UINT_BY_SIZE[size], post=f"{values}[{{}}]")
+        post = f"{src.const('E', values)}[{{}}]"
+        return _Col(name, fmt=_UINT_BY_SIZE[size], post=post, native=(_ENUM, size, 0, 0, values))
     if code == SET:
         members = tuple(column.set_values or ())
         size = int(column.size)
         if not members:
             return None
-        fn = src.const("S", _set_reader(members))
+        chosen = _set_reader(members)
+        fn = src.const("S", chosen)
+        native = (_SET, size, 0, 0, chosen)
         if size not in _UINT_BY_SIZE:  # 17-24 members: 3 bytes
             return _Col(
                 name, size=size, fixed=lambda s, o: f"{fn}(int.from_bytes(d[{o}:{o} + {size}], "
-                "'little'))"
+                "'little'))", native=native
             )  # fmt: skip
-        return _Col(name, fmt=_UINT_BY_SIZE[size], post=f"{fn}({{}})")
+        return _Col(name, fmt=_UINT_BY_SIZE[size], post=f"{fn}({{}})", native=native)
     if code in (VARCHAR, STRING, BLOB):
         return _string_column(column, kind, src)
     return None
@@ -378,18 +405,31 @@ def _string_column(column: Any, kind: types.Column, src: _Source) -> _Col | None
             padded = f"{chunk}.ljust({pad}, b'\\0')" if pad else chunk
             return f"{b64}({padded}, newline=False).decode()"
 
-        return _Col(name, variable=_text_reader(length_size, encoded))
+        def base64(raw: bytes) -> str:
+            return binascii.b2a_base64(raw.ljust(pad, b"\0"), newline=False).decode()
+
+        native = (_TEXT_CALL, length_size, 0, 0, base64)
+        return _Col(name, variable=_text_reader(length_size, encoded), native=native)
     codec = _TEXT_CODECS.get(charset or "")
     if codec is None:
         return None
     if kind.kind == "json":
         loads = src.const("J", json.loads)
+        decode_args = _DECODE_ARGS[charset or ""]
+
+        def document(raw: bytes) -> Any:
+            return json.loads(raw.decode(*decode_args))
+
         return _Col(
-            name, variable=_text_reader(length_size, lambda c: f"{loads}({c}.decode({codec}))")
-        )
+            name, variable=_text_reader(length_size, lambda c: f"{loads}({c}.decode({codec}))"),
+            native=(_TEXT_CALL, length_size, 0, 0, document)
+        )  # fmt: skip
     if kind.kind != "text":
         return None
-    return _Col(name, variable=_text_reader(length_size, lambda c: f"{c}.decode({codec})"))
+    text = (_UTF8 if charset == "utf8" else _LATIN1, length_size)
+    return _Col(
+        name, variable=_text_reader(length_size, lambda c: f"{c}.decode({codec})"), native=text
+    )
 
 
 def _set_reader(members: tuple[str, ...]) -> Callable[[int], list[str]]:
@@ -528,6 +568,7 @@ class TableDecoder:
         self.names = names  # the constants the recipes refer to
         self.table = table
         self._images: dict[bytes, ImageDecoder] = {}
+        self.native = _native_plan(recipes)
 
     def image(self, bitmap: bytes) -> ImageDecoder:
         decoder = self._images.get(bitmap)
@@ -548,9 +589,17 @@ class TableDecoder:
         if event.number_of_columns != len(self.recipes):
             raise ValueError("rows event and table map disagree on the column count")
         body = row_body(event)
+        after = getattr(event, "columns_present_bitmap2", None)  # an update: before, after
+        if self.native is not None:
+            try:
+                rows: list[tuple[RowImage, RowImage | None]]
+                rows = self.native.decode(body, event.columns_present_bitmap, after)
+                return rows
+            except Exception:  # the Python decoders below tell exactly what is wrong
+                pass
         end, pos = len(body), 0
         out: list[tuple[RowImage, RowImage | None]] = []
-        if hasattr(event, "columns_present_bitmap2"):  # an update: before, after
+        if after is not None:
             before = self.image(event.columns_present_bitmap)
             after = self.image(event.columns_present_bitmap2)
             while pos < end:
@@ -565,6 +614,17 @@ class TableDecoder:
         if pos != end:
             raise ValueError(f"row images overran the event by {pos - end} bytes")
         return out
+
+
+def _native_plan(recipes: Sequence[_Col]) -> _rowimage.Plan | None:
+    """The C decoder of a table (every column has a native recipe), or None."""
+    specs = []
+    for recipe in recipes:
+        if recipe.native is None:
+            return None
+        kind, size, a, b, extra = (*recipe.native, 0, 0, None)[:5]
+        specs.append((recipe.name, kind, size, a, b, extra))
+    return _rowimage.Plan(specs)
 
 
 def table_decoder(

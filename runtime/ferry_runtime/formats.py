@@ -127,12 +127,20 @@ def _key_parts(change: Change) -> list[bytes]:
 
 
 def _maxwell_many(changes: Sequence[Change]) -> list[tuple[bytes, bytes]]:
-    dumps, types = _dumps, _MAXWELL_TYPE
+    """Maxwell records as bytes put together around each row's own JSON: the parts one
+    table's rows share (and those of one event's rows: ts, xid, position) are made once;
+    per row only its key values, its data and an update's changed values are dumped."""
+    dumps = _dumps
     out: list[tuple[bytes, bytes]] = []
     append = out.append
     database = table = None
     pk: tuple[str, ...] = ()
     parts: list[bytes] = []
+    heads: dict[str, bytes] = {}
+    ts: int | None = None
+    xid: int | None = None
+    position: str | None = None
+    stamp = where = b""
     for change in changes:
         data = change.data
         if (
@@ -142,36 +150,38 @@ def _maxwell_many(changes: Sequence[Change]) -> list[tuple[bytes, bytes]]:
         ):  # a new table (the same str objects stand for one table's rows)
             database, table, pk = change.database, change.table, change.primary_key
             parts = _key_parts(change)
-        record: dict[str, Any] = {
-            "database": database,
-            "table": table,
-            "type": types[change.op],
-            "ts": change.ts,
-        }
-        if change.xid is not None:
-            record["xid"] = change.xid
-        if change.commit:
-            record["commit"] = True
-        record["position"] = change.position
+            opening = b'{"database":' + dumps(database) + b',"table":' + dumps(table)
+            heads = {
+                op: opening + b',"type":' + dumps(t) + b',"ts":' for op, t in _MAXWELL_TYPE.items()
+            }
+        if change.ts != ts or change.xid != xid:
+            ts, xid = change.ts, change.xid
+            stamp = dumps(ts) if xid is None else dumps(ts) + b',"xid":' + dumps(xid)
+        if change.position is not position:
+            position = change.position
+            where = b',"position":' + dumps(position)
         if len(pk) == 1:
-            value = data.get(pk[0])
-            record["primary_key"] = [value]
-            key = parts[0] + dumps(value) + b"}"
+            value = dumps(data.get(pk[0]))
+            key = parts[0] + value + b"}"
+            keyed = b',"primary_key":[' + value + b'],"data":'
         elif pk:
-            values = [data.get(name) for name in pk]
-            record["primary_key"] = values
-            key = b"".join(part + dumps(v) for part, v in zip(parts, values, strict=True)) + b"}"
+            values = [dumps(data.get(name)) for name in pk]
+            key = b"".join(part + v for part, v in zip(parts, values, strict=True)) + b"}"
+            keyed = b',"primary_key":[' + b",".join(values) + b'],"data":'
         else:
-            key = parts[0]
-        record["data"] = data
+            key, keyed = parts[0], b',"data":'
+        record = [heads[change.op], stamp, b',"commit":true' if change.commit else b"", where]
+        record += (keyed, dumps(data))
         old = change.old
         if old is not None and change.op == "update":
-            record["old"] = {
-                name: value
-                for name, value in old.items()
-                if name not in data or data[name] != value
+            changed = {
+                name: before
+                for name, before in old.items()
+                if name not in data or data[name] != before
             }
-        append((key, dumps(record)))
+            record += (b',"old":', dumps(changed))
+        record.append(b"}")
+        append((key, b"".join(record)))
     return out
 
 

@@ -433,18 +433,37 @@ class KafkaSink:
         callback = None if self.exactly_once else self._on_delivery  # EOS: the commit tells
         produce = producer.produce
         for topic, key, value, part in records:
-            while True:
+            if part is None and callback is None:  # exactly-once, no partitioning: one call
                 try:
-                    if part is not None:
-                        partition = zlib.crc32(part.encode()) % partitions[topic]
-                        produce(topic, value, key, partition, callback)
-                    elif callback is None:
-                        produce(topic, value, key)
-                    else:
-                        produce(topic, value, key, on_delivery=callback)
-                    break
-                except BufferError:  # local queue full: let librdkafka send some
-                    producer.poll(0.05)
+                    produce(topic, value, key)
+                    continue
+                except BufferError:  # local queue full: the general path waits for room
+                    pass
+            self._produce_one(producer, topic, key, value, part, partitions, callback)
+
+    @staticmethod
+    def _produce_one(
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        part: str | None,
+        partitions: dict[str, int],
+        callback: Any,
+    ) -> None:
+        """Produce one record, waiting while librdkafka's local queue is full."""
+        while True:
+            try:
+                if part is not None:
+                    partition = zlib.crc32(part.encode()) % partitions[topic]
+                    producer.produce(topic, value, key, partition, callback)
+                elif callback is None:
+                    producer.produce(topic, value, key)
+                else:
+                    producer.produce(topic, value, key, on_delivery=callback)
+                return
+            except BufferError:  # local queue full: let librdkafka send some
+                producer.poll(0.05)
 
     def deliver(self, batch: Batch, state: checkpoint.Checkpoint) -> Counts:
         """Deliver the batch's records and then ``state``; return once Kafka acknowledged

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from itertools import repeat
+from operator import attrgetter
 from typing import NamedTuple
 
 from ferry_runtime import avro_format, ddl_records, errors, formats, rules, txmeta
@@ -31,6 +32,8 @@ from ferry_runtime.sink.base import Batch, Counts, DeadLetter, PoisonHandler, Re
 
 __all__ = ["KafkaRecords", "Record"]
 
+# what a delivered row is counted under: (database, origin, table, op)
+_COUNTED = attrgetter("database", "origin", "table", "op")
 HEADROOM = 512  # bytes of message.max.bytes a record's headers and framing may take
 
 
@@ -172,24 +175,26 @@ class KafkaRecords:
         counts: Counter[tuple[str, str]],
     ) -> None:
         """Records of ``changes`` encoded together (the streaming hot path: per row, a
-        size check and a tuple; routes and counts per run of one table)."""
+        size check and a tuple; routes per run of one table, counts in one pass in C)."""
         limit, make = self.max_bytes, tuple.__new__
         append = records.append
-        tally: dict[tuple[str, str, str, str], int] = {}
         database = table = None
         topic, partition = "", None
+        refused: list[Change] = []
         for change, (key, value) in zip(changes, encoded, strict=True):
             if change.table is not table or change.database is not database:
                 database, table = change.database, change.table
                 topic, partition = self._route(change)
             if len(key) + len(value) > limit:  # Kafka would refuse it: poison
                 records.extend(self._too_large(change, len(key) + len(value)))
+                refused.append(change)
                 continue
             append(make(Record, (topic, key, value, partition)))
-            found = (change.database, change.origin, change.table, change.op)
-            tally[found] = tally.get(found, 0) + 1
+        tally = Counter(map(_COUNTED, changes))
+        tally.subtract(map(_COUNTED, refused))
         for (db, origin, name, op), count in tally.items():
-            counts[(f"{db}.{origin or name}", op)] += count
+            if count:
+                counts[(f"{db}.{origin or name}", op)] += count
 
     def _reads(self, reads: Reads, records: list[Record], counts: Counter[tuple[str, str]]) -> None:
         """A snapshot chunk's records, encoded together; one by one when a row needs the

@@ -29,10 +29,7 @@ def _operator(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # `ferry run` renders the manifests with the operator's renderers, so it lives here.
-    try:
-        local_run = importlib.import_module("ferry_operator.local_run")
-    except ModuleNotFoundError:
-        return runtime_cli.run(args)
+    local_run = importlib.import_module("ferry_operator.local_run")
     code: int = local_run.run(args)
     return code
 

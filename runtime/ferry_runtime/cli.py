@@ -1,4 +1,4 @@
-"""Command line of the worker: ``ferry-worker`` and the ``worker``/``run`` verbs of ``ferry``.
+"""Command line of the worker: ``ferry-worker`` and the ``worker`` verb of ``ferry``.
 
 ``ferry worker --config worker.yaml`` runs one task: SIGTERM/SIGINT flush, commit the
 checkpoint and exit 0; an unrecoverable error exits 1 after printing
@@ -9,7 +9,6 @@ stderr, on one line (a bad config: the file, and the line and column of a YAML e
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -17,9 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_run_arguments", "add_worker_arguments", "main", "run", "worker"]
+__all__ = ["add_run_arguments", "add_worker_arguments", "main", "worker"]
 
-NOT_YET = 2  # exit code of a verb whose implementation has not landed yet
 EXIT_INVALID_CONFIG = 1
 
 
@@ -42,21 +40,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("manifests", nargs="+", help="SyncTask, Connector and Secret manifests")
 
 
-def _optional(module: str) -> Any:
-    """server.py and reporter.py are written separately; run without them if absent."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as error:
-        if error.name != module:
-            raise
-        return None
-
-
 def worker(args: argparse.Namespace) -> int:
     from ferry_runtime import config as config_module
     from ferry_runtime import errors, live, logs, status
+    from ferry_runtime import reporter as reporter_module
+    from ferry_runtime import server as server_module
     from ferry_runtime import worker as worker_module
 
+    worker_module.tune_garbage_collector()
     logs.configure()
     try:
         config = config_module.load(args.config)
@@ -82,16 +73,9 @@ def worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server_module = _optional("ferry_runtime.server")
-    reporter_module = _optional("ferry_runtime.reporter")
-    server = server_module.start(tracker, config.reporting.port) if server_module else None
-    if server is not None:
-        print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
-    reporter = (
-        reporter_module.start(tracker, config.reporting, config.task, secrets=secrets)
-        if reporter_module
-        else None
-    )
+    server = server_module.start(tracker, config.reporting.port)
+    print(f"ferry worker: status on port {server.port}", file=sys.stderr, flush=True)
+    reporter = reporter_module.start(tracker, config.reporting, config.task, secrets=secrets)
     try:
         code = the_worker.run()
     except Exception as error:  # a bug: the traceback for us, the failed: line still last
@@ -103,8 +87,7 @@ def worker(args: argparse.Namespace) -> int:
         watcher.stop()
         if reporter is not None:
             reporter.stop()
-        if server is not None:
-            server.stop()
+        server.stop()
     for handler in logging.getLogger().handlers:  # log lines before the last one
         handler.flush()
     if the_worker.failure is not None:
@@ -142,11 +125,6 @@ def _failed(reason: str, message: str, code: int = EXIT_INVALID_CONFIG) -> int:
     sys.stderr.flush()
     print(f"ferry worker: failed: {reason}: {one_line}", file=sys.stderr, flush=True)
     return code
-
-
-def run(args: argparse.Namespace) -> int:
-    print("ferry run: not yet implemented", file=sys.stderr)
-    return NOT_YET
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,7 +82,9 @@ def phase_snapshot(
     import threading
 
     from ferry_runtime.status import StatusTracker
-    from ferry_runtime.worker import Worker
+    from ferry_runtime.worker import Worker, tune_garbage_collector
+
+    tune_garbage_collector()  # as ferry-worker does
 
     cfg = common._worker_config(
         {**plan, "start": None},

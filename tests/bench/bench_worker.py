@@ -199,8 +199,9 @@ def _run_worker(cfg: Any, done: Any) -> dict[str, Any]:
     import threading
 
     from ferry_runtime.status import StatusTracker
-    from ferry_runtime.worker import Worker
+    from ferry_runtime.worker import Worker, tune_garbage_collector
 
+    tune_garbage_collector()  # as ferry-worker does
     os.environ["BENCH_PW"] = PASSWORD
     tracker = StatusTracker()
     worker = Worker(cfg, tracker)
@@ -254,7 +255,7 @@ def phase_latency(plan: dict[str, Any]) -> dict[str, Any]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     from ferry_runtime.status import StatusTracker
-    from ferry_runtime.worker import Worker
+    from ferry_runtime.worker import Worker, tune_garbage_collector
 
     rate, seconds, per_txn = plan["rate"], plan["seconds"], 50
     conn = admin()
@@ -287,6 +288,7 @@ def phase_latency(plan: dict[str, Any]) -> dict[str, Any]:
                 arrived.append((json.loads(message.value())["data"]["sent"], now))
         consumer.close()
 
+    tune_garbage_collector()  # as ferry-worker does
     os.environ["BENCH_PW"] = PASSWORD
     tracker = StatusTracker()
     worker = Worker(cfg, tracker)

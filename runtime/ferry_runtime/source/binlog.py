@@ -308,6 +308,9 @@ class BinlogReader:
                         )  # fmt: skip
                 if matcher is not None:
                     matcher.reached(position["file"], position["pos"])
+                # The library's event and its packet wrapper point at each other: without
+                # the link, refcounting frees the event's bytes now, not a later GC pass.
+                event.packet = None
         finally:
             stream.close()
 

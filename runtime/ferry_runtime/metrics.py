@@ -115,9 +115,10 @@ class TrackerCollector(Collector):
         )
         family = CounterMetricFamily(
             "ferry_slow_decoder_events",
-            "Binlog rows events decoded by the library's slow path, by table and reason "
-            "(unsupported: a column type the fast decoder does not read; rejected: it "
-            "refused the event).",
+            "Binlog rows events decoded on a slow path, by table and reason (by the "
+            "library: unsupported, a column type the fast decoder does not read; rejected, "
+            "it refused the event; python: the C decoder refused the event, the generated "
+            "Python decoders read it).",
             labels=["table", "reason"],
         )
         for (table, reason), count in sorted(slow.items()):

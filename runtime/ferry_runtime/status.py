@@ -372,7 +372,8 @@ class StatusTracker:
             self.batch_latencies.observe(seconds)
 
     def record_slow_decode(self, table: str, reason: str) -> None:
-        """One rows event of ``table`` went through the library's decoder (thread-safe)."""
+        """One rows event of ``table`` went through a slow decoder (thread-safe): the
+        library's (``unsupported``, ``rejected``) or the generated Python (``python``)."""
         with self._lock:
             key = (table, reason)
             self.slow_decodes[key] = self.slow_decodes.get(key, 0) + 1

@@ -147,7 +147,9 @@ class BinlogReader:
         self._thread: threading.Thread | None = None
         self._plans: dict[tuple[int, str, str], _TablePlan] = {}
         self.fallback_events = 0  # rows events our decoder refused (the library decoded them)
-        # Told (table, "unsupported" | "rejected") for each rows event the library decodes.
+        self.python_events = 0  # rows events the C decoder left to the Python decoders
+        # Told (table, "unsupported" | "rejected") for each rows event the library decodes,
+        # (table, "python") for each the Python decoders read instead of the C one.
         self.on_slow_decode = on_slow_decode
         self._selected: dict[tuple[str, str], bool] = {}
         # spec.heartbeat: this task's beats in the transaction being read
@@ -434,8 +436,9 @@ class BinlogReader:
                 for c in columns
                 if not types.binlog_passthrough(c)
             ]
+            name = f"{event.schema}.{event.table}"
             decoder = (
-                rows.table_decoder(event.columns, columns, f"{event.schema}.{event.table}")
+                rows.table_decoder(event.columns, columns, name, self._python_decoded(name))
                 if self.fast_rows
                 else None
             )
@@ -478,6 +481,14 @@ class BinlogReader:
             )  # fmt: skip
         if beats is not None:  # the heartbeat table is selected too: its rows are data as well
             self._note_beat(beats.stamp_of(changes[first:]))
+
+    def _python_decoded(self, table: str) -> Callable[[], None]:
+        def told() -> None:
+            self.python_events += 1
+            if self.on_slow_decode is not None:
+                self.on_slow_decode(table, "python")
+
+        return told
 
     def _note_beat(self, stamp: float | None) -> None:
         if stamp is not None:

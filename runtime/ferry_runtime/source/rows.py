@@ -563,12 +563,19 @@ class TableDecoder:
     """Decodes the rows events of one table (one TableMap): compiles one image decoder per
     columns-present bitmap on first sight."""
 
-    def __init__(self, recipes: list[_Col], names: dict[str, Any], table: str) -> None:
+    def __init__(
+        self,
+        recipes: list[_Col],
+        names: dict[str, Any],
+        table: str,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self.recipes = recipes
         self.names = names  # the constants the recipes refer to
         self.table = table
         self._images: dict[bytes, ImageDecoder] = {}
         self.native = _native_plan(recipes)
+        self.on_refused = on_refused  # told of each event the C decoder leaves to Python
 
     def image(self, bitmap: bytes) -> ImageDecoder:
         decoder = self._images.get(bitmap)
@@ -588,26 +595,32 @@ class TableDecoder:
             raise ValueError(f"unsupported rows event type {event.event_type}")
         if event.number_of_columns != len(self.recipes):
             raise ValueError("rows event and table map disagree on the column count")
-        body = row_body(event)
         after = getattr(event, "columns_present_bitmap2", None)  # an update: before, after
+        return self.decode_body(row_body(event), event.columns_present_bitmap, after)
+
+    def decode_body(
+        self, body: bytes, bitmap: bytes, bitmap2: bytes | None = None
+    ) -> list[tuple[RowImage, RowImage | None]]:
+        """The rows of a rows event's body (:func:`row_body`) whose columns-present bitmaps
+        are ``bitmap`` and, for an update's after-images, ``bitmap2``."""
         if self.native is not None:
             try:
                 rows: list[tuple[RowImage, RowImage | None]]
-                rows = self.native.decode(body, event.columns_present_bitmap, after)
+                rows = self.native.decode(body, bitmap, bitmap2)
                 return rows
             except Exception:  # the Python decoders below tell exactly what is wrong
-                pass
+                if self.on_refused is not None:
+                    self.on_refused()
         end, pos = len(body), 0
         out: list[tuple[RowImage, RowImage | None]] = []
-        if after is not None:
-            before = self.image(event.columns_present_bitmap)
-            after = self.image(event.columns_present_bitmap2)
+        if bitmap2 is not None:
+            before, after = self.image(bitmap), self.image(bitmap2)
             while pos < end:
                 old, pos = before(body, pos)
                 new, pos = after(body, pos)
                 out.append((new, old))
         else:
-            image = self.image(event.columns_present_bitmap)
+            image = self.image(bitmap)
             while pos < end:
                 values, pos = image(body, pos)
                 out.append((values, None))
@@ -628,7 +641,10 @@ def _native_plan(recipes: Sequence[_Col]) -> _rowimage.Plan | None:
 
 
 def table_decoder(
-    columns: Sequence[Any], kinds: Sequence[types.Column], table: str
+    columns: Sequence[Any],
+    kinds: Sequence[types.Column],
+    table: str,
+    on_refused: Callable[[], None] | None = None,
 ) -> TableDecoder | None:
     """A decoder for a table whose TableMap columns are ``columns`` (with ``kinds`` from
     :func:`types.from_binlog_column`), or None when some column needs the library."""
@@ -642,4 +658,4 @@ def table_decoder(
         if recipe is None:
             return None
         recipes.append(recipe)
-    return TableDecoder(recipes, src.names, table)
+    return TableDecoder(recipes, src.names, table, on_refused)

@@ -233,3 +233,23 @@ def test_every_supported_table_gets_the_c_decoder() -> None:
     # and a recipe C does not know is refused when the plan is built
     with pytest.raises(ValueError, match="bad recipe"):
         rows._rowimage.Plan([("x", rows._INT, 5, 0, 0, None)])
+
+
+def test_an_event_c_refuses_is_read_by_the_python_decoders() -> None:
+    """A DECIMAL group out of range (no server writes one): C refuses the event, the
+    generated Python reads it as it always did, and the refusal is told."""
+    refused: list[str] = []
+    columns = [_col(rows.LONG, "id"), _col(rows.NEWDECIMAL, "d", precision=10, decimals=2)]
+    kinds = [types.from_binlog_column(c) for c in columns]
+    decoder = rows.table_decoder(columns, kinds, "db.t", lambda: refused.append("db.t"))
+    assert decoder is not None
+    good = b"\x00" + struct.pack("<i", 1) + bytes.fromhex("8000000101")  # 1.01
+    bad = b"\x00" + struct.pack("<i", 2) + bytes.fromhex("ffffffff01")  # a group > 10**8
+    assert decoder.decode_body(good, b"\x03") == [({"id": 1, "d": "1.01"}, None)]
+    assert refused == []
+    python = decoder.image(b"\x03")(bad, 0)[0]
+    assert decoder.decode_body(good + bad, b"\x03") == [
+        ({"id": 1, "d": "1.01"}, None),
+        (python, None),
+    ]
+    assert refused == ["db.t"]

@@ -317,8 +317,10 @@ def main() -> None:
             command = [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)]
             out = subprocess.run(
                 command + (["--profile"] if args.profile else []),
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if out.returncode:  # the phase's own error, not only its exit status
+                raise SystemExit(f"phase {name} failed ({out.returncode}):\n{out.stderr[-4000:]}")
             if args.profile and out.stderr.strip():
                 print(out.stderr)
             result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -405,8 +405,10 @@ def main() -> None:
         for name in phases:
             out = subprocess.run(
                 [sys.executable, __file__, "--phase", name, "--plan", json.dumps(plan)],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if out.returncode:  # the phase's own error, not only its exit status
+                raise SystemExit(f"phase {name} failed ({out.returncode}):\n{out.stderr[-4000:]}")
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result["rate"] = result["rows"] / result["seconds"]
             result["cpu_rate"] = result["rows"] / result["cpu_seconds"]

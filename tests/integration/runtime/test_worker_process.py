@@ -81,6 +81,17 @@ def _without_leading_deletes(records: list[tuple[Any, Any]]) -> list[tuple[Any, 
     return kept
 
 
+def _until_snapshotting(worker: Any, timeout: float = 60.0) -> None:
+    """Return once the worker reports Snapshotting, or a later state (the snapshot done):
+    polled every 10 ms, since the snapshot itself may take only a few hundred."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (worker.status() or {}).get("state") in ("Snapshotting", "Streaming"):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the worker never reported Snapshotting or Streaming")
+
+
 def _reached(position: dict[str, Any] | None, target: tuple[str, int]) -> bool:
     return bool(position) and (position["file"], position["pos"]) >= target  # type: ignore[index]
 
@@ -105,7 +116,7 @@ def test_sigkill_at_random_moments_loses_nothing(
     sql(f"CREATE TABLE {table} (id int PRIMARY KEY, seq bigint)")
     sql(f"INSERT INTO {table} SELECT seq, 0 FROM {pipeline.db}.seq_1_to_{rows}")
     config = pipeline.config(
-        delivery=delivery, performance={"snapshotChunkSize": 1000, "batchSize": 200}
+        delivery=delivery, performance={"snapshotChunkSize": 500, "batchSize": 200}
     )
     worker = spawn_worker(config)
     # Changes made after the snapshot's position must each appear as an event: start
@@ -123,8 +134,11 @@ def test_sigkill_at_random_moments_loses_nothing(
             pipeline.wait_until(
                 lambda w=worker: (w.status() or {}).get("state") == "Streaming", 120, "streaming"
             )
-        # The first kills come quickly, to land in the snapshot; later ones in streaming.
-        time.sleep(chaos.uniform(0.1, 0.5) if kill < 3 else chaos.uniform(0.2, 2.0))
+        if kill < 3:  # the first kills inside the snapshot (a fraction of a second long)
+            _until_snapshotting(worker)
+            time.sleep(chaos.uniform(0.0, 0.05))
+        else:
+            time.sleep(chaos.uniform(0.2, 2.0))
         phases[str((worker.status() or {}).get("state"))] += 1
         worker.process.send_signal(signal.SIGKILL)
         worker.wait()

@@ -8,6 +8,12 @@ null-bitmap checks, and the JSON conversion of :mod:`ferry_runtime.types` folded
 library still frames the stream and parses TableMap events; this module only reads the
 row bytes of Write/Update/DeleteRows events that follow the header it parsed.
 
+The hot path is C (``_rowimage.c``): each column also gets a recipe for it (a kind, a width
+and, for rare types, one of this module's Python functions), and a whole event is decoded
+in one call, ~3.6x the generated Python's rows per CPU-second. The generated functions stay
+the reference (a unit test compares the two on random images) and read any event C
+refuses, so such an event gets exactly the values, or the error, it always got.
+
 The values are exactly those of ``types.binlog_converter`` applied to the library's values
 (a negative TIME with a fraction is read right directly, where types.py repairs the
 library's value), except where the library is wrong and the snapshot (a SELECT) is right —

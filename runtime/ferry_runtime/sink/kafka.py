@@ -278,9 +278,12 @@ class KafkaSink:
         while True:
             metadata = admin.list_topics(topic=topic, timeout=TIMEOUT)
             found = metadata.topics.get(topic)
-            led = found is not None and found.error is None and bool(found.partitions)
-            if led and found is not None:
-                led = all(p.leader >= 0 for p in found.partitions.values())
+            led = (
+                found is not None
+                and found.error is None
+                and bool(found.partitions)
+                and all(p.leader >= 0 for p in found.partitions.values())
+            )
             if led or time.monotonic() >= deadline:
                 return metadata
             time.sleep(0.01)

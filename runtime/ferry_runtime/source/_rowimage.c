@@ -49,6 +49,8 @@ typedef struct {
 } Plan;
 
 static const int DIG2BYTES[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
+static const uint32_t POW10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                   100000000, 1000000000};
 
 static PyObject *overrun(void)
 {
@@ -111,9 +113,7 @@ static PyObject *decimal_text(const unsigned char *raw, int precision, int scale
     if (integral % 9) {
         int digits = integral % 9, width = DIG2BYTES[digits];
         uint32_t group = (uint32_t)big(v, width);
-        if (group >= 1000000000u || (digits < 9 && group >= (uint32_t)(
-            digits == 1 ? 10 : digits == 2 ? 100 : digits == 3 ? 1000 : digits == 4 ? 10000 :
-            digits == 5 ? 100000 : digits == 6 ? 1000000 : digits == 7 ? 10000000 : 100000000)))
+        if (group >= POW10[digits])
             return unexpected("DECIMAL");
         out = put_group(out, group, digits, &leading);
         pos += width;
@@ -136,10 +136,8 @@ static PyObject *decimal_text(const unsigned char *raw, int precision, int scale
         }
         if (scale % 9) {
             int digits = scale % 9, width = DIG2BYTES[digits];
-            uint32_t group = (uint32_t)big(v + pos, width), limit = 1;
-            for (int i = 0; i < digits; i++)
-                limit *= 10;
-            if (group >= limit)
+            uint32_t group = (uint32_t)big(v + pos, width);
+            if (group >= POW10[digits])
                 return unexpected("DECIMAL");
             out += sprintf(out, "%0*u", digits, group);
         }
@@ -233,14 +231,19 @@ static PyObject *timestamp_text(const unsigned char *raw, int fsp)
 
 /* ---------------------------------------------------------------- one value */
 
+/* extra(arg), taking the reference to arg (NULL: the error of making it). */
+static PyObject *call_with(PyObject *fn, PyObject *arg)
+{
+    if (!arg)
+        return NULL;
+    PyObject *value = PyObject_CallOneArg(fn, arg);
+    Py_DECREF(arg);
+    return value;
+}
+
 static PyObject *call_bytes(PyObject *fn, const unsigned char *d, Py_ssize_t n)
 {
-    PyObject *raw = PyBytes_FromStringAndSize((const char *)d, n);
-    if (!raw)
-        return NULL;
-    PyObject *value = PyObject_CallOneArg(fn, raw);
-    Py_DECREF(raw);
-    return value;
+    return call_with(fn, PyBytes_FromStringAndSize((const char *)d, n));
 }
 
 /* The value of `column` at d[*p], advancing *p; NULL with an exception set on failure. */
@@ -287,12 +290,7 @@ static PyObject *read_value(const Column *column, const unsigned char *d, Py_ssi
         uint32_t bits = (uint32_t)little(at, 4);
         float v;
         memcpy(&v, &bits, 4);
-        PyObject *raw = PyFloat_FromDouble((double)v);
-        if (!raw)
-            return NULL;
-        PyObject *value = PyObject_CallOneArg(column->extra, raw);
-        Py_DECREF(raw);
-        return value;
+        return call_with(column->extra, PyFloat_FromDouble((double)v));
     }
     case K_YEAR:
         return PyLong_FromLong(at[0] ? at[0] + 1900 : 0);
@@ -314,14 +312,8 @@ static PyObject *read_value(const Column *column, const unsigned char *d, Py_ssi
         Py_INCREF(value);
         return value;
     }
-    case K_SET: {
-        PyObject *mask = PyLong_FromUnsignedLongLong(little(at, size));
-        if (!mask)
-            return NULL;
-        PyObject *value = PyObject_CallOneArg(column->extra, mask);
-        Py_DECREF(mask);
-        return value;
-    }
+    case K_SET:
+        return call_with(column->extra, PyLong_FromUnsignedLongLong(little(at, size)));
     case K_BIT:
         return PyLong_FromUnsignedLongLong(big(at, size));
     }

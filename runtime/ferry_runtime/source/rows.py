@@ -69,8 +69,8 @@ NEWDECIMAL, ENUM, SET, BLOB, STRING = 246, 247, 248, 252, 254
 _ROWS_EVENTS = frozenset({23, 24, 25, 30, 31, 32})
 # the library's charset names → how we decode (MySQL's latin1 is cp1252 except that the five
 # bytes cp1252 leaves undefined are the same-numbered control characters, as in ISO 8859-1)
-_TEXT_CODECS = {"utf8": "'utf-8'", "cp1252": "'cp1252', 'ferry-latin1'"}
 _DECODE_ARGS = {"utf8": ("utf-8",), "cp1252": ("cp1252", "ferry-latin1")}
+_TEXT_CODECS = {name: ", ".join(map(repr, args)) for name, args in _DECODE_ARGS.items()}
 
 
 def _latin1_gaps(error: UnicodeError) -> tuple[str, int]:
@@ -367,7 +367,7 @@ def _column(column: Any, kind: types.Column, src: _Source) -> _Col | None:
         native_kind = {DATE: _DATE, DATETIME2: _DATETIME, TIMESTAMP2: _TIMESTAMP}.get(code, _CALL)
         return _Col(
             name, size=size, fixed=lambda s, o: f"{fn}(d[{o}:{o} + {size}])",
-            native=(native_kind, size, fsp, 0, reader)
+            native=(native_kind, size, fsp, 0, reader if native_kind == _CALL else None)
         )  # fmt: skip
     if code == ENUM:
         values = tuple(column.enum_values or ())

@@ -20,6 +20,7 @@ offsets topic is made sure of; ``init_transactions`` fences; only then is the ch
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import zlib
@@ -42,6 +43,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from ferry_runtime import checkpoint, errors, tls
 from ferry_runtime.config import KafkaSink as KafkaSinkConfig
+from ferry_runtime.sink import _produce as native
 from ferry_runtime.sink.base import Batch, Counts, counted
 from ferry_runtime.sink.kafka_records import KafkaRecords, Record
 
@@ -83,6 +85,9 @@ def transactional_id(task_id: str) -> str:
     return f"ferry-{task_id}"
 
 
+log = logging.getLogger("ferry.sink.kafka")
+
+
 class KafkaSink:
     """Delivers batches with their checkpoint; every method raises errors.WorkerError."""
 
@@ -109,6 +114,7 @@ class KafkaSink:
         self._partitions: dict[str, int] = {}
         self._admin: AdminClient | None = None  # one for the sink's life (ensure_topic)
         self._producer: Producer | None = None
+        self._native = False  # exactly-once records go to librdkafka in runs (_produce.c)
         self._consumer: Consumer | None = None  # created by open(), used by read_checkpoint()
         self._connecting: threading.Thread | None = None  # the consumer's first request
         self._failures: list[KafkaError] = []
@@ -138,6 +144,7 @@ class KafkaSink:
                     f"the Kafka producer refused its settings: {error.args[0].str()}. Check "
                     "spec.sink.kafka.producer.",
                 ) from None
+            self._native = self.exactly_once and self._native_serves(self._producer)
             self._consumer = Consumer(self._checkpoint_settings())
             self._connecting = threading.Thread(
                 target=self._connect, args=(self._consumer,), name="checkpoint-connect"
@@ -430,19 +437,45 @@ class KafkaSink:
         if error is not None:
             self._failures.append(error)
 
+    @staticmethod
+    def _native_serves(producer: Producer) -> bool:
+        """Whether _produce.c can queue this producer's records (else record by record)."""
+        try:
+            native.handle(producer)
+        except (RuntimeError, TypeError) as error:
+            log.warning("producing record by record (%s)", error)
+            return False
+        return True
+
     def _produce(self, producer: Producer, records: list[Record]) -> None:
-        """Hand ``records`` to librdkafka (topics checked once per batch: the hot path)."""
+        """Hand ``records`` to librdkafka (topics checked once per batch: the hot path).
+        Exactly-once: in runs, by _produce.c (the commit reports failures); a record
+        partitioned by a column, and every record of an at-least-once sink (a delivery
+        callback each), one by one."""
         partitions = {topic: self.ensure_topic(topic) for topic in {r[0] for r in records}}
-        callback = None if self.exactly_once else self._on_delivery  # EOS: the commit tells
-        produce = producer.produce
-        for topic, key, value, part in records:
-            if part is None and callback is None:  # exactly-once, no partitioning: one call
-                try:
-                    produce(topic, value, key)
-                    continue
-                except BufferError:  # local queue full: the general path waits for room
-                    pass
+        callback = None if self.exactly_once else self._on_delivery
+        start = 0
+        while start < len(records):
+            if self._native:
+                start = self._produce_runs(producer, records, start)
+                if start == len(records):
+                    return
+            topic, key, value, part = records[start]
             self._produce_one(producer, topic, key, value, part, partitions, callback)
+            start += 1
+
+    @staticmethod
+    def _produce_runs(producer: Producer, records: list[Record], start: int) -> int:
+        """Queue records from ``start`` on with _produce.c, waiting while librdkafka's local
+        queue is full; return the index of the first partitioned record (or the end)."""
+        while True:
+            start, code = native.produce(producer, records, start)
+            if code == KafkaError._QUEUE_FULL:
+                producer.poll(0.05)  # let librdkafka send some
+            elif code:
+                raise KafkaException(KafkaError(code))
+            else:
+                return start
 
     @staticmethod
     def _produce_one(

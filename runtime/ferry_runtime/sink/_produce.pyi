@@ -1,0 +1,6 @@
+"""Records into librdkafka in runs (``_produce.c``); :mod:`ferry_runtime.sink.kafka` drives it."""
+
+from typing import Any
+
+def handle(producer: Any) -> None: ...
+def produce(producer: Any, records: list[Any], start: int) -> tuple[int, int]: ...

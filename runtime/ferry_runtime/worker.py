@@ -919,11 +919,16 @@ class Worker:
     def _rendered(self, table: TableSchema, sink: Sink) -> TableSchema:
         """The table as the chunk readers read it: rendered as JSON by the server when the
         sink takes that and the server can (:func:`snapshot.row_json`), else column by
-        column."""
+        column; a chunk read in one text comes as raw fields the worker renders
+        (:func:`snapshot.row_fields`)."""
         if not sink.json_rows:
             return table
-        expression = snapshot.row_json(table, *self._router.mapping(table.database, table.table))
-        return table if expression is None else dataclasses.replace(table, row_json=expression)
+        mapping = self._router.mapping(table.database, table.table)
+        expression = snapshot.row_json(table, *mapping)
+        if expression is None:
+            return table
+        fields = snapshot.row_fields(table, *mapping)
+        return dataclasses.replace(table, row_json=expression, row_fields=fields)
 
     def _deliver_chunks(
         self,

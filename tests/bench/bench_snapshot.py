@@ -179,7 +179,9 @@ def phase_stages(plan: dict[str, Any]) -> dict[str, Any]:
     # The path the worker takes for this table: rendered by the server (snapshot.row_json).
     expression = snapshot_module.row_json(table, {}, [])
     assert expression is not None, "the bench table's columns are all rendered kinds"
-    rendered_table = dataclasses.replace(table, row_json=expression)
+    rendered_table = dataclasses.replace(
+        table, row_json=expression, row_fields=snapshot_module.row_fields(table, {}, [])
+    )
     rendered = dict.fromkeys(("select rendered", "encode rendered"), 0.0)
     before = 0.0  # the same rows read and converted by PyMySQL (how snapshots read before)
     after: list[Any] | None = None

@@ -33,6 +33,15 @@ def quote(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class RowFields:
+    """A chunk's rows as the server's raw fields and the C plan that renders them as JSON
+    (snapshot.row_fields)."""
+
+    sql: str  # one row's fields as binary text: GROUP_CONCAT(sql SEPARATOR X'fe')
+    plan: Any  # _rowtext.Plan
+
+
+@dataclass(frozen=True)
 class TableSchema:
     database: str
     table: str
@@ -46,6 +55,9 @@ class TableSchema:
     # The SQL expression of a row's JSON, when the snapshot has the server render it (the
     # worker sets it: snapshot.row_json); None: rows are read column by column.
     row_json: str | None = None
+    # The same rows as raw fields the worker renders, for a chunk read in one text (an
+    # integer key: snapshot.row_fields); None: the server's row_json only.
+    row_fields: RowFields | None = None
 
     @property
     def name(self) -> str:

@@ -17,7 +17,7 @@ from ferry_runtime.config import SourceConfig
 from ferry_runtime.events import RenderedRows
 from ferry_runtime.source import chunks, schema
 from ferry_runtime.source.schema import TableSchema
-from ferry_runtime.source.snapshot import Snapshot, row_json
+from ferry_runtime.source.snapshot import Snapshot, row_fields, row_json
 
 pytestmark = [pytest.mark.mysql, pytest.mark.kafka]
 
@@ -73,9 +73,9 @@ def _reader(
         snap.begin()
         table = schema.load(snap.conn, pipeline.database, name)
         assert table is not None
-        expression = row_json(table, names, drop)
-        assert expression is not None
-        yield snap, table, dataclasses.replace(table, row_json=expression)
+        expression, fields = row_json(table, names, drop), row_fields(table, names, drop)
+        assert expression is not None and fields is not None
+        yield snap, table, dataclasses.replace(table, row_json=expression, row_fields=fields)
     finally:
         snap.close()
 
@@ -113,9 +113,10 @@ def _selects(snap: Any) -> int:
 def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
     pipeline: Pipeline, make_config: Any, key: str
 ) -> None:
-    """A chunk whose end is known is rendered by one GROUP_CONCAT query (text with raw
-    newlines and tabs in it, escaped by the JSON, does not split a row): the same key and
-    row bytes as the row-by-row read; cut by group_concat_max_len, it is read row by row."""
+    """A chunk whose end is known comes as one GROUP_CONCAT of raw fields (row_fields: text
+    with quotes, backslashes and control characters in it, NULLs, every rendered kind),
+    rendered by _rowtext.c: the same key and row bytes as the server's row_json, read row by
+    row; cut by group_concat_max_len, it is read row by row."""
     pipeline.sql("SET SESSION time_zone = '+00:00'")
     pipeline.sql(f"CREATE TABLE {pipeline.db}.w (id int, grp int, {COLUMNS}, PRIMARY KEY ({key}))")
     marks = ", ".join(["%s"] * 21)
@@ -125,7 +126,10 @@ def test_a_chunk_with_a_known_end_comes_in_one_row_with_the_same_bytes(
         ordered = snap.chunk_rows(rendered_table, None, None)  # the last chunk: row by row
         upto = ordered.key(-1) if isinstance(ordered, RenderedRows) else None
         assert isinstance(ordered, RenderedRows)
-        length = sum(map(len, ordered.data)) + len(ordered) - 1  # the rows and newlines
+        fields = rendered_table.row_fields
+        assert fields is not None
+        text = f"GROUP_CONCAT({fields.sql} SEPARATOR X'fe')"
+        length = len(snap._execute(f"SELECT {text} FROM {pipeline.db}.w")[0][0])
         found: list[tuple[int, Any]] = []
         # Cut after a few rows, then inside the last row (as many rows: only the cut tells).
         for cut in (None, 1000, length - 1):

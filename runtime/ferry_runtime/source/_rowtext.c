@@ -38,6 +38,7 @@ typedef struct {
     Py_ssize_t *key;
     char *buffer; /* one row's JSON, grown as needed */
     Py_ssize_t capacity;
+    PyObject *args; /* (labels, kinds, key): a plan is pickled as them (reader processes) */
 } Plan;
 
 static void plan_dealloc(Plan *self) {
@@ -50,6 +51,7 @@ static void plan_dealloc(Plan *self) {
     PyMem_Free(self->kinds);
     PyMem_Free(self->key);
     PyMem_Free(self->buffer);
+    Py_XDECREF(self->args);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -105,7 +107,17 @@ static int plan_init(Plan *self, PyObject *args, PyObject *kwargs) {
         }
         self->key[i] = field;
     }
-    return 0;
+    self->args = Py_BuildValue("(Oy#O)", labels, (const char *)self->kinds, count, key);
+    return self->args == NULL ? -1 : 0;
+}
+
+static PyObject *plan_reduce(Plan *self, PyObject *unused) {
+    (void)unused;
+    if (self->args == NULL) {
+        PyErr_SetString(PyExc_ValueError, "an uninitialised Plan");
+        return NULL;
+    }
+    return Py_BuildValue("(OO)", (PyObject *)Py_TYPE(self), self->args);
 }
 
 /* Room for `more` bytes in the row buffer at `used`. */
@@ -284,6 +296,7 @@ fail:
 static PyMethodDef plan_methods[] = {
     {"split", (PyCFunction)plan_split, METH_O,
      "split(text) -> (keys, rows): each row's key JSON and row JSON."},
+    {"__reduce__", (PyCFunction)plan_reduce, METH_NOARGS, "Pickled as its arguments."},
     {NULL, NULL, 0, NULL},
 };
 

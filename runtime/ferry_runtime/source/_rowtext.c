@@ -201,6 +201,16 @@ static Py_ssize_t render(Plan *self, Py_ssize_t used, int kind, const unsigned c
     return out - self->buffer;
 }
 
+/* A copy of data[:length] appended to the list. */
+static int append(PyObject *list, const char *data, Py_ssize_t length) {
+    PyObject *item = PyBytes_FromStringAndSize(data, length);
+    if (item == NULL)
+        return -1;
+    int result = PyList_Append(list, item);
+    Py_DECREF(item);
+    return result;
+}
+
 static PyObject *plan_split(Plan *self, PyObject *arg) {
     if (!PyBytes_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "split() takes bytes");
@@ -251,15 +261,11 @@ static PyObject *plan_split(Plan *self, PyObject *arg) {
         if (reserve(self, used, 1) < 0)
             goto fail;
         self->buffer[used++] = '}';
-        PyObject *row = PyBytes_FromStringAndSize(self->buffer, used);
-        if (row == NULL || PyList_Append(rows, row) < 0) {
-            Py_XDECREF(row);
+        if (append(rows, self->buffer, used) < 0)
             goto fail;
-        }
-        Py_DECREF(row);
         /* The key: a one-field key's text, or [a,b] (integers' text is their JSON). */
         used = 0;
-        int width = self->key_count > 1;
+        int bracketed = self->key_count > 1;
         for (Py_ssize_t k = 0; k < self->key_count; k++) {
             Py_ssize_t field = self->key[k];
             if (lengths[field] == 1 && starts[field][0] == NULL_MARK) {
@@ -268,19 +274,15 @@ static PyObject *plan_split(Plan *self, PyObject *arg) {
             }
             if (reserve(self, used, lengths[field] + 2) < 0)
                 goto fail;
-            self->buffer[used] = k == 0 ? '[' : ',';
-            used += width;
+            if (bracketed)
+                self->buffer[used++] = k == 0 ? '[' : ',';
             memcpy(self->buffer + used, starts[field], (size_t)lengths[field]);
             used += lengths[field];
         }
-        if (width)
+        if (bracketed)
             self->buffer[used++] = ']';
-        PyObject *key = PyBytes_FromStringAndSize(self->buffer, used);
-        if (key == NULL || PyList_Append(keys, key) < 0) {
-            Py_XDECREF(key);
+        if (append(keys, self->buffer, used) < 0)
             goto fail;
-        }
-        Py_DECREF(key);
     }
     PyMem_Free(starts);
     PyMem_Free(lengths);

@@ -338,6 +338,22 @@ def test_kubectl_ferry_logs_reads_the_worker_pod(release: Release) -> None:
         follow.terminate()
 
 
+def test_worker_image_queues_exactly_once_records_in_runs(release: Release) -> None:
+    """The image's build of sink/_produce.c finds the librdkafka confluent-kafka bundles and
+    serves its Producer: the exactly-once worker (the example's) never fell back to
+    producing record by record, which it would say in its log."""
+    pod = wait_for("a Ready worker pod", release.worker_pod)["metadata"]["name"]
+    check = (
+        "from confluent_kafka import Producer; from ferry_runtime.sink import _produce; "
+        "_produce.handle(Producer({'bootstrap.servers': '127.0.0.1:9'})); print('served')"
+    )
+    assert release.exec(pod, "python3", "-c", check).strip() == "served"
+    kubectl, env = release.node.values["FERRY_KUBECTL"], release.node.env
+    log = run(kubectl, "ferry", "logs", TASK, "-n", release.namespace, "--since", "1d", env=env)
+    assert "status server listening on port" in log.stdout  # the worker's log, read
+    assert "producing record by record" not in log.stdout
+
+
 def test_worker_pod_serves_queue_fill_and_slow_decoder_metrics(release: Release) -> None:
     """The worker pod, as the chart's PodMonitor selects it (its labels), serves
     ferry_queue_fill_ratio and ferry_slow_decoder_events_total on its `http` port with the

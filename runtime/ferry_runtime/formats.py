@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ferry_runtime._compose import compose
 from ferry_runtime.events import Change, RenderedRows
 
 __all__ = ["debezium", "encode", "encode_many", "encode_reads", "key", "maxwell"]
@@ -253,12 +254,12 @@ def encode_reads(
         opening = b'{"before":null,"after":'
         assert shell.startswith(opening + b"{}")
         closing = shell[len(opening) + 2 :]
-        values = [opening + row + closing for row in data]
+        values = compose((opening, 0, closing), (data,))
         if not pk:
             return [key(empty, fmt)] * len(data), values
         if len(pk) == 1:  # {"id":1}
             label = b"{" + _dumps(pk[0]) + b":"
-            return [label + value + b"}" for value in keys], values
+            return compose((label, 0, b"}"), (keys,)), values
         return [_dumps(dict(zip(pk, orjson.loads(k), strict=True))) for k in keys], values
     head = maxwell(empty)
     del head["data"]
@@ -266,17 +267,14 @@ def encode_reads(
     opening = _dumps(head)[:-1]  # {"database":...,"position":"..." without its brace
     key_head = {"database": template.database, "table": template.table}
     if not pk:
-        return [_dumps(key_head)] * len(data), [opening + b',"data":' + row + b"}" for row in data]
+        return [_dumps(key_head)] * len(data), compose((opening + b',"data":', 0, b"}"), (data,))
     key_opening = _dumps(key_head)[:-1]
     if len(pk) == 1:  # the usual case, without the join
         key_opening += b"," + _dumps(f"pk.{pk[0]}") + b":"
         head_pk = opening + b',"primary_key":['
         return (
-            [key_opening + value + b"}" for value in keys],
-            [
-                head_pk + value + b'],"data":' + row + b"}"
-                for value, row in zip(keys, data, strict=True)
-            ],
+            compose((key_opening, 0, b"}"), (keys,)),
+            compose((head_pk, 0, b'],"data":', 1, b"}"), (keys, data)),
         )
     labels = [b"," + _dumps(f"pk.{n}") + b":" for n in pk]
     return (
@@ -286,8 +284,5 @@ def encode_reads(
             + b"}"
             for k in keys
         ],
-        [
-            opening + b',"primary_key":' + k + b',"data":' + row + b"}"
-            for k, row in zip(keys, data, strict=True)
-        ],
+        compose((opening + b',"primary_key":', 0, b',"data":', 1, b"}"), (keys, data)),
     )

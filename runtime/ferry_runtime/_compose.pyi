@@ -1,0 +1,3 @@
+"""Records of one shape in one allocation each (``_compose.c``); ``formats.encode_reads``."""
+
+def compose(pieces: tuple[bytes | int, ...], columns: tuple[list[bytes], ...]) -> list[bytes]: ...

@@ -49,6 +49,7 @@ static struct {
     void *(*topic_new)(void *rk, const char *topic, void *conf);
     void (*topic_destroy)(void *rkt);
     int (*produce_batch)(void *rkt, int32_t partition, int flags, rk_message *msgs, int count);
+    int (*fatal_error)(void *rk, char *reason, size_t size);
 } rk;
 
 static PyTypeObject *producer_type; /* confluent_kafka.cimpl.Producer */
@@ -76,7 +77,9 @@ static const char *load_librdkafka(void) {
     *(void **)&rk.topic_new = dlsym(lib, "rd_kafka_topic_new");
     *(void **)&rk.topic_destroy = dlsym(lib, "rd_kafka_topic_destroy");
     *(void **)&rk.produce_batch = dlsym(lib, "rd_kafka_produce_batch");
-    if (!rk.opaque || !rk.type || !rk.topic_new || !rk.topic_destroy || !rk.produce_batch)
+    *(void **)&rk.fatal_error = dlsym(lib, "rd_kafka_fatal_error");
+    if (!rk.opaque || !rk.type || !rk.topic_new || !rk.topic_destroy || !rk.produce_batch ||
+        !rk.fatal_error)
         return "librdkafka lacks a function this module calls";
     return NULL;
 }
@@ -214,6 +217,20 @@ static PyObject *produce(PyObject *self, PyObject *args) {
     return Py_BuildValue("ni", start, err);
 }
 
+/* fatal_error(producer) -> (code, reason) | None: the fatal error librdkafka raised, which
+ * it then refuses every record for with the code _FATAL (-150), saying no more. */
+static PyObject *fatal_error(PyObject *self, PyObject *producer) {
+    (void)self;
+    void *handle = handle_of(producer);
+    if (handle == NULL)
+        return NULL;
+    char reason[512];
+    int code = rk.fatal_error(handle, reason, sizeof(reason));
+    if (code == 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("is", code, reason);
+}
+
 static PyMethodDef methods[] = {
     {"handle", handle, METH_O,
      "handle(producer) -> None: raises unless produce() can serve this producer."},
@@ -222,6 +239,8 @@ static PyMethodDef methods[] = {
      "tuples) in librdkafka until the end, a record with a partition_by, or a refusal. "
      "next: the first record not queued; err: librdkafka's error code for it (0: none; "
      "-184: the local queue is full, poll and call again)."},
+    {"fatal_error", fatal_error, METH_O,
+     "fatal_error(producer) -> (code, reason) | None: librdkafka's fatal error, if any."},
     {NULL, NULL, 0, NULL},
 };
 

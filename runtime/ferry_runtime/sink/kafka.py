@@ -211,7 +211,10 @@ class KafkaSink:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(5)
+            # A producer that failed (fenced, say) raises its error again here: what ended
+            # the run was raised already, and records not acknowledged are sent again.
+            with contextlib.suppress(KafkaException):
+                self._producer.flush(5)
             self._producer = None
         self._admin = None
 
@@ -532,7 +535,23 @@ class KafkaSink:
                 self._produce(producer, [cp])
                 self._flush(producer)
         except KafkaException as error:
+            error = self._fatal(producer, error)
             raise errors.from_kafka(error, f"delivering a batch ({self._at})") from None
+
+    @staticmethod
+    def _fatal(producer: Producer, error: KafkaException) -> KafkaException:
+        """``error``, or the fatal error behind it: once librdkafka has raised one (this
+        worker fenced by a newer one, say), it refuses every record with the bare code
+        _FATAL, and the fatal error itself is what says what to do."""
+        if error.args[0].code() != KafkaError._FATAL:
+            return error
+        try:
+            fatal = native.fatal_error(producer)
+        except (RuntimeError, TypeError):  # _produce.c cannot serve this producer
+            return error
+        if fatal is None:
+            return error
+        return KafkaException(KafkaError(fatal[0], fatal[1], fatal=True))
 
     def _flush(self, producer: Producer) -> None:
         if producer.flush(TIMEOUT) > 0:

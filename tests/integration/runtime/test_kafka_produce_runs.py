@@ -7,14 +7,17 @@ record by record (the path used when the C module cannot serve), with the same r
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from tests.integration.runtime.conftest import read_topic
 
 from ferry_runtime import errors
 from ferry_runtime.checkpoint import Checkpoint
 from ferry_runtime.config import KafkaSink as KafkaSinkConfig
+from ferry_runtime.sink import _produce as native_module
 from ferry_runtime.sink.kafka import KafkaSink
 from ferry_runtime.sink.kafka_records import Record
 
@@ -78,3 +81,35 @@ def test_a_record_librdkafka_refuses_fails_the_delivery_and_nothing_of_it_is_com
     finally:
         sink.close()
     assert [value["n"] for _, value in read_topic(kafka_bootstrap, topic)] == [1]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["runs", "record-by-record"])
+def test_a_fenced_sink_says_fenced_and_closes_without_raising_again(
+    kafka_bootstrap: str, topic_prefix: str, native: bool
+) -> None:
+    """A newer worker of the same task fences this one while it delivers: librdkafka raises
+    a fatal error in the background and then refuses every record with the bare code
+    _FATAL. The delivery fails as Fenced (the fatal error behind it), which stops the
+    worker, and closing the sink does not raise the fatal error again over it (that made
+    Fenced a retried internal error, and the two workers fenced each other in turn)."""
+    topic = f"{topic_prefix}.a"
+    first = _sink(kafka_bootstrap, topic_prefix, native)
+    first.produce([_record(topic, 1)], _at(1))
+    second = _sink(kafka_bootstrap, topic_prefix, native)  # the same task id: the fence
+    producer = first._producer
+    assert producer is not None
+    producer.begin_transaction()
+    first._produce(producer, [_record(topic, 2)])  # its partition's add is refused: fatal
+    deadline = time.monotonic() + 30
+    while native_module.fatal_error(producer) is None:  # asks, serves no callback
+        assert time.monotonic() < deadline, "no fatal error"
+        time.sleep(0.05)
+    try:
+        with pytest.raises(KafkaException) as refused:
+            first._produce(producer, [_record(topic, 3)])
+        assert refused.value.args[0].code() == KafkaError._FATAL
+        error = errors.from_kafka(KafkaSink._fatal(producer, refused.value), "delivering")
+        assert (type(error), error.reason) == (errors.FatalError, "Fenced"), error
+    finally:
+        first.close()  # the fatal error's callback is still pending: not raised here
+        second.close()

@@ -16,15 +16,20 @@ static PyObject *compose(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &pieces, &PyTuple_Type, &columns))
         return NULL;
     Py_ssize_t piece_count = PyTuple_GET_SIZE(pieces), column_count = PyTuple_GET_SIZE(columns);
-    Py_ssize_t rows = -1, fixed = 0;
+    Py_ssize_t rows = 0;
     for (Py_ssize_t c = 0; c < column_count; c++) {
         PyObject *column = PyTuple_GET_ITEM(columns, c);
-        if (!PyList_Check(column) || (rows >= 0 && PyList_GET_SIZE(column) != rows)) {
+        if (!PyList_Check(column) || (c > 0 && PyList_GET_SIZE(column) != rows)) {
             PyErr_SetString(PyExc_ValueError, "columns are lists of one length");
             return NULL;
         }
         rows = PyList_GET_SIZE(column);
     }
+    /* Each piece once: its column (a list), or NULL for constant bytes. */
+    PyObject **sources = PyMem_Calloc((size_t)piece_count + 1, sizeof(PyObject *));
+    if (sources == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t fixed = 0;
     for (Py_ssize_t p = 0; p < piece_count; p++) {
         PyObject *piece = PyTuple_GET_ITEM(pieces, p);
         if (PyBytes_Check(piece)) {
@@ -33,47 +38,40 @@ static PyObject *compose(PyObject *self, PyObject *args) {
         }
         Py_ssize_t index = PyLong_Check(piece) ? PyLong_AsSsize_t(piece) : -1;
         if (index < 0 || index >= column_count) {
-            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError)) {
-                PyErr_Clear();
-                PyErr_SetString(PyExc_ValueError, "a piece is bytes or a column's index");
-            }
+            PyErr_Clear(); /* an index past Py_ssize_t: the same refusal */
+            PyErr_SetString(PyExc_ValueError, "a piece is bytes or a column's index");
+            PyMem_Free(sources);
             return NULL;
         }
+        sources[p] = PyTuple_GET_ITEM(columns, index);
     }
-    if (rows < 0)
-        rows = 0;
     PyObject *out = PyList_New(rows);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t r = 0; r < rows; r++) {
+    for (Py_ssize_t r = 0; out != NULL && r < rows; r++) {
         Py_ssize_t size = fixed;
         for (Py_ssize_t p = 0; p < piece_count; p++) {
-            PyObject *piece = PyTuple_GET_ITEM(pieces, p);
-            if (PyBytes_Check(piece))
-                continue;
-            PyObject *item = PyList_GET_ITEM(PyTuple_GET_ITEM(columns, PyLong_AsSsize_t(piece)), r);
-            if (!PyBytes_Check(item)) {
-                Py_DECREF(out);
+            PyObject *item = sources[p] ? PyList_GET_ITEM(sources[p], r) : NULL;
+            if (item != NULL && !PyBytes_Check(item)) {
                 PyErr_SetString(PyExc_TypeError, "a column's items are bytes");
-                return NULL;
+                Py_CLEAR(out);
+                break;
             }
-            size += PyBytes_GET_SIZE(item);
+            size += item ? PyBytes_GET_SIZE(item) : 0;
         }
-        PyObject *record = PyBytes_FromStringAndSize(NULL, size);
+        PyObject *record = out ? PyBytes_FromStringAndSize(NULL, size) : NULL;
         if (record == NULL) {
-            Py_DECREF(out);
-            return NULL;
+            Py_CLEAR(out);
+            break;
         }
         char *at = PyBytes_AS_STRING(record);
         for (Py_ssize_t p = 0; p < piece_count; p++) {
-            PyObject *piece = PyTuple_GET_ITEM(pieces, p);
-            if (!PyBytes_Check(piece))
-                piece = PyList_GET_ITEM(PyTuple_GET_ITEM(columns, PyLong_AsSsize_t(piece)), r);
-            memcpy(at, PyBytes_AS_STRING(piece), (size_t)PyBytes_GET_SIZE(piece));
-            at += PyBytes_GET_SIZE(piece);
+            PyObject *part = sources[p] ? PyList_GET_ITEM(sources[p], r)
+                                        : PyTuple_GET_ITEM(pieces, p);
+            memcpy(at, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
+            at += PyBytes_GET_SIZE(part);
         }
         PyList_SET_ITEM(out, r, record);
     }
+    PyMem_Free(sources);
     return out;
 }
 

@@ -543,7 +543,8 @@ class KafkaSink:
         """``error``, or the fatal error behind it: once librdkafka has raised one (this
         worker fenced by a newer one, say), it refuses every record with the bare code
         _FATAL, and the fatal error itself is what says what to do."""
-        if error.args[0].code() != KafkaError._FATAL:
+        refusal = error.args[0] if error.args else None
+        if not isinstance(refusal, KafkaError) or refusal.code() != KafkaError._FATAL:
             return error
         try:
             fatal = native.fatal_error(producer)

@@ -17,9 +17,11 @@ key is read in one ordered pass; after a crash it resumes by skipping the rows a
 delivered, which is exact only if the table did not change in between (documented).
 
 For a sink that takes JSON (Kafka, Maxwell or Debezium format) the chunks of a keyed table
-whose columns are all numbers, text or temporal values are rendered by the server
-(:func:`row_json`): each row comes back as its key and its JSON object, the same JSON values
-the reader would make of the columns, with no per-row Python work (the snapshot's hot path).
+whose columns are all numbers, text or temporal values come as JSON: a chunk with an integer
+key in one text of raw fields that ``_rowtext.c`` renders (:func:`row_fields`), others row by
+row rendered by the server (:func:`row_json`). Either way each row is its key and its JSON
+object, the same JSON values the reader would make of the columns, with no per-row Python
+work (the snapshot's hot path).
 """
 
 from __future__ import annotations
